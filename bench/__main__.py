@@ -1,0 +1,5 @@
+"""``python -m bench``: the colorbench command line."""
+
+from bench.cli import main
+
+raise SystemExit(main())

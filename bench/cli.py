@@ -1,0 +1,141 @@
+"""The ``python -m bench`` command line: ``run``, ``score``, ``list``.
+
+Errors in the user's input print one line (``error: ...``) and exit with status 2; nothing is lost, and the
+same command resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.data import Preprocess
+from bench.device import DEVICE_CHOICES
+from bench.errors import BenchError
+from bench.images import RESIZE_MODES
+
+
+def _weights(values: Sequence[str]) -> dict[str, Path]:
+    weights: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise BenchError(f"--weights takes NAME=PATH, not {value!r}")
+        weights[name] = Path(path)
+    return weights
+
+
+def _names(value: str | None) -> list[str] | None:
+    return [n.strip() for n in value.split(",") if n.strip()] if value else None
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metrics", help="comma-separated metric names (default: every per-image metric)")
+    parser.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} (default auto)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--out", type=Path, help="output folder (default: a folder under results/)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="colorbench: colorization benchmark harness")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="fit/train, predict and score models; write tables and the report")
+    picked = run.add_mutually_exclusive_group()
+    picked.add_argument("--all", action="store_true", help="every registered model")
+    picked.add_argument("--models", help="comma-separated model names")
+    run.add_argument("--train", default=None, help="training source: sample:train, coco:ROOT:SPLIT or folder:DIR")
+    run.add_argument("--eval", default=None, help="evaluation source (default sample:test)")
+    run.add_argument("--coco-root", type=Path,
+                     help="shorthand for --train coco:ROOT:train2017 --eval coco:ROOT:val2017")
+    run.add_argument("--train-split", default="full", help="split of the training source (full, train-10k, ...)")
+    run.add_argument("--eval-split", default="full", help="split of the evaluation source (full, val-1k, ...)")
+    run.add_argument("--size", type=int, default=224, help="working resolution (default 224, as ChromaGAN)")
+    run.add_argument("--resize-mode", choices=RESIZE_MODES, default="resize")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--limit", type=int, help="use only the first N images (in split-hash order) of each source")
+    run.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    run.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
+                     help="load a model's weights from a safetensors file instead of fitting/training it")
+    run.add_argument("--gallery", type=int, default=8, help="images shown in the report's gallery")
+    _common(run)
+
+    score = commands.add_parser("score", help="score another tool's colorizations against ground truth")
+    score.add_argument("--pred", type=Path, required=True, help="folder of predicted images")
+    score.add_argument("--gt", type=Path, required=True, help="folder of ground-truth images (matched by name stem)")
+    score.add_argument("--name", help="model name in the tables (default: the prediction folder's name)")
+    _common(score)
+
+    commands.add_parser("list", help="list registered models and metrics")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bench.runner import RunConfig, execute
+    from metrics.registry import resolve_metric_names
+    from models.registry import resolve_model_names
+    from reports.html import build_report
+
+    if args.coco_root and (args.train or args.eval):
+        raise BenchError("--coco-root replaces --train/--eval; give one or the other")
+    if args.coco_root and not Path(args.coco_root).is_dir():
+        raise BenchError(f"COCO root {args.coco_root} does not exist or is not a folder")
+    train = f"coco:{args.coco_root}:train2017" if args.coco_root else (args.train or "sample:train")
+    evaluate = f"coco:{args.coco_root}:val2017" if args.coco_root else (args.eval or "sample:test")
+    if args.size < 8:
+        raise BenchError(f"--size {args.size} is too small (at least 8 pixels)")
+    cfg = RunConfig(
+        models=resolve_model_names(_names(args.models), all_models=args.all),
+        metrics=resolve_metric_names(_names(args.metrics)),
+        eval_source=evaluate, train_source=train, eval_split=args.eval_split, train_split=args.train_split,
+        preprocess=Preprocess(args.size, args.resize_mode), out=args.out, device=args.device, seed=args.seed,
+        limit=args.limit, batch_size=args.batch_size, workers=args.workers, weights=_weights(args.weights),
+        gallery=args.gallery, progress=not args.no_progress,
+    )
+    out = execute(cfg, report=build_report)
+    print(f"results in {out} (open {out / 'index.html'})")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from bench.score_folders import score_folders
+    from metrics.registry import resolve_metric_names
+
+    out = score_folders(args.pred, args.gt, name=args.name, out=args.out,
+                        metric_names=resolve_metric_names(_names(args.metrics)), device_name=args.device,
+                        batch_size=args.batch_size, progress=not args.no_progress)
+    print(f"results in {out} (open {out / 'index.html'})")
+    return 0
+
+
+def _list(_: argparse.Namespace) -> int:
+    from metrics.registry import METRICS
+    from models.registry import model_specs
+
+    print("models:")
+    for spec in model_specs().values():
+        tags = [spec.training, "+".join(spec.inputs)] + (["reference"] if spec.reference else [])
+        print(f"  {spec.name:<20} [{', '.join(tags)}] {spec.description}")
+    print("metrics:")
+    for metric in METRICS.values():
+        direction = {True: "higher is better", False: "lower is better", None: f"ideal {metric.ideal}"}
+        print(f"  {metric.name:<20} [{direction[metric.higher_is_better]}] {metric.definition}")
+    return 0
+
+
+COMMANDS = {"run": _run, "score": _score, "list": _list}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: results so far are on disk; rerun the same command to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,150 @@
+"""Device handling in one place: CPU, CUDA and XLA (TPU via torch-xla), mixed precision, step marking and
+distributed process groups (torchrun / DDP, or torch-xla's PJRT runtime).
+
+Nothing outside this module imports ``torch_xla`` or branches on the device type.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from bench.errors import BenchError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "xla")
+
+
+def _xla_device() -> torch.device:
+    try:
+        import torch_xla
+    except ImportError as exc:
+        raise BenchError("--device xla needs torch-xla (see tox.ini's xla environment)") from exc
+    return torch_xla.device()
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turn ``auto|cpu|cuda|xla`` (or ``cuda:N``) into a torch device; auto prefers CUDA, then an XLA
+    runtime named by ``PJRT_DEVICE``, then the CPU. Under torchrun, CUDA ranks take ``LOCAL_RANK``'s GPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif os.environ.get("PJRT_DEVICE"):
+            name = "xla"
+        else:
+            name = "cpu"
+    if name == "xla":
+        return _xla_device()
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise BenchError(f"--device {name} asked for, but torch sees no CUDA GPU")
+        if name == "cuda":
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device(name)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise BenchError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+
+
+def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager[None]:
+    """bf16 autocast on CUDA and XLA; a no-op on the CPU (fp32 there, so CPU runs are reproducible)."""
+    if enabled and device.type in ("cuda", "xla"):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def step_done(device: torch.device) -> None:
+    """End of one training/inference step: XLA cuts and runs its lazy graph here."""
+    if device.type == "xla":
+        import torch_xla
+
+        torch_xla.sync()
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work (for honest timings)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "xla":
+        import torch_xla
+
+        torch_xla.sync(wait=True)
+
+
+def memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last on CUDA (tensor-core friendly convolutions), contiguous elsewhere."""
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in a multi-process job (rank 0 of 1 when run alone)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the process group that torchrun (``WORLD_SIZE``/``RANK`` set) or torch-xla describes.
+
+    Backends: NCCL on CUDA, gloo on the CPU, ``xla`` on XLA devices. Single-process runs skip all of this.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        if device.type == "xla":
+            import torch_xla.distributed.xla_backend  # noqa: F401  (registers the "xla" backend)
+
+            dist.init_process_group("xla", init_method="xla://")
+        else:
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size())
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over all ranks (moved to the backend's device: the GPU for NCCL, the XLA device for
+    xla); identity when the process runs alone."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return tensor
+    backend = dist.get_backend()
+    if backend == "nccl":
+        carrier = tensor.to(torch.device("cuda", torch.cuda.current_device()))
+    elif backend == "xla":
+        carrier = tensor.to(_xla_device())
+    else:
+        carrier = tensor.clone()
+    dist.all_reduce(carrier)
+    return carrier.to(tensor.device)
+
+
+def shutdown_distributed(info: DistInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def distributed(device: torch.device) -> Iterator[DistInfo]:
+    """Context manager around :func:`init_distributed` / :func:`shutdown_distributed`."""
+    info = init_distributed(device)
+    try:
+        yield info
+    finally:
+        shutdown_distributed(info)

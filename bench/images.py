@@ -1,0 +1,142 @@
+"""Image file reading and writing: decoding any PIL mode to 8-bit RGB, grey-original detection, lossless
+PNG output, and the resize / center-crop preprocessing of paper Sec. 5 and 7.1.
+
+EXIF orientation is deliberately not applied: COCO's instance masks are given in the stored pixel grid.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
+
+from bench.errors import BenchError
+
+#: Decoded originals are "grey" when at least this share of pixels has max-min over RGB <= GREY_SPREAD.
+GREY_PIXEL_SHARE = 0.99
+#: 8-bit channel spread tolerated as grey: JPEG chroma subsampling moves grey pixels by a level or two.
+GREY_SPREAD = 4
+RESIZE_MODES = ("resize", "center-crop")
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+class UnreadableImageError(BenchError):
+    """An image file that cannot be decoded."""
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """What a scan of one original learns: its size and whether it carries colour ground truth."""
+
+    width: int
+    height: int
+    status: str  # "ok" | "grayscale"
+    reason: str
+
+
+def _to_rgb8(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode (palette, CMYK, 16-bit, alpha) to 8-bit RGB."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I") and values.max(initial=0) > 255 else 255.0
+        grey = np.clip(np.round(values / top * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        return image.convert("RGBA").convert("RGB")
+    return image.convert("RGB")
+
+
+def open_rgb(path: Path) -> tuple[Image.Image, str]:
+    """Decode ``path`` to an 8-bit RGB PIL image; also return the file's original PIL mode."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return _to_rgb8(image), image.mode
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise UnreadableImageError(f"cannot decode image {path}: {exc}") from exc
+
+
+def check_original(path: Path) -> ImageCheck:
+    """Decode an original and decide whether it has colour ground truth (raises UnreadableImageError)."""
+    rgb, mode = open_rgb(path)
+    if mode in GREY_MODES:
+        return ImageCheck(rgb.width, rgb.height, "grayscale", f"single-channel file (PIL mode {mode})")
+    pixels = np.asarray(rgb, dtype=np.int16)
+    spread = pixels.max(axis=2) - pixels.min(axis=2)
+    share = float((spread <= GREY_SPREAD).mean())
+    if share >= GREY_PIXEL_SHARE:
+        reason = f"R=G=B within {GREY_SPREAD}/255 on {share:.2%} of pixels (threshold {GREY_PIXEL_SHARE:.0%})"
+        return ImageCheck(rgb.width, rgb.height, "grayscale", reason)
+    return ImageCheck(rgb.width, rgb.height, "ok", "")
+
+
+def preprocess(image: Image.Image, size: int, mode: str) -> Image.Image:
+    """Bring an image to ``size x size``: anisotropic resize (ChromaGAN, the paper's runs) or center crop.
+
+    ``center-crop`` scales the shorter side to ``size`` and keeps the central square, so shapes are not
+    distorted (the alternative that paper Sec. 7.1 proposes).
+    """
+    if mode == "resize":
+        return image.resize((size, size), Image.Resampling.BICUBIC)
+    if mode == "center-crop":
+        return ImageOps.fit(image, (size, size), Image.Resampling.BICUBIC)
+    raise BenchError(f"unknown resize mode {mode!r}; choose one of {', '.join(RESIZE_MODES)}")
+
+
+def to_tensor_u8(image: Image.Image) -> torch.Tensor:
+    """PIL RGB -> uint8 tensor (3, H, W)."""
+    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
+def quantize(rgb: torch.Tensor) -> torch.Tensor:
+    """Float RGB in [0, 1] -> uint8 with round-half-to-even, non-finite values mapped to 0 first."""
+    clean = torch.nan_to_num(rgb.detach().float(), nan=0.0, posinf=1.0, neginf=0.0)
+    return (clean.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def read_png_u8(path: Path) -> torch.Tensor:
+    """Read any image file as a uint8 RGB tensor (3, H, W) at its own resolution."""
+    image, _ = open_rgb(path)
+    return to_tensor_u8(image)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_png(path: Path, rgb_u8: torch.Tensor, text: dict[str, str] | None = None) -> None:
+    """Save a uint8 tensor (3, H, W) (or (1, H, W) grey) as a lossless PNG, atomically; ``text`` goes into
+    tEXt chunks (colorbench stores each prediction's cache key there)."""
+    array = rgb_u8.cpu().permute(1, 2, 0).numpy()
+    image = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+    info = PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_png_text(path: Path) -> dict[str, str]:
+    """The tEXt chunks of a PNG (empty when the file is missing or unreadable)."""
+    try:
+        with Image.open(path) as image:
+            return {k: v for k, v in image.info.items() if isinstance(v, str)}
+    except (OSError, UnidentifiedImageError, ValueError):
+        return {}

@@ -1,0 +1,336 @@
+"""``bench run``: split manifests -> ground truth -> each model (fit/train/load, predict, score) -> tables ->
+report. Every stage writes its output to the run folder as it goes, and every stage skips work that is
+already on disk with a matching key, so an interrupted run resumes and a repeated run recomputes nothing.
+
+Under torchrun each process takes a shard of the images (by position in the manifest); rank 0 writes the
+tables and the report once all shards are done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bench.checkpoints import load_state, read_metadata, save_state
+from bench.color import lab_to_rgb
+from bench.data import Preprocess, iterate_batches, make_loader
+from bench.device import DistInfo, autocast, barrier, distributed, resolve_device, step_done
+from bench.errors import BenchError
+from bench.images import quantize, read_png_text, write_png
+from bench.outputs import write_results
+from bench.records import RecordStore
+from bench.scoring import Pair, metric_set_id, score_pairs
+from bench.sources import open_source
+from bench.splits import Manifest, ManifestEntry, build_manifest
+from models.base import Colorizer
+from models.registry import ModelSpec, get_model_spec
+
+KEY_TAG = "colorbench-key"
+SOURCE_TAG = "colorbench-source-sha256"
+NONFINITE_TAG = "colorbench-nonfinite"
+OUT_OF_RANGE_TAG = "colorbench-out-of-range"
+#: A prediction value further than half an 8-bit level outside [0, 1] counts as out of range.
+RANGE_SLACK = 0.5 / 255
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run; written verbatim to run.json."""
+
+    models: list[str]
+    metrics: list[str]
+    eval_source: str = "sample:test"
+    train_source: str = "sample:train"
+    eval_split: str = "full"
+    train_split: str = "full"
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    out: Path | None = None
+    device: str = "auto"
+    seed: int = 0
+    limit: int | None = None
+    batch_size: int = 16
+    workers: int = 0
+    weights: dict[str, Path] = field(default_factory=dict)
+    gallery: int = 8
+    progress: bool = True
+
+    def data_id(self) -> str:
+        """Hash of what fixes the images and ground truth (not the models), naming the default run folder."""
+        fixed = {k: v for k, v in self.as_dict().items()
+                 if k in ("eval_source", "train_source", "eval_split", "train_split", "preprocess", "limit")}
+        return hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:10]
+
+    def resolved_out(self) -> Path:
+        if self.out is not None:
+            return self.out
+        name = "".join(c if c.isalnum() else "-" for c in self.eval_source.rsplit("/", 1)[-1]).strip("-")
+        return Path("results") / f"{name}-{self.data_id()}"
+
+    def as_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["out"] = str(self.out) if self.out else None
+        data["weights"] = {k: str(v) for k, v in self.weights.items()}
+        return data
+
+
+@dataclass
+class ModelOutcome:
+    """What run.json records for one model."""
+
+    spec: ModelSpec
+    info: dict[str, object] = field(default_factory=dict)
+    error: str | None = None
+
+
+class Run:
+    """One execution of a :class:`RunConfig` (shared state of the stages)."""
+
+    def __init__(self, cfg: RunConfig, device: torch.device, dist: DistInfo) -> None:
+        self.cfg, self.device, self.dist = cfg, device, dist
+        self.out = cfg.resolved_out()
+        self.skips: list[dict[str, str]] = []
+        self.metric_names = list(cfg.metrics)
+
+    # -- data ---------------------------------------------------------------------------------------------
+    def _manifest(self, spec: str, split: str, filename: str) -> Manifest:
+        manifest = build_manifest(open_source(spec), split, limit=self.cfg.limit,
+                                  progress=self.cfg.progress and self.dist.is_main)
+        if self.dist.is_main:
+            manifest.write(self.out / filename)
+        if not manifest.usable:
+            raise BenchError(f"no usable image in {spec} (split {split}): see {self.out / filename}")
+        return manifest
+
+    @cached_property
+    def eval_manifest(self) -> Manifest:
+        manifest = self._manifest(self.cfg.eval_source, self.cfg.eval_split, "manifest.csv")
+        self.skips += [{"image_id": e.image_id, "stage": "manifest", "reason": f"{e.status}: {e.reason}"}
+                       for e in manifest.skipped]
+        return manifest
+
+    @cached_property
+    def train_manifest(self) -> Manifest:
+        return self._manifest(self.cfg.train_source, self.cfg.train_split, "manifest_train.csv")
+
+    @property
+    def used_training_data(self) -> bool:
+        """Whether some model was fitted or trained (so the training manifest belongs in run.json)."""
+        return "train_manifest" in vars(self)
+
+    def shard(self, entries: Sequence[ManifestEntry]) -> list[ManifestEntry]:
+        return list(entries[self.dist.rank::self.dist.world_size])
+
+    def loader(self, entries: Sequence[ManifestEntry], *, batch_size: int | None = None):
+        return make_loader(entries, self.cfg.preprocess, batch_size=batch_size or self.cfg.batch_size,
+                           workers=self.cfg.workers, seed=self.cfg.seed)
+
+    def gt_path(self, image_id: str) -> Path:
+        return self.out / "ground_truth" / f"{image_id}.png"
+
+    def pred_path(self, model: str, image_id: str) -> Path:
+        return self.out / "predictions" / model / f"{image_id}.png"
+
+    def write_ground_truth(self) -> None:
+        """Save each usable original at the working size, and the grey input the models see."""
+        todo = [e for e in self.shard(self.eval_manifest.usable)
+                if read_png_text(self.gt_path(e.image_id)).get(SOURCE_TAG) != e.sha256]
+        for batch in iterate_batches(self.loader(todo), self.device):
+            self._record_failed(batch.failed, "ground truth")
+            grey = quantize(lab_to_rgb(torch.cat((batch.L, torch.zeros_like(batch.ab)), dim=1)))
+            for i, image_id in enumerate(batch.image_ids):
+                write_png(self.out / "gray" / f"{image_id}.png", grey[i])
+                write_png(self.gt_path(image_id), batch.rgb_u8[i], {SOURCE_TAG: self._sha(image_id)})
+
+    def _sha(self, image_id: str) -> str:
+        return self._sha_by_id[image_id]
+
+    @cached_property
+    def _sha_by_id(self) -> dict[str, str]:
+        return {e.image_id: e.sha256 for e in self.eval_manifest.entries}
+
+    def _record_failed(self, failed: list[tuple[str, str]], stage: str) -> None:
+        for image_id, reason in failed:
+            print(f"warning: skipped {image_id} at {stage}: {reason}", file=sys.stderr)
+            self.skips.append({"image_id": image_id, "stage": stage, "reason": reason})
+
+    # -- models -------------------------------------------------------------------------------------------
+    def obtain(self, spec: ModelSpec) -> tuple[Colorizer, dict[str, object]]:
+        """Build the model and give it weights: a user's file, a cached fit, or a fresh fit/training."""
+        model = spec.build()
+        if spec.name in self.cfg.weights:
+            path = self.cfg.weights[spec.name]
+            _load_into(model, path)
+            info: dict[str, object] = {"weights_from": "file", "weights_path": str(path)}
+        elif spec.training == "fit":
+            info = self._fit(spec, model)
+        elif spec.training == "train":
+            raise BenchError(f"{spec.name} needs training, which this version of the runner cannot do yet; "
+                             f"give weights with --weights {spec.name}=PATH")
+        else:
+            info = {"weights_from": "none needed"}
+        model.to(self.device).eval()
+        info["weights_sha256"] = model.weights_sha256()
+        info["options"] = model.options()
+        return model, info
+
+    def _fit(self, spec: ModelSpec, model: Colorizer) -> dict[str, object]:
+        """Fit a statistics model over the training manifest, reusing a checkpoint fitted on the same data."""
+        checkpoint = self.out / "checkpoints" / f"{spec.name}.safetensors"
+        wanted = {"model": spec.name, "options": model.options(), "train_manifest": self.train_manifest.sha256,
+                  "preprocess": self.cfg.preprocess.as_dict()}
+        if checkpoint.is_file() and read_metadata(checkpoint) == wanted:
+            _load_into(model, checkpoint)
+            return {"weights_from": "cached fit", "checkpoint": str(checkpoint)}
+        loader = make_loader(self.train_manifest.usable, self.cfg.preprocess, batch_size=self.cfg.batch_size,
+                             workers=self.cfg.workers, seed=self.cfg.seed, distributed=self.dist.enabled)
+        model.fit(iterate_batches(loader, self.device))
+        if self.dist.is_main:
+            save_state(checkpoint, model.state_dict(), wanted)
+        return {"weights_from": "fitted", "checkpoint": str(checkpoint)}
+
+    def predict(self, spec: ModelSpec, model: Colorizer, key: str) -> None:
+        """Colorize this rank's images that have no prediction under ``key`` yet."""
+        todo = [e for e in self.shard(self.eval_manifest.usable)
+                if _cached(read_png_text(self.pred_path(spec.name, e.image_id)), key, e.sha256) is None]
+        if not todo:
+            return
+        bar = tqdm(total=len(todo), desc=f"predict {spec.name}", unit="img", disable=not self.cfg.progress)
+        with torch.no_grad(), bar:
+            for batch in iterate_batches(self.loader(todo), self.device):
+                self._record_failed(batch.failed, f"predict {spec.name}")
+                if not len(batch):
+                    continue
+                with autocast(self.device):
+                    rgb = model.colorize(batch.inputs_for(spec.inputs)).float()
+                step_done(self.device)
+                nonfinite = (~torch.isfinite(rgb)).flatten(1).sum(1)
+                clean = torch.nan_to_num(rgb, nan=0.5)
+                out_of_range = ((clean < -RANGE_SLACK) | (clean > 1 + RANGE_SLACK)).flatten(1).sum(1)
+                for i, image_id in enumerate(batch.image_ids):
+                    write_png(self.pred_path(spec.name, image_id), quantize(rgb[i]), {
+                        KEY_TAG: key, SOURCE_TAG: self._sha(image_id),
+                        NONFINITE_TAG: str(int(nonfinite[i])), OUT_OF_RANGE_TAG: str(int(out_of_range[i]))})
+                bar.update(len(batch))
+
+    def score(self, spec: ModelSpec, key: str) -> None:
+        """Score this rank's predictions that have no record under (key, metric set) yet."""
+        store = RecordStore(self.records_dir(spec.name), self.dist.rank)
+        done = store.load()
+        pairs = [Pair(e.image_id, e.file, self.pred_path(spec.name, e.image_id), self.gt_path(e.image_id))
+                 for e in self.shard(self.eval_manifest.usable)
+                 if e.image_id not in done or (done[e.image_id].get("key"), done[e.image_id].get("source_sha256"))
+                 != (key, e.sha256)]
+        pairs = [p for p in pairs if self.pred_path(spec.name, p.image_id).is_file()]
+        for records, skips in score_pairs(pairs, self.metric_names, device=self.device, batch_size=self.cfg.batch_size,
+                                          progress=self.cfg.progress, desc=f"score {spec.name}"):
+            for record in records:
+                record.update({"key": key, "source_sha256": self._sha(str(record["image_id"]))})
+            store.append(records)
+            self.skips += [s.as_dict() for s in skips]
+
+    def records_dir(self, model: str) -> Path:
+        return self.out / "records" / model / metric_set_id(self.metric_names)
+
+    def model_records(self, model: str, key: str) -> list[dict[str, object]]:
+        """This model's current records in manifest order (stale ones, under another key, left out)."""
+        done = RecordStore(self.records_dir(model)).load()
+        return [done[e.image_id] for e in self.eval_manifest.usable
+                if e.image_id in done and done[e.image_id].get("key") == key
+                and done[e.image_id].get("source_sha256") == e.sha256]
+
+    def prediction_health(self, model: str) -> dict[str, int]:
+        """Totals over the stored predictions of values that were non-finite or out of range (then clipped)."""
+        totals = {"images_with_nonfinite": 0, "nonfinite_values": 0, "images_out_of_range": 0,
+                  "out_of_range_values": 0}
+        for e in self.eval_manifest.usable:
+            text = read_png_text(self.pred_path(model, e.image_id))
+            nonfinite, out_of_range = int(text.get(NONFINITE_TAG, 0)), int(text.get(OUT_OF_RANGE_TAG, 0))
+            totals["images_with_nonfinite"] += nonfinite > 0
+            totals["nonfinite_values"] += nonfinite
+            totals["images_out_of_range"] += out_of_range > 0
+            totals["out_of_range_values"] += out_of_range
+        return totals
+
+    def evaluate(self, spec: ModelSpec) -> ModelOutcome:
+        outcome = ModelOutcome(spec)
+        try:
+            model, outcome.info = self.obtain(spec)
+        except BenchError as exc:
+            outcome.error = str(exc)
+            print(f"error: model {spec.name}: {exc}", file=sys.stderr)
+            return outcome
+        key = prediction_key(spec.name, outcome.info, self.cfg.preprocess)
+        outcome.info["cache_key"] = key
+        self.predict(spec, model, key)
+        barrier(self.dist)
+        self.score(spec, key)
+        barrier(self.dist)
+        return outcome
+
+
+def _cached(text: dict[str, str], key: str, sha: str) -> dict[str, str] | None:
+    return text if text.get(KEY_TAG) == key and text.get(SOURCE_TAG) == sha else None
+
+
+def _load_into(model: Colorizer, path: Path) -> None:
+    state = load_state(path)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise BenchError(f"weights in {path} do not fit this model: {exc}") from exc
+
+
+def prediction_key(model: str, info: dict[str, object], preprocess: Preprocess) -> str:
+    """Cache key of a model's predictions: its name, options, weights and the preprocessing."""
+    payload = {"model": model, "options": info.get("options"), "weights_sha256": info.get("weights_sha256"),
+               "preprocess": preprocess.as_dict()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def execute(cfg: RunConfig, *, report: Callable[[Path], None] | None = None) -> Path:
+    """Run ``cfg`` end to end and return the run folder."""
+    for name in cfg.models:
+        get_model_spec(name)
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    with distributed(device) as dist:
+        run = Run(cfg, device, dist)
+        run.out.mkdir(parents=True, exist_ok=True)
+        run.write_ground_truth()
+        barrier(dist)
+        outcomes = [run.evaluate(get_model_spec(name)) for name in cfg.models]
+        if dist.is_main:
+            write_tables(run, outcomes)
+            if report is not None:
+                report(run.out)
+    return run.out
+
+
+def write_tables(run: Run, outcomes: list[ModelOutcome]) -> None:
+    """per_image.csv, leaderboard.csv and run.json from the stored records."""
+    by_model = {o.spec.name: run.model_records(o.spec.name, str(o.info["cache_key"]))
+                for o in outcomes if o.error is None}
+    splits = {"eval": run.eval_manifest.summary()}
+    if run.used_training_data:
+        splits["train"] = run.train_manifest.summary()
+    models = {o.spec.name: {"spec": o.spec.as_dict(), **o.info, "error": o.error,
+                            **({"prediction_health": run.prediction_health(o.spec.name)} if o.error is None else {})}
+              for o in outcomes}
+    write_results(run.out, by_model, run.metric_names, seed=run.cfg.seed, device=str(run.device),
+                  config=run.cfg.as_dict(), models=models, splits=splits, skipped=run.skips)

@@ -1,0 +1,117 @@
+"""The result schema: what a run folder holds and what every column and field means.
+
+Column names are stable: new metrics add columns, existing names never change meaning. Numbers are written
+with 10 significant digits; an empty CSV cell (``null`` in JSON) means "not available" (for example SSIM of an
+image smaller than its window).
+
+Run folder layout::
+
+    manifest.csv           evaluation split manifest (bench.splits.MANIFEST_COLUMNS)
+    manifest_train.csv     training split manifest (when a model was fitted or trained)
+    ground_truth/ID.png    originals at the working size, lossless (what predictions are scored against)
+    gray/ID.png            the grey input the models saw (Lab L rendered as sRGB grey)
+    predictions/M/ID.png   model M's colorization of image ID, lossless 8-bit PNG
+    records/M/S/*.jsonl    per-image metric records of model M under metric-set hash S (resume cache)
+    checkpoints/M.safetensors  fitted or trained weights
+    per_image.csv          PER_IMAGE_COLUMNS
+    leaderboard.csv        LEADERBOARD_COLUMNS
+    run.json               RUN_FIELDS
+    index.html             the report
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from bench.images import atomic_write_bytes
+
+SCHEMA_VERSION = 1
+
+#: per_image.csv: one row per (model, image), then one column per metric under its registry name.
+PER_IMAGE_KEYS = {
+    "model": "registry name of the model (or the folder name of a scored prediction set)",
+    "image_id": "image id from the source (COCO id, or file stem for folders)",
+    "file": "file name of the original (run) or of the prediction (score)",
+}
+
+#: leaderboard.csv: one row per model; for each metric M the columns M, M_lo, M_hi.
+LEADERBOARD_KEYS = {
+    "model": "registry name of the model",
+    "n_images": "number of images scored for this model",
+}
+LEADERBOARD_METRIC_COLUMNS = {
+    "{metric}": "mean over images of the per-image values (NaN values left out)",
+    "{metric}_lo": "lower bound of the 95% percentile bootstrap interval of the mean (1000 resamples of images)",
+    "{metric}_hi": "upper bound of that interval",
+}
+
+#: run.json top-level fields.
+RUN_FIELDS = {
+    "schema_version": "version of this schema",
+    "command": "the command line that made the run",
+    "created": "UTC time the run.json was written (ISO 8601)",
+    "provenance": "versions of Python and libraries, platform, colorbench version, git commit and dirty flag",
+    "device": "device the run used",
+    "seed": "global seed (model init, shuffles, bootstrap)",
+    "config": "the full run configuration (sources, splits, preprocessing, models, metrics)",
+    "splits": "per role (eval/train): source, split, manifest sha256, counts by status",
+    "models": "per model: registry entry, options, weights sha256, cache key, how the weights were obtained, "
+              "prediction health (non-finite and out-of-range values clipped), errors",
+    "metrics": "per metric: definition, parameters, direction, range, implementing function",
+    "skipped": "images left out, with the stage (manifest/predict/score) and the reason",
+}
+
+
+def per_image_columns(metric_names: Sequence[str]) -> list[str]:
+    return [*PER_IMAGE_KEYS, *metric_names]
+
+
+def leaderboard_columns(metric_names: Sequence[str]) -> list[str]:
+    columns = list(LEADERBOARD_KEYS)
+    for name in metric_names:
+        columns += [name, f"{name}_lo", f"{name}_hi"]
+    return columns
+
+
+def format_value(value: object) -> str:
+    """CSV cell text: floats with 10 significant digits, NaN/None as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else format(value, ".10g")
+    return str(value)
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> None:
+    """Write rows (dicts) under fixed columns, atomically."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([format_value(row.get(column)) for column in columns])
+    atomic_write_bytes(path, buffer.getvalue().encode())
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def json_safe(value: object) -> object:
+    """Replace NaN/Inf floats by None (strict JSON), recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_json(path: Path, payload: Mapping[str, object]) -> None:
+    atomic_write_bytes(path, (json.dumps(json_safe(payload), indent=2, sort_keys=False) + "\n").encode())

@@ -1,0 +1,1 @@
+"""Colorization metrics: batched torch functions and the registry table (:mod:`metrics.registry`)."""

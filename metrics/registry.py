@@ -1,0 +1,84 @@
+"""The metric registry: one table holding every metric's function and metadata.
+
+Each entry is a pure batched torch function ``fn(pred, target, **params) -> (B,)`` on RGB in [0, 1] plus
+what a reader of a result needs: direction, range, parameters and a one-line definition. The parameters in
+the table are the ones passed to the function and the ones written to ``run.json`` and the report glossary.
+Adding a metric: write the function in a module of this package, add one ``Metric(...)`` row below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import torch
+
+from bench.errors import unknown_name
+from metrics.colorfulness import channel_equality, colorfulness, delta_colorfulness
+from metrics.pixel import mse, mse255, psnr
+from metrics.ssim import ssim
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric. ``higher_is_better`` is None when the ideal is a target value (``ideal``)."""
+
+    name: str
+    fn: Callable[..., torch.Tensor]
+    higher_is_better: bool | None
+    range: tuple[float, float]
+    definition: str
+    params: Mapping[str, object] = field(default_factory=dict)
+    ideal: float | None = None
+    unit: str = ""
+
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.fn(pred, target, **self.params)
+
+    def describe(self) -> dict[str, object]:
+        """The metadata written to run.json and the report's glossary."""
+        return {
+            "name": self.name, "higher_is_better": self.higher_is_better, "ideal": self.ideal,
+            "range": list(self.range), "unit": self.unit, "definition": self.definition, "params": dict(self.params),
+            "function": f"{self.fn.__module__}.{self.fn.__name__}",
+        }
+
+
+INF = float("inf")
+_TABLE = (
+    Metric("mse", mse, False, (0.0, 1.0), "mean squared error over RGB pixels, 0-1 scale (paper Table 4)",
+           {"data_range": 1.0}),
+    Metric("mse255", mse255, False, (0.0, 255.0**2), "mean squared error over RGB pixels, 0-255 scale (paper Table 1)",
+           {"data_range": 1.0}),
+    Metric("psnr", psnr, True, (0.0, 100.0), "10 log10(R^2 / MSE) per image over RGB, capped at max_db; "
+           "the table reports the mean of per-image values", {"data_range": 1.0, "max_db": 100.0}, unit="dB"),
+    Metric("ssim", ssim, True, (-1.0, 1.0), "SSIM (Wang et al. 2004), Gaussian window sigma 1.5 (11 taps), K1 0.01, "
+           "K2 0.03, population covariance, mean over valid region and RGB; = skimage gaussian_weights=True",
+           {"data_range": 1.0, "sigma": 1.5, "truncate": 3.5, "k1": 0.01, "k2": 0.03}),
+    Metric("channel_equality", channel_equality, False, (0.0, 1.0), "share of pixels with max-min over 8-bit RGB "
+           "<= tolerance (grey pixels; paper Sec. 7.4 reports 82% for its stable GANs)",
+           {"data_range": 1.0, "tolerance": 2}),
+    Metric("colorfulness", colorfulness, True, (0.0, INF), "Hasler-Suesstrunk colorfulness of the prediction, signed "
+           "rg/yb on 0-255 RGB: sqrt(std_rg^2+std_yb^2) + 0.3 sqrt(mean_rg^2+mean_yb^2)", {"data_range": 1.0}),
+    Metric("delta_colorfulness", delta_colorfulness, None, (-INF, INF), "colorfulness(prediction) - "
+           "colorfulness(ground truth); negative = duller than the truth, 0 is ideal", {"data_range": 1.0}, ideal=0.0),
+)
+
+METRICS: Mapping[str, Metric] = MappingProxyType({m.name: m for m in _TABLE})
+
+
+def get_metric(name: str) -> Metric:
+    if name not in METRICS:
+        raise unknown_name("metric", name, METRICS)
+    return METRICS[name]
+
+
+def resolve_metric_names(names: Sequence[str] | None) -> list[str]:
+    """Checked metric names; None or empty means every registered metric."""
+    return [get_metric(n).name for n in names] if names else list(METRICS)
+
+
+def compute(names: Sequence[str], pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every named metric on one batch, as float64 tensors of shape (B,)."""
+    return {name: METRICS[name](pred, target).double() for name in names}

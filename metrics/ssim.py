@@ -1,0 +1,81 @@
+"""Structural similarity (Wang, Bovik, Sheikh, Simoncelli 2004), batched.
+
+Definition used (and recorded in every run): Gaussian window with sigma 1.5 truncated at 3.5 sigma (11 taps),
+K1 = 0.01, K2 = 0.03, C1 = (K1 R)^2, C2 = (K2 R)^2 for data range R, population (biased) local variances,
+SSIM map averaged over the valid region (no padded border) and then over the three RGB channels:
+
+    SSIM(x, y) = ((2 mu_x mu_y + C1) (2 sigma_xy + C2)) / ((mu_x^2 + mu_y^2 + C1) (sigma_x^2 + sigma_y^2 + C2))
+
+This equals ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
+use_sample_covariance=False, data_range=1.0, channel_axis=-1)``; scikit-image's defaults (7x7 uniform window,
+sample covariance) give a different number. Images smaller than the window have no valid region: NaN.
+
+Implementation: the variances only enter as sigma_x^2 + sigma_y^2, so four local moments suffice (x, y,
+x^2 + y^2, xy), each filtered separably by shifted adds over the valid region. Inputs are shifted by their
+global mean first: local variances are differences of nearly equal numbers, and the shift keeps float32
+accurate to about 1e-7 (constant images are exact).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from metrics.kernels import compiled_kernel
+
+
+def gaussian_taps(sigma: float, truncate: float) -> tuple[float, ...]:
+    """Normalized 1-D Gaussian with radius ``int(truncate * sigma + 0.5)`` (scipy.ndimage's rule)."""
+    radius = int(truncate * sigma + 0.5)
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    taps = torch.exp(-0.5 * (x / sigma) ** 2)
+    return tuple(float(t) for t in taps / taps.sum())
+
+
+def window_size(sigma: float, truncate: float) -> int:
+    return 2 * int(truncate * sigma + 0.5) + 1
+
+
+def valid_blur(maps: torch.Tensor, taps: tuple[float, ...]) -> torch.Tensor:
+    """Separable filter over the last two axes without padding: (..., H, W) -> (..., H - k + 1, W - k + 1)."""
+    k = len(taps)
+    height, width = maps.shape[-2:]
+    rows = maps[..., : height - k + 1, :] * taps[0]
+    for i in range(1, k):
+        rows.add_(maps[..., i : i + height - k + 1, :], alpha=taps[i])
+    out = rows[..., : width - k + 1] * taps[0]
+    for i in range(1, k):
+        out.add_(rows[..., i : i + width - k + 1], alpha=taps[i])
+    return out
+
+
+@compiled_kernel
+def ssim_maps(
+    pred: torch.Tensor, target: torch.Tensor, *, taps: tuple[float, ...], c1: float, c2: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel SSIM and contrast-structure maps over the valid region, shape (B, C, H', W'), float32."""
+    x, y = pred.float(), target.float()
+    shift = 0.5 * (x.mean(dim=(2, 3), keepdim=True) + y.mean(dim=(2, 3), keepdim=True))
+    x, y = x - shift, y - shift
+    mu_x, mu_y, squares, products = valid_blur(torch.cat((x, y, x * x + y * y, x * y), dim=1), taps).chunk(4, dim=1)
+    contrast_structure = (2 * (products - mu_x * mu_y) + c2) / (squares - mu_x.square() - mu_y.square() + c2)
+    mean_x, mean_y = mu_x + shift, mu_y + shift
+    luminance = (2 * mean_x * mean_y + c1) / (mean_x.square() + mean_y.square() + c1)
+    return luminance * contrast_structure, contrast_structure
+
+
+def ssim(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    data_range: float = 1.0,
+    sigma: float = 1.5,
+    truncate: float = 3.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> torch.Tensor:
+    """Mean SSIM per image over RGB, shape (B,); NaN where the image is smaller than the window."""
+    if min(pred.shape[-2:]) < window_size(sigma, truncate):
+        return torch.full(pred.shape[:1], float("nan"), dtype=torch.float64, device=pred.device)
+    ssim_map, _ = ssim_maps(pred, target, taps=gaussian_taps(sigma, truncate), c1=(k1 * data_range) ** 2,
+                            c2=(k2 * data_range) ** 2)
+    return ssim_map.flatten(1).double().mean(dim=1)

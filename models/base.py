@@ -1,0 +1,35 @@
+"""The interface every colorizer implements: a torch module that maps a batch's grey input to RGB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from bench.checkpoints import state_sha256
+from bench.data import Batch, ModelInputs
+
+
+class Colorizer(nn.Module):
+    """Base class of all models.
+
+    Subclasses implement :meth:`colorize`; models with ``training="fit"`` also implement :meth:`fit`.
+    :meth:`options` returns the hyper-parameters that change the output; together with the weights hash it
+    forms the model's cache key, and both are written to ``run.json``.
+    """
+
+    def colorize(self, inputs: ModelInputs) -> torch.Tensor:
+        """Predicted sRGB, shape (B, 3, H, W), values meant to lie in [0, 1] (the runner counts and clips
+        NaN, Inf and out-of-range values before scoring)."""
+        raise NotImplementedError
+
+    def fit(self, batches: Iterable[Batch]) -> None:
+        """Learn from one streaming pass over training batches (statistics models only)."""
+        raise NotImplementedError(f"{type(self).__name__} is not fitted from statistics")
+
+    def options(self) -> dict[str, object]:
+        return {}
+
+    def weights_sha256(self) -> str:
+        return state_sha256(self.state_dict())

@@ -1,0 +1,102 @@
+"""The model registry: a name -> how to build it, what it reads, and whether it must be fitted or trained.
+
+A model family is one file in ``models/`` whose build functions carry ``@register_model(...)``; adding a family
+is that file plus one line in :data:`FAMILY_MODULES`. Families are imported on first lookup, so listing the
+registry does not pay for importing every network.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from bench.errors import BenchError, unknown_name
+
+if TYPE_CHECKING:
+    from models.base import Colorizer
+
+#: One line per model family module.
+FAMILY_MODULES = (
+    "models.gray",
+    "models.oracle",
+    "models.baseline0",
+)
+
+#: What a model may read from a batch. ``ab`` is ground truth: only ``reference`` entries may read it.
+INPUTS = ("L", "luma", "caption", "ab")
+Training = Literal["none", "fit", "train"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Registry entry. ``training``: ``none`` (nothing to learn), ``fit`` (one streaming pass of statistics
+    over the training source), ``train`` (gradient training, see bench.train). ``reference`` marks entries that
+    are yardsticks rather than colorizers (they may read ground truth) and are left out of rankings."""
+
+    name: str
+    build: Callable[..., Colorizer]
+    inputs: tuple[str, ...]
+    training: Training
+    description: str
+    paper: str = ""
+    reference: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "inputs": list(self.inputs), "training": self.training,
+                "description": self.description, "paper": self.paper, "reference": self.reference}
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+_loaded = False
+
+
+def register_model(
+    name: str, *, inputs: tuple[str, ...], training: Training, description: str, paper: str = "",
+    reference: bool = False,
+) -> Callable[[Callable[..., Colorizer]], Callable[..., Colorizer]]:
+    """Decorator for a family's build function: ``build(**options) -> Colorizer``."""
+    unknown = set(inputs) - set(INPUTS)
+    if unknown:
+        raise ValueError(f"model {name}: unknown inputs {sorted(unknown)}; choose from {INPUTS}")
+    if "ab" in inputs and not reference:
+        raise ValueError(f"model {name} reads ground-truth ab, so it must be registered with reference=True")
+
+    def decorate(build: Callable[..., Colorizer]) -> Callable[..., Colorizer]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = ModelSpec(name, build, inputs, training, description, paper, reference)
+        return build
+
+    return decorate
+
+
+def _load_families() -> None:
+    global _loaded
+    if not _loaded:
+        for module in FAMILY_MODULES:
+            importlib.import_module(module)
+        _loaded = True
+
+
+def model_specs() -> dict[str, ModelSpec]:
+    """Every registered model, in registration order."""
+    _load_families()
+    return dict(_REGISTRY)
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    specs = model_specs()
+    if name not in specs:
+        raise unknown_name("model", name, specs)
+    return specs[name]
+
+
+def resolve_model_names(names: list[str] | None, *, all_models: bool) -> list[str]:
+    """``--all`` -> every registered model; ``--models a,b`` -> those, checked; neither -> an error."""
+    if all_models:
+        return list(model_specs())
+    if not names:
+        raise BenchError("name the models to run with --models a,b or run every model with --all")
+    return [get_model_spec(n).name for n in names]

@@ -1,0 +1,1 @@
+"""Report builders (HTML, figures) that read a run folder's saved records."""
