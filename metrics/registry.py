@@ -1,9 +1,20 @@
 """The metric registry: one table holding every metric's function and metadata.
 
-Each entry is a pure batched torch function ``fn(pred, target, **params) -> (B,)`` on RGB in [0, 1] plus
-what a reader of a result needs: direction, range, parameters and a one-line definition. The parameters in
-the table are the ones passed to the function and the ones written to ``run.json`` and the report glossary.
-Adding a metric: write the function in a module of this package, add one ``Metric(...)`` row below.
+Per-image metrics (:class:`Metric`, table :data:`METRICS`) are pure batched torch functions
+``fn(pred, target, **params, **needs) -> (B,)`` on RGB in [0, 1], plus what a reader of a result needs:
+direction, range, parameters and a one-line definition. ``needs`` names extra per-image inputs the scorer
+supplies; the only one so far is ``segments``, an int64 label map (B, H, W) with 0 = no segment and 1..K the
+segments of each image (overlapping COCO instances resolved in favour of the smaller one).
+
+Set-level metrics (:class:`DistributionMetric`, table :data:`DISTRIBUTION_METRICS`) compare the feature
+statistics of all predictions of a model with those of the ground truth (a Frechet distance, say): one value
+per model, reported in the leaderboard only.
+
+A metric whose weights or packages are missing reports why through ``unavailable()`` and is left out of the
+run with that reason recorded; it never falls back to something else under its name.
+
+The parameters in the tables are the ones passed to the functions and the ones written to ``run.json`` and
+the report glossary. Adding a metric: write the function in a module of this package, add one row below.
 """
 
 from __future__ import annotations
@@ -20,9 +31,13 @@ from metrics.pixel import mse, mse255, psnr
 from metrics.ssim import ssim
 
 
+def always_available() -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Metric:
-    """A registered metric. ``higher_is_better`` is None when the ideal is a target value (``ideal``)."""
+    """A per-image metric. ``higher_is_better`` is None when the ideal is a target value (``ideal``)."""
 
     name: str
     fn: Callable[..., torch.Tensor]
@@ -32,15 +47,40 @@ class Metric:
     params: Mapping[str, object] = field(default_factory=dict)
     ideal: float | None = None
     unit: str = ""
+    needs: tuple[str, ...] = ()
+    unavailable: Callable[[], str | None] = always_available
 
-    def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.fn(pred, target, **self.params)
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor, **extras: torch.Tensor) -> torch.Tensor:
+        return self.fn(pred, target, **self.params, **{name: extras[name] for name in self.needs})
 
     def describe(self) -> dict[str, object]:
         """The metadata written to run.json and the report's glossary."""
         return {
             "name": self.name, "higher_is_better": self.higher_is_better, "ideal": self.ideal,
             "range": list(self.range), "unit": self.unit, "definition": self.definition, "params": dict(self.params),
+            "needs": list(self.needs), "function": f"{self.fn.__module__}.{self.fn.__name__}",
+        }
+
+
+@dataclass(frozen=True)
+class DistributionMetric:
+    """A set-level metric: ``extractor()`` builds a frozen feature network mapping RGB (B, 3, H, W) in [0, 1]
+    to features (B, D); ``fn(pred_features, target_features, **params)`` turns the two feature sets of one
+    model into one number."""
+
+    name: str
+    extractor: Callable[[], torch.nn.Module]
+    fn: Callable[..., float]
+    higher_is_better: bool
+    range: tuple[float, float]
+    definition: str
+    params: Mapping[str, object] = field(default_factory=dict)
+    unavailable: Callable[[], str | None] = always_available
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "name": self.name, "higher_is_better": self.higher_is_better, "range": list(self.range),
+            "definition": self.definition, "params": dict(self.params), "set_level": True,
             "function": f"{self.fn.__module__}.{self.fn.__name__}",
         }
 
@@ -67,6 +107,10 @@ _TABLE = (
 
 METRICS: Mapping[str, Metric] = MappingProxyType({m.name: m for m in _TABLE})
 
+_DISTRIBUTION_TABLE: tuple[DistributionMetric, ...] = ()
+
+DISTRIBUTION_METRICS: Mapping[str, DistributionMetric] = MappingProxyType({m.name: m for m in _DISTRIBUTION_TABLE})
+
 
 def get_metric(name: str) -> Metric:
     if name not in METRICS:
@@ -79,6 +123,8 @@ def resolve_metric_names(names: Sequence[str] | None) -> list[str]:
     return [get_metric(n).name for n in names] if names else list(METRICS)
 
 
-def compute(names: Sequence[str], pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every named metric on one batch, as float64 tensors of shape (B,)."""
-    return {name: METRICS[name](pred, target).double() for name in names}
+def compute(
+    names: Sequence[str], pred: torch.Tensor, target: torch.Tensor, **extras: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Every named per-image metric on one batch, as float64 tensors of shape (B,)."""
+    return {name: METRICS[name](pred, target, **extras).double() for name in names}
