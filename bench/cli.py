@@ -31,6 +31,14 @@ def _names(value: str | None) -> list[str] | None:
     return [n.strip() for n in value.split(",") if n.strip()] if value else None
 
 
+def _metric_names(value: str | None) -> list[str] | None:
+    """Checked metric names from ``--metrics`` (None: every registered metric available here)."""
+    from metrics.registry import get_metric
+
+    names = _names(value)
+    return [get_metric(n).name for n in names] if names else None
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", help="comma-separated metric names (default: every per-image metric)")
     parser.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} (default auto)")
@@ -75,7 +83,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     from bench.runner import RunConfig, execute
-    from metrics.registry import resolve_metric_names
     from models.registry import resolve_model_names
     from reports.html import build_report
 
@@ -89,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         raise BenchError(f"--size {args.size} is too small (at least 8 pixels)")
     cfg = RunConfig(
         models=resolve_model_names(_names(args.models), all_models=args.all),
-        metrics=resolve_metric_names(_names(args.metrics)),
+        metrics=_metric_names(args.metrics),
         eval_source=evaluate, train_source=train, eval_split=args.eval_split, train_split=args.train_split,
         preprocess=Preprocess(args.size, args.resize_mode), out=args.out, device=args.device, seed=args.seed,
         limit=args.limit, batch_size=args.batch_size, workers=args.workers, weights=_weights(args.weights),
@@ -102,10 +109,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     from bench.score_folders import score_folders
-    from metrics.registry import resolve_metric_names
 
-    out = score_folders(args.pred, args.gt, name=args.name, out=args.out,
-                        metric_names=resolve_metric_names(_names(args.metrics)), device_name=args.device,
+    out = score_folders(args.pred, args.gt, name=args.name, out=args.out, metric_names=_metric_names(args.metrics),
+                        device_name=args.device,
                         batch_size=args.batch_size, progress=not args.no_progress)
     print(f"results in {out} (open {out / 'index.html'})")
     return 0

@@ -124,7 +124,10 @@ def write_png(path: Path, rgb_u8: torch.Tensor, text: dict[str, str] | None = No
     """Save a uint8 tensor (3, H, W) (or (1, H, W) grey) as a lossless PNG, atomically; ``text`` goes into
     tEXt chunks (colorbench stores each prediction's cache key there)."""
     array = rgb_u8.cpu().permute(1, 2, 0).numpy()
-    image = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+    _save_png(path, Image.fromarray(array[..., 0] if array.shape[2] == 1 else array), text)
+
+
+def _save_png(path: Path, image: Image.Image, text: dict[str, str] | None) -> None:
     info = PngInfo()
     for key, value in (text or {}).items():
         info.add_text(key, value)
@@ -140,3 +143,19 @@ def read_png_text(path: Path) -> dict[str, str]:
             return {k: v for k, v in image.info.items() if isinstance(v, str)}
     except (OSError, UnidentifiedImageError, ValueError):
         return {}
+
+
+def write_label_png(path: Path, labels: np.ndarray, text: dict[str, str] | None = None) -> None:
+    """Save an integer label map (0..65535) as a 16-bit greyscale PNG, atomically (``text`` as in write_png)."""
+    if labels.size and (labels.min() < 0 or labels.max() > 65535):
+        raise BenchError(f"label map for {path.name} has labels outside 0..65535")
+    _save_png(path, Image.fromarray(labels.astype(np.uint16)), text)
+
+
+def read_label_png(path: Path) -> torch.Tensor:
+    """Read a label map written by :func:`write_label_png` as int64 (H, W)."""
+    try:
+        with Image.open(path) as image:
+            return torch.from_numpy(np.asarray(image, dtype=np.int64).copy())
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise UnreadableImageError(f"cannot read label map {path}: {exc}") from exc

@@ -9,13 +9,13 @@ from pathlib import Path
 from bench.aggregate import leaderboard
 from bench.provenance import provenance, utc_now
 from bench.schema import SCHEMA_VERSION, leaderboard_columns, per_image_columns, write_csv, write_json
-from metrics.registry import METRICS
+from metrics.registry import MetricSelection
 
 
 def write_results(
     out: Path,
     by_model: Mapping[str, Sequence[Mapping[str, object]]],
-    metric_names: Sequence[str],
+    metrics: MetricSelection,
     *,
     seed: int,
     device: str,
@@ -23,12 +23,20 @@ def write_results(
     models: Mapping[str, object],
     splits: Mapping[str, object],
     skipped: Sequence[Mapping[str, str]],
+    set_level: Mapping[str, Mapping[str, float]],
+    segments: Mapping[str, str] | None,
 ) -> None:
-    """per_image.csv, leaderboard.csv and run.json (see bench.schema for every column and field)."""
+    """per_image.csv, leaderboard.csv and run.json (see bench.schema for every column and field).
+
+    Set-level metrics have one value per model: their leaderboard column holds it, their ``_lo``/``_hi``
+    columns stay empty.
+    """
     rows = [{"model": model, **record} for model, records in by_model.items() for record in records]
-    write_csv(out / "per_image.csv", per_image_columns(metric_names), rows)
-    table = leaderboard(by_model, metric_names, seed=seed)
-    write_csv(out / "leaderboard.csv", leaderboard_columns(metric_names), table)
+    write_csv(out / "per_image.csv", per_image_columns(metrics.per_image), rows)
+    table = leaderboard(by_model, metrics.per_image, seed=seed)
+    for row in table:
+        row.update(set_level.get(str(row["model"]), {}))
+    write_csv(out / "leaderboard.csv", leaderboard_columns(metrics.names), table)
     write_json(out / "run.json", {
         "schema_version": SCHEMA_VERSION,
         "command": sys.argv,
@@ -39,6 +47,8 @@ def write_results(
         "config": dict(config),
         "splits": dict(splits),
         "models": dict(models),
-        "metrics": {name: METRICS[name].describe() for name in metric_names},
+        "metrics": metrics.describe(),
+        "metrics_unavailable": dict(metrics.unavailable),
+        "segments": dict(segments) if segments else None,
         "skipped": list(skipped),
     })

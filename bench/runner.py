@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import sys
 from collections.abc import Callable, Sequence
@@ -26,12 +27,15 @@ from bench.color import lab_to_rgb
 from bench.data import Preprocess, iterate_batches, make_loader
 from bench.device import DistInfo, autocast, barrier, distributed, resolve_device, step_done
 from bench.errors import BenchError
-from bench.images import quantize, read_png_text, write_png
+from bench.images import quantize, read_label_png, read_png_text, write_label_png, write_png
 from bench.outputs import write_results
 from bench.records import RecordStore
-from bench.scoring import Pair, metric_set_id, score_pairs
-from bench.sources import open_source
+from bench.schema import write_json
+from bench.scoring import Pair, SetLevelScorer, metric_set_id, score_pairs
+from bench.segments import SegmentSource, coco_label_map, slic_label_map, slic_source, to_working_size
+from bench.sources import CocoSource, open_source
 from bench.splits import Manifest, ManifestEntry, build_manifest
+from metrics.registry import METRICS, select_metrics
 from models.base import Colorizer
 from models.registry import ModelSpec, get_model_spec
 
@@ -48,7 +52,7 @@ class RunConfig:
     """Everything that defines a run; written verbatim to run.json."""
 
     models: list[str]
-    metrics: list[str]
+    metrics: list[str] | None = None  # None: every registered metric that is available here
     eval_source: str = "sample:test"
     train_source: str = "sample:train"
     eval_split: str = "full"
@@ -90,6 +94,7 @@ class ModelOutcome:
     spec: ModelSpec
     info: dict[str, object] = field(default_factory=dict)
     error: str | None = None
+    set_level: dict[str, float] = field(default_factory=dict)
 
 
 class Run:
@@ -99,7 +104,11 @@ class Run:
         self.cfg, self.device, self.dist = cfg, device, dist
         self.out = cfg.resolved_out()
         self.skips: list[dict[str, str]] = []
-        self.metric_names = list(cfg.metrics)
+        self.metrics = select_metrics(cfg.metrics)
+        self.metric_names = list(self.metrics.per_image)
+        if dist.is_main:
+            for name, reason in self.metrics.unavailable.items():
+                print(f"note: metric {name} is unavailable and left out: {reason}", file=sys.stderr)
 
     # -- data ---------------------------------------------------------------------------------------------
     def _manifest(self, spec: str, split: str, filename: str) -> Manifest:
@@ -140,16 +149,47 @@ class Run:
     def pred_path(self, model: str, image_id: str) -> Path:
         return self.out / "predictions" / model / f"{image_id}.png"
 
+    def segments_path(self, image_id: str) -> Path:
+        return self.out / "segments" / f"{image_id}.png"
+
+    @property
+    def needs_segments(self) -> bool:
+        return any("segments" in METRICS[name].needs for name in self.metric_names)
+
+    @cached_property
+    def segment_source(self) -> SegmentSource:
+        """COCO instances when the evaluation source has them, SLIC superpixels otherwise."""
+        source = open_source(self.cfg.eval_source)
+        if isinstance(source, CocoSource) and source.instances() is not None:
+            return SegmentSource("coco-instances", f"{source.instances_file.name}, smaller instances on top, "
+                                 "crowd regions left out, nearest-neighbour to the working size")
+        return slic_source()
+
+    def _segments(self, image_id: str, rgb_u8: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+        if self.segment_source.kind == "slic":
+            return slic_label_map(rgb_u8)
+        coco = open_source(self.cfg.eval_source).instances()
+        return to_working_size(coco_label_map(coco, int(image_id), size[1], size[0]), self.cfg.preprocess)
+
     def write_ground_truth(self) -> None:
-        """Save each usable original at the working size, and the grey input the models see."""
+        """Save each usable original at the working size, the grey input the models see and, when a metric
+        needs them, the segment label map."""
+        tag = {e.image_id: f"{e.sha256}|{self.segment_source.kind if self.needs_segments else ''}"
+               for e in self.eval_manifest.usable}
         todo = [e for e in self.shard(self.eval_manifest.usable)
-                if read_png_text(self.gt_path(e.image_id)).get(SOURCE_TAG) != e.sha256]
+                if read_png_text(self.gt_path(e.image_id)).get(SOURCE_TAG) != e.sha256
+                or (self.needs_segments and read_png_text(self.segments_path(e.image_id)).get(SOURCE_TAG)
+                    != tag[e.image_id])]
+        sizes = {e.image_id: (e.width, e.height) for e in todo}
         for batch in iterate_batches(self.loader(todo), self.device):
             self._record_failed(batch.failed, "ground truth")
             grey = quantize(lab_to_rgb(torch.cat((batch.L, torch.zeros_like(batch.ab)), dim=1)))
             for i, image_id in enumerate(batch.image_ids):
                 write_png(self.out / "gray" / f"{image_id}.png", grey[i])
                 write_png(self.gt_path(image_id), batch.rgb_u8[i], {SOURCE_TAG: self._sha(image_id)})
+                if self.needs_segments:
+                    labels = self._segments(image_id, batch.rgb_u8[i].cpu(), sizes[image_id])
+                    write_label_png(self.segments_path(image_id), labels, {SOURCE_TAG: tag[image_id]})
 
     def _sha(self, image_id: str) -> str:
         return self._sha_by_id[image_id]
@@ -231,8 +271,11 @@ class Run:
                  if e.image_id not in done or (done[e.image_id].get("key"), done[e.image_id].get("source_sha256"))
                  != (key, e.sha256)]
         pairs = [p for p in pairs if self.pred_path(spec.name, p.image_id).is_file()]
+        extras_for = (lambda pair, _: {"segments": read_label_png(self.segments_path(pair.image_id))}) \
+            if self.needs_segments else None
         for records, skips in score_pairs(pairs, self.metric_names, device=self.device, batch_size=self.cfg.batch_size,
-                                          progress=self.cfg.progress, desc=f"score {spec.name}"):
+                                          progress=self.cfg.progress, desc=f"score {spec.name}",
+                                          extras_for=extras_for):
             for record in records:
                 record.update({"key": key, "source_sha256": self._sha(str(record["image_id"]))})
             store.append(records)
@@ -240,6 +283,29 @@ class Run:
 
     def records_dir(self, model: str) -> Path:
         return self.out / "records" / model / metric_set_id(self.metric_names)
+
+    @cached_property
+    def set_level_scorer(self) -> SetLevelScorer:
+        return SetLevelScorer(self.metrics.set_level, device=self.device, batch_size=self.cfg.batch_size,
+                              progress=self.cfg.progress)
+
+    def set_level(self, spec: ModelSpec, key: str) -> dict[str, float]:
+        """Set-level metrics of this model's predictions (rank 0), cached beside the per-image records."""
+        if not self.metrics.set_level:
+            return {}
+        records = self.model_records(spec.name, key)
+        ids = [str(r["image_id"]) for r in records]
+        fingerprint = hashlib.sha256(json.dumps([key, ids, self.metrics.describe()], sort_keys=True,
+                                                default=str).encode()).hexdigest()
+        cache = self.out / "records" / spec.name / "set_level.json"
+        if cache.is_file():
+            stored = json.loads(cache.read_text())
+            if stored.get("fingerprint") == fingerprint:
+                return stored["values"]
+        pairs = [Pair(i, i, self.pred_path(spec.name, i), self.gt_path(i)) for i in ids]
+        values = self.set_level_scorer(pairs, spec.name) if pairs else {}
+        write_json(cache, {"fingerprint": fingerprint, "values": values})
+        return values
 
     def model_records(self, model: str, key: str) -> list[dict[str, object]]:
         """This model's current records in manifest order (stale ones, under another key, left out)."""
@@ -275,6 +341,8 @@ class Run:
         barrier(self.dist)
         self.score(spec, key)
         barrier(self.dist)
+        if self.dist.is_main:
+            outcome.set_level = self.set_level(spec, key)
         return outcome
 
 
@@ -324,13 +392,23 @@ def execute(cfg: RunConfig, *, report: Callable[[Path], None] | None = None) -> 
 
 def write_tables(run: Run, outcomes: list[ModelOutcome]) -> None:
     """per_image.csv, leaderboard.csv and run.json from the stored records."""
-    by_model = {o.spec.name: run.model_records(o.spec.name, str(o.info["cache_key"]))
-                for o in outcomes if o.error is None}
+    done = [o for o in outcomes if o.error is None]
+    by_model = {o.spec.name: run.model_records(o.spec.name, str(o.info["cache_key"])) for o in done}
     splits = {"eval": run.eval_manifest.summary()}
     if run.used_training_data:
         splits["train"] = run.train_manifest.summary()
-    models = {o.spec.name: {"spec": o.spec.as_dict(), **o.info, "error": o.error,
-                            **({"prediction_health": run.prediction_health(o.spec.name)} if o.error is None else {})}
-              for o in outcomes}
-    write_results(run.out, by_model, run.metric_names, seed=run.cfg.seed, device=str(run.device),
-                  config=run.cfg.as_dict(), models=models, splits=splits, skipped=run.skips)
+    models = {}
+    for o in outcomes:
+        models[o.spec.name] = {"spec": o.spec.as_dict(), **o.info, "error": o.error}
+        if o.error is None:
+            models[o.spec.name]["prediction_health"] = run.prediction_health(o.spec.name)
+            models[o.spec.name]["metric_na"] = na_counts(by_model[o.spec.name], run.metric_names)
+    write_results(run.out, by_model, run.metrics, seed=run.cfg.seed, device=str(run.device),
+                  config=run.cfg.as_dict(), models=models, splits=splits, skipped=run.skips,
+                  set_level={o.spec.name: o.set_level for o in done},
+                  segments=run.segment_source.describe() if run.needs_segments else None)
+
+
+def na_counts(records: Sequence[dict[str, object]], names: Sequence[str]) -> dict[str, int]:
+    """Per metric, how many images have no value (n/a), e.g. no segments or smaller than the SSIM window."""
+    return {name: sum(1 for r in records if not math.isfinite(float(r[name]))) for name in names}  # type: ignore[arg-type]

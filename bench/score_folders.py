@@ -6,9 +6,13 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from bench.device import resolve_device
 from bench.outputs import write_results
-from bench.scoring import match_folders, score_pairs
+from bench.scoring import SetLevelScorer, match_folders, score_pairs
+from bench.segments import slic_label_map, slic_source
+from metrics.registry import METRICS, select_metrics
 from reports.html import build_report
 
 
@@ -18,12 +22,15 @@ def score_folders(
     *,
     name: str | None,
     out: Path | None,
-    metric_names: Sequence[str],
+    metric_names: Sequence[str] | None,
     device_name: str = "auto",
     batch_size: int = 16,
     progress: bool = True,
 ) -> Path:
-    """Score every matched pair at the files' own resolution and write tables, run.json and the report."""
+    """Score every matched pair at the files' own resolution and write tables, run.json and the report.
+
+    Segment metrics use SLIC superpixels of each ground-truth image (``bench.segments``)."""
+    metrics = select_metrics(metric_names)
     pairs, skips = match_folders(pred_dir, gt_dir)
     model = name or pred_dir.resolve().name
     if out is None:
@@ -31,14 +38,22 @@ def score_folders(
         out = Path("results") / f"score-{model}-{digest}"
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(device_name)
+    needs_segments = any("segments" in METRICS[name].needs for name in metrics.per_image)
+    extras_for = (lambda _, target: {"segments": torch.from_numpy(slic_label_map(target))}) if needs_segments \
+        else None
     records: list[dict[str, object]] = []
-    for batch_records, batch_skips in score_pairs(pairs, metric_names, device=device, batch_size=batch_size,
-                                                  progress=progress, desc=f"score {model}"):
+    for batch_records, batch_skips in score_pairs(pairs, metrics.per_image, device=device, batch_size=batch_size,
+                                                  progress=progress, desc=f"score {model}", extras_for=extras_for):
         records += batch_records
         skips += batch_skips
-    config = {"pred": str(pred_dir), "gt": str(gt_dir), "name": model, "batch_size": batch_size}
-    write_results(out, {model: records}, metric_names, seed=0, device=str(device), config=config,
+    scored = {str(r["image_id"]) for r in records}
+    set_level = SetLevelScorer(metrics.set_level, device=device, batch_size=batch_size, progress=progress)(
+        [p for p in pairs if p.image_id in scored], model) if metrics.set_level and scored else {}
+    config = {"pred": str(pred_dir), "gt": str(gt_dir), "name": model, "batch_size": batch_size,
+              "metrics": list(metric_names) if metric_names else None}
+    write_results(out, {model: records}, metrics, seed=0, device=str(device), config=config,
                   models={model: {"predictions": str(pred_dir.resolve()), "n_pairs": len(pairs)}},
-                  splits={}, skipped=[s.as_dict() for s in skips])
+                  splits={}, skipped=[s.as_dict() for s in skips], set_level={model: set_level},
+                  segments=slic_source().describe() if needs_segments else None)
     build_report(out)
     return out

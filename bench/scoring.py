@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,7 @@ from tqdm import tqdm
 from bench.errors import BenchError
 from bench.images import UnreadableImageError, read_png_u8
 from bench.sources import IMAGE_SUFFIXES, image_id_sort_key
-from metrics.registry import METRICS, compute
+from metrics.registry import DISTRIBUTION_METRICS, METRICS, compute
 
 
 @dataclass(frozen=True)
@@ -50,16 +50,37 @@ def metric_set_id(metric_names: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _load(pair: Pair) -> tuple[Pair, torch.Tensor, torch.Tensor] | Skip:
+#: Per-pair extra inputs for metrics that declare ``needs`` (e.g. ``{"segments": label map (H, W)}``).
+ExtrasFn = Callable[[Pair, torch.Tensor], dict[str, torch.Tensor]]
+
+
+@dataclass
+class Loaded:
+    pair: Pair
+    pred: torch.Tensor
+    target: torch.Tensor
+    extras: dict[str, torch.Tensor]
+
+
+def _load(pair: Pair, extras_for: ExtrasFn | None) -> tuple[Loaded | None, list[Skip]]:
+    """Read one pair (and its extras); a mismatched extra becomes an empty map plus a note, so only the metrics
+    that need it report n/a for this image."""
     try:
         pred, target = read_png_u8(pair.pred), read_png_u8(pair.target)
     except UnreadableImageError as exc:
-        return Skip(pair.image_id, "score", str(exc))
+        return None, [Skip(pair.image_id, "score", str(exc))]
     if pred.shape != target.shape:
         sizes = [f"{name} is {t.shape[2]}x{t.shape[1]}" for name, t in
                  ((f"prediction {pair.pred.name}", pred), (f"ground truth {pair.target.name}", target))]
-        return Skip(pair.image_id, "score", "size mismatch: " + ", ".join(sizes))
-    return pair, pred, target
+        return None, [Skip(pair.image_id, "score", "size mismatch: " + ", ".join(sizes))]
+    notes: list[Skip] = []
+    extras = extras_for(pair, target) if extras_for else {}
+    for name, value in extras.items():
+        if tuple(value.shape) != tuple(target.shape[1:]):
+            notes.append(Skip(pair.image_id, name, f"{name} map is {value.shape[-1]}x{value.shape[0]}, image is "
+                              f"{target.shape[2]}x{target.shape[1]}: metrics needing {name} are n/a"))
+            extras[name] = torch.zeros(target.shape[1:], dtype=value.dtype)
+    return Loaded(pair, pred, target, extras), notes
 
 
 def score_pairs(
@@ -70,33 +91,36 @@ def score_pairs(
     batch_size: int = 32,
     progress: bool = True,
     desc: str = "score",
+    extras_for: ExtrasFn | None = None,
 ) -> Iterator[tuple[list[dict[str, object]], list[Skip]]]:
     """Yield (records, skips) batch by batch; a record is ``{image_id, file, <metric>: float}``.
 
     Consecutive pairs of equal size share a batch, so a folder of mixed sizes is scored at each file's own
-    resolution.
+    resolution. ``extras_for`` supplies the extra inputs of metrics with ``needs``.
     """
     with ThreadPoolExecutor(max_workers=4) as pool, tqdm(total=len(pairs), desc=desc, unit="img",
                                                           disable=not progress) as bar:
         for start in range(0, len(pairs), batch_size):
-            loaded = list(pool.map(_load, pairs[start:start + batch_size]))
-            skips = [item for item in loaded if isinstance(item, Skip)]
-            good = [item for item in loaded if not isinstance(item, Skip)]
+            chunk = pairs[start:start + batch_size]
+            loaded = list(pool.map(lambda pair: _load(pair, extras_for), chunk))
+            skips = [skip for _, notes in loaded for skip in notes]
+            groups: dict[tuple[int, ...], list[Loaded]] = {}
+            for item, _ in loaded:
+                if item is not None:
+                    groups.setdefault(tuple(item.pred.shape), []).append(item)
             records: list[dict[str, object]] = []
-            groups: dict[tuple[int, ...], list[tuple[Pair, torch.Tensor, torch.Tensor]]] = {}
-            for item in good:
-                groups.setdefault(tuple(item[1].shape), []).append(item)
             for group in groups.values():
-                pred = torch.stack([g[1] for g in group]).to(device).float() / 255
-                target = torch.stack([g[2] for g in group]).to(device).float() / 255
-                values = compute(metric_names, pred, target)
-                for i, (pair, _, _) in enumerate(group):
-                    record: dict[str, object] = {"image_id": pair.image_id, "file": pair.file}
+                pred = torch.stack([g.pred for g in group]).to(device).float() / 255
+                target = torch.stack([g.target for g in group]).to(device).float() / 255
+                extras = {name: torch.stack([g.extras[name] for g in group]).to(device) for name in group[0].extras}
+                values = compute(metric_names, pred, target, **extras)
+                for i, item in enumerate(group):
+                    record: dict[str, object] = {"image_id": item.pair.image_id, "file": item.pair.file}
                     record.update({name: float(values[name][i]) for name in metric_names})
                     records.append(record)
-            order = {p.image_id: k for k, p in enumerate(pairs[start:start + batch_size])}
+            order = {p.image_id: k for k, p in enumerate(chunk)}
             records.sort(key=lambda r: order[str(r["image_id"])])
-            bar.update(len(loaded))
+            bar.update(len(chunk))
             yield records, skips
 
 
@@ -127,3 +151,48 @@ def match_folders(pred_dir: Path, gt_dir: Path) -> tuple[list[Pair], list[Skip]]
     if not pairs:
         raise BenchError(f"no file in {pred_dir} matches a file in {gt_dir} by name stem")
     return pairs, skips
+
+
+class SetLevelScorer:
+    """Set-level metrics (a Frechet distance, say) of prediction sets against ground truth.
+
+    Feature networks are built once; ground-truth features are computed once per image set and reused for
+    every model of a run.
+    """
+
+    def __init__(self, names: Sequence[str], *, device: torch.device, batch_size: int = 32, progress: bool = True):
+        self.names, self.device, self.batch_size, self.progress = list(names), device, batch_size, progress
+        self._extractors: dict[str, torch.nn.Module] = {}
+        self._target_features: dict[tuple[str, tuple[Path, ...]], torch.Tensor] = {}
+
+    def _extractor(self, name: str) -> torch.nn.Module:
+        if name not in self._extractors:
+            self._extractors[name] = DISTRIBUTION_METRICS[name].extractor().to(self.device).eval()
+        return self._extractors[name]
+
+    def features(self, name: str, paths: Sequence[Path], desc: str) -> torch.Tensor:
+        """Features (N, D) float64 of image files, batched by equal size (rows grouped by size, so their order
+        is not the order of ``paths``: only statistics of the set are meant to be taken)."""
+        extractor, chunks = self._extractor(name), []
+        with ThreadPoolExecutor(max_workers=4) as pool, torch.no_grad():
+            for start in tqdm(range(0, len(paths), self.batch_size), desc=desc, unit="batch",
+                              disable=not self.progress):
+                images = list(pool.map(read_png_u8, paths[start:start + self.batch_size]))
+                groups: dict[tuple[int, ...], list[torch.Tensor]] = {}
+                for image in images:
+                    groups.setdefault(tuple(image.shape), []).append(image)
+                for group in groups.values():
+                    batch = torch.stack(group).to(self.device).float() / 255
+                    chunks.append(extractor(batch).double().cpu())
+        return torch.cat(chunks)
+
+    def __call__(self, pairs: Sequence[Pair], model: str) -> dict[str, float]:
+        values = {}
+        for name in self.names:
+            targets = tuple(p.target for p in pairs)
+            if (name, targets) not in self._target_features:
+                self._target_features[(name, targets)] = self.features(name, targets, f"{name} ground truth")
+            predicted = self.features(name, [p.pred for p in pairs], f"{name} {model}")
+            metric = DISTRIBUTION_METRICS[name]
+            values[name] = float(metric.fn(predicted, self._target_features[(name, targets)], **metric.params))
+        return values

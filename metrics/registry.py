@@ -112,15 +112,38 @@ _DISTRIBUTION_TABLE: tuple[DistributionMetric, ...] = ()
 DISTRIBUTION_METRICS: Mapping[str, DistributionMetric] = MappingProxyType({m.name: m for m in _DISTRIBUTION_TABLE})
 
 
-def get_metric(name: str) -> Metric:
-    if name not in METRICS:
-        raise unknown_name("metric", name, METRICS)
-    return METRICS[name]
+def get_metric(name: str) -> Metric | DistributionMetric:
+    """A per-image or set-level metric by name (unknown names get close-match suggestions)."""
+    if name in METRICS:
+        return METRICS[name]
+    if name in DISTRIBUTION_METRICS:
+        return DISTRIBUTION_METRICS[name]
+    raise unknown_name("metric", name, [*METRICS, *DISTRIBUTION_METRICS])
 
 
-def resolve_metric_names(names: Sequence[str] | None) -> list[str]:
-    """Checked metric names; None or empty means every registered metric."""
-    return [get_metric(n).name for n in names] if names else list(METRICS)
+@dataclass(frozen=True)
+class MetricSelection:
+    """The metrics a run computes, split by kind, and those left out with the reason."""
+
+    per_image: tuple[str, ...]
+    set_level: tuple[str, ...]
+    unavailable: Mapping[str, str]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.per_image + self.set_level
+
+    def describe(self) -> dict[str, dict[str, object]]:
+        return {name: get_metric(name).describe() for name in self.names}
+
+
+def select_metrics(names: Sequence[str] | None) -> MetricSelection:
+    """Check the requested names (None: every registered metric) and set aside the unavailable ones."""
+    requested = [get_metric(n).name for n in names] if names else [*METRICS, *DISTRIBUTION_METRICS]
+    unavailable = {n: reason for n in requested if (reason := get_metric(n).unavailable()) is not None}
+    usable = [n for n in requested if n not in unavailable]
+    return MetricSelection(tuple(n for n in usable if n in METRICS), tuple(n for n in usable if n not in METRICS),
+                           unavailable)
 
 
 def compute(

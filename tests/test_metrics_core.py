@@ -13,7 +13,7 @@ from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structu
 
 from metrics.colorfulness import channel_equality, colorfulness, colorfulness_of, delta_colorfulness
 from metrics.pixel import mse, mse255, psnr
-from metrics.registry import METRICS, compute, get_metric, resolve_metric_names
+from metrics.registry import METRICS, compute, get_metric, select_metrics
 from metrics.ssim import ssim
 from tests.conftest import to_batch_tensor
 
@@ -148,7 +148,7 @@ def test_registry_metadata_complete():
 
 def test_compute_returns_one_value_per_image(pairs):
     pred, gt = pairs
-    values = compute(resolve_metric_names(None), pred.float(), gt.float())
+    values = compute(select_metrics(None).per_image, pred.float(), gt.float())
     assert set(values) == set(METRICS)
     assert all(v.shape == (pred.shape[0],) and v.dtype == torch.float64 for v in values.values())
 
