@@ -1,4 +1,4 @@
-"""The ``python -m bench`` command line: ``run``, ``score``, ``list``.
+"""The ``python -m bench`` command line: ``run``, ``study``, ``score``, ``report``, ``list``.
 
 Errors in the user's input print one line (``error: ...``) and exit with status 2; nothing is lost, and the
 same command resumes where it stopped.
@@ -55,21 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     picked = run.add_mutually_exclusive_group()
     picked.add_argument("--all", action="store_true", help="every registered model")
     picked.add_argument("--models", help="comma-separated model names")
-    run.add_argument("--train", default=None, help="training source: sample:train, coco:ROOT:SPLIT or folder:DIR")
-    run.add_argument("--eval", default=None, help="evaluation source (default sample:test)")
-    run.add_argument("--coco-root", type=Path,
-                     help="shorthand for --train coco:ROOT:train2017 --eval coco:ROOT:val2017")
-    run.add_argument("--train-split", default="full", help="split of the training source (full, train-10k, ...)")
-    run.add_argument("--eval-split", default="full", help="split of the evaluation source (full, val-1k, ...)")
-    run.add_argument("--size", type=int, default=224, help="working resolution (default 224, as ChromaGAN)")
-    run.add_argument("--resize-mode", choices=RESIZE_MODES, default="resize")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--limit", type=int, help="use only the first N images (in split-hash order) of each source")
-    run.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    _data_options(run)
     run.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                      help="load a model's weights from a safetensors file instead of fitting/training it")
-    run.add_argument("--gallery", type=int, default=8, help="images shown in the report's gallery")
+    run.add_argument("--no-study", action="store_true", help="skip the perturbation study")
     _common(run)
+
+    study = commands.add_parser("study", help="the perturbation study alone: degrade ground truth, score, report")
+    _data_options(study)
+    _common(study)
 
     score = commands.add_parser("score", help="score another tool's colorizations against ground truth")
     score.add_argument("--pred", type=Path, required=True, help="folder of predicted images")
@@ -77,14 +71,36 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--name", help="model name in the tables (default: the prediction folder's name)")
     _common(score)
 
+    report = commands.add_parser("report", help="rebuild analyses, claims and index.html from a run folder")
+    report.add_argument("results", type=Path, help="a run folder written by run, study or score")
+    report.add_argument("--crop-run", type=Path, help="a second run folder made with --resize-mode center-crop (C7)")
+
     commands.add_parser("list", help="list registered models and metrics")
     return parser
+
+
+def _data_options(parser: argparse.ArgumentParser) -> None:
+    """Where the images come from and how they are prepared (shared by run and study)."""
+    parser.add_argument("--train", default=None, help="training source: sample:train, coco:ROOT:SPLIT or folder:DIR")
+    parser.add_argument("--eval", default=None, help="evaluation source (default sample:test)")
+    parser.add_argument("--coco-root", type=Path,
+                        help="shorthand for --train coco:ROOT:train2017 --eval coco:ROOT:val2017")
+    parser.add_argument("--train-split", default="full", help="split of the training source (full, train-10k, ...)")
+    parser.add_argument("--eval-split", default="full", help="split of the evaluation source (full, val-1k, ...)")
+    parser.add_argument("--size", type=int, default=224, help="working resolution (default 224, as ChromaGAN)")
+    parser.add_argument("--resize-mode", choices=RESIZE_MODES, default="resize")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, help="use only the first N images (in split-hash order) of each source")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--gallery", type=int, default=8, help="images shown in the report's gallery")
 
 
 def _run(args: argparse.Namespace) -> int:
     from bench.runner import RunConfig, execute
     from models.registry import resolve_model_names
     from reports.html import build_report
+
+    study_only = args.command == "study"
 
     if args.coco_root and (args.train or args.eval):
         raise BenchError("--coco-root replaces --train/--eval; give one or the other")
@@ -95,12 +111,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.size < 8:
         raise BenchError(f"--size {args.size} is too small (at least 8 pixels)")
     cfg = RunConfig(
-        models=resolve_model_names(_names(args.models), all_models=args.all),
+        models=[] if study_only else resolve_model_names(_names(args.models), all_models=args.all),
         metrics=_metric_names(args.metrics),
         eval_source=evaluate, train_source=train, eval_split=args.eval_split, train_split=args.train_split,
         preprocess=Preprocess(args.size, args.resize_mode), out=args.out, device=args.device, seed=args.seed,
-        limit=args.limit, batch_size=args.batch_size, workers=args.workers, weights=_weights(args.weights),
-        gallery=args.gallery, progress=not args.no_progress,
+        limit=args.limit, batch_size=args.batch_size, workers=args.workers,
+        weights=_weights(vars(args).get("weights", [])), gallery=args.gallery, progress=not args.no_progress,
+        study=study_only or not args.no_study,
     )
     out = execute(cfg, report=build_report)
     print(f"results in {out} (open {out / 'index.html'})")
@@ -114,6 +131,13 @@ def _score(args: argparse.Namespace) -> int:
                         device_name=args.device,
                         batch_size=args.batch_size, progress=not args.no_progress)
     print(f"results in {out} (open {out / 'index.html'})")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from reports.html import build_report
+
+    print(f"report in {build_report(args.results, crop_run=args.crop_run)}")
     return 0
 
 
@@ -132,7 +156,7 @@ def _list(_: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "score": _score, "list": _list}
+COMMANDS = {"run": _run, "study": _run, "score": _score, "report": _report, "list": _list}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from bench.color import lab_to_rgb
 from bench.data import Preprocess, iterate_batches, make_loader
 from bench.device import DistInfo, autocast, barrier, distributed, resolve_device, step_done
 from bench.errors import BenchError
+from bench.experiments.study import run_study
 from bench.images import quantize, read_label_png, read_png_text, write_label_png, write_png
 from bench.outputs import write_results
 from bench.records import RecordStore
@@ -67,6 +68,7 @@ class RunConfig:
     weights: dict[str, Path] = field(default_factory=dict)
     gallery: int = 8
     progress: bool = True
+    study: bool = True
 
     def data_id(self) -> str:
         """Hash of what fixes the images and ground truth (not the models), naming the default run folder."""
@@ -154,7 +156,8 @@ class Run:
 
     @property
     def needs_segments(self) -> bool:
-        return any("segments" in METRICS[name].needs for name in self.metric_names)
+        """Label maps are written when a metric needs them or the perturbation study runs (object sweeps)."""
+        return self.cfg.study or any("segments" in METRICS[name].needs for name in self.metric_names)
 
     @cached_property
     def segment_source(self) -> SegmentSource:
@@ -384,6 +387,10 @@ def execute(cfg: RunConfig, *, report: Callable[[Path], None] | None = None) -> 
         barrier(dist)
         outcomes = [run.evaluate(get_model_spec(name)) for name in cfg.models]
         if dist.is_main:
+            if cfg.study:
+                scored = [e.image_id for e in run.eval_manifest.usable if run.gt_path(e.image_id).is_file()]
+                run_study(run.out, scored, run.metric_names, device=device, batch_size=cfg.batch_size,
+                          progress=cfg.progress)
             write_tables(run, outcomes)
             if report is not None:
                 report(run.out)

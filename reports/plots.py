@@ -1,41 +1,133 @@
-"""Figures for the report (matplotlib, Agg backend, PNG files)."""
+"""Figures for the report (matplotlib, Agg backend), each saved as PNG beside the data it shows."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 
+from bench.experiments.analysis import PSNR_THRESHOLD, SSIM_THRESHOLD, column
 from bench.images import atomic_write_bytes
 
 
 def save_figure(figure: plt.Figure, path: Path) -> Path:
     """Save a figure as PNG atomically and close it."""
-    import io
-
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(figure)
     atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
-def psnr_colorfulness_scatter(per_image: Sequence[dict[str, str]], path: Path, *, skip: set[str]) -> Path:
-    """One point per (model, image): PSNR against colorfulness, with the paper's 22 dB line; models in
-    ``skip`` (references whose PSNR sits at the cap) are left out."""
-    figure, axis = plt.subplots(figsize=(6.4, 4.2))
-    models = [m for m in dict.fromkeys(row["model"] for row in per_image) if m not in skip]
-    for model in models:
-        rows = [r for r in per_image if r["model"] == model and r["psnr"] and r["colorfulness"]]
-        axis.scatter([float(r["colorfulness"]) for r in rows], [float(r["psnr"]) for r in rows], s=14, alpha=0.7,
-                     label=model)
-    axis.axhline(22.0, color="grey", linestyle="--", linewidth=1, label="22 dB (paper Sec. 7.5)")
-    axis.set_xlabel("colorfulness (Hasler-Suesstrunk, signed)")
-    axis.set_ylabel("PSNR (dB, capped)")
-    axis.set_title("PSNR against colorfulness, one point per image")
-    axis.legend(fontsize=8, loc="best")
+def _grid(count: int, columns: int = 4, size: float = 3.0) -> tuple[plt.Figure, list[plt.Axes]]:
+    """A figure with ``count`` panels in rows of ``columns`` (unused panels hidden)."""
+    rows = math.ceil(count / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * size, rows * size * 0.8), squeeze=False)
+    panels = list(axes.flat)
+    for axis in panels[count:]:
+        axis.set_visible(False)
+    return figure, panels[:count]
+
+
+def sweep_curves(curves: Sequence[Mapping[str, object]], sweep: str, unit: str, path: Path) -> Path:
+    """One panel per metric: median and interquartile band against the degradation strength."""
+    rows = [c for c in curves if c["sweep"] == sweep]
+    metrics = list(dict.fromkeys(str(c["metric"]) for c in rows))
+    figure, axes = _grid(len(metrics))
+    for axis, metric in zip(axes, metrics, strict=False):
+        points = [c for c in rows if c["metric"] == metric]
+        x = [float(c["strength"]) for c in points]  # type: ignore[arg-type]
+        axis.fill_between(x, [float(c["q25"]) for c in points], [float(c["q75"]) for c in points],  # type: ignore[arg-type]
+                          alpha=0.25)
+        axis.plot(x, [float(c["median"]) for c in points], marker="o", markersize=3)  # type: ignore[arg-type]
+        axis.set_title(metric, fontsize=9)
+        axis.set_xlabel(unit, fontsize=8)
+        axis.tick_params(labelsize=7)
+    figure.suptitle(f"{sweep}: median and interquartile range over images", fontsize=11)
+    return save_figure(figure, path)
+
+
+def correlation_heatmaps(correlations: Sequence[Mapping[str, object]], path: Path) -> Path:
+    """Spearman rank correlation (direction-aware) between metrics, one heatmap per band."""
+    bands = list(dict.fromkeys(str(c["band"]) for c in correlations))
+    names = list(dict.fromkeys([str(c["metric_a"]) for c in correlations] + [str(c["metric_b"]) for c in correlations]))
+    index = {n: i for i, n in enumerate(names)}
+    figure, axes = _grid(len(bands), columns=3, size=4.2)
+    for axis, band in zip(axes, bands, strict=False):
+        matrix = np.full((len(names), len(names)), np.nan)
+        np.fill_diagonal(matrix, 1.0)
+        count = 0
+        for c in correlations:
+            if c["band"] == band and "spearman" in c:
+                i, j = index[str(c["metric_a"])], index[str(c["metric_b"])]
+                matrix[i, j] = matrix[j, i] = float(c["spearman"])  # type: ignore[arg-type]
+                count = int(c["n"])  # type: ignore[arg-type]
+        image = axis.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")
+        axis.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+        axis.set_yticks(range(len(names)), names, fontsize=7)
+        axis.set_title(f"{band} (n={count})", fontsize=9)
+    figure.colorbar(image, ax=axes, shrink=0.6, label="Spearman rho (agreement on better)")
+    return save_figure(figure, path)
+
+
+def metric_scatter(per_image: Sequence[Mapping[str, str]], x_metric: str, y_metric: str, path: Path, *,
+                   skip: set[str]) -> Path:
+    """One point per (model, image), coloured by model, with the paper's PSNR/SSIM thresholds."""
+    figure, axis = plt.subplots(figsize=(5.6, 4.0))
+    for model in dict.fromkeys(r["model"] for r in per_image):
+        if model in skip:
+            continue
+        rows = [r for r in per_image if r["model"] == model]
+        axis.scatter(column(rows, x_metric), column(rows, y_metric), s=10, alpha=0.6, label=model)
+    threshold = {"psnr": PSNR_THRESHOLD, "ssim": SSIM_THRESHOLD}.get(y_metric)
+    if threshold is not None:
+        axis.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"{y_metric} {threshold:g}")
+    axis.set_xlabel(x_metric)
+    axis.set_ylabel(y_metric)
+    axis.legend(fontsize=7, loc="best")
+    return save_figure(figure, path)
+
+
+def win_rate_bars(rows: Sequence[Mapping[str, object]], path: Path) -> Path:
+    """Mean win rate per model with its 95% interval."""
+    figure, axis = plt.subplots(figsize=(5.6, 0.4 * len(rows) + 1.2))
+    names = [str(r["model"]) for r in rows][::-1]
+    values = np.array([float(r["win_rate"]) for r in rows][::-1])  # type: ignore[arg-type]
+    lo = values - np.array([float(r["win_rate_lo"]) for r in rows][::-1])  # type: ignore[arg-type]
+    hi = np.array([float(r["win_rate_hi"]) for r in rows][::-1]) - values  # type: ignore[arg-type]
+    axis.barh(names, values, xerr=[lo, hi], capsize=3)
+    axis.axvline(0.5, color="grey", linestyle="--", linewidth=1)
+    axis.set_xlim(0, 1)
+    axis.set_xlabel("mean win rate over metrics, opponents and images")
+    return save_figure(figure, path)
+
+
+def training_curves(steps: Sequence[Mapping[str, str]], epochs: Sequence[Mapping[str, str]], title: str,
+                    path: Path) -> Path:
+    """Per-step losses (every numeric column but step/epoch) and per-epoch validation PSNR/SSIM."""
+    loss_columns = [c for c in (steps[0].keys() if steps else []) if (c not in ("step", "epoch") and "loss" in c)
+                    or c in ("gradient_penalty",)]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    x = column(steps, "step")
+    for name in loss_columns:
+        left.plot(x, column(steps, name), linewidth=1, label=name)
+    left.set_xlabel("step")
+    left.set_title("training losses", fontsize=10)
+    left.legend(fontsize=7)
+    epoch = column(epochs, "epoch")
+    for name in ("val_psnr", "val_ssim"):
+        if epochs and name in epochs[0]:
+            axis = right if name == "val_psnr" else right.twinx()
+            axis.plot(epoch, column(epochs, name), marker="o", color="C0" if name == "val_psnr" else "C1", label=name)
+            axis.set_ylabel(name)
+    right.set_xlabel("epoch")
+    right.set_title("validation", fontsize=10)
+    figure.suptitle(title, fontsize=11)
     return save_figure(figure, path)

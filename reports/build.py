@@ -1,0 +1,119 @@
+"""Rebuild everything a reader sees from a run folder's saved records, without recomputing any prediction or
+per-image metric: analyses (as CSV under ``analysis/``), ``claims.csv``, figures (PNG under ``figures/``) and
+``index.html``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.errors import BenchError
+from bench.experiments.analysis import rank_correlations, sweep_curves, sweep_sensitivity, win_rates
+from bench.experiments.claims import Claim, Evidence, evaluate_claims
+from bench.experiments.perturbations import SWEEPS_BY_NAME
+from bench.experiments.study import load_study
+from bench.schema import read_csv, write_csv
+from reports import plots
+
+CLAIM_COLUMNS = ("claim", "statement", "test", "numbers", "verdict")
+CORRELATION_COLUMNS = ("band", "metric_a", "metric_b", "n", "spearman", "spearman_lo", "spearman_hi", "kendall",
+                       "kendall_lo", "kendall_hi")
+SCATTERS = (("delta_colorfulness", "psnr"), ("delta_colorfulness", "ssim"), ("segment_chroma_ratio", "psnr"),
+            ("segment_chroma_ratio", "ssim"))
+
+
+@dataclass
+class RunFolder:
+    """The saved records of one run."""
+
+    out: Path
+    run: dict
+    leaderboard: list[dict[str, str]]
+    per_image: list[dict[str, str]]
+    study: list[dict[str, str]]
+
+    @classmethod
+    def load(cls, out: Path) -> RunFolder:
+        try:
+            run = json.loads((out / "run.json").read_text())
+            return cls(out, run, read_csv(out / "leaderboard.csv"), read_csv(out / "per_image.csv"), load_study(out))
+        except (OSError, ValueError) as exc:
+            raise BenchError(f"{out} is not a finished colorbench run folder: {exc}") from exc
+
+    @property
+    def per_image_metrics(self) -> list[str]:
+        return [n for n, m in self.run["metrics"].items() if not m.get("set_level")]
+
+    @property
+    def references(self) -> set[str]:
+        return {name for name, info in self.run["models"].items() if info.get("spec", {}).get("reference")}
+
+    @property
+    def colorizers(self) -> list[str]:
+        return [r["model"] for r in self.leaderboard if r["model"] not in self.references]
+
+    def evidence(self, **analyses: object) -> Evidence:
+        """The claims' evidence: this folder's records (references left out) plus the given analyses."""
+        return Evidence(self.run, self.leaderboard, [r for r in self.per_image if r["model"] not in self.references],
+                        seed=int(self.run.get("seed", 0)), **analyses)  # type: ignore[arg-type]
+
+
+@dataclass
+class Report:
+    """What the HTML template shows, beyond run.json itself."""
+
+    claims: list[Claim]
+    win_rates: list[dict[str, object]] = field(default_factory=list)
+    metric_ranks: dict[str, dict[str, int]] = field(default_factory=dict)
+    sensitivity: list[dict[str, object]] = field(default_factory=list)
+    figures: dict[str, list[str]] = field(default_factory=dict)  # section -> figure paths relative to the folder
+
+
+def _figure(report: Report, section: str, path: Path, out: Path) -> None:
+    report.figures.setdefault(section, []).append(path.relative_to(out).as_posix())
+
+
+def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
+    """Run every analysis the records allow, write their CSVs and figures, and evaluate the claims."""
+    out, metrics, seed = folder.out, folder.per_image_metrics, int(folder.run.get("seed", 0))
+    analysis = out / "analysis"
+    curves = sweep_curves(folder.study, metrics) if folder.study else []
+    sensitivity = sweep_sensitivity(folder.study, metrics) if folder.study else []
+    colorizer_rows = [r for r in folder.per_image if r["model"] in folder.colorizers]
+    correlations = rank_correlations(colorizer_rows, metrics, seed=seed) if colorizer_rows else []
+    crop = RunFolder.load(crop_run).evidence() if crop_run else None
+    claims = evaluate_claims(folder.evidence(sensitivity=sensitivity, curves=curves, correlations=correlations,
+                                             crop=crop))
+    write_csv(out / "claims.csv", CLAIM_COLUMNS, [c.as_row() for c in claims])
+    report = Report(claims, sensitivity=sensitivity)
+    if curves:
+        write_csv(analysis / "perturbation_curves.csv", list(curves[0]), curves)
+        write_csv(analysis / "perturbation_sensitivity.csv", list(sensitivity[0]), sensitivity)
+        for sweep in dict.fromkeys(str(c["sweep"]) for c in curves):
+            _figure(report, "perturbations", plots.sweep_curves(curves, sweep, SWEEPS_BY_NAME[sweep].unit,
+                                                                out / "figures" / f"curves_{sweep}.png"), out)
+    if correlations:
+        write_csv(analysis / "rank_correlations.csv", CORRELATION_COLUMNS, correlations)
+        _figure(report, "correlations", plots.correlation_heatmaps(correlations, out / "figures" / "correlations.png"),
+                out)
+        for x_metric, y_metric in SCATTERS:
+            if x_metric in metrics and y_metric in metrics:
+                path = out / "figures" / f"scatter_{y_metric}_vs_{x_metric}.png"
+                _figure(report, "scatter", plots.metric_scatter(colorizer_rows, x_metric, y_metric, path,
+                                                                skip=folder.references), out)
+    if len(folder.colorizers) >= 2:
+        wins = win_rates(colorizer_rows, metrics, folder.colorizers, seed=seed)
+        report.win_rates, report.metric_ranks = wins.rows, wins.metric_ranks
+        write_csv(analysis / "win_rates.csv", ["model", "win_rate", "win_rate_lo", "win_rate_hi"], wins.rows)
+        ranks = [{"metric": m, **ranks} for m, ranks in wins.metric_ranks.items()]
+        write_csv(analysis / "metric_ranks.csv", ["metric", *folder.colorizers], ranks)
+        _figure(report, "leaderboard", plots.win_rate_bars(wins.rows, out / "figures" / "win_rates.png"), out)
+    for model, info in folder.run["models"].items():
+        training = info.get("training") or {}
+        if training.get("steps_csv") and Path(training["steps_csv"]).is_file():
+            path = plots.training_curves(read_csv(Path(training["steps_csv"])), read_csv(Path(training["epochs_csv"])),
+                                         model, out / "figures" / f"training_{model}.png")
+            _figure(report, "training", path, out)
+    return report
