@@ -1,4 +1,4 @@
-"""The ``python -m bench`` command line: ``run``, ``study``, ``score``, ``report``, ``list``.
+"""The ``python -m bench`` command line: ``run``, ``study``, ``score``, ``report``, ``bapps``, ``list``.
 
 Errors in the user's input print one line (``error: ...``) and exit with status 2; nothing is lost, and the
 same command resumes where it stopped.
@@ -75,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results", type=Path, help="a run folder written by run, study or score")
     report.add_argument("--crop-run", type=Path, help="a second run folder made with --resize-mode center-crop (C7)")
 
+    bapps = commands.add_parser("bapps", help="agreement of every metric with BAPPS human 2AFC judgements")
+    bapps.add_argument("root", type=Path, help="a BAPPS 2AFC folder, e.g. 2afc/val/color (ref/, p0/, p1/, judge/)")
+    bapps.add_argument("--into", type=Path, required=True,
+                       help="run folder whose report gains the agreement table (analysis/bapps_agreement.csv)")
+    bapps.add_argument("--metrics", help="comma-separated per-image metric names (default: all available)")
+    bapps.add_argument("--device", default="auto")
+    bapps.add_argument("--batch-size", type=int, default=32)
+
     commands.add_parser("list", help="list registered models and metrics")
     return parser
 
@@ -141,6 +149,22 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bapps(args: argparse.Namespace) -> int:
+    from bench.device import resolve_device
+    from bench.experiments.bapps import AGREEMENT_COLUMNS, agreement, load_bapps
+    from bench.schema import write_csv
+    from metrics.registry import select_metrics
+    from reports.html import build_report
+
+    if not (args.into / "run.json").is_file():
+        raise BenchError(f"{args.into} is not a run folder (no run.json); run `python -m bench run` or `study` first")
+    rows = agreement(load_bapps(args.root), select_metrics(_metric_names(args.metrics)).per_image,
+                     device=resolve_device(args.device), batch_size=args.batch_size)
+    write_csv(args.into / "analysis" / "bapps_agreement.csv", AGREEMENT_COLUMNS, rows)
+    print(f"agreement table in {args.into / 'analysis' / 'bapps_agreement.csv'}; report in {build_report(args.into)}")
+    return 0
+
+
 def _list(_: argparse.Namespace) -> int:
     from metrics.registry import METRICS
     from models.registry import model_specs
@@ -156,7 +180,7 @@ def _list(_: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "study": _run, "score": _score, "report": _report, "list": _list}
+COMMANDS = {"run": _run, "study": _run, "score": _score, "report": _report, "bapps": _bapps, "list": _list}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

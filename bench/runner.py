@@ -33,10 +33,17 @@ from bench.outputs import write_results
 from bench.records import RecordStore
 from bench.schema import write_json
 from bench.scoring import Pair, SetLevelScorer, metric_set_id, score_pairs
-from bench.segments import SegmentSource, coco_label_map, slic_label_map, slic_source, to_working_size
+from bench.segments import (
+    SegmentSource,
+    coco_label_map,
+    needs_segments,
+    slic_label_map,
+    slic_source,
+    to_working_size,
+)
 from bench.sources import CocoSource, open_source
 from bench.splits import Manifest, ManifestEntry, build_manifest
-from metrics.registry import METRICS, select_metrics
+from metrics.registry import select_metrics
 from models.base import Colorizer
 from models.registry import ModelSpec, get_model_spec
 
@@ -155,9 +162,9 @@ class Run:
         return self.out / "segments" / f"{image_id}.png"
 
     @property
-    def needs_segments(self) -> bool:
+    def writes_segments(self) -> bool:
         """Label maps are written when a metric needs them or the perturbation study runs (object sweeps)."""
-        return self.cfg.study or any("segments" in METRICS[name].needs for name in self.metric_names)
+        return self.cfg.study or needs_segments(self.metric_names)
 
     @cached_property
     def segment_source(self) -> SegmentSource:
@@ -177,11 +184,11 @@ class Run:
     def write_ground_truth(self) -> None:
         """Save each usable original at the working size, the grey input the models see and, when a metric
         needs them, the segment label map."""
-        tag = {e.image_id: f"{e.sha256}|{self.segment_source.kind if self.needs_segments else ''}"
+        tag = {e.image_id: f"{e.sha256}|{self.segment_source.kind if self.writes_segments else ''}"
                for e in self.eval_manifest.usable}
         todo = [e for e in self.shard(self.eval_manifest.usable)
                 if read_png_text(self.gt_path(e.image_id)).get(SOURCE_TAG) != e.sha256
-                or (self.needs_segments and read_png_text(self.segments_path(e.image_id)).get(SOURCE_TAG)
+                or (self.writes_segments and read_png_text(self.segments_path(e.image_id)).get(SOURCE_TAG)
                     != tag[e.image_id])]
         sizes = {e.image_id: (e.width, e.height) for e in todo}
         for batch in iterate_batches(self.loader(todo), self.device):
@@ -190,7 +197,7 @@ class Run:
             for i, image_id in enumerate(batch.image_ids):
                 write_png(self.out / "gray" / f"{image_id}.png", grey[i])
                 write_png(self.gt_path(image_id), batch.rgb_u8[i], {SOURCE_TAG: self._sha(image_id)})
-                if self.needs_segments:
+                if self.writes_segments:
                     labels = self._segments(image_id, batch.rgb_u8[i].cpu(), sizes[image_id])
                     write_label_png(self.segments_path(image_id), labels, {SOURCE_TAG: tag[image_id]})
 
@@ -275,7 +282,7 @@ class Run:
                  != (key, e.sha256)]
         pairs = [p for p in pairs if self.pred_path(spec.name, p.image_id).is_file()]
         extras_for = (lambda pair, _: {"segments": read_label_png(self.segments_path(pair.image_id))}) \
-            if self.needs_segments else None
+            if needs_segments(self.metric_names) else None
         for records, skips in score_pairs(pairs, self.metric_names, device=self.device, batch_size=self.cfg.batch_size,
                                           progress=self.cfg.progress, desc=f"score {spec.name}",
                                           extras_for=extras_for):
@@ -413,7 +420,7 @@ def write_tables(run: Run, outcomes: list[ModelOutcome]) -> None:
     write_results(run.out, by_model, run.metrics, seed=run.cfg.seed, device=str(run.device),
                   config=run.cfg.as_dict(), models=models, splits=splits, skipped=run.skips,
                   set_level={o.spec.name: o.set_level for o in done},
-                  segments=run.segment_source.describe() if run.needs_segments else None)
+                  segments=run.segment_source.describe() if run.writes_segments else None)
 
 
 def na_counts(records: Sequence[dict[str, object]], names: Sequence[str]) -> dict[str, int]:

@@ -6,13 +6,11 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 from bench.device import resolve_device
 from bench.outputs import write_results
 from bench.scoring import SetLevelScorer, match_folders, score_pairs
-from bench.segments import slic_label_map, slic_source
-from metrics.registry import METRICS, select_metrics
+from bench.segments import needs_segments, slic_segments, slic_source
+from metrics.registry import select_metrics
 from reports.html import build_report
 
 
@@ -38,9 +36,8 @@ def score_folders(
         out = Path("results") / f"score-{model}-{digest}"
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(device_name)
-    needs_segments = any("segments" in METRICS[name].needs for name in metrics.per_image)
-    extras_for = (lambda _, target: {"segments": torch.from_numpy(slic_label_map(target))}) if needs_segments \
-        else None
+    with_segments = needs_segments(metrics.per_image)
+    extras_for = slic_segments if with_segments else None
     records: list[dict[str, object]] = []
     for batch_records, batch_skips in score_pairs(pairs, metrics.per_image, device=device, batch_size=batch_size,
                                                   progress=progress, desc=f"score {model}", extras_for=extras_for):
@@ -54,6 +51,6 @@ def score_folders(
     write_results(out, {model: records}, metrics, seed=0, device=str(device), config=config,
                   models={model: {"predictions": str(pred_dir.resolve()), "n_pairs": len(pairs)}},
                   splits={}, skipped=[s.as_dict() for s in skips], set_level={model: set_level},
-                  segments=slic_source().describe() if needs_segments else None)
+                  segments=slic_source().describe() if with_segments else None)
     build_report(out)
     return out

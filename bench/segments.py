@@ -11,6 +11,7 @@ computed on the ground truth at the working size. Which of the two a run used is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,3 +70,14 @@ def slic_label_map(rgb_u8: torch.Tensor) -> np.ndarray:
     from skimage.segmentation import slic
 
     return slic(rgb_u8.permute(1, 2, 0).cpu().numpy(), channel_axis=-1, **SLIC_PARAMS).astype(np.int64)
+
+
+def slic_segments(_: object, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Scoring extras for sources without instances: SLIC segments of the ground truth (3, H, W) uint8."""
+    return {"segments": torch.from_numpy(slic_label_map(target))}
+
+
+def needs_segments(metric_names: Sequence[str]) -> bool:
+    from metrics.registry import METRICS
+
+    return any("segments" in METRICS[name].needs for name in metric_names)

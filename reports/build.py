@@ -69,6 +69,7 @@ class Report:
     metric_ranks: dict[str, dict[str, int]] = field(default_factory=dict)
     sensitivity: list[dict[str, object]] = field(default_factory=list)
     figures: dict[str, list[str]] = field(default_factory=dict)  # section -> figure paths relative to the folder
+    human: list[dict[str, str]] = field(default_factory=list)  # BAPPS agreement rows, when computed
 
 
 def _figure(report: Report, section: str, path: Path, out: Path) -> None:
@@ -88,6 +89,8 @@ def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
                                              crop=crop))
     write_csv(out / "claims.csv", CLAIM_COLUMNS, [c.as_row() for c in claims])
     report = Report(claims, sensitivity=sensitivity)
+    if (analysis / "bapps_agreement.csv").is_file():
+        report.human = read_csv(analysis / "bapps_agreement.csv")
     if curves:
         write_csv(analysis / "perturbation_curves.csv", list(curves[0]), curves)
         write_csv(analysis / "perturbation_sensitivity.csv", list(sensitivity[0]), sensitivity)

@@ -177,7 +177,7 @@ def test_coco_mini_shows_the_table1_effect(coco_mini, tmp_path):
     """Paper Table 1 / claim C1: grey and baseline0 pass SSIM 0.9 and PSNR 22 dB with little colour."""
     out = tmp_path / "coco"
     assert main(["run", "--models", "gray,baseline0,groundtruth", "--coco-root", str(coco_mini), "--out", str(out),
-                 "--no-progress"]) == 0
+                 "--no-progress", "--no-study"]) == 0
     board = {row["model"]: row for row in read_rows(out / "leaderboard.csv")}
     truth_colorfulness = float(board["groundtruth"]["colorfulness"])
     for model in ("gray", "baseline0"):

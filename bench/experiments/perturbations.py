@@ -38,10 +38,10 @@ def rotate_ab(ab: torch.Tensor, degrees: float) -> torch.Tensor:
 
 
 def blur_ab(ab: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of ab (reflect padding, 3-sigma radius); sigma 0 is the identity."""
+    """Gaussian blur of ab (reflect padding, 3-sigma radius, cut to the image size); sigma 0 is the identity."""
     if sigma <= 0:
         return ab
-    radius = max(1, math.ceil(3 * sigma))
+    radius = max(1, min(math.ceil(3 * sigma), ab.shape[-2] - 1, ab.shape[-1] - 1))
     x = torch.arange(-radius, radius + 1, dtype=ab.dtype, device=ab.device)
     taps = torch.exp(-0.5 * (x / sigma) ** 2)
     taps = taps / taps.sum()
