@@ -7,6 +7,7 @@ same command resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -128,7 +129,8 @@ def _run(args: argparse.Namespace) -> int:
         study=study_only or not args.no_study,
     )
     out = execute(cfg, report=build_report)
-    print(f"results in {out} (open {out / 'index.html'})")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"results in {out} (open {out / 'index.html'})")
     return 0
 
 

@@ -41,7 +41,7 @@ from bench.segments import (
     slic_source,
     to_working_size,
 )
-from bench.sources import CocoSource, open_source
+from bench.sources import CocoSource, ImageSource, open_source
 from bench.splits import Manifest, ManifestEntry, build_manifest
 from metrics.registry import select_metrics
 from models.base import Colorizer
@@ -113,6 +113,7 @@ class Run:
         self.cfg, self.device, self.dist = cfg, device, dist
         self.out = cfg.resolved_out()
         self.skips: list[dict[str, str]] = []
+        self.progress = cfg.progress and dist.is_main
         self.metrics = select_metrics(cfg.metrics)
         self.metric_names = list(self.metrics.per_image)
         if dist.is_main:
@@ -120,25 +121,28 @@ class Run:
                 print(f"note: metric {name} is unavailable and left out: {reason}", file=sys.stderr)
 
     # -- data ---------------------------------------------------------------------------------------------
-    def _manifest(self, spec: str, split: str, filename: str) -> Manifest:
-        manifest = build_manifest(open_source(spec), split, limit=self.cfg.limit,
-                                  progress=self.cfg.progress and self.dist.is_main)
+    def _manifest(self, source: ImageSource, split: str, filename: str) -> Manifest:
+        manifest = build_manifest(source, split, limit=self.cfg.limit, progress=self.progress)
         if self.dist.is_main:
             manifest.write(self.out / filename)
         if not manifest.usable:
-            raise BenchError(f"no usable image in {spec} (split {split}): see {self.out / filename}")
+            raise BenchError(f"no usable image in {source.spec} (split {split}): see {self.out / filename}")
         return manifest
 
     @cached_property
+    def eval_source(self) -> ImageSource:
+        return open_source(self.cfg.eval_source)
+
+    @cached_property
     def eval_manifest(self) -> Manifest:
-        manifest = self._manifest(self.cfg.eval_source, self.cfg.eval_split, "manifest.csv")
+        manifest = self._manifest(self.eval_source, self.cfg.eval_split, "manifest.csv")
         self.skips += [{"image_id": e.image_id, "stage": "manifest", "reason": f"{e.status}: {e.reason}"}
                        for e in manifest.skipped]
         return manifest
 
     @cached_property
     def train_manifest(self) -> Manifest:
-        return self._manifest(self.cfg.train_source, self.cfg.train_split, "manifest_train.csv")
+        return self._manifest(open_source(self.cfg.train_source), self.cfg.train_split, "manifest_train.csv")
 
     @property
     def used_training_data(self) -> bool:
@@ -169,7 +173,7 @@ class Run:
     @cached_property
     def segment_source(self) -> SegmentSource:
         """COCO instances when the evaluation source has them, SLIC superpixels otherwise."""
-        source = open_source(self.cfg.eval_source)
+        source = self.eval_source
         if isinstance(source, CocoSource) and source.instances() is not None:
             return SegmentSource("coco-instances", f"{source.instances_file.name}, smaller instances on top, "
                                  "crowd regions left out, nearest-neighbour to the working size")
@@ -178,7 +182,7 @@ class Run:
     def _segments(self, image_id: str, rgb_u8: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
         if self.segment_source.kind == "slic":
             return slic_label_map(rgb_u8)
-        coco = open_source(self.cfg.eval_source).instances()
+        coco = self.eval_source.instances()
         return to_working_size(coco_label_map(coco, int(image_id), size[1], size[0]), self.cfg.preprocess)
 
     def write_ground_truth(self) -> None:
@@ -196,16 +200,14 @@ class Run:
             grey = quantize(lab_to_rgb(torch.cat((batch.L, torch.zeros_like(batch.ab)), dim=1)))
             for i, image_id in enumerate(batch.image_ids):
                 write_png(self.out / "gray" / f"{image_id}.png", grey[i])
-                write_png(self.gt_path(image_id), batch.rgb_u8[i], {SOURCE_TAG: self._sha(image_id)})
+                write_png(self.gt_path(image_id), batch.rgb_u8[i], {SOURCE_TAG: self.sha[image_id]})
                 if self.writes_segments:
                     labels = self._segments(image_id, batch.rgb_u8[i].cpu(), sizes[image_id])
                     write_label_png(self.segments_path(image_id), labels, {SOURCE_TAG: tag[image_id]})
 
-    def _sha(self, image_id: str) -> str:
-        return self._sha_by_id[image_id]
-
     @cached_property
-    def _sha_by_id(self) -> dict[str, str]:
+    def sha(self) -> dict[str, str]:
+        """sha256 of each evaluation original, by image id."""
         return {e.image_id: e.sha256 for e in self.eval_manifest.entries}
 
     def _record_failed(self, failed: list[tuple[str, str]], stage: str) -> None:
@@ -241,9 +243,7 @@ class Run:
         if checkpoint.is_file() and read_metadata(checkpoint) == wanted:
             _load_into(model, checkpoint)
             return {"weights_from": "cached fit", "checkpoint": str(checkpoint)}
-        loader = make_loader(self.train_manifest.usable, self.cfg.preprocess, batch_size=self.cfg.batch_size,
-                             workers=self.cfg.workers, seed=self.cfg.seed, distributed=self.dist.enabled)
-        model.fit(iterate_batches(loader, self.device))
+        model.fit(iterate_batches(self.loader(self.shard(self.train_manifest.usable)), self.device))
         if self.dist.is_main:
             save_state(checkpoint, model.state_dict(), wanted)
         return {"weights_from": "fitted", "checkpoint": str(checkpoint)}
@@ -254,7 +254,7 @@ class Run:
                 if _cached(read_png_text(self.pred_path(spec.name, e.image_id)), key, e.sha256) is None]
         if not todo:
             return
-        bar = tqdm(total=len(todo), desc=f"predict {spec.name}", unit="img", disable=not self.cfg.progress)
+        bar = tqdm(total=len(todo), desc=f"predict {spec.name}", unit="img", disable=not self.progress)
         with torch.no_grad(), bar:
             for batch in iterate_batches(self.loader(todo), self.device):
                 self._record_failed(batch.failed, f"predict {spec.name}")
@@ -268,7 +268,7 @@ class Run:
                 out_of_range = ((clean < -RANGE_SLACK) | (clean > 1 + RANGE_SLACK)).flatten(1).sum(1)
                 for i, image_id in enumerate(batch.image_ids):
                     write_png(self.pred_path(spec.name, image_id), quantize(rgb[i]), {
-                        KEY_TAG: key, SOURCE_TAG: self._sha(image_id),
+                        KEY_TAG: key, SOURCE_TAG: self.sha[image_id],
                         NONFINITE_TAG: str(int(nonfinite[i])), OUT_OF_RANGE_TAG: str(int(out_of_range[i]))})
                 bar.update(len(batch))
 
@@ -284,10 +284,10 @@ class Run:
         extras_for = (lambda pair, _: {"segments": read_label_png(self.segments_path(pair.image_id))}) \
             if needs_segments(self.metric_names) else None
         for records, skips in score_pairs(pairs, self.metric_names, device=self.device, batch_size=self.cfg.batch_size,
-                                          progress=self.cfg.progress, desc=f"score {spec.name}",
+                                          progress=self.progress, desc=f"score {spec.name}",
                                           extras_for=extras_for):
             for record in records:
-                record.update({"key": key, "source_sha256": self._sha(str(record["image_id"]))})
+                record.update({"key": key, "source_sha256": self.sha[str(record["image_id"])]})
             store.append(records)
             self.skips += [s.as_dict() for s in skips]
 
@@ -297,7 +297,7 @@ class Run:
     @cached_property
     def set_level_scorer(self) -> SetLevelScorer:
         return SetLevelScorer(self.metrics.set_level, device=self.device, batch_size=self.cfg.batch_size,
-                              progress=self.cfg.progress)
+                              progress=self.progress)
 
     def set_level(self, spec: ModelSpec, key: str) -> dict[str, float]:
         """Set-level metrics of this model's predictions (rank 0), cached beside the per-image records."""

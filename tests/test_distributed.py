@@ -1,0 +1,34 @@
+"""torchrun with two CPU processes (gloo) gives the same records and fitted weights as one process."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+from bench.cli import main
+from tests.conftest import REPO
+from tests.test_runner import read_rows
+
+ARGS = ["run", "--models", "gray,baseline0", "--size", "40", "--no-progress", "--no-study"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_process_run_equals_single_process(tmp_path):
+    single, sharded = tmp_path / "single", tmp_path / "sharded"
+    assert main([*ARGS, "--out", str(single)]) == 0
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                           "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "bench", *ARGS,
+                           "--out", str(sharded)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert read_rows(sharded / "per_image.csv") == read_rows(single / "per_image.csv")
+    assert sorted(p.name for p in (sharded / "records" / "gray").rglob("*.jsonl")) == ["rank-0.jsonl", "rank-1.jsonl"]
+    weights = [json.loads((folder / "run.json").read_text())["models"]["baseline0"]["weights_sha256"]
+               for folder in (single, sharded)]
+    assert weights[0] == weights[1]
