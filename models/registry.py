@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 #: One line per model family module.
 FAMILY_MODULES = (
     "models.gray",
+    "models.chromagan",
     "models.oracle",
     "models.baseline0",
 )
