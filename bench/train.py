@@ -32,7 +32,7 @@ import csv
 import json
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -87,7 +87,7 @@ class TrainSettings:
 #: ``smoke``: the built-in sample trains in seconds on a laptop CPU (a plumbing run, not a model).
 #: ``paper``: 224x224, full VGG-16 widths, the paper's optimiser settings and 5 epochs (Sec. 6.4).
 PROFILES = {
-    "smoke": TrainSettings("smoke", image_size=64, width=0.25, batch_size=2, epochs=6, lr=2e-4, n_val=1, log_every=1,
+    "smoke": TrainSettings("smoke", image_size=64, width=0.25, batch_size=4, epochs=10, lr=2e-4, n_val=1, log_every=1,
                            divergence_window=2),
     "paper": TrainSettings("paper", image_size=224, width=1.0, batch_size=None, epochs=5),
 }
@@ -512,27 +512,12 @@ def train(model: Trainable, name: str, manifest: Manifest, out: Path, *, device:
     began = time.perf_counter()
     for epoch in range(start + 1, s.epochs + 1):
         tick = time.perf_counter()
-        rng = torch.Generator().manual_seed(epoch_seed(s.seed, epoch))
         loader = make_loader(fit_entries, preprocess, batch_size=s.batch_size, workers=workers, shuffle=True,
                              seed=epoch_seed(s.seed, epoch), distributed=dist.enabled)
-        sums: dict[str, torch.Tensor] = {}
-        n_steps = 0
         bar = tqdm(iterate_batches(loader, device), total=len(loader), desc=f"train {name} {epoch}/{s.epochs}",
                    unit="step", disable=not (progress and dist.is_main), leave=False)
-        for batch in bar:
-            if not len(batch):
-                continue
-            batch_targets_ = batch_targets(targets, batch) if targets is not None else None
-            losses = trainer.step(batch.L / 100, ab_to_unit(batch.ab), batch_targets_, rng)
-            step += 1
-            n_steps += 1
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0) + v
-            if step % s.log_every == 0:
-                steps_log.append({"epoch": epoch, "step": step, **{k: float(v) for k, v in losses.items()}})
-        names = sorted(sums)
-        totals = all_reduce_sum(torch.stack([sums[k] for k in names] + [torch.tensor(float(n_steps), device=device)]))
-        means = {f"train_{k}": float(totals[i]) / max(float(totals[-1]), 1) for i, k in enumerate(names)}
+        means, n_steps = run_epoch(trainer, bar, targets, epoch, step, steps_log)
+        step += n_steps
         row = {"epoch": epoch, "step": step, "steps": n_steps, **means,
                **validate(model, val_entries, preprocess, device), "seconds": time.perf_counter() - tick}
         history.append(row)
@@ -546,6 +531,30 @@ def train(model: Trainable, name: str, manifest: Manifest, out: Path, *, device:
         atomic_write_bytes(folder / "summary.json", json.dumps(summary, indent=2).encode())
         save_state(final, model.state_dict(), {"key": key, "summary": summary})
     return {"weights_from": "trained", "checkpoint": str(final), "training": summary}
+
+
+def run_epoch(trainer: GanTrainer, batches: Iterable[Batch], targets: dict[str, Targets] | None, epoch: int,
+              step: int, log: CsvLog) -> tuple[dict[str, float], int]:
+    """Train on every batch once (``step``: steps done before this epoch). Every ``log_every``-th step's losses go
+    to ``log``, the only host synchronisation besides the epoch means. The gradient-penalty interpolation draws
+    from a generator seeded by (seed, epoch). Returns the epoch's mean losses (over all ranks) and its steps."""
+    rng = torch.Generator().manual_seed(epoch_seed(trainer.settings.seed, epoch))
+    sums: dict[str, torch.Tensor] = {}
+    n_steps = 0
+    for batch in batches:
+        if not len(batch):
+            continue
+        losses = trainer.step(batch.L / 100, ab_to_unit(batch.ab),
+                              batch_targets(targets, batch) if targets is not None else None, rng)
+        n_steps += 1
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0) + v
+        if (step + n_steps) % trainer.settings.log_every == 0:
+            log.append({"epoch": epoch, "step": step + n_steps, **{k: float(v) for k, v in losses.items()}})
+    names = sorted(sums)
+    device = next(trainer.generator.parameters()).device
+    totals = all_reduce_sum(torch.stack([sums[k] for k in names] + [torch.tensor(float(n_steps), device=device)]))
+    return {f"train_{k}": float(totals[i]) / max(float(totals[-1]), 1) for i, k in enumerate(names)}, n_steps
 
 
 def summarize(history: list[dict[str, object]], s: TrainSettings, fit: Sequence[ManifestEntry],

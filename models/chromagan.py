@@ -1,4 +1,4 @@
-"""The ChromaGAN family (Vitoria et al., WACV 2020; paper Sec. 2, 4.2, 6.4): one generator and one critic module
+"""The ChromaGAN family (Vitoria et al., WACV 2020; paper Sec. 2, 4.2, 6.2, 6.4): one generator and one critic module
 shared by four registry entries that differ only in their class head, adversarial loss and optimiser settings.
 
 Generator (reference.md sec. 2), for an input of S x S (S = 224 in the paper) and channel widths scaled by
@@ -221,16 +221,15 @@ def build(variant: str, profile: str = "paper", teacher: str = "auto", seed: int
     return ChromaGAN(settings, teacher if v.class_head else None, trunk_init)
 
 
-PAPER = "Sec. 2, 4.2, 6.4; Tables 3-4"
 
 
-@register_model("chromagan", inputs=("L",), training="train", paper=PAPER,
+@register_model("chromagan", inputs=("L",), training="train", paper="Sec. 2, 6.2",
                 description="reference ChromaGAN: VGG-16 trunk, class head (KL to a teacher), WGAN-GP, beta1 0.5")
 def build_chromagan(**options: object) -> Colorizer:
     return build("chromagan", **options)  # type: ignore[arg-type]
 
 
-@register_model("chromagan-noclass", inputs=("L",), training="train", paper=PAPER + "; claim C4",
+@register_model("chromagan-noclass", inputs=("L",), training="train", paper="Sec. 6.2 (claim C4)",
                 description="ChromaGAN without the class head and its KL loss (the paper's C4 comparison)")
 def build_chromagan_noclass(**options: object) -> Colorizer:
     return build("chromagan-noclass", **options)  # type: ignore[arg-type]
