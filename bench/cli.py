@@ -16,6 +16,8 @@ from bench.data import Preprocess
 from bench.device import DEVICE_CHOICES
 from bench.errors import BenchError
 from bench.images import RESIZE_MODES
+from bench.train import PROFILE_CHOICES
+from models.teachers import TEACHER_CHOICES
 
 
 def _weights(values: Sequence[str]) -> dict[str, Path]:
@@ -60,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                      help="load a model's weights from a safetensors file instead of fitting/training it")
     run.add_argument("--no-study", action="store_true", help="skip the perturbation study")
+    run.add_argument("--profile", choices=PROFILE_CHOICES, default="auto",
+                     help="training profile of trained models: smoke (small and fast), paper (224x224, the paper's "
+                          "hyper-parameters); auto = smoke on the built-in sample, paper otherwise")
+    run.add_argument("--teacher", choices=TEACHER_CHOICES, default="auto",
+                     help="class-distribution teacher of ChromaGAN's class head (auto: vgg16 when torchvision's "
+                          "weight file exists, else efficientnet-lite0)")
+    run.add_argument("--epochs", type=int, help="training epochs (default: the profile's)")
+    run.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                     help="continue training from the last epoch checkpoint and reuse finished trainings (default)")
     _common(run)
 
     study = commands.add_parser("study", help="the perturbation study alone: degrade ground truth, score, report")
@@ -104,6 +115,12 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gallery", type=int, default=8, help="images shown in the report's gallery")
 
 
+def _training_options(args: argparse.Namespace) -> dict[str, object]:
+    """The options of ``run`` that only concern trained models (``study`` has none of them)."""
+    names = ("profile", "teacher", "epochs", "resume")
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
+
+
 def _run(args: argparse.Namespace) -> int:
     from bench.runner import RunConfig, execute
     from models.registry import resolve_model_names
@@ -117,6 +134,8 @@ def _run(args: argparse.Namespace) -> int:
         raise BenchError(f"COCO root {args.coco_root} does not exist or is not a folder")
     train = f"coco:{args.coco_root}:train2017" if args.coco_root else (args.train or "sample:train")
     evaluate = f"coco:{args.coco_root}:val2017" if args.coco_root else (args.eval or "sample:test")
+    if args.epochs is not None and args.epochs < 1:
+        raise BenchError(f"--epochs {args.epochs}: train at least one epoch")
     if args.size < 8:
         raise BenchError(f"--size {args.size} is too small (at least 8 pixels)")
     cfg = RunConfig(
@@ -126,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
         preprocess=Preprocess(args.size, args.resize_mode), out=args.out, device=args.device, seed=args.seed,
         limit=args.limit, batch_size=args.batch_size, workers=args.workers,
         weights=_weights(vars(args).get("weights", [])), gallery=args.gallery, progress=not args.no_progress,
-        study=study_only or not args.no_study,
+        study=study_only or not args.no_study, **_training_options(args),
     )
     out = execute(cfg, report=build_report)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -43,6 +43,7 @@ from bench.segments import (
 )
 from bench.sources import CocoSource, ImageSource, open_source
 from bench.splits import Manifest, ManifestEntry, build_manifest
+from bench.train import resolve_profile, train
 from metrics.registry import select_metrics
 from models.base import Colorizer
 from models.registry import ModelSpec, get_model_spec
@@ -76,6 +77,10 @@ class RunConfig:
     gallery: int = 8
     progress: bool = True
     study: bool = True
+    profile: str = "auto"
+    teacher: str = "auto"
+    epochs: int | None = None
+    resume: bool = True
 
     def data_id(self) -> str:
         """Hash of what fixes the images and ground truth (not the models), naming the default run folder."""
@@ -218,7 +223,7 @@ class Run:
     # -- models -------------------------------------------------------------------------------------------
     def obtain(self, spec: ModelSpec) -> tuple[Colorizer, dict[str, object]]:
         """Build the model and give it weights: a user's file, a cached fit, or a fresh fit/training."""
-        model = spec.build()
+        model = spec.build(**self.build_options(spec))
         if spec.name in self.cfg.weights:
             path = self.cfg.weights[spec.name]
             _load_into(model, path)
@@ -226,14 +231,22 @@ class Run:
         elif spec.training == "fit":
             info = self._fit(spec, model)
         elif spec.training == "train":
-            raise BenchError(f"{spec.name} needs training, which this version of the runner cannot do yet; "
-                             f"give weights with --weights {spec.name}=PATH")
+            info = train(model, spec.name, self.train_manifest, self.out, device=self.device, dist=self.dist,
+                         resize_mode=self.cfg.preprocess.mode, workers=self.cfg.workers, resume=self.cfg.resume,
+                         progress=self.progress)
         else:
             info = {"weights_from": "none needed"}
         model.to(self.device).eval()
         info["weights_sha256"] = model.weights_sha256()
         info["options"] = model.options()
         return model, info
+
+    def build_options(self, spec: ModelSpec) -> dict[str, object]:
+        """Build options of trained models: the run's training profile, class teacher, seed and epochs."""
+        if spec.training != "train":
+            return {}
+        return {"profile": resolve_profile(self.cfg.profile, self.cfg.train_source), "teacher": self.cfg.teacher,
+                "seed": self.cfg.seed, "epochs": self.cfg.epochs}
 
     def _fit(self, spec: ModelSpec, model: Colorizer) -> dict[str, object]:
         """Fit a statistics model over the training manifest, reusing a checkpoint fitted on the same data."""

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 #: One line per model family module.
 FAMILY_MODULES = (
     "models.gray",
-    "models.oracle",
     "models.baseline0",
+    "models.chromagan",
+    "models.oracle",
 )
 
 #: What a model may read from a batch. ``ab`` is ground truth: only ``reference`` entries may read it.

@@ -114,9 +114,9 @@ def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
         write_csv(analysis / "metric_ranks.csv", ["metric", *folder.colorizers], ranks)
         _figure(report, "leaderboard", plots.win_rate_bars(wins.rows, out / "figures" / "win_rates.png"), out)
     for model, info in folder.run["models"].items():
-        training = info.get("training") or {}
-        if training.get("steps_csv") and Path(training["steps_csv"]).is_file():
-            path = plots.training_curves(read_csv(Path(training["steps_csv"])), read_csv(Path(training["epochs_csv"])),
-                                         model, out / "figures" / f"training_{model}.png")
+        logs = Path((info.get("training") or {}).get("folder", out / "train" / model))
+        if (logs / "steps.csv").is_file() and (logs / "epochs.csv").is_file():
+            path = plots.training_curves(read_csv(logs / "steps.csv"), read_csv(logs / "epochs.csv"), model,
+                                         info.get("training") or {}, out / "figures" / f"training_{model}.png")
             _figure(report, "training", path, out)
     return report

@@ -110,24 +110,34 @@ def win_rate_bars(rows: Sequence[Mapping[str, object]], path: Path) -> Path:
 
 
 def training_curves(steps: Sequence[Mapping[str, str]], epochs: Sequence[Mapping[str, str]], title: str,
-                    path: Path) -> Path:
-    """Per-step losses (every numeric column but step/epoch) and per-epoch validation PSNR/SSIM."""
-    loss_columns = [c for c in (steps[0].keys() if steps else []) if (c not in ("step", "epoch") and "loss" in c)
-                    or c in ("gradient_penalty",)]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+                    training: Mapping[str, object], path: Path) -> Path:
+    """Left: per-step loss terms (generator: mse, class_kl, g_adv; critic: critic, gp). Right: per-epoch
+    validation PSNR and colorfulness, with the best and worst epoch and the divergence epoch marked."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
     x = column(steps, "step")
-    for name in loss_columns:
-        left.plot(x, column(steps, name), linewidth=1, label=name)
+    for name in ("mse", "class_kl", "g_adv", "critic", "gp"):
+        values = column(steps, name) if steps and name in steps[0] else np.array([])
+        if np.isfinite(values).any():
+            left.plot(x, values, linewidth=1, label=name)
+    left.set_yscale("symlog", linthresh=1e-2)
     left.set_xlabel("step")
     left.set_title("training losses", fontsize=10)
     left.legend(fontsize=7)
     epoch = column(epochs, "epoch")
-    for name in ("val_psnr", "val_ssim"):
-        if epochs and name in epochs[0]:
-            axis = right if name == "val_psnr" else right.twinx()
-            axis.plot(epoch, column(epochs, name), marker="o", color="C0" if name == "val_psnr" else "C1", label=name)
-            axis.set_ylabel(name)
+    right.plot(epoch, column(epochs, "val_psnr"), marker="o", markersize=3, color="C0", label="val PSNR (dB)")
+    right.set_ylabel("validation PSNR (dB)")
+    twin = right.twinx()
+    twin.plot(epoch, column(epochs, "val_colorfulness"), marker="s", markersize=3, color="C1",
+              label="val colorfulness")
+    twin.set_ylabel("validation colorfulness")
+    marks = {"best": (training.get("best_epoch") or {}).get("epoch"),  # type: ignore[union-attr]
+             "worst": (training.get("worst_epoch") or {}).get("epoch"),  # type: ignore[union-attr]
+             "diverged": (training.get("divergence") or {}).get("epoch")}  # type: ignore[union-attr]
+    for (label, value), colour in zip(marks.items(), ("green", "red", "black"), strict=True):
+        if value:
+            right.axvline(float(value), color=colour, linestyle=":", linewidth=1, label=f"{label} epoch")
     right.set_xlabel("epoch")
-    right.set_title("validation", fontsize=10)
+    right.set_title("validation (held-out training images)", fontsize=10)
+    right.legend(fontsize=7, loc="lower left")
     figure.suptitle(title, fontsize=11)
     return save_figure(figure, path)

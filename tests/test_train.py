@@ -1,0 +1,269 @@
+"""The trainer (bench/train.py): loss functions, one step lowers each loss, checkpoints, bit-for-bit resume,
+the divergence rule, validation hold-out, the runner's train path and a two-process (gloo) DDP step."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from bench.checkpoints import load_state, save_state, state_sha256
+from bench.cli import main
+from bench.color import luma_bt601, rgb_to_lab
+from bench.data import Batch
+from bench.device import DistInfo
+from bench.errors import BenchError
+from bench.sources import open_source
+from bench.splits import build_manifest, split_key
+from bench.train import (
+    Checkpoints,
+    GanTrainer,
+    ab_to_unit,
+    bce_critic_loss,
+    bce_generator_loss,
+    class_kl,
+    detect_divergence,
+    gradient_penalty,
+    resolve_profile,
+    split_validation,
+    train,
+    wgan_critic_loss,
+    wgan_generator_loss,
+)
+from models.chromagan import build
+from models.teachers import Targets
+
+TINY = {"profile": "smoke", "image_size": 64, "width": 0.0625, "trunk_init": "xavier"}
+CPU = torch.device("cpu")
+
+
+def photo_batch(size: int = 64) -> Batch:
+    import skimage.data
+
+    photos = [getattr(skimage.data, name)()[:256, :256, :3].copy() for name in ("astronaut", "chelsea", "coffee")]
+    rgb = torch.stack([torch.from_numpy(p) for p in photos]).permute(0, 3, 1, 2).float() / 255
+    rgb = torch.nn.functional.interpolate(rgb, size=(size, size), mode="area")
+    lab = rgb_to_lab(rgb)
+    return Batch(["1", "2", "3"], [""] * 3, (rgb * 255).round().byte(), rgb, lab[:, :1], lab[:, 1:], luma_bt601(rgb))
+
+
+def test_adversarial_losses_have_their_textbook_values():
+    real, fake = torch.full((2, 1, 4, 4), 2.0), torch.full((2, 1, 4, 4), -1.0)
+    assert float(wgan_generator_loss(fake)) == 1.0
+    assert float(wgan_critic_loss(real, fake)) == -3.0
+    zero = torch.zeros(2, 1, 4, 4)
+    assert float(bce_generator_loss(zero)) == pytest.approx(torch.log(torch.tensor(2.0)))
+    assert float(bce_critic_loss(zero, zero)) == pytest.approx(2 * torch.log(torch.tensor(2.0)))
+    assert float(bce_critic_loss(torch.full_like(zero, 20), torch.full_like(zero, -20))) < 1e-8
+
+
+def test_gradient_penalty_measures_the_distance_of_the_gradient_norm_from_one():
+    x = torch.rand(3, 2, 4, 4, requires_grad=True)
+    unit = torch.randn(2, 4, 4)
+    unit = unit / unit.norm()
+    for scale, expected in ((1.0, 0.0), (3.0, 4.0)):
+        scores = (x * unit * scale).flatten(1).sum(1).view(3, 1, 1, 1)
+        assert float(gradient_penalty(scores, x)) == pytest.approx(expected, abs=1e-5)
+
+
+def test_class_kl_is_zero_at_the_target_and_skips_unlabelled_images():
+    logits = torch.randn(3, 10)
+    target = logits.softmax(dim=1)
+    assert float(class_kl(target, torch.ones(3, dtype=torch.bool), logits)) == pytest.approx(0, abs=1e-6)
+    uniform = torch.full((3, 10), 0.1)
+    one = class_kl(uniform[:1], torch.ones(1, dtype=torch.bool), logits[:1])
+    assert float(class_kl(uniform, torch.tensor([True, False, False]), logits)) == pytest.approx(float(one))
+    assert float(class_kl(uniform, torch.zeros(3, dtype=torch.bool), logits)) == 0
+
+
+def test_divergence_rule_on_synthetic_curves():
+    rising, falling = [1.0, 0.5, 0.6, 0.7, 0.8, 0.9], [0.0, -0.1, -0.2, -0.3, -0.4, -0.5]
+    flagged = detect_divergence(rising, falling, window=3)
+    assert flagged["diverged"] and flagged["epoch"] == 5  # transitions 2->3, 3->4, 4->5 (1-based epochs)
+    assert not detect_divergence(rising, [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], window=3)["diverged"]  # critic not winning
+    assert not detect_divergence(rising[:4], falling[:4], window=3)["diverged"]  # too short: needs N + 1 points
+    assert not detect_divergence([1.0, 1.0, 1.1, 1.2], falling[:4], window=3)["diverged"]  # one flat step
+    assert detect_divergence([1.0, 1.0, 1.1, 1.2], falling[:4], window=2)["epoch"] == 4
+
+
+def test_validation_is_a_hashed_slice_of_the_training_images():
+    entries = build_manifest(open_source("sample:train"), "full", progress=False).usable
+    fit, val = split_validation(entries, n_val=8)
+    assert len(val) == 1 and len(fit) == len(entries) - 1  # capped at a tenth, at least one
+    assert val[0].image_id == min(entries, key=lambda e: split_key(e.image_id)).image_id
+    with pytest.raises(BenchError, match="at least 2"):
+        split_validation(entries[:1], n_val=1)
+
+
+def test_profiles():
+    assert resolve_profile("auto", "sample:train") == "smoke"
+    assert resolve_profile("auto", "coco:/data/coco:train2017") == "paper"
+    with pytest.raises(BenchError, match="unknown training profile"):
+        resolve_profile("huge", "sample:train")
+
+
+def model_and_targets(name: str):
+    model = build(name, **TINY, teacher="efficientnet-lite0", lr=1e-5)
+    probs = torch.randn(3, 1000, generator=torch.Generator().manual_seed(1)).softmax(dim=1)
+    return model, Targets(probs, torch.ones(3, dtype=torch.bool))
+
+
+@pytest.mark.parametrize(("name", "adversarial"), [("chromagan", None), ("model-a2", None),
+                                                   ("chromagan-noclass", "none")])
+def test_one_step_lowers_the_generator_and_critic_losses(name, adversarial):
+    """On a fixed batch: the generator's total loss (against the critic it was updated with) and the critic's
+    total loss (on the fakes it was updated with) both fall after one step; for WGAN-GP, BCE and no critic."""
+    model, targets = model_and_targets(name)
+    if adversarial:
+        model.settings = replace(model.settings, adversarial=adversarial)
+    trainer = GanTrainer(model, CPU)
+    batch = photo_batch()
+    L01, ab01 = batch.L / 100, ab_to_unit(batch.ab)
+    eps = torch.rand(3, 1, 1, 1, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        g_before, fake = trainer.generator_losses(L01, ab01, targets)
+    old_critic = copy.deepcopy(trainer.critic)
+    c_before = trainer.critic_losses(L01, ab01, fake, eps)["c_total"].detach() if trainer.critic else None
+    losses = trainer.step(L01, ab01, targets, torch.Generator().manual_seed(0))
+    assert set(losses) >= {"mse", "g_total"} and ("class_kl" in losses) == (name != "chromagan-noclass")
+    new_critic, trainer.critic = trainer.critic, old_critic
+    with torch.no_grad():
+        g_after, _ = trainer.generator_losses(L01, ab01, targets)
+    assert float(g_after["g_total"]) < float(g_before["g_total"])
+    if new_critic is not None:
+        trainer.critic = trainer.c_net = new_critic
+        assert float(trainer.critic_losses(L01, ab01, fake, eps)["c_total"].detach()) < float(c_before)
+    else:
+        assert {"critic", "gp", "g_adv"}.isdisjoint(losses)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model, targets = model_and_targets("chromagan")
+    trainer = GanTrainer(model, CPU)
+    batch = photo_batch()
+    trainer.step(batch.L / 100, ab_to_unit(batch.ab), targets, torch.Generator().manual_seed(0))
+    checkpoints = Checkpoints(tmp_path, {"k": 1})
+    checkpoints.save(1, trainer, {"history": [{"epoch": 1}]})
+    assert checkpoints.latest() == 1 and Checkpoints(tmp_path, {"k": 2}).latest() == 0
+    fresh_model, _ = model_and_targets("chromagan")
+    fresh = GanTrainer(fresh_model, CPU)
+    assert checkpoints.load(1, fresh)["history"] == [{"epoch": 1}]
+    for (name, module), restored in zip(trainer.modules().items(), fresh.modules().values(), strict=True):
+        assert state_sha256(module.state_dict()) == state_sha256(restored.state_dict()), name
+    for name, optimizer in trainer.optimizers.items():
+        ours, theirs = optimizer.state_dict(), fresh.optimizers[name].state_dict()
+        assert ours["param_groups"] == theirs["param_groups"]
+        for index, slots in ours["state"].items():
+            for slot, value in slots.items():
+                assert torch.equal(value, theirs["state"][index][slot]), (name, index, slot)
+    # The final weights: the colorizer's state (the generator) as a safetensors file.
+    digest = save_state(tmp_path / "final.safetensors", model.state_dict())
+    fresh_model.load_state_dict(load_state(tmp_path / "final.safetensors"))
+    assert digest == fresh_model.weights_sha256() == model.weights_sha256()
+    inputs = batch.inputs_for(("L",))
+    model.eval(), fresh_model.eval()
+    assert torch.equal(model.colorize(inputs), fresh_model.colorize(inputs))
+
+
+def read_table(path: Path, drop: str = "seconds") -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return [{k: v for k, v in row.items() if k != drop} for row in csv.DictReader(handle)]
+
+
+@pytest.fixture(scope="module")
+def sample_manifest():
+    return build_manifest(open_source("sample:train"), "full", progress=False)
+
+
+def test_resume_equals_uninterrupted_training_bit_for_bit(sample_manifest, tmp_path):
+    """Three epochs in one go == two epochs, a crash in the third (a torn steps.csv row), then resume."""
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    first = train(build("chromagan", **TINY, epochs=3), "chromagan", sample_manifest, whole, device=CPU,
+                  progress=False)
+    assert first["weights_from"] == "trained" and first["training"]["epochs"] == 3
+    (parts / "train").mkdir(parents=True)
+    for cached in (whole / "train").glob("teacher-*.safetensors"):  # the teacher's targets, keyed by sha256
+        (parts / "train" / cached.name).write_bytes(cached.read_bytes())
+    train(build("chromagan", **TINY, epochs=2), "chromagan", sample_manifest, parts, device=CPU, progress=False)
+    with (parts / "train" / "chromagan" / "steps.csv").open("a") as handle:
+        handle.write("3,5,0.1,0.1,0.1,0.1,0.1,0.1,0.1\n")
+    resumed = train(build("chromagan", **TINY, epochs=3), "chromagan", sample_manifest, parts, device=CPU,
+                    progress=False)
+    assert resumed["training"]["resumed_from_epoch"] == 2
+    final = "checkpoints/chromagan.safetensors"
+    assert load_state(whole / final).keys() == load_state(parts / final).keys()
+    for key, value in load_state(whole / final).items():
+        assert torch.equal(value, load_state(parts / final)[key]), key
+    epoch3 = "train/chromagan/checkpoints/epoch-003.safetensors"
+    assert state_sha256(load_state(whole / epoch3)) == state_sha256(load_state(parts / epoch3))
+    for table in ("steps.csv", "epochs.csv"):
+        assert read_table(whole / "train" / "chromagan" / table) == read_table(parts / "train" / "chromagan" / table)
+    # A finished training is reused, not repeated.
+    again = train(build("chromagan", **TINY, epochs=3), "chromagan", sample_manifest, whole, device=CPU,
+                  progress=False)
+    assert again["weights_from"] == "cached training" and again["training"]["epochs"] == 3
+
+
+def test_run_trains_and_records_the_training(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--models", "chromagan-noclass", "--epochs", "3", "--out", str(out), "--size", "48",
+                 "--no-progress"]) == 0
+    info = json.loads((out / "run.json").read_text())["models"]["chromagan-noclass"]
+    assert info["weights_from"] == "trained" and info["options"]["profile"] == "smoke"
+    assert info["options"]["epochs"] == 3 and info["options"]["trunk_init"] == "xavier"
+    training = info["training"]
+    assert training["selection_metric"].startswith("val_mse")
+    assert {training["best_epoch"]["epoch"], training["worst_epoch"]["epoch"]} <= {1, 2, 3}
+    assert training["divergence"]["window"] == 2 and isinstance(training["divergence"]["diverged"], bool)
+    folder = out / "train" / "chromagan-noclass"
+    assert len(read_table(folder / "epochs.csv")) == 3 and (folder / "checkpoints" / "epoch-003.safetensors").is_file()
+    assert {"val_psnr", "val_ssim", "val_colorfulness", "val_channel_equality", "train_gp"} <= set(
+        read_table(folder / "epochs.csv")[0])
+    assert main(["run", "--models", "chromagan-noclass", "--epochs", "0", "--out", str(out)]) == 2
+
+
+def test_throughput_script_reports_images_per_second(capsys):
+    from bench.experiments.train_speed import main as train_speed
+
+    assert train_speed(["--model", "chromagan", "--size", "64", "--width", "0.0625", "--batch-size", "2",
+                        "--steps", "1", "--warmup", "0", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "images/s" in printed and "TPU v2-8" in printed and "one GPU" in printed
+
+
+def _ddp_worker(rank: int, port: int, results: dict) -> None:
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2", "RANK": str(rank)})
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        torch.set_num_threads(1)
+        model = build("chromagan", **TINY, teacher="efficientnet-lite0")
+        trainer = GanTrainer(model, CPU, DistInfo(rank, 2))
+        batch = photo_batch()
+        shard = slice(rank, 3, 2)  # each rank its own images
+        targets = Targets(torch.full((3, 1000), 1e-3)[shard], torch.ones(3, dtype=torch.bool)[shard])
+        for _ in range(2):
+            trainer.step(batch.L[shard] / 100, ab_to_unit(batch.ab[shard]), targets, torch.Generator().manual_seed(0))
+        results[rank] = [state_sha256(dict(m.named_parameters())) for m in (trainer.generator, trainer.critic)]
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_steps_keep_ranks_in_sync():
+    """Two gloo processes on different images: after DDP steps (gradient penalty included) both ranks hold
+    identical generator and critic weights."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(_ddp_worker, args=(port, results), nprocs=2, join=True)
+        assert results[0] == results[1]
