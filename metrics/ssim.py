@@ -78,4 +78,4 @@ def ssim(
         return torch.full(pred.shape[:1], float("nan"), dtype=torch.float64, device=pred.device)
     ssim_map, _ = ssim_maps(pred, target, taps=gaussian_taps(sigma, truncate), c1=(k1 * data_range) ** 2,
                             c2=(k2 * data_range) ** 2)
-    return ssim_map.flatten(1).double().mean(dim=1)
+    return ssim_map.flatten(1).double().mean(dim=1).clamp(-1.0, 1.0)  # bounded; float32 can land at 1 + 1e-9
