@@ -27,6 +27,7 @@ running statistics at evaluation time.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import torch
@@ -144,13 +145,19 @@ class Variant:
     adversarial: str
     beta1: float
     paper_batch_size: int
+    paper: str
+    description: str
 
 
 VARIANTS = {
-    "chromagan": Variant(class_head=True, adversarial="wgan-gp", beta1=0.5, paper_batch_size=10),
-    "chromagan-noclass": Variant(class_head=False, adversarial="wgan-gp", beta1=0.5, paper_batch_size=10),
-    "model-a": Variant(class_head=True, adversarial="wgan-gp", beta1=0.9, paper_batch_size=256),
-    "model-a2": Variant(class_head=True, adversarial="bce", beta1=0.9, paper_batch_size=256),
+    "chromagan": Variant(True, "wgan-gp", 0.5, 10, "Sec. 2, 6.2", "reference ChromaGAN: VGG-16 trunk, class head "
+                         "(KL to a teacher), WGAN-GP, beta1 0.5"),
+    "chromagan-noclass": Variant(False, "wgan-gp", 0.5, 10, "Sec. 6.2 (claim C4)", "ChromaGAN without the class head "
+                                 "and its KL loss (the paper's C4 comparison)"),
+    "model-a": Variant(True, "wgan-gp", 0.9, 256, "Sec. 4.2.1, 6.4; Tables 3-4", "the paper's ChromaGAN port: "
+                       "WGAN-GP, Adam beta1 0.9, batch 256 (paper profile)"),
+    "model-a2": Variant(True, "bce", 0.9, 256, "Sec. 4.2.2, 6.4; Tables 3-4", "Model A with binary cross-entropy "
+                        "adversarial losses; keeps the KL class loss and MSE"),
 }
 
 
@@ -221,27 +228,11 @@ def build(variant: str, profile: str = "paper", teacher: str = "auto", seed: int
     return ChromaGAN(settings, teacher if v.class_head else None, trunk_init)
 
 
+def _register_variants() -> None:
+    """One registry entry per variant; each builds through :func:`build`."""
+    for name, variant in VARIANTS.items():
+        register_model(name, inputs=("L",), training="train", paper=variant.paper,
+                       description=variant.description)(functools.partial(build, name))
 
 
-@register_model("chromagan", inputs=("L",), training="train", paper="Sec. 2, 6.2",
-                description="reference ChromaGAN: VGG-16 trunk, class head (KL to a teacher), WGAN-GP, beta1 0.5")
-def build_chromagan(**options: object) -> Colorizer:
-    return build("chromagan", **options)  # type: ignore[arg-type]
-
-
-@register_model("chromagan-noclass", inputs=("L",), training="train", paper="Sec. 6.2 (claim C4)",
-                description="ChromaGAN without the class head and its KL loss (the paper's C4 comparison)")
-def build_chromagan_noclass(**options: object) -> Colorizer:
-    return build("chromagan-noclass", **options)  # type: ignore[arg-type]
-
-
-@register_model("model-a", inputs=("L",), training="train", paper="Sec. 4.2.1, 6.4; Tables 3-4",
-                description="the paper's ChromaGAN port: WGAN-GP, Adam beta1 0.9, batch 256 (paper profile)")
-def build_model_a(**options: object) -> Colorizer:
-    return build("model-a", **options)  # type: ignore[arg-type]
-
-
-@register_model("model-a2", inputs=("L",), training="train", paper="Sec. 4.2.2, 6.4; Tables 3-4",
-                description="Model A with binary cross-entropy adversarial losses; keeps the KL class loss and MSE")
-def build_model_a2(**options: object) -> Colorizer:
-    return build("model-a2", **options)  # type: ignore[arg-type]
+_register_variants()
