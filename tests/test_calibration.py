@@ -12,8 +12,9 @@ hue-rotated, grey, noisy - and are quantized to 8 bits):
   stripes    the photos with 1-pixel-wide segments (every column its own segment)
 
 References and tolerances (absolute, per image):
-  mse, psnr           skimage.metrics, 1e-9 (float64 both; PSNR of identical images is the 100 dB cap);
-                      mse255 = 255^2 mse, 1e-6
+  mse, psnr           skimage.metrics: mse 1e-9, psnr 1e-6 dB, mse255 (= 255^2 mse) 1e-4 - room for squares
+                      formed in float32 and summed in float64 (about 1e-7 relative); PSNR of identical
+                      images is the 100 dB cap
   ssim                skimage structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                       data_range=1), 1e-4 (the issue's bound; float32 filtering, typically ~1e-7)
   ms_ssim             piq.multi_scale_ssim on float64 inputs, 1e-6 (ours filters in float32; piq in float32
@@ -147,9 +148,9 @@ class Case:
 PIXEL_INPUTS = ("photos", "coco", "identical", "constant", "tiny", "stripes")
 CASES = [
     *(Case("mse", i, lambda p, g, _: mean_squared_error(g, p), 1e-9, "skimage") for i in PIXEL_INPUTS),
-    *(Case("mse255", i, lambda p, g, _: 255**2 * mean_squared_error(g, p), 1e-6, "skimage x 255^2")
+    *(Case("mse255", i, lambda p, g, _: 255**2 * mean_squared_error(g, p), 1e-4, "skimage x 255^2")
       for i in ("photos", "identical")),
-    *(Case("psnr", i, ref_psnr, 1e-9, "skimage") for i in ("photos", "coco", "constant", "tiny")),
+    *(Case("psnr", i, ref_psnr, 1e-6, "skimage") for i in ("photos", "coco", "constant", "tiny")),
     Case("psnr", "identical", known(100.0), 0.0, "cap for identical images"),
     *(Case("ssim", i, ref_ssim, 1e-4, "skimage gaussian") for i in ("photos", "coco", "tiny")),
     Case("ssim", "identical", known(1.0), 1e-6, "identical"),
@@ -281,3 +282,18 @@ def test_ciede2000_matches_sharma_pairs():
     np.testing.assert_allclose(ciede2000(lab2, lab1).flatten().numpy(), expected, atol=1e-4)  # symmetric
     skimage_values = deltaE_ciede2000(lab1.permute(1, 2, 0).numpy(), lab2.permute(1, 2, 0).numpy()).flatten()
     np.testing.assert_allclose(skimage_values, expected, atol=1e-4)
+
+
+def test_non_finite_prediction_does_not_leak_into_other_images(photos_triple):
+    """Bad input is the scorer's to count and clip; a metric must still neither raise on it nor let one image's
+    NaN/Inf change another image's value."""
+    pred, gt, extras = photos_triple
+    bad = pred.float().clone()
+    bad[0, :, :16, :16] = float("nan")
+    bad[1, 0, 5, 5] = float("inf")
+    for name, metric in METRICS.items():
+        if metric.unavailable() is None:
+            together = metric(bad, gt.float(), **extras)
+            alone = metric(bad[2:], gt[2:].float(), **{k: v[2:] for k, v in extras.items()})
+            np.testing.assert_allclose(together[2:].numpy(), alone.numpy(), rtol=0, atol=1e-12, equal_nan=True,
+                                       err_msg=name)
