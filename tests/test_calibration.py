@@ -19,7 +19,9 @@ References and tolerances (absolute, per image):
                       data_range=1), 1e-4 (the issue's bound; float32 filtering, typically ~1e-7)
   ms_ssim             piq.multi_scale_ssim on float64 inputs, 1e-6 (ours filters in float32; piq in float32
                       itself differs from its float64 result by up to 1e-5 at 161 px); constant images by hand
-  deltae2000          mean of skimage deltaE_ciede2000(rgb2lab(gt), rgb2lab(pred)), 1e-6 (float64 both)
+  deltae2000          mean of skimage deltaE_ciede2000(rgb2lab(gt), rgb2lab(pred)), 1e-4 (the issue's bound;
+                      ours is float32 with a float64 mean, about 1e-6 relative: 2.3e-5 for the constant pair
+                      with dE 26, at most 2.2e-6 on the means of all coco-mini val images)
   auc_ab              NumPy loop over the 151 thresholds + trapezoid, on skimage rgb2lab, 1e-6 (a pixel whose
                       error sits on an integer may round either way: 1/(150 N) per pixel)
   colorfulness(_abs), delta_colorfulness, channel_equality
@@ -159,7 +161,7 @@ CASES = [
     Case("ms_ssim", "identical", known(1.0), 1e-6, "identical"),
     Case("ms_ssim", "constant", known(math.nan), 0.0, "hand: 24x24 is below 161 px"),
     Case("ms_ssim", "constant_large", constant_ms_ssim, 1e-6, "hand: l^w5, cs = 1"),
-    *(Case("deltae2000", i, ref_deltae, 1e-6, "skimage") for i in ("photos", "coco", "constant", "tiny")),
+    *(Case("deltae2000", i, ref_deltae, 1e-4, "skimage") for i in ("photos", "coco", "constant", "tiny")),
     Case("deltae2000", "identical", known(0.0), 1e-12, "identical"),
     *(Case("auc_ab", i, ref_auc, 1e-6, "numpy loop") for i in ("photos", "coco", "tiny")),
     Case("auc_ab", "identical", known(1.0), 1e-12, "identical"),

@@ -1,5 +1,6 @@
-"""The compiled CIEDE2000 kernel agrees with the eager one (which the calibration table checks) to 1e-9 (float64
-both). MS-SSIM's only compiled kernel is ssim_maps, which tests/test_kernels.py checks."""
+"""The compiled CIEDE2000 kernel agrees with the eager one (which the calibration table checks) to 1e-5 (float32
+arithmetic, fused differently). MS-SSIM's only compiled kernel is ssim_means, which tests/test_kernels.py
+checks through ssim."""
 
 from __future__ import annotations
 
@@ -24,4 +25,4 @@ def test_compiled_ciede2000_equals_eager(compile_on, monkeypatch):
     compiled = deltae2000(pred, gt)
     assert kernels.compile_enabled(), "compilation failed and fell back to eager"
     monkeypatch.setenv("COLORBENCH_COMPILE", "0")
-    assert torch.allclose(compiled, deltae2000(pred, gt), rtol=0, atol=1e-9)
+    assert torch.allclose(compiled, deltae2000(pred, gt), rtol=0, atol=1e-5)
