@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from bench.color import chroma, rgb_to_lab
+from metrics.kernels import compiled_kernel
 
 
 def segment_mean_chroma(
@@ -36,10 +37,15 @@ def segment_mean_chroma(
         weights = None if values is None else values.double().flatten()
         return torch.bincount(index, weights=weights, minlength=size).double().view(batch, columns)[:, 1:]
 
+    chroma_pred, chroma_true = chroma_maps(pred, target)
     area = per_segment_sum(None)
-    mean_pred = per_segment_sum(chroma(rgb_to_lab(pred.float())[:, 1:])) / area
-    mean_true = per_segment_sum(chroma(rgb_to_lab(target.float())[:, 1:])) / area
-    return area, mean_pred, mean_true
+    return area, per_segment_sum(chroma_pred) / area, per_segment_sum(chroma_true) / area
+
+
+@compiled_kernel
+def chroma_maps(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lab chroma C*ab of prediction and ground truth per pixel, (B, 1, H, W) float32 each."""
+    return chroma(rgb_to_lab(pred.float())[:, 1:]), chroma(rgb_to_lab(target.float())[:, 1:])
 
 
 def _nan(pred: torch.Tensor) -> torch.Tensor:
