@@ -29,7 +29,9 @@ SIZES = [224, pytest.param(512, marks=pytest.mark.slow)]
 
 @pytest.fixture(scope="module")
 def measuring(request) -> bool:
-    return not request.config.getoption("benchmark_disable", default=True)
+    """Whether pytest-benchmark times (--benchmark-enable overrides the --benchmark-disable of addopts)."""
+    option = request.config.getoption
+    return bool(option("benchmark_enable", default=False) or not option("benchmark_disable", default=True))
 
 
 @pytest.fixture(scope="module", autouse=True)
