@@ -90,7 +90,7 @@ def ssim(
         return torch.full(pred.shape[:1], float("nan"), dtype=torch.float64, device=pred.device)
     means, _ = ssim_means(pred, target, taps=gaussian_taps(sigma, truncate), c1=(k1 * data_range) ** 2,
                           c2=(k2 * data_range) ** 2)
-    return means.mean(dim=1)
+    return means.mean(dim=1).clamp(-1.0, 1.0)  # bounded; float32 can land at 1 + 1e-9
 
 
 #: Scale weights of Wang, Simoncelli & Bovik 2003 (Table 1 of their paper), finest scale first.
@@ -122,7 +122,7 @@ def ms_ssim(
     At scale j = 1..M (M = len(weights)) the images are halved j - 1 times (:func:`halve`); per channel,
     cs_j is the mean contrast-structure term over the valid region at scales 1..M-1 and the full SSIM at
     scale M. Negative values are set to 0 (ReLU), then MS-SSIM = prod_j v_j ** w_j per channel, averaged over
-    RGB. Window and constants as :func:`ssim`. Images smaller than (k - 1) 2^(M-1) + 1 pixels on a side
+    RGB, at most 1. Window and constants as :func:`ssim`. Images smaller than (k - 1) 2^(M-1) + 1 pixels on a side
     (161 for the 11-tap window and 5 scales) are too small for the coarsest scale: NaN.
     """
     taps = gaussian_taps(sigma, truncate)
@@ -136,4 +136,4 @@ def ms_ssim(
         ssim_mean, cs_mean = ssim_means(x, y, taps=taps, c1=(k1 * data_range) ** 2, c2=(k2 * data_range) ** 2)
         per_scale.append(ssim_mean if scale == len(weights) - 1 else cs_mean)
     exponents = torch.tensor(weights, dtype=torch.float64, device=pred.device).view(-1, 1, 1)
-    return (torch.stack(per_scale).relu() ** exponents).prod(dim=0).mean(dim=1)
+    return (torch.stack(per_scale).relu() ** exponents).prod(dim=0).mean(dim=1).clamp(max=1.0)  # as ssim
