@@ -17,6 +17,7 @@ from bench.device import DEVICE_CHOICES
 from bench.errors import BenchError
 from bench.images import RESIZE_MODES
 from bench.train import PROFILE_CHOICES
+from bench.weights import WEIGHTS_DIR_ENV
 from models.teachers import TEACHER_CHOICES
 
 
@@ -48,6 +49,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", type=Path, help="output folder (default: a folder under results/)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _weights_dir(parser)
+
+
+def _weights_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights-dir", type=Path, help="folder searched first for third-party weight files "
+                        "(LPIPS backbones, FID Inception, VGG-16), before $TORCH_HOME/hub/checkpoints")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     bapps.add_argument("--metrics", help="comma-separated per-image metric names (default: all available)")
     bapps.add_argument("--device", default="auto")
     bapps.add_argument("--batch-size", type=int, default=32)
+    _weights_dir(bapps)
 
     commands.add_parser("list", help="list registered models and metrics")
     return parser
@@ -206,6 +214,11 @@ COMMANDS = {"run": _run, "study": _run, "score": _score, "report": _report, "bap
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "weights_dir", None) is not None:
+        if not args.weights_dir.is_dir():
+            print(f"error: --weights-dir {args.weights_dir} is not a folder", file=sys.stderr)
+            return 2
+        os.environ[WEIGHTS_DIR_ENV] = str(args.weights_dir.resolve())
     try:
         return COMMANDS[args.command](args)
     except BenchError as exc:

