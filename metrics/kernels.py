@@ -26,6 +26,9 @@ import torch
 
 #: Batches smaller than this run eagerly (compiling a kernel costs seconds).
 MIN_COMPILED_BATCH = 8
+#: Compiled variants kept per kernel (one per image size). MS-SSIM alone visits five sizes per working size, and
+#: training validates at the network size, so torch's default of 8 would fall back to eager mid-run.
+SIZES_PER_KERNEL = 32
 _F = TypeVar("_F", bound=Callable[..., object])
 _broken = False
 
@@ -45,6 +48,7 @@ def compiled_kernel(fn: _F) -> _F:
     """Decorator: run ``fn(*tensors, **constants)`` compiled when enabled and the batch is big enough; on the
     CPU image by image. ``fn`` must treat the images of a batch independently."""
     compiled = torch.compile(fn, dynamic=False)
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, SIZES_PER_KERNEL)
 
     def call(kernel: Callable[..., object], tensors: tuple[torch.Tensor, ...], constants: dict[str, object]) -> object:
         if tensors[0].device.type == "cpu" and len(tensors[0]) > 1:

@@ -25,6 +25,7 @@ from bench.experiments.claims import (
     claim_c2,
     claim_c3,
     claim_c4,
+    claim_c6,
     evaluate_claims,
 )
 from bench.experiments.perturbations import SWEEPS, blur_ab, rotate_ab, vivid_object_masks
@@ -198,6 +199,18 @@ def test_c3_and_c4_rules():
     boards = [board("chromagan", 0.9, 22, 5), board("chromagan-noclass", 0.91, 23, 5)]
     assert claim_c4(evidence(boards, pairs, training="train")).verdict == SUPPORTED
     assert claim_c4(evidence(boards[:1], pairs, training="train")).verdict == NOT_RUN
+
+
+def fade_curves(psnr: float, ssim: float, recall: float, ratio: float) -> list[dict[str, object]]:
+    return [{"sweep": "object_fade", "strength": 0.0, "metric": m, "median": v}
+            for m, v in (("psnr", psnr), ("ssim", ssim), ("vivid_recall", recall), ("segment_chroma_ratio", ratio))]
+
+
+def test_c6_rule_tests_only_the_premise():
+    assert claim_c6(evidence([], curves=fade_curves(31.0, 0.99, 0.67, 0.52))).verdict == INCONCLUSIVE
+    assert claim_c6(evidence([], curves=fade_curves(24.0, 0.97, 0.67, 0.52))).verdict == NOT_SUPPORTED  # caught
+    assert claim_c6(evidence([], curves=fade_curves(31.0, 0.99, 0.95, 0.9))).verdict == NOT_SUPPORTED  # not seen
+    assert claim_c6(evidence([])).verdict == NOT_RUN
 
 
 def test_all_claims_have_a_verdict_even_with_no_records():
