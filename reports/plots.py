@@ -27,9 +27,10 @@ def save_figure(figure: plt.Figure, path: Path) -> Path:
 
 
 def _grid(count: int, columns: int = 4, size: float = 3.0) -> tuple[plt.Figure, list[plt.Axes]]:
-    """A figure with ``count`` panels in rows of ``columns`` (unused panels hidden)."""
+    """A figure with ``count`` panels in rows of ``columns`` (unused panels hidden), laid out without overlaps."""
     rows = math.ceil(count / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * size, rows * size * 0.8), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * size, rows * size * 0.8), squeeze=False,
+                                layout="constrained")
     panels = list(axes.flat)
     for axis in panels[count:]:
         axis.set_visible(False)
@@ -59,8 +60,8 @@ def correlation_heatmaps(correlations: Sequence[Mapping[str, object]], path: Pat
     bands = list(dict.fromkeys(str(c["band"]) for c in correlations))
     names = list(dict.fromkeys([str(c["metric_a"]) for c in correlations] + [str(c["metric_b"]) for c in correlations]))
     index = {n: i for i, n in enumerate(names)}
-    figure, axes = _grid(len(bands), columns=3, size=4.2)
-    for axis, band in zip(axes, bands, strict=False):
+    figure, axes = _grid(len(bands), columns=3, size=5.0)
+    for k, (axis, band) in enumerate(zip(axes, bands, strict=False)):
         matrix = np.full((len(names), len(names)), np.nan)
         np.fill_diagonal(matrix, 1.0)
         count = 0
@@ -71,7 +72,7 @@ def correlation_heatmaps(correlations: Sequence[Mapping[str, object]], path: Pat
                 count = int(c["n"])  # type: ignore[arg-type]
         image = axis.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")
         axis.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
-        axis.set_yticks(range(len(names)), names, fontsize=7)
+        axis.set_yticks(range(len(names)), names if k % 3 == 0 else [], fontsize=7)
         axis.set_title(f"{band} (n={count})", fontsize=9)
     figure.colorbar(image, ax=axes, shrink=0.6, label="Spearman rho (agreement on better)")
     return save_figure(figure, path)

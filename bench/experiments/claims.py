@@ -122,9 +122,9 @@ def _discrimination(e: Evidence, sweep: str, metric: str) -> float:
     return float(row["discrimination"]) if row else np.nan  # type: ignore[arg-type]
 
 
-def _high_band_rho(e: Evidence) -> Mapping[str, object] | None:
-    """Spearman correlation of PSNR with the vividness proxy over model outputs in the PSNR >= 22 dB band."""
-    pair = {"psnr", VIVIDNESS_PROXY}
+def _high_band_rho(e: Evidence, other: str = VIVIDNESS_PROXY) -> Mapping[str, object] | None:
+    """Spearman correlation of PSNR with ``other`` over model outputs in the PSNR >= 22 dB band."""
+    pair = {"psnr", other}
     return next((c for c in e.correlations if c["band"] == HIGH_BAND and {c["metric_a"], c["metric_b"]} == pair
                  and "spearman" in c and int(c["n"]) >= MIN_BAND_RECORDS), None)  # type: ignore[arg-type]
 
@@ -160,6 +160,11 @@ def claim_c2(e: Evidence) -> Claim:
         lo, hi = float(rho["spearman_lo"]), float(rho["spearman_hi"])  # type: ignore[arg-type]
         numbers.append(f"(b) Spearman PSNR vs -|{VIVIDNESS_PROXY}| with PSNR >= {PSNR_THRESHOLD:g} dB: "
                        f"{_f(float(rho['spearman']), 2)} [{_f(lo, 2)}, {_f(hi, 2)}], n = {rho['n']}")  # type: ignore[arg-type]
+        context = _high_band_rho(e, "segment_chroma_ratio")
+        if context is not None:  # shown, not used by the rule
+            numbers.append(f"(context, not in the rule) Spearman PSNR vs segment_chroma_ratio in that band: "
+                           f"{_f(float(context['spearman']), 2)} [{_f(float(context['spearman_lo']), 2)}, "  # type: ignore[arg-type]
+                           f"{_f(float(context['spearman_hi']), 2)}]")  # type: ignore[arg-type]
         weak, strong = hi < WEAK_RHO, lo > WEAK_RHO
     if lagging >= 2 and (rho is None or weak):
         verdict = SUPPORTED
