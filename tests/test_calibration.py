@@ -12,9 +12,9 @@ hue-rotated, grey, noisy - and are quantized to 8 bits):
   stripes    the photos with 1-pixel-wide segments (every column its own segment)
 
 References and tolerances (absolute, per image):
-  mse, psnr           skimage.metrics: mse 1e-9, psnr 1e-6 dB, mse255 (= 255^2 mse) 1e-4 - room for squares
-                      formed in float32 and summed in float64 (about 1e-7 relative); PSNR of identical
-                      images is the 100 dB cap
+  mse, psnr           skimage.metrics: mse 2e-8, psnr 5e-6 dB, mse255 (= 255^2 mse) 2e-3 - room for the
+                      float32 mean of float32 squares (measured at most 7e-9, 7e-7 dB, 4e-4: about 1e-6
+                      relative); PSNR of identical images is the 100 dB cap
   ssim                skimage structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                       data_range=1), 1e-4 (the issue's bound; float32 filtering, typically ~1e-7)
   ms_ssim             piq.multi_scale_ssim on float64 inputs, 1e-6 (ours filters in float32; piq in float32
@@ -149,10 +149,10 @@ class Case:
 
 PIXEL_INPUTS = ("photos", "coco", "identical", "constant", "tiny", "stripes")
 CASES = [
-    *(Case("mse", i, lambda p, g, _: mean_squared_error(g, p), 1e-9, "skimage") for i in PIXEL_INPUTS),
-    *(Case("mse255", i, lambda p, g, _: 255**2 * mean_squared_error(g, p), 1e-4, "skimage x 255^2")
+    *(Case("mse", i, lambda p, g, _: mean_squared_error(g, p), 2e-8, "skimage") for i in PIXEL_INPUTS),
+    *(Case("mse255", i, lambda p, g, _: 255**2 * mean_squared_error(g, p), 2e-3, "skimage x 255^2")
       for i in ("photos", "identical")),
-    *(Case("psnr", i, ref_psnr, 1e-6, "skimage") for i in ("photos", "coco", "constant", "tiny")),
+    *(Case("psnr", i, ref_psnr, 5e-6, "skimage") for i in ("photos", "coco", "constant", "tiny")),
     Case("psnr", "identical", known(100.0), 0.0, "cap for identical images"),
     *(Case("ssim", i, ref_ssim, 1e-4, "skimage gaussian") for i in ("photos", "coco", "tiny")),
     Case("ssim", "identical", known(1.0), 1e-6, "identical"),
