@@ -6,6 +6,7 @@ EXIF orientation is deliberately not applied: COCO's instance masks are given in
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import tempfile
@@ -105,6 +106,15 @@ def read_png_u8(path: Path) -> torch.Tensor:
     """Read any image file as a uint8 RGB tensor (3, H, W) at its own resolution."""
     image, _ = open_rgb(path)
     return to_tensor_u8(image)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bench.errors import BenchError
-from bench.images import UnreadableImageError, atomic_write_bytes, check_original
+from bench.images import UnreadableImageError, atomic_write_bytes, check_original, file_sha256
 from bench.sample import cache_root
 from bench.sources import ImageRecord, ImageSource
 
@@ -119,19 +119,11 @@ class Manifest:
                 "n_listed": len(self.entries), "n_usable": len(self.usable), "statuses": statuses}
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _scan(record: ImageRecord) -> dict[str, object]:
     """Hash and check one original (the expensive part, cached by file size and mtime)."""
     if not record.path.is_file():
         return {"sha256": "", "status": "missing", "reason": f"file not found: {record.path}", "width": 0, "height": 0}
-    sha = _file_sha256(record.path)
+    sha = file_sha256(record.path)
     try:
         check = check_original(record.path)
     except UnreadableImageError as exc:

@@ -12,13 +12,13 @@ for the run's provenance (:func:`used_weights`).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path, PurePosixPath
 
 import torch
 
 from bench.errors import BenchError
+from bench.images import file_sha256
 
 WEIGHTS_DIR_ENV = "COLORBENCH_WEIGHTS_DIR"
 _used: dict[str, str] = {}
@@ -57,17 +57,9 @@ def unavailable_reason(file_name: str, purpose: str) -> str | None:
     return None if find_weights(file_name) else missing_message(file_name, purpose)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Load a state dict on the CPU with ``weights_only=True`` (no arbitrary unpickling) and record its sha256."""
-    _used[str(path.resolve())] = sha256_of(path)
+    _used[str(path.resolve())] = file_sha256(path)
     return torch.load(path, map_location="cpu", weights_only=True)
 
 

@@ -11,6 +11,7 @@ import torchvision
 
 from bench import weights
 from bench.errors import BenchError
+from bench.images import file_sha256
 from metrics.perceptual import backbone_file, lpips_distance, lpips_model, lpips_unavailable
 from metrics.registry import METRICS
 
@@ -64,7 +65,7 @@ def test_plumbing_with_a_saved_state_dict(torch_home, net):
     assert loaded.keys() == features.keys()
     assert all(torch.equal(loaded[k], features[k]) for k in features), "backbone differs from the saved file"
     path = str((torch_home / backbone_file(net)).resolve())
-    assert weights.used_weights()[path] == weights.sha256_of(torch_home / backbone_file(net))
+    assert weights.used_weights()[path] == file_sha256(torch_home / backbone_file(net))
 
     generator = torch.Generator().manual_seed(1)
     gt = torch.rand(3, 3, 64, 64, generator=generator)
