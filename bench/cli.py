@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--pred", type=Path, required=True, help="folder of predicted images")
     score.add_argument("--gt", type=Path, required=True, help="folder of ground-truth images (matched by name stem)")
     score.add_argument("--name", help="model name in the tables (default: the prediction folder's name)")
+    score.add_argument("--segments", type=Path, help="folder of segment label maps named like the images (a run's "
+                       "segments/); default: SLIC superpixels of each ground truth")
     _common(score)
 
     report = commands.add_parser("report", help="rebuild analyses, claims and index.html from a run folder")
@@ -165,7 +167,7 @@ def _score(args: argparse.Namespace) -> int:
     from bench.score_folders import score_folders
 
     out = score_folders(args.pred, args.gt, name=args.name, out=args.out, metric_names=_metric_names(args.metrics),
-                        device_name=args.device,
+                        device_name=args.device, segments_dir=args.segments,
                         batch_size=args.batch_size, progress=not args.no_progress)
     print(f"results in {out} (open {out / 'index.html'})")
     return 0

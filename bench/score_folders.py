@@ -6,12 +6,28 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from bench.device import resolve_device
+from bench.errors import BenchError
+from bench.images import read_label_png
 from bench.outputs import write_results
-from bench.scoring import SetLevelScorer, match_folders, score_pairs
-from bench.segments import needs_segments, slic_segments, slic_source
+from bench.scoring import ExtrasFn, Pair, SetLevelScorer, match_folders, score_pairs
+from bench.segments import SegmentSource, needs_segments, slic_segments, slic_source
 from metrics.registry import select_metrics
 from reports.html import build_report
+
+
+def segments_from(folder: Path) -> ExtrasFn:
+    """Scoring extras read from label-map PNGs named by image id (a run's ``segments/``); a missing map gives
+    an empty one, so only the segment metrics of that image are n/a."""
+
+    def extras(pair: Pair, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        path = folder / f"{pair.image_id}.png"
+        labels = read_label_png(path) if path.is_file() else torch.zeros(target.shape[1:], dtype=torch.int64)
+        return {"segments": labels}
+
+    return extras
 
 
 def score_folders(
@@ -24,10 +40,12 @@ def score_folders(
     device_name: str = "auto",
     batch_size: int = 16,
     progress: bool = True,
+    segments_dir: Path | None = None,
 ) -> Path:
     """Score every matched pair at the files' own resolution and write tables, run.json and the report.
 
-    Segment metrics use SLIC superpixels of each ground-truth image (``bench.segments``)."""
+    Segment metrics read label maps named like the images from ``segments_dir`` (e.g. a run folder's
+    ``segments/``, to reproduce its numbers), else use SLIC superpixels of each ground truth."""
     metrics = select_metrics(metric_names)
     pairs, skips = match_folders(pred_dir, gt_dir)
     model = name or pred_dir.resolve().name
@@ -37,7 +55,10 @@ def score_folders(
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(device_name)
     with_segments = needs_segments(metrics.per_image)
-    extras_for = slic_segments if with_segments else None
+    if segments_dir is not None and not segments_dir.is_dir():
+        raise BenchError(f"segments folder {segments_dir} does not exist or is not a folder")
+    extras_for = (segments_from(segments_dir) if segments_dir else slic_segments) if with_segments else None
+    segment_source = SegmentSource("label maps", str(segments_dir)) if segments_dir else slic_source()
     records: list[dict[str, object]] = []
     for batch_records, batch_skips in score_pairs(pairs, metrics.per_image, device=device, batch_size=batch_size,
                                                   progress=progress, desc=f"score {model}", extras_for=extras_for):
@@ -47,10 +68,11 @@ def score_folders(
     set_level = SetLevelScorer(metrics.set_level, device=device, batch_size=batch_size, progress=progress)(
         [p for p in pairs if p.image_id in scored], model) if metrics.set_level and scored else {}
     config = {"pred": str(pred_dir), "gt": str(gt_dir), "name": model, "batch_size": batch_size,
-              "metrics": list(metric_names) if metric_names else None}
+              "metrics": list(metric_names) if metric_names else None,
+              "segments": str(segments_dir) if segments_dir else None}
     write_results(out, {model: records}, metrics, seed=0, device=str(device), config=config,
                   models={model: {"predictions": str(pred_dir.resolve()), "n_pairs": len(pairs)}},
                   splits={}, skipped=[s.as_dict() for s in skips], set_level={model: set_level},
-                  segments=slic_source().describe() if with_segments else None)
+                  segments=segment_source.describe() if with_segments else None)
     build_report(out)
     return out

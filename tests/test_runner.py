@@ -93,14 +93,18 @@ def test_rerun_recomputes_nothing_and_gives_identical_files(sample_run):
 def test_score_reproduces_run_numbers(sample_run, tmp_path):
     out = tmp_path / "scored"
     code = main(["score", "--pred", str(sample_run / "predictions" / "baseline0"), "--gt",
-                 str(sample_run / "ground_truth"), "--out", str(out), "--no-progress"])
+                 str(sample_run / "ground_truth"), "--segments", str(sample_run / "segments"), "--out", str(out),
+                 "--no-progress"])
     assert code == 0
     scored = {r["image_id"]: r for r in read_rows(out / "per_image.csv")}
     from_run = {r["image_id"]: r for r in read_rows(sample_run / "per_image.csv") if r["model"] == "baseline0"}
     assert scored.keys() == from_run.keys()
     for image_id, row in from_run.items():
-        for metric in ("mse", "psnr", "ssim", "channel_equality", "colorfulness", "delta_colorfulness"):
+        assert set(scored[image_id]) == set(row)
+        for metric in set(row) - {"model", "file"}:
             assert scored[image_id][metric] == row[metric], (image_id, metric)
+    run_board = next(r for r in read_rows(sample_run / "leaderboard.csv") if r["model"] == "baseline0")
+    assert read_rows(out / "leaderboard.csv")[0]["fd_effnet_lite0"] == run_board["fd_effnet_lite0"] != ""
     assert (out / "index.html").is_file()
 
 
