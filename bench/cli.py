@@ -144,8 +144,9 @@ def _run(args: argparse.Namespace) -> int:
         raise BenchError(f"COCO root {args.coco_root} does not exist or is not a folder")
     train = f"coco:{args.coco_root}:train2017" if args.coco_root else (args.train or "sample:train")
     evaluate = f"coco:{args.coco_root}:val2017" if args.coco_root else (args.eval or "sample:test")
-    if args.epochs is not None and args.epochs < 1:
-        raise BenchError(f"--epochs {args.epochs}: train at least one epoch")
+    training = _training_options(args)
+    if training.get("epochs") is not None and int(training["epochs"]) < 1:  # type: ignore[call-overload]
+        raise BenchError(f"--epochs {training['epochs']}: train at least one epoch")
     if args.size < 8:
         raise BenchError(f"--size {args.size} is too small (at least 8 pixels)")
     cfg = RunConfig(
@@ -155,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
         preprocess=Preprocess(args.size, args.resize_mode), out=args.out, device=args.device, seed=args.seed,
         limit=args.limit, batch_size=args.batch_size, workers=args.workers,
         weights=_weights(vars(args).get("weights", [])), gallery=args.gallery, progress=not args.no_progress,
-        study=study_only or not args.no_study, **_training_options(args),
+        study=study_only or not args.no_study, **training,
     )
     out = execute(cfg, report=build_report)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -291,3 +291,12 @@ def test_bapps_command_adds_the_table_to_a_run(study_run, tmp_path, photos):
     assert [r["metric"] for r in rows] == ["psnr", "ssim"]
     assert float(rows[0]["agreement"]) == pytest.approx(0.7)
     assert "Agreement with human judgements" in (study_run / "index.html").read_text()
+
+
+def test_study_command_runs_without_models(tmp_path):
+    out = tmp_path / "study"
+    assert main(["study", "--size", "48", "--out", str(out), "--no-progress"]) == 0
+    assert read_rows(out / "leaderboard.csv") == []
+    assert {r["sweep"] for r in read_rows(out / "study" / "perturbations.csv")} == {s.name for s in SWEEPS}
+    claims = {c["claim"]: c["verdict"] for c in read_rows(out / "claims.csv")}
+    assert claims["C1"] == NOT_RUN and claims["C2"] != NOT_RUN
