@@ -126,7 +126,8 @@ _TABLE = (
            {"data_range": 1.0, "sigma": 1.5, "truncate": 3.5, "k1": 0.01, "k2": 0.03, "weights": MS_SSIM_WEIGHTS}),
     Metric("deltae2000", deltae2000, False, (0.0, INF), "mean over pixels of the CIEDE2000 colour difference "
            "(Sharma et al. 2005) between prediction and ground truth in Lab (sRGB, D65, 2-degree observer), "
-           "float64; = skimage deltaE_ciede2000 on skimage rgb2lab", {"kL": 1.0, "kC": 1.0, "kH": 1.0}),
+           "float32 per pixel, float64 mean; = skimage deltaE_ciede2000 on skimage rgb2lab within 1e-4",
+           {"kL": 1.0, "kC": 1.0, "kH": 1.0}),
     Metric("auc_ab", auc_ab, True, (0.0, 1.0), "Zhang et al. 2016 raw accuracy: share of pixels with "
            "||ab_pred - ab_gt||_2 <= t for t = 0..max_threshold, trapezoid area / max_threshold; at the input "
            "resolution divided by downsample (ab average-pooled; Zhang et al. used 1/4)",
