@@ -148,9 +148,13 @@ def board(model: str, ssim: float, psnr: float, cf: float, width: float = 0.01) 
     return row
 
 
-def evidence(boards, per_image=(), training="fit", **analyses) -> Evidence:
+ALL_METRICS = ("mse", "psnr", "ssim", "channel_equality", "colorfulness", "delta_colorfulness", "deltae2000",
+               "segment_chroma_ratio", "vivid_recall")
+
+
+def evidence(boards, per_image=(), training="fit", metrics=ALL_METRICS, **analyses) -> Evidence:
     models = {b["model"]: {"spec": {"training": training}, "error": None} for b in boards}
-    return Evidence({"models": models}, boards, list(per_image), **analyses)
+    return Evidence({"models": models, "metrics": {m: {} for m in metrics}}, boards, list(per_image), **analyses)
 
 
 def truth_rows(truth_cf: float) -> list[dict[str, str]]:
@@ -211,6 +215,13 @@ def test_c6_rule_tests_only_the_premise():
     assert claim_c6(evidence([], curves=fade_curves(24.0, 0.97, 0.67, 0.52))).verdict == NOT_SUPPORTED  # caught
     assert claim_c6(evidence([], curves=fade_curves(31.0, 0.99, 0.95, 0.9))).verdict == NOT_SUPPORTED  # not seen
     assert claim_c6(evidence([])).verdict == NOT_RUN
+
+
+def test_claims_without_their_metrics_are_not_run():
+    claims = evaluate_claims(evidence([board("baseline0", 0.93, 24.7, 12.0)], truth_rows(40.0), metrics=("psnr",),
+                                      sensitivity=sensitivity_rows(0.6, 0.55, 0.95)))
+    assert all(c.verdict == NOT_RUN for c in claims)
+    assert "not computed in this run: ssim" in claims[0].numbers
 
 
 def test_all_claims_have_a_verdict_even_with_no_records():

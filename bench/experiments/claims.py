@@ -69,6 +69,11 @@ class Evidence:
     def __post_init__(self) -> None:
         self.models = self.run.get("models", {})  # type: ignore[assignment]
 
+    def missing(self, *metrics: str) -> str:
+        """The named metrics this run did not compute, as text ("" when all were)."""
+        computed = self.run.get("metrics", {})
+        return ", ".join(m for m in metrics if m not in computed)  # type: ignore[operator]
+
     def board(self, model: str) -> Mapping[str, str] | None:
         return next((r for r in self.leaderboard if r["model"] == model), None)
 
@@ -98,6 +103,8 @@ def claim_c1(e: Evidence) -> Claim:
     statement = "A trivial baseline scores SSIM > 0.9 and PSNR > 22 dB while adding little or no colour."
     test = (f"95% bootstrap intervals of mean SSIM and PSNR above {SSIM_THRESHOLD} / {PSNR_THRESHOLD:g} dB and mean "
             f"colorfulness below {DULL_SHARE:.0%} of the ground truth's, for {' or '.join(TRIVIAL_MODELS)}")
+    if missing := e.missing('ssim', 'psnr', 'colorfulness', 'delta_colorfulness'):
+        return Claim("C1", statement, test, f"not computed in this run: {missing}", NOT_RUN)
     truth = e.truth_colorfulness()
     present = [m for m in TRIVIAL_MODELS if e.board(m) is not None]
     if not present or not np.isfinite(truth):
@@ -138,6 +145,8 @@ def claim_c2(e: Evidence) -> Claim:
             f"{MIN_BAND_RECORDS} records): Spearman of PSNR with -|{VIVIDNESS_PROXY}|. Supported if both lag in >= 2 "
             f"sweeps and (b)'s 95% interval lies below {WEAK_RHO}; not supported if PSNR or SSIM discriminates at "
             f"least as well as every colour-aware metric in >= 2 sweeps, or (b)'s interval lies above {WEAK_RHO}")
+    if missing := e.missing('psnr', 'ssim'):
+        return Claim("C2", statement, test, f"not computed in this run: {missing}", NOT_RUN)
     if not e.sensitivity:
         return Claim("C2", statement, test, "no perturbation study in this run", NOT_RUN)
     numbers, lagging, matching = [], 0, 0
@@ -196,6 +205,8 @@ def claim_c3(e: Evidence) -> Claim:
     statement = "Stable GAN runs output near-grey images (about 82% of pixels R=G=B); diverged runs are oversaturated."
     test = (f"trained GANs: stable runs need mean channel equality >= {NEAR_GREY}; diverged runs (training divergence "
             "flag) need mean colorfulness above the ground truth's. Inconclusive when no run diverged")
+    if missing := e.missing('channel_equality', 'colorfulness', 'delta_colorfulness'):
+        return Claim("C3", statement, test, f"not computed in this run: {missing}", NOT_RUN)
     gans = e.trained()
     if not gans:
         return Claim("C3", statement, test, "no trained GAN in this run", NOT_RUN)
@@ -229,6 +240,8 @@ def claim_c4(e: Evidence) -> Claim:
     statement = "Dropping ChromaGAN's class-distribution head gives higher PSNR/SSIM than keeping it."
     test = ("paired per-image differences chromagan-noclass minus chromagan: supported if the 95% intervals of the "
             "mean PSNR and SSIM differences are both above 0, not supported if either lies below 0")
+    if missing := e.missing('psnr', 'ssim'):
+        return Claim("C4", statement, test, f"not computed in this run: {missing}", NOT_RUN)
     if not {"chromagan", "chromagan-noclass"} <= set(e.trained()):
         return Claim("C4", statement, test, "chromagan and chromagan-noclass were not both trained", NOT_RUN)
     parts, above, below = [], [], []
@@ -277,6 +290,8 @@ def claim_c6(e: Evidence) -> Claim:
                     and float(c["strength"]) == 0.0), None)  # type: ignore[arg-type]
         return float(row["median"]) if row else np.nan  # type: ignore[arg-type]
 
+    if missing := e.missing('psnr', 'ssim'):
+        return Claim("C6", statement, test, f"not computed in this run: {missing}", NOT_RUN)
     psnr, ssim, recall, ratio = (median(m) for m in ("psnr", "ssim", "vivid_recall", "segment_chroma_ratio"))
     if not np.isfinite(psnr) or not (np.isfinite(recall) or np.isfinite(ratio)):
         return Claim("C6", statement, test, "no object_fade sweep with segment metrics in this run", NOT_RUN)
