@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from bench.checkpoints import load_state, read_metadata, save_state
 from bench.data import Batch, Preprocess, iterate_batches, make_loader
-from bench.device import DistInfo, all_reduce_sum, autocast, memory_format, step_done
+from bench.device import DistInfo, all_reduce_sum, autocast, barrier, memory_format, step_done
 from bench.errors import BenchError
 from bench.images import atomic_write_bytes
 from bench.splits import Manifest, ManifestEntry, split_key
@@ -528,6 +528,9 @@ def train(model: Trainable, name: str, manifest: Manifest, out: Path, *, device:
     if dist.is_main:
         atomic_write_bytes(folder / "summary.json", json.dumps(summary, indent=2).encode())
         save_state(final, model.state_dict(), {"key": key, "summary": summary})
+    barrier(dist)
+    if not dist.is_main:  # DDP syncs parameters, not BatchNorm statistics: every rank takes rank 0's weights
+        model.load_state_dict(load_state(final))
     return {"weights_from": "trained", "checkpoint": str(final), "training": summary}
 
 

@@ -32,3 +32,16 @@ def test_two_process_run_equals_single_process(tmp_path):
     weights = [json.loads((folder / "run.json").read_text())["models"]["baseline0"]["weights_sha256"]
                for folder in (single, sharded)]
     assert weights[0] == weights[1]
+
+
+def test_two_process_training_scores_every_image(tmp_path):
+    """DDP keeps parameters in step but not BatchNorm statistics: every rank must evaluate rank 0's weights, or
+    rank 1's predictions carry another cache key and drop out of the tables."""
+    out = tmp_path / "gan"
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                           "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "bench", "run",
+                           "--models", "chromagan-noclass", "--size", "40", "--epochs", "1", "--no-progress",
+                           "--no-study", "--metrics", "psnr", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [r["n_images"] for r in read_rows(out / "leaderboard.csv")] == ["4"]
