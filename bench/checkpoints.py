@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from bench.errors import BenchError
@@ -52,7 +52,5 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
 
 def read_metadata(path: Path) -> dict[str, object]:
     """The metadata that :func:`save_state` stored in a checkpoint."""
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as handle:
         return json.loads((handle.metadata() or {}).get("colorbench", "{}"))

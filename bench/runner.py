@@ -28,7 +28,7 @@ from bench.data import Preprocess, iterate_batches, make_loader
 from bench.device import DistInfo, autocast, barrier, distributed, resolve_device, step_done
 from bench.errors import BenchError
 from bench.experiments.study import run_study
-from bench.images import quantize, read_label_png, read_png_text, write_label_png, write_png
+from bench.images import quantize, read_png_text, write_label_png, write_png
 from bench.outputs import write_results
 from bench.records import RecordStore
 from bench.schema import write_json
@@ -37,6 +37,7 @@ from bench.segments import (
     SegmentSource,
     coco_label_map,
     needs_segments,
+    segments_from,
     slic_label_map,
     slic_source,
     to_working_size,
@@ -134,7 +135,7 @@ class Run:
             raise BenchError(f"no usable image in {source.spec} (split {split}): see {self.out / filename}")
         return manifest
 
-    @cached_property
+    @property
     def eval_source(self) -> ImageSource:
         return open_source(self.cfg.eval_source)
 
@@ -264,7 +265,7 @@ class Run:
     def predict(self, spec: ModelSpec, model: Colorizer, key: str) -> None:
         """Colorize this rank's images that have no prediction under ``key`` yet."""
         todo = [e for e in self.shard(self.eval_manifest.usable)
-                if _cached(read_png_text(self.pred_path(spec.name, e.image_id)), key, e.sha256) is None]
+                if not _prediction_is_current(read_png_text(self.pred_path(spec.name, e.image_id)), key, e.sha256)]
         if not todo:
             return
         bar = tqdm(total=len(todo), desc=f"predict {spec.name}", unit="img", disable=not self.progress)
@@ -291,11 +292,9 @@ class Run:
         done = store.load()
         pairs = [Pair(e.image_id, e.file, self.pred_path(spec.name, e.image_id), self.gt_path(e.image_id))
                  for e in self.shard(self.eval_manifest.usable)
-                 if e.image_id not in done or (done[e.image_id].get("key"), done[e.image_id].get("source_sha256"))
-                 != (key, e.sha256)]
-        pairs = [p for p in pairs if self.pred_path(spec.name, p.image_id).is_file()]
-        extras_for = (lambda pair, _: {"segments": read_label_png(self.segments_path(pair.image_id))}) \
-            if needs_segments(self.metric_names) else None
+                 if not _record_is_current(done.get(e.image_id, {}), key, e.sha256)
+                 and self.pred_path(spec.name, e.image_id).is_file()]
+        extras_for = segments_from(self.out / "segments") if needs_segments(self.metric_names) else None
         for records, skips in score_pairs(pairs, self.metric_names, device=self.device, batch_size=self.cfg.batch_size,
                                           progress=self.progress, desc=f"score {spec.name}",
                                           extras_for=extras_for):
@@ -334,8 +333,7 @@ class Run:
         """This model's current records in manifest order (stale ones, under another key, left out)."""
         done = RecordStore(self.records_dir(model)).load()
         return [done[e.image_id] for e in self.eval_manifest.usable
-                if e.image_id in done and done[e.image_id].get("key") == key
-                and done[e.image_id].get("source_sha256") == e.sha256]
+                if _record_is_current(done.get(e.image_id, {}), key, e.sha256)]
 
     def prediction_health(self, model: str) -> dict[str, int]:
         """Totals over the stored predictions of values that were non-finite or out of range (then clipped)."""
@@ -369,8 +367,14 @@ class Run:
         return outcome
 
 
-def _cached(text: dict[str, str], key: str, sha: str) -> dict[str, str] | None:
-    return text if text.get(KEY_TAG) == key and text.get(SOURCE_TAG) == sha else None
+def _prediction_is_current(text: dict[str, str], key: str, sha: str) -> bool:
+    """A prediction PNG's tags match the model's cache key and the original's hash."""
+    return text.get(KEY_TAG) == key and text.get(SOURCE_TAG) == sha
+
+
+def _record_is_current(record: dict[str, object], key: str, sha: str) -> bool:
+    """A metric record was computed for the current prediction of the current original."""
+    return record.get("key") == key and record.get("source_sha256") == sha
 
 
 def _load_into(model: Colorizer, path: Path) -> None:

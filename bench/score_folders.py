@@ -6,28 +6,13 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 from bench.device import resolve_device
 from bench.errors import BenchError
-from bench.images import read_label_png
 from bench.outputs import write_results
-from bench.scoring import ExtrasFn, Pair, SetLevelScorer, match_folders, score_pairs
-from bench.segments import SegmentSource, needs_segments, slic_segments, slic_source
+from bench.scoring import SetLevelScorer, match_folders, score_pairs
+from bench.segments import SegmentSource, needs_segments, segments_from, slic_segments, slic_source
 from metrics.registry import select_metrics
 from reports.html import build_report
-
-
-def segments_from(folder: Path) -> ExtrasFn:
-    """Scoring extras read from label-map PNGs named by image id (a run's ``segments/``); a missing map gives
-    an empty one, so only the segment metrics of that image are n/a."""
-
-    def extras(pair: Pair, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        path = folder / f"{pair.image_id}.png"
-        labels = read_label_png(path) if path.is_file() else torch.zeros(target.shape[1:], dtype=torch.int64)
-        return {"segments": labels}
-
-    return extras
 
 
 def score_folders(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from tqdm import tqdm
@@ -50,6 +51,7 @@ def metric_set_id(metric_names: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+_T = TypeVar("_T")
 #: Per-pair extra inputs for metrics that declare ``needs`` (e.g. ``{"segments": label map (H, W)}``).
 ExtrasFn = Callable[[Pair, torch.Tensor], dict[str, torch.Tensor]]
 
@@ -83,6 +85,14 @@ def _load(pair: Pair, extras_for: ExtrasFn | None) -> tuple[Loaded | None, list[
     return Loaded(pair, pred, target, extras), notes
 
 
+def same_size_groups(items: Sequence[_T], image_of: Callable[[_T], torch.Tensor]) -> list[list[_T]]:
+    """The items split into groups whose images have equal shapes (each group one batch), first seen first."""
+    groups: dict[tuple[int, ...], list[_T]] = {}
+    for item in items:
+        groups.setdefault(tuple(image_of(item).shape), []).append(item)
+    return list(groups.values())
+
+
 def score_pairs(
     pairs: Sequence[Pair],
     metric_names: Sequence[str],
@@ -104,12 +114,8 @@ def score_pairs(
             chunk = pairs[start:start + batch_size]
             loaded = list(pool.map(lambda pair: _load(pair, extras_for), chunk))
             skips = [skip for _, notes in loaded for skip in notes]
-            groups: dict[tuple[int, ...], list[Loaded]] = {}
-            for item, _ in loaded:
-                if item is not None:
-                    groups.setdefault(tuple(item.pred.shape), []).append(item)
             records: list[dict[str, object]] = []
-            for group in groups.values():
+            for group in same_size_groups([item for item, _ in loaded if item is not None], lambda i: i.pred):
                 pred = torch.stack([g.pred for g in group]).to(device).float() / 255
                 target = torch.stack([g.target for g in group]).to(device).float() / 255
                 extras = {name: torch.stack([g.extras[name] for g in group]).to(device) for name in group[0].extras}
@@ -178,10 +184,7 @@ class SetLevelScorer:
             for start in tqdm(range(0, len(paths), self.batch_size), desc=desc, unit="batch",
                               disable=not self.progress):
                 images = list(pool.map(read_png_u8, paths[start:start + self.batch_size]))
-                groups: dict[tuple[int, ...], list[torch.Tensor]] = {}
-                for image in images:
-                    groups.setdefault(tuple(image.shape), []).append(image)
-                for group in groups.values():
+                for group in same_size_groups(images, lambda image: image):
                     batch = torch.stack(group).to(self.device).float() / 255
                     chunks.append(extractor(batch).double().cpu())
         return torch.cat(chunks)

@@ -11,8 +11,9 @@ computed on the ground truth at the working size. Which of the two a run used is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,8 @@ from PIL import Image, ImageOps
 
 from bench.data import Preprocess
 from bench.errors import BenchError
+from bench.images import read_label_png
+from metrics.registry import METRICS
 
 SLIC_PARAMS = {"n_segments": 100, "compactness": 10.0, "start_label": 1}
 
@@ -77,7 +80,17 @@ def slic_segments(_: object, target: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"segments": torch.from_numpy(slic_label_map(target))}
 
 
-def needs_segments(metric_names: Sequence[str]) -> bool:
-    from metrics.registry import METRICS
+def segments_from(folder: Path) -> Callable[[object, torch.Tensor], dict[str, torch.Tensor]]:
+    """Scoring extras read from label-map PNGs named by image id (a run's ``segments/``); a missing map gives
+    an empty one, so only the segment metrics of that image are n/a."""
 
+    def extras(pair: object, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        path = folder / f"{pair.image_id}.png"  # type: ignore[attr-defined]
+        labels = read_label_png(path) if path.is_file() else torch.zeros(target.shape[1:], dtype=torch.int64)
+        return {"segments": labels}
+
+    return extras
+
+
+def needs_segments(metric_names: Sequence[str]) -> bool:
     return any("segments" in METRICS[name].needs for name in metric_names)

@@ -11,6 +11,7 @@ A source is named by a spec string on the command line:
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -162,8 +163,10 @@ SOURCE_KINDS: dict[str, Callable[[str], ImageSource]] = {
 }
 
 
+@functools.cache
 def open_source(spec: str) -> ImageSource:
-    """Open a source from its spec string (see the module docstring)."""
+    """Open a source from its spec string (see the module docstring). One object per spec and process, so the
+    COCO instance annotations (hundreds of MB for train2017) are parsed once however many stages read them."""
     kind, sep, rest = spec.partition(":")
     if not sep or kind not in SOURCE_KINDS:
         raise BenchError(f"cannot read source {spec!r}: write sample:PART, coco:ROOT:SPLIT or folder:DIR")

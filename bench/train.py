@@ -47,7 +47,9 @@ from bench.data import Batch, Preprocess, iterate_batches, make_loader
 from bench.device import DistInfo, all_reduce_sum, autocast, barrier, memory_format, step_done
 from bench.errors import BenchError
 from bench.images import atomic_write_bytes
+from bench.sources import open_source
 from bench.splits import Manifest, ManifestEntry, split_key
+from metrics.registry import compute
 from models.teachers import TEACHER_SIZE, Targets, build_teacher
 
 ADVERSARIAL = ("wgan-gp", "bce", "none")
@@ -345,8 +347,6 @@ def teacher_targets(teacher_name: str, entries: Sequence[ManifestEntry], source:
         by_sha = {sha: (stored["probs"][i], stored["labelled"][i]) for i, sha in enumerate(shas)}
     todo = [e for e in entries if e.sha256 not in by_sha]
     if todo:
-        from bench.sources import open_source
-
         instances = open_source(source).instances() if teacher_name == "coco-labels" else None
         teacher = build_teacher(teacher_name, instances).to(device)
         loader = make_loader(todo, Preprocess(TEACHER_SIZE, mode), batch_size=16, workers=workers)
@@ -379,8 +379,6 @@ def ab_to_unit(ab: torch.Tensor) -> torch.Tensor:
 def validate(model: Trainable, entries: Sequence[ManifestEntry], preprocess: Preprocess,
              device: torch.device) -> dict[str, float]:
     """Mean validation metrics of the model's colorizations at its training resolution."""
-    from metrics.registry import compute
-
     model.generator.eval()
     sums = dict.fromkeys(VAL_METRICS, 0.0)
     count = 0
