@@ -32,9 +32,12 @@ def reset() -> None:
 
 
 def report_corrupt(kind: str, path: Path, reason: str) -> None:
-    """Warn that a cache entry failed its check and is being recomputed; counted for run.json."""
+    """Warn that a cache entry failed its check and is being recomputed; counted (once) for run.json."""
+    entry = {"kind": kind, "path": str(path), "reason": reason}
+    if entry in _corrupt:
+        return
     print(f"warning: corrupt {kind} {path}: {reason}; ignored and recomputed", file=sys.stderr)
-    _corrupt.append({"kind": kind, "path": str(path), "reason": reason})
+    _corrupt.append(entry)
 
 
 def summary() -> dict[str, object]:

@@ -3,7 +3,8 @@
 Each batch of records is appended and flushed to disk as soon as it is computed, so an interrupted run loses
 at most the batch in flight. Every line carries the sha256 of its content (bench.integrity.seal): a torn last
 line (a crash mid-write, or a truncated file) is reported and cut off by the next append; any other line that
-does not parse or fails its checksum is reported as corrupt. The images of lost lines are scored again.
+does not parse or fails its checksum is reported as corrupt and dropped from the process's own file. The images
+of lost lines are scored again.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from bench import integrity
+from bench.images import atomic_write_bytes
 from bench.schema import json_safe
 
 
@@ -31,18 +33,20 @@ class RecordStore:
             data = path.read_bytes()
             lines = data.split(b"\n")
             torn = lines.pop()  # b"" after a complete last line, else a line cut short
-            corrupt = 0
+            valid = []
             for line in lines:
                 record = _parse(line)
-                if record is None:
-                    corrupt += 1
-                    continue
-                records[str(record["image_id"])] = {k: float("nan") if v is None else v for k, v in record.items()}
+                if record is not None:
+                    valid.append(line)
+                    records[str(record["image_id"])] = {k: float("nan") if v is None else v for k, v in record.items()}
+            corrupt = len(lines) - len(valid)
             problems = [f"{corrupt} line(s) unreadable or failing their checksum"] if corrupt else []
             if torn:
                 problems.append("last line cut short (an interrupted write or a truncated file)")
             if problems:
                 integrity.report_corrupt("records", path, "; ".join(problems))
+            if corrupt and path == self.path:  # this process's own file: keep only the valid lines
+                atomic_write_bytes(path, b"".join(line + b"\n" for line in valid))
         return records
 
     def append(self, records: list[dict[str, object]]) -> None:

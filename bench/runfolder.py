@@ -60,13 +60,12 @@ def lock(folder: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def claim(folder: Path, identity: Mapping[str, object], *, writer: bool = True) -> Iterator[Path]:
-    """Check, lock and label ``folder`` for a command with ``identity`` (JSON-able); ``writer`` False (the other
-    processes under torchrun) only creates it. Yields the folder."""
-    existed = folder.exists()
+    """Check, lock and label ``folder`` for a command with ``identity`` (JSON-able); with ``writer`` False (the
+    other processes under torchrun, which wait for rank 0) nothing is checked. Yields the folder."""
     if not writer:
-        folder.mkdir(parents=True, exist_ok=True)
         yield folder
         return
+    existed = folder.exists()
     if existed and not folder.is_dir():
         raise BenchError(f"--out {folder} is a file, not a folder")
     stored = _stored_identity(folder) if existed else None

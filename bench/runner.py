@@ -444,6 +444,7 @@ def execute(cfg: RunConfig, *, report: Callable[[Path], None] | None = None) -> 
     seed_everything(cfg.seed)
     integrity.reset()
     with distributed(device) as dist, claim(cfg.resolved_out(), cfg.identity(), writer=dist.is_main):
+        barrier(dist)  # the other ranks write only once rank 0 has checked and claimed the folder
         run = Run(cfg, device, dist)
         run.write_ground_truth()
         barrier(dist)

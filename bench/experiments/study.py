@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from bench.color import lab_to_rgb, rgb_to_lab
 from bench.experiments.perturbations import SWEEPS, Sweep, vivid_object_masks
-from bench.images import file_sha256, quantize, read_label_png, read_png_u8, write_png
+from bench.images import PIXELS_TAG, file_sha256, quantize, read_label_png, read_png_text, read_png_u8, write_png
 from bench.integrity import read_sealed_json, report_corrupt, write_sealed_json
 from bench.schema import read_csv, write_csv
 from metrics.registry import METRICS, compute
@@ -29,8 +29,10 @@ EXAMPLE_SIZE = 128
 
 
 def study_fingerprint(image_ids: Sequence[str], metric_names: Sequence[str], out: Path) -> str:
-    """Changes when the images, their ground truth, the sweeps or the metric definitions change."""
-    tags = [(i, (out / "ground_truth" / f"{i}.png").stat().st_mtime_ns) for i in image_ids]
+    """Changes when the images, their ground truth or segment maps (the pixel hashes in their tags), the sweeps
+    or the metric definitions change."""
+    tags = [(i, *(read_png_text(out / folder / f"{i}.png").get(PIXELS_TAG) for folder in ("ground_truth", "segments")))
+            for i in image_ids]
     sweeps = [(s.name, s.strengths, s.regime) for s in SWEEPS]
     metrics = [METRICS[n].describe() for n in metric_names]
     return hashlib.sha256(json.dumps([tags, sweeps, metrics], sort_keys=True, default=str).encode()).hexdigest()
