@@ -90,13 +90,13 @@ def verified_png_text(path: Path, expected: Mapping[str, str], kind: str) -> dic
         return None
     try:
         with Image.open(path) as image:
-            text = {k: v for k, v in image.info.items() if isinstance(v, str)}
-            if any(text.get(k) != v for k, v in expected.items()):
-                return None
             image.load()
+            text = {k: v for k, v in image.info.items() if isinstance(v, str)}
             pixels = np.asarray(image)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
         report_corrupt(kind, path, f"cannot be decoded ({exc})")
+        return None
+    if any(text.get(k) != v for k, v in expected.items()):
         return None
     if text.get(PIXELS_TAG) != pixels_sha256(pixels):
         report_corrupt(kind, path, "its pixels do not match the hash stored in its tags")
