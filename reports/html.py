@@ -11,11 +11,13 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from bench.experiments.perturbations import SWEEPS
 from bench.images import atomic_write_bytes
+from bench.paths import text_bytes
 from bench.scoring import images_by_id
 from reports.build import RunFolder, analyse
 
@@ -42,7 +44,9 @@ def _number(value: object, digits: int = 4) -> str:
 
 
 def _relative(path: Path, start: Path) -> str:
-    return Path(os.path.relpath(path, start)).as_posix()
+    """A relative URL to a file: its path's bytes percent-encoded, so any file name (``#``, ``?``, non-UTF-8)
+    links correctly and the page always encodes."""
+    return quote(text_bytes(Path(os.path.relpath(path, start)).as_posix()))
 
 
 def _notes(row: dict[str, str]) -> tuple[str, ...]:
