@@ -27,6 +27,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
 from bench.errors import BenchError
+from bench.paths import printable
 
 #: Decoded originals are "grey" when at least this share of pixels has max-min over RGB <= GREY_SPREAD.
 GREY_PIXEL_SHARE = 0.99
@@ -82,16 +83,17 @@ def _to_rgb8(image: Image.Image) -> Image.Image:
 def _opened(path: Path) -> Iterator[Image.Image]:
     """An open image whose header passed the MAX_PIXELS check; every decoding failure inside the block becomes
     UnreadableImageError naming the file."""
+    shown = printable(str(path))
     try:
         with Image.open(path) as image:
             if image.width * image.height > MAX_PIXELS:
-                raise TooLargeImageError(f"image {path} declares {image.width}x{image.height} pixels, more than "
+                raise TooLargeImageError(f"image {shown} declares {image.width}x{image.height} pixels, more than "
                                          f"the {MAX_PIXELS:,} allowed (decompression-bomb guard); not decoded")
             yield image
     except Image.DecompressionBombError as exc:
-        raise TooLargeImageError(f"image {path} refused by PIL as a decompression bomb: {exc}") from exc
+        raise TooLargeImageError(f"image {shown} refused by PIL as a decompression bomb: {exc}") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
-        raise UnreadableImageError(f"cannot decode image {path}: {exc}") from exc
+        raise UnreadableImageError(f"cannot decode image {shown}: {printable(str(exc))}") from exc
 
 
 def open_rgb(path: Path) -> tuple[Image.Image, str]:
@@ -99,6 +101,17 @@ def open_rgb(path: Path) -> tuple[Image.Image, str]:
     with _opened(path) as image:
         image.load()
         return _to_rgb8(image), image.mode
+
+
+def _reduced(image: Image.Image, factor: int) -> Image.Image:
+    """Box-reduce by ``factor`` in the file's own mode (no full-size RGB copy), or after conversion for modes
+    PIL cannot reduce (palette)."""
+    if factor <= 1:
+        return image
+    try:
+        return image.reduce(factor)
+    except ValueError:
+        return _to_rgb8(image).reduce(factor)
 
 
 def check_original(path: Path) -> ImageCheck:
@@ -114,10 +127,7 @@ def check_original(path: Path) -> ImageCheck:
         image.load()
         if mode in GREY_MODES:
             return ImageCheck(width, height, "grayscale", f"single-channel file (PIL mode {mode})")
-        rgb = _to_rgb8(image)
-        factor = math.ceil(math.sqrt(rgb.width * rgb.height / GREY_CHECK_PIXELS))
-        if factor > 1:
-            rgb = rgb.reduce(factor)
+        rgb = _to_rgb8(_reduced(image, math.ceil(math.sqrt(image.width * image.height / GREY_CHECK_PIXELS))))
     pixels = np.asarray(rgb, dtype=np.int16)
     spread = pixels.max(axis=2) - pixels.min(axis=2)
     share = float((spread <= GREY_SPREAD).mean())

@@ -151,7 +151,7 @@ def _scan(record: ImageRecord, cache: ScanCache) -> tuple[str | None, dict[str, 
     try:
         return key, {"sha256": sha, **asdict(check_original(record.path))}
     except UnreadableImageError as exc:
-        return key, _unread(exc.status, printable(str(exc)), sha)
+        return key, _unread(exc.status, str(exc), sha)
 
 
 class ScanCache:
