@@ -124,20 +124,20 @@ def _is_integer(value: object) -> bool:
 
 
 def refuse_duplicates(records: list[ImageRecord]) -> list[ImageRecord]:
-    """Every record whose id is shared by another readable record is refused, naming all of them; the result is
-    sorted by (id, file), so identical inputs give identical manifests whatever their listing order."""
+    """Every record whose id is claimed by another record (readable or not) is refused, naming all of them, so
+    ids are unique over the manifest; the result is sorted by (id, file), so identical inputs give identical
+    manifests whatever their listing order."""
     by_id: dict[str, list[ImageRecord]] = {}
     for record in records:
-        if not record.refused:
-            by_id.setdefault(record.image_id, []).append(record)
-    shared = {image_id: group for image_id, group in by_id.items() if len(group) > 1}
+        by_id.setdefault(record.image_id, []).append(record)
     out = []
     for record in records:
-        group = shared.get(record.image_id) if not record.refused else None
-        if group:
+        group = by_id[record.image_id]
+        if len(group) > 1:
             files = ", ".join(sorted(r.shown_file for r in group))
-            record = replace(record, refused=f"duplicate image id {record.image_id}: {len(group)} files ({files}) "
-                             "claim it, so its captions and annotations cannot be attributed")
+            reason = (f"duplicate image id {record.image_id}: {len(group)} files ({files}) claim it, so its captions "
+                      "and annotations cannot be attributed")
+            record = replace(record, refused="; ".join(filter(None, (reason, record.refused))))
         out.append(record)
     return sorted(out, key=lambda r: (image_id_sort_key(r.image_id), r.shown_file))
 

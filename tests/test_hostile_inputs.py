@@ -401,6 +401,16 @@ def test_duplicate_ids_are_refused_and_reruns_are_stable(tmp_path):
     assert build_manifest(CocoSource(root, "val"), "full", progress=False).csv_bytes() == first.csv_bytes()
 
 
+def test_ids_are_unique_over_the_manifest_refused_rows_included(tmp_path):
+    """A row refused for its path (or a digit-string id) must not share an id with a readable row: the runner
+    keys hashes and files by id."""
+    root = coco_root(tmp_path, [{"id": 1, "file_name": "1.png"}, {"id": 1, "file_name": "../x.png"},
+                                {"id": 2, "file_name": "2.png"}, {"id": "2", "file_name": "1.png"}])
+    entries = build_manifest(CocoSource(root, "val"), "full", progress=False).entries
+    assert [(e.image_id, e.status) for e in entries] == [("1", "refused")] * 2 + [("2", "refused")] * 2
+    assert all("duplicate image id" in e.reason for e in entries)
+
+
 CAPTIONS = {
     "lone-surrogate": ("a \ud800 cat", "a \ufffd cat"),
     "control-chars": ("a\x00b\x1bc\x7f", "a\ufffdb\ufffdc\ufffd"),
