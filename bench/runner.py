@@ -30,6 +30,7 @@ from bench.errors import BenchError
 from bench.experiments.study import run_study
 from bench.images import quantize, read_png_text, write_label_png, write_png
 from bench.outputs import write_results
+from bench.paths import child
 from bench.records import RecordStore
 from bench.schema import write_json
 from bench.scoring import Pair, SetLevelScorer, metric_set_id, score_pairs
@@ -250,13 +251,16 @@ class Run:
                            workers=self.cfg.workers, seed=self.cfg.seed)
 
     def gt_path(self, image_id: str) -> Path:
-        return self.out / "ground_truth" / f"{image_id}.png"
+        return child(self.out, "ground_truth", f"{image_id}.png")
+
+    def gray_path(self, image_id: str) -> Path:
+        return child(self.out, "gray", f"{image_id}.png")
 
     def pred_path(self, model: str, image_id: str) -> Path:
-        return self.out / "predictions" / model / f"{image_id}.png"
+        return child(self.out, "predictions", model, f"{image_id}.png")
 
     def segments_path(self, image_id: str) -> Path:
-        return self.out / "segments" / f"{image_id}.png"
+        return child(self.out, "segments", f"{image_id}.png")
 
     @property
     def writes_segments(self) -> bool:
@@ -292,7 +296,7 @@ class Run:
             self._record_failed(batch.failed, "ground truth")
             grey = quantize(lab_to_rgb(torch.cat((batch.L, torch.zeros_like(batch.ab)), dim=1)))
             for i, image_id in enumerate(batch.image_ids):
-                write_png(self.out / "gray" / f"{image_id}.png", grey[i])
+                write_png(self.gray_path(image_id), grey[i])
                 write_png(self.gt_path(image_id), batch.rgb_u8[i], {SOURCE_TAG: self.sha[image_id]})
                 if self.writes_segments:
                     labels = self._segments(image_id, batch.rgb_u8[i].cpu(), sizes[image_id])
@@ -394,7 +398,7 @@ class Run:
             self.skips += [s.as_dict() for s in skips]
 
     def records_dir(self, model: str) -> Path:
-        return self.out / "records" / model / metric_set_id(self.metric_names)
+        return child(self.out, "records", model, metric_set_id(self.metric_names))
 
     @cached_property
     def set_level_scorer(self) -> SetLevelScorer:
