@@ -15,19 +15,9 @@ from bench.color import lab_to_rgb, rgb_to_lab
 from bench.errors import BenchError
 from bench.experiments.analysis import discrimination, goodness, rank_correlations, sweep_sensitivity, win_rates
 from bench.experiments.bapps import agreement, load_bapps
-from bench.experiments.claims import (
-    INCONCLUSIVE,
-    NOT_RUN,
-    NOT_SUPPORTED,
-    SUPPORTED,
-    Evidence,
-    claim_c1,
-    claim_c2,
-    claim_c3,
-    claim_c4,
-    claim_c6,
-    evaluate_claims,
-)
+from bench.experiments.claims import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, Evidence, current, evaluate_claims
+from bench.experiments.claims_v1 import claim_c1, claim_c2, claim_c3, claim_c4, claim_c6
+from bench.experiments.evidence import PLUMBING_ONLY
 from bench.experiments.perturbations import SWEEPS, blur_ab, rotate_ab, vivid_object_masks
 from reports.check import check_report, find_chromium
 from tests.conftest import to_batch_tensor
@@ -221,11 +211,12 @@ def test_claims_without_their_metrics_are_not_run():
     claims = evaluate_claims(evidence([board("baseline0", 0.93, 24.7, 12.0)], truth_rows(40.0), metrics=("psnr",),
                                       sensitivity=sensitivity_rows(0.6, 0.55, 0.95)))
     assert all(c.verdict == NOT_RUN for c in claims)
-    assert "not computed in this run: ssim" in claims[0].numbers
+    assert {c.rule_version for c in claims} == {"1", "2"}
+    assert all("not computed in this run: ssim" in c.numbers for c in claims if c.claim == "C1")
 
 
 def test_all_claims_have_a_verdict_even_with_no_records():
-    claims = evaluate_claims(evidence([]))
+    claims = current(evaluate_claims(evidence([])))
     assert [c.claim for c in claims] == [f"C{i}" for i in range(1, 8)]
     assert all(c.verdict == NOT_RUN for c in claims)
 
@@ -267,9 +258,10 @@ def test_study_records_and_claims_are_written(study_run):
     rows = read_rows(study_run / "study" / "perturbations.csv")
     assert {r["sweep"] for r in rows} == {s.name for s in SWEEPS}
     claims = read_rows(study_run / "claims.csv")
-    assert [c["claim"] for c in claims] == [f"C{i}" for i in range(1, 8)]
-    assert all(c["verdict"] in (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_RUN) for c in claims)
-    assert claims[1]["verdict"] != NOT_RUN  # C2 has the perturbation study
+    assert [(c["rule_version"], c["claim"]) for c in claims] == [(v, f"C{i}") for v in "12" for i in range(1, 8)]
+    assert all(c["verdict"] in (NOT_RUN, PLUMBING_ONLY) for c in claims)  # the built-in sample tests plumbing only
+    assert claims[1]["verdict"] == PLUMBING_ONLY and claims[1]["outcome"] != NOT_RUN  # C2 v1 has the study
+    assert claims[0]["protocol"].startswith("n ") and "64 px resize" in claims[0]["protocol"]
 
 
 def test_report_rebuilds_without_recomputing(study_run):
@@ -309,5 +301,5 @@ def test_study_command_runs_without_models(tmp_path):
     assert main(["study", "--size", "48", "--out", str(out), "--no-progress"]) == 0
     assert read_rows(out / "leaderboard.csv") == []
     assert {r["sweep"] for r in read_rows(out / "study" / "perturbations.csv")} == {s.name for s in SWEEPS}
-    claims = {c["claim"]: c["verdict"] for c in read_rows(out / "claims.csv")}
-    assert claims["C1"] == NOT_RUN and claims["C2"] != NOT_RUN
+    claims = {(c["rule_version"], c["claim"]): c["verdict"] for c in read_rows(out / "claims.csv")}
+    assert claims["1", "C1"] == claims["2", "C1"] == NOT_RUN and claims["1", "C2"] == PLUMBING_ONLY
