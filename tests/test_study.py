@@ -151,14 +151,14 @@ def truth_rows(truth_cf: float) -> list[dict[str, str]]:
     return [{"model": "baseline0", "image_id": "1", "colorfulness": "10", "delta_colorfulness": str(10 - truth_cf)}]
 
 
-def test_c1_rule():
+def test_c1_rule_version_1():
     dull = evidence([board("baseline0", 0.93, 24.7, 12.0)], truth_rows(40.0))
-    assert claim_c1(dull).verdict == SUPPORTED
+    assert claim_c1(dull).outcome == SUPPORTED
     vivid = evidence([board("baseline0", 0.93, 24.7, 35.0)], truth_rows(40.0))
-    assert claim_c1(vivid).verdict == NOT_SUPPORTED
+    assert claim_c1(vivid).outcome == NOT_SUPPORTED
     borderline = evidence([board("baseline0", 0.9005, 24.7, 12.0)], truth_rows(40.0))
-    assert claim_c1(borderline).verdict == INCONCLUSIVE
-    assert claim_c1(evidence([board("other", 0.9, 20, 1)])).verdict == NOT_RUN
+    assert claim_c1(borderline).outcome == INCONCLUSIVE
+    assert claim_c1(evidence([board("other", 0.9, 20, 1)])).outcome == NOT_RUN
 
 
 def sensitivity_rows(psnr: float, ssim: float, colour: float) -> list[dict[str, object]]:
@@ -167,32 +167,32 @@ def sensitivity_rows(psnr: float, ssim: float, colour: float) -> list[dict[str, 
             for metric, value in (("psnr", psnr), ("ssim", ssim), ("vivid_recall", colour))]
 
 
-def test_c2_rule():
-    assert claim_c2(evidence([], sensitivity=sensitivity_rows(0.6, 0.55, 0.95))).verdict == SUPPORTED
-    assert claim_c2(evidence([], sensitivity=sensitivity_rows(0.97, 0.9, 0.95))).verdict == NOT_SUPPORTED
-    assert claim_c2(evidence([], sensitivity=sensitivity_rows(0.9, 0.9, 0.95))).verdict == INCONCLUSIVE
+def test_c2_rule_version_1():
+    assert claim_c2(evidence([], sensitivity=sensitivity_rows(0.6, 0.55, 0.95))).outcome == SUPPORTED
+    assert claim_c2(evidence([], sensitivity=sensitivity_rows(0.97, 0.9, 0.95))).outcome == NOT_SUPPORTED
+    assert claim_c2(evidence([], sensitivity=sensitivity_rows(0.9, 0.9, 0.95))).outcome == INCONCLUSIVE
     strong_band = [{"band": "psnr >= 22", "metric_a": "psnr", "metric_b": "delta_colorfulness", "n": 50,
                     "spearman": 0.8, "spearman_lo": 0.7, "spearman_hi": 0.9}]
     assert claim_c2(evidence([], sensitivity=sensitivity_rows(0.6, 0.55, 0.95),
-                             correlations=strong_band)).verdict == NOT_SUPPORTED
-    assert claim_c2(evidence([])).verdict == NOT_RUN
+                             correlations=strong_band)).outcome == NOT_SUPPORTED
+    assert claim_c2(evidence([])).outcome == NOT_RUN
 
 
-def test_c3_and_c4_rules():
+def test_c3_and_c4_rules_version_1():
     grey = board("model-a", 0.92, 23.0, 5.0)
     grey["channel_equality"] = "0.82"
     stable = evidence([grey], truth_rows(40.0), training="train")
-    assert claim_c3(stable).verdict == INCONCLUSIVE  # no diverged run to test the second half
+    assert claim_c3(stable).outcome == INCONCLUSIVE  # no diverged run to test the second half
     colourful = board("model-a", 0.92, 23.0, 5.0)
     colourful["channel_equality"] = "0.1"
-    assert claim_c3(evidence([colourful], truth_rows(40.0), training="train")).verdict == NOT_SUPPORTED
-    assert claim_c3(evidence([grey], truth_rows(40.0))).verdict == NOT_RUN  # not a trained model
+    assert claim_c3(evidence([colourful], truth_rows(40.0), training="train")).outcome == NOT_SUPPORTED
+    assert claim_c3(evidence([grey], truth_rows(40.0))).outcome == NOT_RUN  # not a trained model
     pairs = [{"model": m, "image_id": str(i), "psnr": str(22 + i % 3 + (1 if m == "chromagan-noclass" else 0)),
               "ssim": str(0.9 + (0.01 if m == "chromagan-noclass" else 0))}
              for m in ("chromagan", "chromagan-noclass") for i in range(20)]
     boards = [board("chromagan", 0.9, 22, 5), board("chromagan-noclass", 0.91, 23, 5)]
-    assert claim_c4(evidence(boards, pairs, training="train")).verdict == SUPPORTED
-    assert claim_c4(evidence(boards[:1], pairs, training="train")).verdict == NOT_RUN
+    assert claim_c4(evidence(boards, pairs, training="train")).outcome == SUPPORTED
+    assert claim_c4(evidence(boards[:1], pairs, training="train")).outcome == NOT_RUN
 
 
 def fade_curves(psnr: float, ssim: float, recall: float, ratio: float) -> list[dict[str, object]]:
@@ -200,11 +200,11 @@ def fade_curves(psnr: float, ssim: float, recall: float, ratio: float) -> list[d
             for m, v in (("psnr", psnr), ("ssim", ssim), ("vivid_recall", recall), ("segment_chroma_ratio", ratio))]
 
 
-def test_c6_rule_tests_only_the_premise():
-    assert claim_c6(evidence([], curves=fade_curves(31.0, 0.99, 0.67, 0.52))).verdict == INCONCLUSIVE
-    assert claim_c6(evidence([], curves=fade_curves(24.0, 0.97, 0.67, 0.52))).verdict == NOT_SUPPORTED  # caught
-    assert claim_c6(evidence([], curves=fade_curves(31.0, 0.99, 0.95, 0.9))).verdict == NOT_SUPPORTED  # not seen
-    assert claim_c6(evidence([])).verdict == NOT_RUN
+def test_c6_rule_version_1_tests_only_the_premise():
+    assert claim_c6(evidence([], curves=fade_curves(31.0, 0.99, 0.67, 0.52))).outcome == INCONCLUSIVE
+    assert claim_c6(evidence([], curves=fade_curves(24.0, 0.97, 0.67, 0.52))).outcome == NOT_SUPPORTED  # caught
+    assert claim_c6(evidence([], curves=fade_curves(31.0, 0.99, 0.95, 0.9))).outcome == NOT_SUPPORTED  # not seen
+    assert claim_c6(evidence([])).outcome == NOT_RUN
 
 
 def test_claims_without_their_metrics_are_not_run():
