@@ -110,7 +110,8 @@ def claim_c2(e: Evidence) -> Claim:
         verdict = NOT_SUPPORTED
     else:
         verdict = INCONCLUSIVE
-    return Claim("C2", statement, test, "; ".join(numbers), verdict)
+    n = max((int(r.get("n", 0)) for r in e.sensitivity if r["sweep"] in C2_SWEEPS), default=0)  # type: ignore[call-overload]
+    return Claim("C2", statement, test, "; ".join(numbers), verdict, n=n)
 
 
 def _training(e: Evidence, model: str) -> Mapping[str, object]:
@@ -229,7 +230,9 @@ def claim_c6(e: Evidence) -> Claim:
                f"{_f(recall)}, median segment chroma ratio {_f(ratio)}")
     averaged_away = psnr > C6['averaged_away_db'] and ssim > C6['averaged_away_ssim']
     caught = min(np.nan_to_num(recall, nan=1.0), np.nan_to_num(ratio, nan=1.0)) <= C6['segment_catches']
-    return Claim("C6", statement, test, numbers, INCONCLUSIVE if averaged_away and caught else NOT_SUPPORTED)
+    faded = [c for c in e.curves if c["sweep"] == "object_fade" and c["metric"] == "psnr"]
+    n = max((int(c.get("n", 0)) for c in faded), default=0)  # type: ignore[call-overload]
+    return Claim("C6", statement, test, numbers, INCONCLUSIVE if averaged_away and caught else NOT_SUPPORTED, n=n)
 
 
 def claim_c7(e: Evidence) -> Claim:
