@@ -20,7 +20,6 @@ from bench.experiments.evidence import (
     SUPPORTED,
     Evidence,
     crossed_bootstrap,
-    preference,
 )
 from bench.experiments.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS, parameters
 from bench.images import write_label_png, write_png
@@ -111,39 +110,44 @@ def test_sample_and_smoke_verdicts_are_plumbing_only():
 
 
 # -- C2 ----------------------------------------------------------------------------------------------------
-def study(fidelity: tuple[float, float, float], yardstick: tuple[float, float, float]) -> list[dict[str, str]]:
+def study(fidelity: tuple[float, float, float], yardstick: tuple[float, float, float],
+          alternatives: tuple[str, ...] = (*claims_v2.PLAUSIBLE, "oversaturated_200")) -> list[dict[str, str]]:
+    """Paired-study rows (interface 2) with the same preferences for every dull output and alternative."""
     out = []
     for dull in claims_v2.DULL_OUTPUTS:
-        for alternative in (*claims_v2.PLAUSIBLE, "oversaturated_200"):
+        for alternative in alternatives:
             for metric, (share, lo, hi) in (("psnr", fidelity), ("ssim", fidelity), ("semantic_kl", yardstick)):
                 out.append({"dull": dull, "alternative": alternative, "metric": metric, "band": "high", "n": "30",
                             "prefers_dull": str(share), "prefers_dull_lo": str(lo), "prefers_dull_hi": str(hi)})
     return out
 
 
+DULL, ALTERNATIVE, UNDECIDED = (0.9, 0.8, 0.97), (0.1, 0.03, 0.2), (0.5, 0.4, 0.6)
+
+
 def test_c2_outcomes_from_the_paired_study():
     def outcome(fidelity, yardstick):
         return claims_v2.claim_c2(make({}, metrics=METRICS, paired_study=study(fidelity, yardstick))).outcome
-    dull, alternative, undecided = (0.9, 0.8, 0.97), (0.1, 0.03, 0.2), (0.5, 0.4, 0.6)
-    assert outcome(dull, alternative) == SUPPORTED
-    assert outcome(alternative, alternative) == NOT_SUPPORTED  # PSNR/SSIM prefer the recolouring
-    assert outcome(dull, dull) == NOT_SUPPORTED  # PSNR/SSIM side with the yardstick
-    assert outcome(dull, undecided) == INCONCLUSIVE
+    assert outcome(DULL, ALTERNATIVE) == SUPPORTED
+    assert outcome(ALTERNATIVE, ALTERNATIVE) == NOT_SUPPORTED  # PSNR/SSIM prefer the recolouring
+    assert outcome(DULL, DULL) == NOT_SUPPORTED  # PSNR/SSIM side with the yardstick
+    assert outcome(DULL, UNDECIDED) == INCONCLUSIVE
     assert claims_v2.claim_c2(make({}, metrics=("psnr", "ssim"))).outcome == NOT_RUN
 
 
-def test_c2_compares_each_model_with_grey_and_never_pools_models():
-    rng = np.random.default_rng(2)
-    grey = rows("gray", rng, psnr=(25.0, 1.0), ssim=(0.95, 0.01), semantic_kl=(1.0, 0.1))
-    # both models lose to grey on PSNR/SSIM; the yardstick prefers "good" and rejects "bad"
-    good = rows("good", rng, psnr=(23.0, 1.0), ssim=(0.93, 0.01), semantic_kl=(0.5, 0.1))
-    bad = rows("bad", rng, psnr=(23.0, 1.0), ssim=(0.93, 0.01), semantic_kl=(1.5, 0.1))
+def test_c2_judges_each_model_alone_and_never_pools_models():
     models = {"gray": info("none"), "good": info(), "bad": info()}
-    assert claims_v2.claim_c2(make(models, grey + good)).outcome == SUPPORTED
-    assert claims_v2.claim_c2(make(models, grey + bad)).outcome == NOT_SUPPORTED
-    mixed = claims_v2.claim_c2(make(models, grey + good + bad))
-    assert mixed.outcome == INCONCLUSIVE
-    assert "grey vs good (n 40)" in mixed.numbers and "grey vs bad (n 40)" in mixed.numbers
+    # PSNR/SSIM prefer grey over both models; the yardstick prefers "good" and rejects "bad"
+    good = study(DULL, ALTERNATIVE, ("good",))
+    bad = study(DULL, DULL, ("bad",))
+    assert claims_v2.claim_c2(make(models, metrics=METRICS, paired_study=good)).outcome == SUPPORTED
+    assert claims_v2.claim_c2(make(models, metrics=METRICS, paired_study=bad)).outcome == NOT_SUPPORTED
+    mixed = claims_v2.claim_c2(make(models, metrics=METRICS, paired_study=good + bad))
+    assert mixed.outcome == INCONCLUSIVE and mixed.models == ("good", "bad")
+    assert "grey vs good (n 30)" in mixed.numbers and "grey vs bad (n 30)" in mixed.numbers
+    smoke = {**models, "good": info(profile="smoke")}
+    yardstick_only = ("psnr", "ssim", "semantic_kl")
+    assert current(evaluate_claims(make(smoke, metrics=yardstick_only, paired_study=good)))[1].verdict == PLUMBING_ONLY
 
 
 # -- C3 ----------------------------------------------------------------------------------------------------
@@ -274,11 +278,6 @@ def test_c7_outcomes_with_the_grey_control():
 
 
 # -- statistics and pixel evidence ------------------------------------------------------------------------------
-def test_preference_counts_ties_half():
-    share, lo, hi = preference(np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 2.0, 5.0, 1.0]), seed=0)
-    assert share == pytest.approx(2.5 / 4) and 0 <= lo <= share <= hi <= 1
-
-
 def test_grey_share_matches_scikit_image_chroma():
     rng = np.random.default_rng(7)
     image = rng.integers(0, 256, size=(3, 16, 16), dtype=np.uint8)

@@ -28,7 +28,6 @@ from bench.experiments.evidence import (
     fmt,
     goodness,
     interval_text,
-    preference,
 )
 from bench.experiments.rules import parameters
 
@@ -109,38 +108,20 @@ def _judge(prefs: Mapping[str, tuple[float, float, float]], yardstick: str) -> s
     return "undecided"
 
 
-def _study_units(e: Evidence, yardstick: str) -> list[tuple[str, dict[str, tuple[float, float, float]], int]]:
-    """(label, metric -> prefers_dull with interval, n) for each dull/plausible pair of the paired study's high
-    band."""
+def _units(e: Evidence, yardstick: str) -> list[tuple[str, dict[str, tuple[float, float, float]], int]]:
+    """(label, metric -> prefers_dull with interval, n) for each comparison of the paired study's high band:
+    every dull output against every plausible recolouring, and against each model's output (one comparison per
+    model, never pooled across models)."""
     rows = {(r["dull"], r["alternative"], r["metric"]): r for r in e.paired_study if r["band"] == "high"}
+    alternatives = [*PLAUSIBLE, *(m for m in e.models if m != CONTROL)]
     units = []
     for dull in DULL_OUTPUTS:
-        for alternative in PLAUSIBLE:
+        for alternative in alternatives:
             found = {m: rows.get((dull, alternative, m)) for m in (*FIDELITY, yardstick)}
-            if all(r is not None and int(r["n"]) > 0 for r in found.values()):
+            if all(r is not None and int(r["n"]) > 1 for r in found.values()):
                 prefs = {m: (float(r["prefers_dull"]), float(r["prefers_dull_lo"]), float(r["prefers_dull_hi"]))
                          for m, r in found.items()}  # type: ignore[union-attr]
                 units.append((f"{dull} vs {alternative}", prefs, int(found[yardstick]["n"])))  # type: ignore[index]
-    return units
-
-
-def _model_units(e: Evidence, yardstick: str) -> list[tuple[str, dict[str, tuple[float, float, float]], int]]:
-    """The same comparison per model: the grey output against each model's output on the same images, on the
-    images where grey lies in the paper's band (PSNR >= 22 dB and SSIM >= 0.9); one unit per model."""
-    grey = {m: e.values(CONTROL, m) for m in (*FIDELITY, yardstick)}
-    band = [i for i, psnr in grey["psnr"].items()
-            if psnr >= C2["band_psnr_db"] and grey["ssim"].get(i, -1.0) >= C2["band_ssim"]]
-    units = []
-    for model in dict.fromkeys(r["model"] for r in e.per_image):
-        if model == CONTROL:
-            continue
-        other = {m: e.values(model, m) for m in (*FIDELITY, yardstick)}
-        ids = [i for i in band if all(i in other[m] and i in grey[m] for m in other)]
-        if len(ids) < 2:
-            continue
-        prefs = {m: preference(goodness(m, np.array([grey[m][i] for i in ids])),
-                               goodness(m, np.array([other[m][i] for i in ids])), seed=e.seed) for m in other}
-        units.append((f"grey vs {model}", prefs, len(ids)))
     return units
 
 
@@ -167,9 +148,9 @@ def claim_c2(e: Evidence) -> Claim:
     statement = ("Above about SSIM 0.9 / PSNR 22 dB, PSNR and SSIM stop tracking colorization quality (vividness, "
                  "correct object colours); they only separate credible outputs from failed ones.")
     test = (f"within images in the high band (dull output with PSNR >= {C2['band_psnr_db']:g} dB and SSIM >= "
-            f"{C2['band_ssim']}), paired study ({', '.join(DULL_OUTPUTS)} vs {', '.join(PLAUSIBLE)}) and, per model, "
-            f"grey vs the model's output: a comparison supports when the 95% intervals of the share of images where "
-            f"PSNR and SSIM prefer the dull output lie above {C2['majority']} while the yardstick "
+            f"{C2['band_ssim']}), paired study ({', '.join(DULL_OUTPUTS)} vs {', '.join(PLAUSIBLE)} and vs each "
+            "model's output, one comparison per model): a comparison supports when the 95% intervals of the share "
+            f"of images where PSNR and SSIM prefer the dull output lie above {C2['majority']} while the yardstick "
             f"({' or '.join(YARDSTICKS)}) prefers the recolouring (interval below {C2['majority']}); it contradicts "
             "when PSNR and SSIM prefer the recolouring or side with the yardstick. Supported if some comparison "
             "supports and none contradicts, not supported if the reverse, inconclusive otherwise")
@@ -180,10 +161,10 @@ def claim_c2(e: Evidence) -> Claim:
     if yardstick is None:
         return Claim("C2", statement, test, f"no yardstick ({', '.join(YARDSTICKS)}) in the paired study or the "
                      "records", NOT_RUN, change="the paired study with semantic_kl (analysis/paired_study.csv)")
-    units = _study_units(e, yardstick) + _model_units(e, yardstick)
+    units = _units(e, yardstick)
     if not units:
-        return Claim("C2", statement, test, "no paired comparison in the high band (no analysis/paired_study.csv "
-                     "and no model with grey in the band)", NOT_RUN, change="run the paired study")
+        return Claim("C2", statement, test, "no paired comparison in the high band (analysis/paired_study.csv "
+                     "missing or without images in the band)", NOT_RUN, change="run the paired study")
     numbers, judged = [], []
     for label, prefs, n in units:
         judged.append(_judge(prefs, yardstick))
@@ -197,9 +178,10 @@ def claim_c2(e: Evidence) -> Claim:
               NOT_SUPPORTED: "a comparison where PSNR and SSIM prefer the dull output against the yardstick",
               INCONCLUSIVE: "more images (narrower intervals) or a yardstick that decides; now "
                             f"{supports} support, {contradicts} contradict"}[verdict]
-    models = tuple(label.removeprefix("grey vs ") for label, _, _ in units if label.startswith("grey vs "))
-    return Claim("C2", statement, test, "; ".join(numbers), verdict, n=max(n for _, _, n in units),
-                 models=(CONTROL, *models) if models else (), change=change)
+    compared = (label.split(" vs ")[1] for label, _, _ in units)
+    models = tuple(dict.fromkeys(m for m in compared if m in e.models))
+    return Claim("C2", statement, test, "; ".join(numbers), verdict, n=max(n for _, _, n in units), models=models,
+                 change=change)
 
 
 # -- C3 ----------------------------------------------------------------------------------------------------

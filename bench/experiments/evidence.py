@@ -146,14 +146,6 @@ def bootstrap(statistic, *samples: np.ndarray, seed: int) -> tuple[float, float,
     return value, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def preference(dull: np.ndarray, alternative: np.ndarray, *, seed: int) -> tuple[float, float, float]:
-    """Share of images on which the dull output's goodness beats the alternative's (ties half), with its
-    bootstrap interval over images (the statistic of interface 2's ``prefers_dull``)."""
-    def share(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-        return np.mean((a > b) + 0.5 * (a == b), axis=axis)
-    return bootstrap(share, dull, alternative, seed=seed)
-
-
 def crossed_bootstrap(differences: np.ndarray, *, seed: int) -> tuple[float, float, float]:
     """Mean of a (seed, image) table of paired differences and a 95% interval from a two-way crossed bootstrap:
     seeds and images are resampled independently (with replacement), so the interval carries the variance
