@@ -104,6 +104,10 @@ def test_sample_and_smoke_verdicts_are_plumbing_only():
     assert claims[0].outcome == SUPPORTED and claims[0].verdict == PLUMBING_ONLY
     assert "built-in sample" in claims[0].numbers and "supported" in claims[0].change
     assert all(c.verdict in (NOT_RUN, PLUMBING_ONLY) for c in claims)
+    sample_fit = c1_evidence(0.93, 5.0)
+    sample_fit.run["config"]["train_source"] = "sample:train"
+    fitted = current(evaluate_claims(sample_fit))[0]
+    assert fitted.verdict == PLUMBING_ONLY and "training on the built-in sample (baseline0)" in fitted.numbers
     smoke = c5_evidence([("chromagan", True, 5.0, 10)], profile="smoke")
     c5 = current(evaluate_claims(smoke))[4]
     assert c5.outcome == SUPPORTED and c5.verdict == PLUMBING_ONLY and "smoke-profile training" in c5.numbers

@@ -80,11 +80,21 @@ def protocol(e: Evidence, claim: Claim) -> str:
     return "; ".join(parts)
 
 
+def _trained_on_sample(e: Evidence, model: str) -> bool:
+    """Whether ``model`` learnt from the built-in sample (fitted or trained there, weights not from a file)."""
+    info = e.models[model]
+    train_source = str((e.run.get("config") or {}).get("train_source", ""))  # type: ignore[union-attr]
+    learnt = (info.get("spec") or {}).get("training") in ("fit", "train")  # type: ignore[union-attr]
+    return learnt and info.get("weights_from") != "file" and train_source.startswith("sample:")
+
+
 def plumbing_reason(e: Evidence, claim: Claim) -> str | None:
     """Why a claim's numbers cannot test the paper (built-in sample data, smoke-profile trainings), or None."""
     reasons = []
     if any(source_kind(r) == "sample" for r in _runs(e)):
         reasons.append("the built-in sample")
+    elif fitted := [m for r in _runs(e) for m in claim.models if m in r.models and _trained_on_sample(r, m)]:
+        reasons.append(f"fitting or training on the built-in sample ({', '.join(dict.fromkeys(fitted))})")
     smoke = [m for r in _runs(e) for m in claim.models if m in r.models and _option(r.models[m], "profile") == "smoke"]
     if smoke:
         reasons.append(f"smoke-profile training ({', '.join(dict.fromkeys(smoke))})")
