@@ -9,6 +9,7 @@ import torch
 from skimage.color import rgb2lab
 
 from bench.aggregate import leaderboard
+from bench.cli import main
 from bench.experiments import claims_v2
 from bench.experiments.claim_pixels import centre_square, common_pixel_rows, grey_share
 from bench.experiments.claims import current, evaluate_claims
@@ -23,6 +24,7 @@ from bench.experiments.evidence import (
 )
 from bench.experiments.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS, parameters
 from bench.images import write_label_png, write_png
+from bench.schema import read_csv
 
 METRICS = ("psnr", "ssim", "colorfulness", "delta_colorfulness", "channel_equality", "deltae2000",
            "segment_chroma_ratio", "vivid_recall", "semantic_kl")
@@ -318,3 +320,17 @@ def test_common_pixel_rows_score_the_centre_region(tmp_path):
     truth, pred = images["resize"]
     assert found[0]["resize"] == pytest.approx(psnr(truth[:, :, 8:24], pred[:, :, 8:24]), abs=1e-4)
     assert found[0]["crop"] == pytest.approx(psnr(*images["crop"]), abs=1e-4)
+
+
+def test_crop_run_is_scored_on_common_pixels(tmp_path):
+    arms_out = {mode: tmp_path / mode for mode in ("resize", "center-crop")}
+    for mode, out in arms_out.items():
+        assert main(["run", "--models", "gray", "--size", "32", "--resize-mode", mode, "--no-study",
+                     "--metrics", "psnr,ssim,deltae2000", "--out", str(out), "--no-progress"]) == 0
+    assert main(["report", str(arms_out["resize"]), "--crop-run", str(arms_out["center-crop"])]) == 0
+    found = read_csv(arms_out["resize"] / "analysis" / "common_pixels.csv")
+    crop_records = {r["image_id"]: float(r["psnr"]) for r in read_csv(arms_out["center-crop"] / "per_image.csv")}
+    psnr = {r["image_id"]: float(r["crop"]) for r in found if r["metric"] == "psnr"}
+    assert psnr and psnr == pytest.approx({i: crop_records[i] for i in psnr}, abs=1e-6)  # the crop arm is whole
+    claims = {(c["rule_version"], c["claim"]): c for c in read_csv(arms_out["resize"] / "claims.csv")}
+    assert claims["2", "C7"]["verdict"] == NOT_RUN and "no trained model" in claims["2", "C7"]["numbers"]
