@@ -271,6 +271,10 @@ def test_report_rebuilds_without_recomputing(study_run):
     assert main(["report", str(study_run)]) == 0
     assert (study_run / "index.html").is_file()
     assert (study_run / "claims.csv").read_text() == claims
+    html = (study_run / "index.html").read_text()
+    assert "Rule set version 2" in html and "Plumbing run: these numbers come from the built-in sample" in html
+    assert "v1: plumbing only" in html  # C2: not run under version 2 (no yardstick), plumbing only under 1
+    assert read_rows(study_run / "analysis" / "claim_rules.csv")[0]["source"].startswith("paper")
     assert before == {p: p.stat().st_mtime_ns for p in (study_run / "predictions").rglob("*.png")}
     run = json.loads((study_run / "run.json").read_text())
     assert run["segments"]["kind"] == "slic"
