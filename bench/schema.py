@@ -18,11 +18,14 @@ Run folder layout::
     train/M/               steps.csv, epochs.csv, epoch checkpoints and summary.json of a trained model
     study/perturbations.csv    the perturbation study: sweep, strength, image_id, one column per metric
     analysis/*.csv         perturbation curves and sensitivity, rank correlations, win rates, metric ranks,
-                           BAPPS agreement (when computed)
+                           BAPPS agreement (when computed), claim_rules.csv (the claims' thresholds and sources,
+                           every rule version), common_pixels.csv (C7: both arms on the pixels both contain)
     figures/*.png          the report's figures
     per_image.csv          PER_IMAGE_COLUMNS
     leaderboard.csv        LEADERBOARD_COLUMNS
-    claims.csv             claim, statement, test, numbers, verdict (bench.experiments.claims)
+    claims.csv             rule_version, claim, statement, test, numbers, n, protocol, outcome (what the rule
+                           computed), verdict (the outcome, or "plumbing only" for sample/smoke data),
+                           what_would_change; one row per claim and rule version (bench.experiments.claims)
     run.json               RUN_FIELDS
     index.html             the report
 """

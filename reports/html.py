@@ -15,7 +15,9 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from bench.experiments.claims import current, plumbing_banner
 from bench.experiments.perturbations import SWEEPS
+from bench.experiments.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS
 from bench.images import atomic_write_bytes
 from bench.paths import text_bytes
 from bench.scoring import images_by_id
@@ -91,6 +93,11 @@ def build_report(out: Path, *, crop_run: Path | None = None) -> Path:
         board=folder.leaderboard,
         references=folder.references,
         report=report,
+        claims=current(report.claims),
+        rule_version=CURRENT_VERSION,
+        rule_versions=VERSIONS,
+        rules=[t for t in RULE_TABLE if t.version == CURRENT_VERSION],
+        plumbing=plumbing_banner(folder.evidence()),
         examples=examples,
         gallery=_gallery(folder, int(folder.run["config"].get("gallery", 8))),
         provenance=json.dumps(folder.run["provenance"], indent=2),
