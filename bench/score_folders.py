@@ -10,6 +10,7 @@ from bench import integrity
 from bench.device import resolve_device
 from bench.errors import BenchError, IncompleteError
 from bench.outputs import write_results
+from bench.paths import child, printable, text_bytes
 from bench.runfolder import claim
 from bench.scoring import SetLevelScorer, match_folders, score_pairs
 from bench.segments import SegmentSource, needs_segments, segments_from, slic_segments, slic_source
@@ -38,11 +39,11 @@ def score_folders(
     scored the tables and report are still written, then :class:`IncompleteError` says why (exit status 1)."""
     metrics = select_metrics(metric_names)
     pairs, skips = match_folders(pred_dir, gt_dir)
-    model = name or pred_dir.resolve().name
+    model = name or printable(pred_dir.resolve().name)
     identity = {"command": "score", "data": f"{pred_dir.resolve()} vs {gt_dir.resolve()}", "models": [model]}
     if out is None:
-        digest = hashlib.sha256(f"{pred_dir.resolve()}|{gt_dir.resolve()}".encode()).hexdigest()[:10]
-        out = Path("results") / f"score-{model}-{digest}"
+        digest = hashlib.sha256(text_bytes(f"{pred_dir.resolve()}|{gt_dir.resolve()}")).hexdigest()[:10]
+        out = child(Path("results"), f"score-{model}-{digest}")
     integrity.reset()
     with claim(out, identity):
         device = resolve_device(device_name)
