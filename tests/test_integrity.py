@@ -135,10 +135,15 @@ def clean_run(tmp_path_factory) -> Path:
     return out
 
 
+def image_ids(run: Path) -> list[str]:
+    return sorted(p.stem for p in (run / "ground_truth").glob("*.png"))
+
+
 def caches(run: Path) -> dict[str, Path]:
     """One file of every cache kind of a run folder."""
     train = run / "train" / "chromagan-noclass" / "checkpoints"
     latest = sorted(train.glob("epoch-*.optim.json"))[-1].name.split(".")[0]
+    first, second, third = image_ids(run)[:3]
     return {
         "records": next((run / "records" / "baseline0").rglob("rank-0.jsonl")),
         "fitted model": run / "checkpoints" / "baseline0.safetensors",
@@ -147,10 +152,10 @@ def caches(run: Path) -> dict[str, Path]:
         "optimizer state": train / f"{latest}.optim.json",
         "set-level values": run / "records" / "gray" / "set_level.json",
         "study records": run / "study" / "perturbations.csv",
-        "prediction": run / "predictions" / "baseline0" / "7.png",
-        "ground truth": run / "ground_truth" / "7.png",
-        "grey input": run / "gray" / "8.png",
-        "segment map": run / "segments" / "9.png",
+        "prediction": run / "predictions" / "baseline0" / f"{first}.png",
+        "ground truth": run / "ground_truth" / f"{first}.png",
+        "grey input": run / "gray" / f"{second}.png",
+        "segment map": run / "segments" / f"{third}.png",
     }
 
 
@@ -174,8 +179,8 @@ def test_damaged_caches_are_reported_and_recomputed(clean_run, tmp_path, damage:
     assert str(expected.pop("optimizer state")) in reported or str(expected["epoch checkpoint"]) in reported
     missing = {kind for kind, path in expected.items() if str(path) not in reported}
     assert not missing, missing
-    assert (run / "predictions" / "baseline0" / "7.png").read_bytes() == (
-        clean_run / "predictions" / "baseline0" / "7.png").read_bytes()
+    prediction = damaged["prediction"].relative_to(run)
+    assert (run / prediction).read_bytes() == (clean_run / prediction).read_bytes()
 
 
 @pytest.mark.slow
@@ -183,7 +188,8 @@ def test_wrong_pixels_with_tags_kept_are_rewritten(clean_run, tmp_path):
     """Issue 14: a ground truth and a prediction re-encoded with other pixels but their tags kept."""
     run = tmp_path / "run"
     shutil.copytree(clean_run, run)
-    for path in (run / "ground_truth" / "7.png", run / "predictions" / "gray" / "9.png"):
+    first, second = image_ids(run)[:2]
+    for path in (run / "ground_truth" / f"{first}.png", run / "predictions" / "gray" / f"{second}.png"):
         text = read_png_text(path)
         info = PngInfo()
         for key, value in text.items():
