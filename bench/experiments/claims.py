@@ -14,6 +14,7 @@ import numpy as np
 
 from bench.aggregate import mean_and_interval
 from bench.experiments.analysis import PSNR_THRESHOLD, SSIM_THRESHOLD, column
+from metrics.registry import goodness
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_RUN = "supported", "not supported", "inconclusive", "not run"
 TRIVIAL_MODELS = ("baseline0", "gray")
@@ -313,11 +314,13 @@ def claim_c7(e: Evidence) -> Claim:
     if not common:
         return Claim("C7", statement, test, "no trained model in both runs", NOT_RUN)
     numbers, better, worse = [], 0, 0
-    for metric, sign in (("psnr", 1), ("deltae2000", -1), ("segment_chroma_ratio", 1)):
+    for metric in ("psnr", "deltae2000", "segment_chroma_ratio"):
         diffs = []
         for model in common:
             crop, resize = e.crop.values(model, metric), e.values(model, metric)
-            diffs += [sign * (crop[i] - resize[i]) for i in crop if i in resize]
+            ids = [i for i in crop if i in resize]
+            diffs += list(goodness(metric, np.array([crop[i] for i in ids]))
+                          - goodness(metric, np.array([resize[i] for i in ids])))
         mean, lo, hi = mean_and_interval(diffs, seed=e.seed)
         numbers.append(f"{metric} improvement with crops {_f(mean)} [{_f(lo)}, {_f(hi)}]")
         better += lo > 0
