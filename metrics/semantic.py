@@ -11,13 +11,15 @@ network was trained, (255 x - 127) / 128. With p = softmax(logits):
                     log-softmax; 0 for identical images (negative rounding noise is clamped to 0);
 - ``semantic_top1`` 1 when the top-1 classes of truth and prediction agree, else 0.
 
-Prediction and truth go through the network as one batch of 2B images; the two metrics of one batch share
-that pass (the last batch's logits are kept, keyed by the identity and version of its two tensors).
+The two metrics of one batch share one network pass per tensor: the logits of the last prediction and the last
+ground-truth tensor are kept while those tensors are unchanged, so the perturbation study, which scores many
+degradations against one ground-truth batch, classifies the truth once.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import torch
 
@@ -29,24 +31,29 @@ def _classifier(device: str) -> EffNetLite0Features:
     return EffNetLite0Features().to(device)
 
 
-class _LastBatch:
-    """The logits of the most recent (pred, target) pair of tensors, reused while both are unchanged."""
+@dataclass
+class _Kept:
+    """The logits of the last tensor seen in one role (prediction or ground truth), valid while that very tensor
+    is unchanged (same object, same in-place version counter)."""
 
-    tensors: tuple[torch.Tensor, torch.Tensor] | None = None
-    versions: tuple[int, int] = (-1, -1)
-    logits: tuple[torch.Tensor, torch.Tensor] = (torch.empty(0), torch.empty(0))
+    tensor: torch.Tensor | None = None
+    version: int = -1
+    logits: torch.Tensor | None = None
+
+    def logits_of(self, images: torch.Tensor) -> torch.Tensor:
+        if self.logits is None or self.tensor is not images or self.version != images._version:
+            with torch.inference_mode():
+                self.logits = _classifier(str(images.device)).logits(images.float())
+            self.tensor, self.version = images, images._version
+        return self.logits
+
+
+_KEPT = {"pred": _Kept(), "target": _Kept()}
 
 
 def class_logits(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """ImageNet logits (B, 1000) float32 of prediction and ground truth, from one network pass over both."""
-    last, versions = _LastBatch.tensors, (pred._version, target._version)
-    if last is not None and last[0] is pred and last[1] is target and _LastBatch.versions == versions:
-        return _LastBatch.logits
-    with torch.inference_mode():
-        logits = _classifier(str(pred.device)).logits(torch.cat((pred, target)).float())
-    _LastBatch.tensors, _LastBatch.versions = (pred, target), versions
-    _LastBatch.logits = (logits[: len(pred)], logits[len(pred):])
-    return _LastBatch.logits
+    """ImageNet logits (B, 1000) float32 of prediction and ground truth, each computed once per tensor."""
+    return _KEPT["pred"].logits_of(pred), _KEPT["target"].logits_of(target)
 
 
 def semantic_kl(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -59,10 +59,12 @@ def test_kl_and_top1_share_one_network_pass(classifier, monkeypatch):
     monkeypatch.setattr(type(classifier), "logits", lambda self, x: calls.append(len(x)) or original(self, x))
     semantic.semantic_kl(pred, gt)
     semantic.semantic_top1(pred, gt)
-    assert calls == [8]  # one pass over the 4 predictions and 4 truths
-    pred.add_(0.0)  # an in-place change invalidates the kept logits
+    assert calls == [4, 4]  # one pass over the 4 predictions, one over the 4 truths
+    pred.add_(0.0)  # an in-place change invalidates the kept logits of that tensor only
     semantic.semantic_top1(pred, gt)
-    assert calls == [8, 8]
+    assert calls == [4, 4, 4]
+    semantic.semantic_kl(gt.clone(), gt)  # another prediction against the same truth: the truth is not re-run
+    assert calls == [4, 4, 4, 4]
 
 
 def test_unavailable_names_the_missing_package(monkeypatch):
