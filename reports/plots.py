@@ -102,7 +102,7 @@ def correlation_heatmaps(correlations: Sequence[Mapping[str, object]], path: Pat
     bands = list(dict.fromkeys(str(c["band"]) for c in correlations))
     names = list(dict.fromkeys([str(c["metric_a"]) for c in correlations] + [str(c["metric_b"]) for c in correlations]))
     columns = 2
-    figure, axes = _grid(len(bands), columns=columns, size=0.55 * len(names) + 2.5)
+    figure, axes = _grid(len(bands), columns=columns, size=0.4 * len(names) + 2.0)
     for k, (axis, band) in enumerate(zip(axes, bands, strict=False)):
         matrix, counts = correlation_matrix(correlations, band, names)
         undefined = ~np.isfinite(matrix)
