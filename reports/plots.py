@@ -64,6 +64,10 @@ def sweep_curves(curves: Sequence[Mapping[str, object]], sweep: str, unit: str, 
         at_cap = median >= cap if cap is not None else np.zeros_like(median, dtype=bool)
         if cap is not None:
             median, q25, q75 = (np.where(v >= cap, np.nan, v) for v in (median, q25, q75))
+        if not np.isfinite(median).any() and not at_cap.any():
+            axis.text(0.5, 0.5, "n/a: undefined for these images", ha="center", va="center", fontsize=8,
+                      color="#555", transform=axis.transAxes)
+            axis.set_yticks([])
         axis.fill_between(x, q25, q75, alpha=0.25)
         axis.plot(x, median, marker="o", markersize=3)
         if at_cap.any() and np.isfinite(median).any():
