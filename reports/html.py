@@ -11,11 +11,16 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from bench.experiments.claims import current, plumbing_banner
 from bench.experiments.perturbations import SWEEPS
+from bench.experiments.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS
 from bench.images import atomic_write_bytes
+from bench.paths import text_bytes
+from bench.scoring import images_by_id
 from metrics.registry import METRICS
 from reports.build import RunFolder, analyse
 from reports.leaderboard import direction_mark, leaderboard
@@ -54,7 +59,9 @@ def _gallery_value(name: str, text: str) -> str:
 
 
 def _relative(path: Path, start: Path) -> str:
-    return Path(os.path.relpath(path, start)).as_posix()
+    """A relative URL to a file: its path's bytes percent-encoded, so any file name (``#``, ``?``, non-UTF-8)
+    links correctly and the page always encodes."""
+    return quote(text_bytes(Path(os.path.relpath(path, start)).as_posix()))
 
 
 def _notes(row: dict[str, str]) -> tuple[str, ...]:
@@ -78,17 +85,19 @@ def _gallery(folder: RunFolder, limit: int) -> list[list[Tile]]:
     working = _working_size(folder.run)
     verb = working.split(" ")[0]
     rows = []
+    config = folder.run["config"]
+    score_folders = {role: images_by_id(Path(config[role]), role)[0] if Path(config[role]).is_dir() else {}
+                     for role in ("gt", "pred") if config.get(role)}  # a `bench score` folder: files by image id
     for image_id, models in list(by_image.items())[:limit]:
         if (folder.out / "ground_truth").is_dir():
             tiles = [Tile(f"ground truth ({verb})", f"ground_truth/{image_id}.png", (f"image {image_id}", working)),
                      Tile(f"{verb} input", f"gray/{image_id}.png", ("the lightness L the models see",))]
             tiles += [Tile(model, f"predictions/{model}/{image_id}.png", _notes(row)) for model, row in models.items()]
         else:
-            config = folder.run["config"]
             model, row = next(iter(models.items()))
-            gt = next(Path(config["gt"]).glob(f"{image_id}.*"), None)
-            tiles = [Tile("ground truth (as given)", _relative(gt, folder.out))] if gt else []
-            tiles.append(Tile(model, _relative(Path(config["pred"]) / row["file"], folder.out), _notes(row)))
+            tiles = [Tile(label, _relative(path, folder.out), _notes(row) if role == "pred" else ())
+                     for role, label in (("gt", "ground truth (as given)"), ("pred", model))
+                     if (path := score_folders.get(role, {}).get(image_id))]
         rows.append(tiles)
     return rows
 
@@ -109,6 +118,11 @@ def build_report(out: Path, *, crop_run: Path | None = None) -> Path:
         board=leaderboard(folder.leaderboard, list(folder.run["metrics"]), folder.references, report.win_rates),
         references=folder.references,
         report=report,
+        claims=current(report.claims),
+        rule_version=CURRENT_VERSION,
+        rule_versions=VERSIONS,
+        rules=[t for t in RULE_TABLE if t.version == CURRENT_VERSION],
+        plumbing=plumbing_banner(folder.evidence()),
         examples=examples,
         gallery=_gallery(folder, int(folder.run["config"].get("gallery", 8))),
         provenance=json.dumps(folder.run["provenance"], indent=2),
