@@ -265,8 +265,7 @@ def _list(_: argparse.Namespace) -> int:
         print(f"  {spec.name:<20} [{', '.join(tags)}] {spec.description}")
     print("metrics:")
     for metric in METRICS.values():
-        direction = {True: "higher is better", False: "lower is better", None: f"ideal {metric.ideal}"}
-        print(f"  {metric.name:<20} [{direction[metric.higher_is_better]}] {metric.definition}")
+        print(f"  {metric.name:<20} [{metric.describe()['direction_text']}] {metric.definition}")
     return 0
 
 
