@@ -44,11 +44,22 @@ def slic_source() -> SegmentSource:
     return SegmentSource("slic", f"skimage.segmentation.slic({params}) on the ground truth at the working size")
 
 
+def _labelled_instances(coco: Any, image_id: int) -> list[dict[str, Any]]:
+    """The non-crowd instances of an image in label order (label k is the k-th): largest first."""
+    annotations = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=[image_id], iscrowd=False)) if a.get("area", 0) > 0]
+    return sorted(annotations, key=lambda a: -a["area"])
+
+
+def coco_label_categories(coco: Any, image_id: int) -> dict[int, str]:
+    """Class name of each label of :func:`coco_label_map` (used by the paired study's class hue pools)."""
+    return {label: coco.loadCats(annotation["category_id"])[0]["name"]
+            for label, annotation in enumerate(_labelled_instances(coco, image_id), start=1)}
+
+
 def coco_label_map(coco: Any, image_id: int, height: int, width: int) -> np.ndarray:
     """Instance label map at the original resolution (int32, 0 = background)."""
-    annotations = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=[image_id], iscrowd=False)) if a.get("area", 0) > 0]
     labels = np.zeros((height, width), dtype=np.int32)
-    for label, annotation in enumerate(sorted(annotations, key=lambda a: -a["area"]), start=1):
+    for label, annotation in enumerate(_labelled_instances(coco, image_id), start=1):
         mask = coco.annToMask(annotation)
         if mask.shape != labels.shape:
             raise BenchError(f"instance mask of image {image_id} is {mask.shape[1]}x{mask.shape[0]}, "
