@@ -12,8 +12,9 @@ from pathlib import Path
 from bench.errors import BenchError
 from bench.experiments.analysis import rank_correlations, sweep_curves, sweep_sensitivity, win_rates
 from bench.experiments.claims import Claim, Evidence, evaluate_claims
+from bench.experiments.paired import FIGURE_METRICS, PAIRED_COLUMNS, outputs_table, paired_preferences
 from bench.experiments.perturbations import SWEEPS_BY_NAME
-from bench.experiments.study import load_study
+from bench.experiments.study import load_study, load_variants
 from bench.schema import read_csv, write_csv
 from reports import plots
 
@@ -76,6 +77,22 @@ def _figure(report: Report, section: str, path: Path, out: Path) -> None:
     report.figures.setdefault(section, []).append(path.relative_to(out).as_posix())
 
 
+def _paired_study(folder: RunFolder, report: Report) -> None:
+    """analysis/paired_study.csv and its figure: the study's dull outputs against its recolourings, its
+    oversaturated outputs and every trained model's output on the same images."""
+    variants = load_variants(folder.out)
+    if not variants:
+        return
+    trained = [m for m in folder.colorizers if folder.run["models"][m].get("spec", {}).get("training") == "train"]
+    metrics = folder.per_image_metrics
+    table = paired_preferences(outputs_table(variants, folder.per_image, trained, metrics), metrics,
+                               seed=int(folder.run.get("seed", 0)))
+    write_csv(folder.out / "analysis" / "paired_study.csv", PAIRED_COLUMNS, table.to_dict("records"))
+    if table["metric"].isin(FIGURE_METRICS).any():
+        path = plots.paired_preference_dots(table, FIGURE_METRICS, folder.out / "figures" / "paired_study.png")
+        _figure(report, "paired", path, folder.out)
+
+
 def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
     """Run every analysis the records allow, write their CSVs and figures, and evaluate the claims."""
     out, metrics, seed = folder.out, folder.per_image_metrics, int(folder.run.get("seed", 0))
@@ -97,6 +114,7 @@ def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
         for sweep in dict.fromkeys(str(c["sweep"]) for c in curves):
             _figure(report, "perturbations", plots.sweep_curves(curves, sweep, SWEEPS_BY_NAME[sweep].unit,
                                                                 out / "figures" / f"curves_{sweep}.png"), out)
+    _paired_study(folder, report)
     if correlations:
         write_csv(analysis / "rank_correlations.csv", CORRELATION_COLUMNS, correlations)
         _figure(report, "correlations", plots.correlation_heatmaps(correlations, out / "figures" / "correlations.png"),

@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
+from bench.cli import main
 from bench.color import chroma, rgb_to_lab
 from bench.errors import BenchError
-from bench.experiments.paired import PAIRED_COLUMNS, paired_preferences
+from bench.experiments.paired import PAIRED_COLUMNS, outputs_table, paired_preferences
 from bench.experiments.perturbations import SWEEPS_BY_NAME
 from bench.experiments.recolour import (
     FALLBACK_HUE_SHIFT,
@@ -28,6 +29,7 @@ from bench.experiments.recolour import (
 )
 from bench.experiments.study import degraded_per_image, parse_study_images, study_subset, to_rgb8
 from tests.conftest import to_batch_tensor
+from tests.test_runner import read_rows
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +179,48 @@ def test_study_size_is_bounded_and_parsed():
             parse_study_images(bad)
     expected = 1 + sum(len(s.strengths) - 1 for s in SWEEPS_BY_NAME.values()) + 2
     assert degraded_per_image() == expected
+
+
+def test_trained_models_join_the_variants_as_alternatives():
+    variants = [{"variant": "grey", "image_id": str(i), "detail": "desaturation 0", "psnr": "30", "ssim": "0.95"}
+                for i in range(4)]
+    per_image = [{"model": m, "image_id": str(i), "psnr": p, "ssim": "0.9"}
+                 for i in range(4) for m, p in (("chromagan", "28"), ("baseline0", "35"))]
+    outputs = outputs_table(variants, per_image, ["chromagan"], ["psnr", "ssim", "semantic_kl"])
+    assert set(outputs["output"]) == {"grey", "chromagan"} and "semantic_kl" not in outputs.columns
+    row = paired_preferences(outputs, ["psnr", "ssim"]).query("metric == 'psnr' and band == 'high'").iloc[0]
+    assert row.alternative == "chromagan" and row.n == 4 and row.prefers_dull == 1.0
+
+
+def test_coco_segment_labels_carry_their_class(coco_mini):
+    from bench.segments import coco_label_categories, coco_label_map
+    from bench.sources import open_source
+
+    coco = open_source(f"coco:{coco_mini}:val2017").instances()
+    image_id = next(i for i in coco.getImgIds() if coco.getAnnIds(imgIds=[i], iscrowd=False))
+    info = coco.loadImgs(image_id)[0]
+    labels = coco_label_map(coco, image_id, info["height"], info["width"])
+    names = coco_label_categories(coco, image_id)
+    assert set(names) >= set(np.unique(labels[labels > 0]).tolist())
+    assert set(names.values()) <= {c["name"] for c in coco.loadCats(coco.getCatIds())}
+
+
+def test_study_command_writes_the_paired_table_and_figure(tmp_path):
+    out = tmp_path / "study"
+    assert main(["study", "--size", "48", "--out", str(out), "--no-progress", "--study-images", "4",
+                 "--metrics", "psnr,ssim"]) == 0
+    rows = read_rows(out / "study" / "perturbations.csv")
+    assert len({r["image_id"] for r in rows}) == 4
+    variants = read_rows(out / "study" / "paired_variants.csv")
+    assert {"grey", "desaturated_50", "oversaturated_150", "oversaturated_200", "colour_transfer"} <= {
+        v["variant"] for v in variants}
+    grey = {v["image_id"]: v["psnr"] for v in variants if v["variant"] == "grey"}
+    assert grey == {r["image_id"]: r["psnr"] for r in rows if r["sweep"] == "desaturation" and r["strength"] == "0"}
+    table = read_rows(out / "analysis" / "paired_study.csv")
+    assert list(table[0]) == list(PAIRED_COLUMNS) and {t["dull"] for t in table} == {"grey", "desaturated_50"}
+    assert (out / "figures" / "paired_study.png").is_file()
+    assert 'id="paired"' in (out / "index.html").read_text()
+    stamp = (out / "study" / "perturbations.csv").stat().st_mtime_ns
+    assert main(["study", "--size", "48", "--out", str(out), "--no-progress", "--study-images", "4",
+                 "--metrics", "psnr,ssim"]) == 0
+    assert (out / "study" / "perturbations.csv").stat().st_mtime_ns == stamp  # nothing rescored
