@@ -77,20 +77,21 @@ def _figure(report: Report, section: str, path: Path, out: Path) -> None:
     report.figures.setdefault(section, []).append(path.relative_to(out).as_posix())
 
 
-def _paired_study(folder: RunFolder, report: Report) -> None:
-    """analysis/paired_study.csv and its figure: the study's dull outputs against its recolourings, its
-    oversaturated outputs and every trained model's output on the same images."""
+def _paired_study(folder: RunFolder) -> Path | None:
+    """analysis/paired_study.csv (read by the claims) and its figure, whose path is returned: the study's dull
+    outputs against its recolourings, its oversaturated outputs and the output of every model that learned
+    from data (fitted or trained) on the same images."""
     variants = load_variants(folder.out)
     if not variants:
-        return
-    trained = [m for m in folder.colorizers if folder.run["models"][m].get("spec", {}).get("training") == "train"]
+        return None
+    learned = [m for m in folder.colorizers if folder.run["models"][m].get("spec", {}).get("training") != "none"]
     metrics = folder.per_image_metrics
-    table = paired_preferences(outputs_table(variants, folder.per_image, trained, metrics), metrics,
+    table = paired_preferences(outputs_table(variants, folder.per_image, learned, metrics), metrics,
                                seed=int(folder.run.get("seed", 0)))
     write_csv(folder.out / "analysis" / "paired_study.csv", PAIRED_COLUMNS, table.to_dict("records"))
-    if table["metric"].isin(FIGURE_METRICS).any():
-        path = plots.paired_preference_dots(table, FIGURE_METRICS, folder.out / "figures" / "paired_study.png")
-        _figure(report, "paired", path, folder.out)
+    if not table["metric"].isin(FIGURE_METRICS).any():
+        return None
+    return plots.paired_preference_dots(table, FIGURE_METRICS, folder.out / "figures" / "paired_study.png")
 
 
 def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
@@ -101,6 +102,7 @@ def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
     sensitivity = sweep_sensitivity(folder.study, metrics) if folder.study else []
     colorizer_rows = [r for r in folder.per_image if r["model"] in folder.colorizers]
     correlations = rank_correlations(colorizer_rows, metrics, seed=seed) if colorizer_rows else []
+    paired_figure = _paired_study(folder)
     crop = RunFolder.load(crop_run).evidence() if crop_run else None
     claims = evaluate_claims(folder.evidence(sensitivity=sensitivity, curves=curves, correlations=correlations,
                                              crop=crop))
@@ -114,7 +116,8 @@ def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
         for sweep in dict.fromkeys(str(c["sweep"]) for c in curves):
             _figure(report, "perturbations", plots.sweep_curves(curves, sweep, SWEEPS_BY_NAME[sweep].unit,
                                                                 out / "figures" / f"curves_{sweep}.png"), out)
-    _paired_study(folder, report)
+    if paired_figure is not None:
+        _figure(report, "paired", paired_figure, out)
     if correlations:
         write_csv(analysis / "rank_correlations.csv", CORRELATION_COLUMNS, correlations)
         _figure(report, "correlations", plots.correlation_heatmaps(correlations, out / "figures" / "correlations.png"),

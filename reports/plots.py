@@ -151,7 +151,7 @@ def paired_preference_dots(table: pd.DataFrame, metrics: Sequence[str], path: Pa
     images on which each metric prefers the dull output to each alternative, with its 95% interval; 0.5 =
     indifferent, above = the metric rewards dullness."""
     data = table[table["metric"].isin(metrics)].copy()
-    data["band"] = data["band"].map({"all": "all images", "high": "high band (dull PSNR >= 22 dB, SSIM >= 0.9)"})
+    data["band"] = data["band"].map({"all": "all images", "high": "dull PSNR >= 22 dB, SSIM >= 0.9"})
     shown = [m for m in metrics if m in set(data["metric"])]
     alternatives = sorted(set(data["alternative"]))
     grid = sns.FacetGrid(data, row="dull", col="band", hue="metric", hue_order=shown,
@@ -162,6 +162,9 @@ def paired_preference_dots(table: pd.DataFrame, metrics: Sequence[str], path: Pa
     grid.set_axis_labels("share of images preferring the dull output", "")
     grid.set_titles("{row_name} vs alternatives, {col_name}", size=9)
     grid.add_legend(title="metric")
+    for (dull, band), axis in grid.axes_dict.items():
+        if not ((data["dull"] == dull) & (data["band"] == band) & (data["n"] > 0)).any():
+            axis.text(0.5, 0.5, "no image in this band", ha="center", va="center", transform=axis.transAxes)
     return save_figure(grid.figure, path)
 
 

@@ -43,7 +43,7 @@ TINY_SIZE = 16
 #: Linear-RGB overshoot still counted as inside the sRGB gamut (float32 rounding of in-gamut colours; 1e-4 in
 #: linear RGB is at most 0.3 of an 8-bit level after encoding).
 GAMUT_TOLERANCE = 1e-4
-GAMUT_BISECTION_STEPS = 12
+GAMUT_BISECTION_STEPS = 8
 
 
 def in_srgb_gamut(lab: torch.Tensor) -> torch.Tensor:
@@ -56,9 +56,9 @@ def in_srgb_gamut(lab: torch.Tensor) -> torch.Tensor:
 
 
 def gamut_map_ab(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-    """ab (B, 2, H, W) scaled per pixel by the largest factor s in [0, 1] (bisection, 2^-12 resolution) for
-    which (L, s ab) is inside the sRGB gamut: lightness and hue kept, chroma reduced only where the colour cannot
-    be displayed. Only the pixels outside the gamut are searched."""
+    """ab (B, 2, H, W) scaled per pixel by the largest factor s in [0, 1] (bisection to 2^-8, under 0.5 chroma
+    units) for which (L, s ab) is inside the sRGB gamut: lightness and hue kept, chroma reduced only where the
+    colour cannot be displayed. Only the pixels outside the gamut are searched."""
     outside = ~in_srgb_gamut(torch.cat((L, ab), dim=1))[:, 0]
     if not bool(outside.any()):
         return ab
