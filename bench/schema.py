@@ -17,8 +17,9 @@ Run folder layout::
     checkpoints/M.safetensors  fitted or trained weights (metadata: what they were fitted/trained on)
     train/M/               steps.csv, epochs.csv, epoch checkpoints and summary.json of a trained model
     study/perturbations.csv    the perturbation study: sweep, strength, image_id, one column per metric
+    study/paired_variants.csv  the paired study's outputs: variant, image_id, detail (rule used), one column per metric
     analysis/*.csv         perturbation curves and sensitivity, rank correlations, win rates, metric ranks,
-                           BAPPS agreement (when computed)
+                           paired_study.csv (bench.experiments.paired.PAIRED_COLUMNS), BAPPS agreement (when computed)
     figures/*.png          the report's figures
     per_image.csv          PER_IMAGE_COLUMNS
     leaderboard.csv        LEADERBOARD_COLUMNS

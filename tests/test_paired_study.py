@@ -27,7 +27,7 @@ from bench.experiments.recolour import (
     tiny_image_features,
     transfer_ab,
 )
-from bench.experiments.study import degraded_per_image, parse_study_images, study_subset, to_rgb8
+from bench.experiments.study import announce, degraded_per_image, parse_study_images, study_subset, to_rgb8
 from tests.conftest import to_batch_tensor
 from tests.test_runner import read_rows
 
@@ -224,3 +224,11 @@ def test_study_command_writes_the_paired_table_and_figure(tmp_path):
     assert main(["study", "--size", "48", "--out", str(out), "--no-progress", "--study-images", "4",
                  "--metrics", "psnr,ssim"]) == 0
     assert (out / "study" / "perturbations.csv").stat().st_mtime_ns == stamp  # nothing rescored
+
+
+def test_large_studies_announce_their_size_and_cost():
+    line = announce(100, 224 * 224, compiled=False)
+    assert f"100 images x {degraded_per_image()} variants = {100 * degraded_per_image()} degraded images" in line
+    assert "--study-images" in line
+    eager, compiled = (float(announce(100, 224 * 224, c).split("about ")[1].split(" min")[0]) for c in (False, True))
+    assert eager > compiled > 0
