@@ -57,13 +57,16 @@ STUDY_VERSION = 2
 SWEEP_VARIANTS = {"grey": ("desaturation", 0.0), "desaturated_50": ("desaturation", 0.5),
                   "oversaturated_150": ("oversaturation", 1.5), "oversaturated_200": ("oversaturation", 2.0)}
 RECOLOURINGS = ("object_hue_plausible", "colour_transfer")
-#: Default of ``--study-images`` for ``run`` and ``study``; see README (a few minutes on a 2-core CPU).
-DEFAULT_STUDY_IMAGES = 40
+#: Default of ``--study-images`` for ``run`` and ``study``: 16 images x 35 variants = 560 degraded images, about
+#: 7 CPU-minutes compiled and 21 eager by SECONDS_PER_DEGRADED; ``all`` for the full split.
+DEFAULT_STUDY_IMAGES = 16
 #: Studies with more degraded images than this print their size and expected cost before starting.
 ANNOUNCE_ABOVE = 500
-#: Seconds per degraded 224x224 image for the default metric set on the 2-core development CPU (shared), eager
-#: and with compiled kernels (warm cache); used only for the announcement, scaled by pixels.
-SECONDS_PER_DEGRADED = {"eager": 1.6, "compiled": 0.3}
+#: CPU seconds per degraded 224x224 image for the default metric set, measured on coco-mini on the 2-core
+#: development CPU while it was shared (load average about 15). Eager (COLORBENCH_COMPILE=0): this study, 6
+#: images. Compiled with an empty TORCHINDUCTOR_CACHE_DIR (compilation included): the previous study (without
+#: gamut mapping and the paired variants), 8 images. Used only for the announcement, scaled by pixels.
+SECONDS_PER_DEGRADED = {"eager": 2.3, "compiled": 0.8}
 
 
 def parse_study_images(value: str) -> int | None:
@@ -95,7 +98,7 @@ def announce(n_images: int, pixels: int, compiled: bool) -> str:
     degraded = n_images * degraded_per_image()
     per_image = SECONDS_PER_DEGRADED["compiled" if compiled else "eager"] * pixels / 224**2
     return (f"perturbation study: {n_images} images x {degraded_per_image()} variants = {degraded} degraded images, "
-            f"about {degraded * per_image / 60:.0f} min on a 2-core CPU (--study-images N bounds it)")
+            f"about {degraded * per_image / 60:.0f} CPU-minutes (--study-images N bounds it)")
 
 
 def study_fingerprint(
