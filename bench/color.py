@@ -59,9 +59,12 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     """Lab, shape (..., 3, H, W) -> sRGB in [0, 1].
 
     Colours outside the sRGB gamut are clipped, as scikit-image's ``lab2rgb`` does (negative Z is set to 0
-    before the cube, then RGB is clipped to [0, 1]).
+    before the cube, then RGB is clipped to [0, 1]). The conversion runs outside any autocast region and at
+    least in float32 (bf16 or fp16 input is upcast): under bf16 autocast the matrix product alone moved 8-bit
+    output by up to 3 levels, so a model's prediction is decoded at full precision whatever its network ran in.
     """
-    return linear_to_srgb(lab_to_linear_rgb(lab))
+    with torch.autocast(lab.device.type, enabled=False):
+        return linear_to_srgb(lab_to_linear_rgb(lab if lab.dtype in (torch.float32, torch.float64) else lab.float()))
 
 
 def lab_to_linear_rgb(lab: torch.Tensor) -> torch.Tensor:
