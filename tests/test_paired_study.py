@@ -160,12 +160,14 @@ def test_plausible_hue_is_the_farthest_hue_of_the_same_class_elsewhere():
     mask = torch.ones(8, 8, dtype=torch.bool)
     pool = [ObjectInstance("a", "car", 45.0), ObjectInstance("b", "car", 100.0), ObjectInstance("c", "car", -90.0),
             ObjectInstance("d", "dog", -135.0)]
-    change = plausible_hue_change("a", ab, mask, "car", pool)
+    own = mean_hue(ab, mask)
+    assert own[0] == pytest.approx(45.0) and own[1] == pytest.approx(30.0 * 2**0.5)
+    change = plausible_hue_change("a", own, "car", pool)
     assert change is not None and change.degrees == pytest.approx(-135.0) and "image c" in change.detail
-    fallback = plausible_hue_change("a", ab, mask, None, pool)
+    fallback = plausible_hue_change("a", own, None, pool)
     assert fallback is not None and fallback.degrees == FALLBACK_HUE_SHIFT
-    assert plausible_hue_change("a", torch.zeros(2, 8, 8), mask, "car", pool) is None  # no hue to change
-    assert mean_hue(ab, mask)[0] == pytest.approx(45.0)
+    assert plausible_hue_change("a", mean_hue(torch.zeros(2, 8, 8), mask), "car", pool) is None  # no hue
+    assert plausible_hue_change("a", None, "car", pool) is None  # no object
     assert hue_difference(-170.0, 170.0) == pytest.approx(20.0)
 
 

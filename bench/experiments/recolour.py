@@ -145,15 +145,13 @@ class HueChange:
 
 
 def plausible_hue_change(
-    image_id: str, ab: torch.Tensor, mask: torch.Tensor, category: str | None, pool: Sequence[ObjectInstance]
+    image_id: str, own: tuple[float, float] | None, category: str | None, pool: Sequence[ObjectInstance]
 ) -> HueChange | None:
-    """The rotation of the module docstring's rule for one object ((2, H, W) ab, (H, W) mask); None when the
-    object has no hue (empty mask or mean chroma below MIN_HUE_CHROMA)."""
-    if not bool(mask.any()):
+    """The rotation of the module docstring's rule for one object, given its :func:`mean_hue` (``own``, None
+    without an object); None when the object has no hue (mean chroma below MIN_HUE_CHROMA)."""
+    if own is None or own[1] < MIN_HUE_CHROMA:
         return None
-    hue, strength = mean_hue(ab, mask)
-    if strength < MIN_HUE_CHROMA:
-        return None
+    hue = own[0]
     candidates = [o for o in pool if o.category == category and o.image_id != image_id] if category else []
     if not candidates:
         why = f"class {category}: no other instance" if category else "no class"

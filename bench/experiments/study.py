@@ -36,6 +36,7 @@ from bench.experiments.recolour import (
     ObjectInstance,
     ab_statistics,
     gamut_map_ab,
+    mean_hue,
     nearest_donors,
     plausible_hue_change,
     recolour_object,
@@ -158,7 +159,7 @@ def _references(
     """First pass over the study images: donor descriptors, ab statistics and class hue pools."""
     features, means, stds = [], [], []
     pool: list[ObjectInstance] = []
-    objects: dict[str, tuple[torch.Tensor, torch.Tensor, str | None]] = {}
+    objects: dict[str, tuple[tuple[float, float] | None, str | None]] = {}  # image -> (object hue, class)
     for batch in _read_batches(out, image_ids, batch_size, device):
         ab = batch.lab[:, 1:]
         features.append(tiny_image_features(batch.lab[:, :1]).cpu())
@@ -169,8 +170,10 @@ def _references(
             labels = categories.get(image_id) or {}
             pool += segment_instances(image_id, ab[i].cpu(), batch.segments[i].cpu(), labels)
             mask = batch.masks[i, 0].cpu()
-            label = int(batch.segments[i].cpu()[mask][0]) if mask.any() else 0
-            objects[image_id] = (ab[i].cpu(), mask, labels.get(label))
+            if mask.any():
+                objects[image_id] = (mean_hue(ab[i].cpu(), mask), labels.get(int(batch.segments[i].cpu()[mask][0])))
+            else:
+                objects[image_id] = (None, None)
     refs = _References()
     if not image_ids:
         return refs
@@ -178,13 +181,13 @@ def _references(
     for i, donor in enumerate(nearest_donors(torch.cat(features))):
         if donor >= 0:
             refs.donor[image_ids[i]] = (image_ids[donor], mean_all[donor], std_all[donor])
-    for image_id, (ab, mask, category) in objects.items():
-        refs.hue[image_id] = plausible_hue_change(image_id, ab, mask, category, pool)
+    for image_id, (own, category) in objects.items():
+        refs.hue[image_id] = plausible_hue_change(image_id, own, category, pool)
     return refs
 
 
 def _recolourings(batch: _Batch, refs: _References) -> dict[str, tuple[list[int], torch.Tensor, list[str]]]:
-    """The two recolourings of the batch: variant -> (batch indices that have it, ab of those, detail)."""
+    """The two recolourings of the batch: variant -> (batch indices that have it, their 8-bit RGB, details)."""
     L, ab = batch.lab[:, :1], batch.lab[:, 1:]
     variants: dict[str, tuple[list[int], torch.Tensor, list[str]]] = {}
     hue_rows, hue_ab, hue_detail = [], [], []
