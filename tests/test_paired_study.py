@@ -232,5 +232,6 @@ def test_large_studies_announce_their_size_and_cost():
     line = announce(100, 224 * 224, compiled=False)
     assert f"100 images x {degraded_per_image()} variants = {100 * degraded_per_image()} degraded images" in line
     assert "--study-images" in line
-    eager, compiled = (float(announce(100, 224 * 224, c).split("about ")[1].split(" min")[0]) for c in (False, True))
+    eager, compiled = (float(announce(100, 224 * 224, c).split("about ")[1].split(" CPU-minutes")[0])
+                       for c in (False, True))
     assert eager > compiled > 0
