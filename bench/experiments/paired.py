@@ -24,11 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from bench.experiments.analysis import PSNR_THRESHOLD, SSIM_THRESHOLD
-
-try:
-    from metrics.registry import goodness
-except ImportError:  # fallback until i12-metrics' metric directions are on main; delete after merging
-    from bench.experiments.analysis import goodness
+from metrics.registry import METRICS, goodness, ranked
 
 DULL = ("grey", "desaturated_50")
 ALTERNATIVES = ("object_hue_plausible", "colour_transfer", "oversaturated_150", "oversaturated_200")
@@ -67,15 +63,8 @@ def _interval(sample: np.ndarray, seed: int) -> tuple[float, float]:
 
 
 def _directed(metric_names: Sequence[str]) -> list[str]:
-    """The metrics with a direction (diagnostics have no goodness and are left out)."""
-    directed = []
-    for name in metric_names:
-        try:
-            goodness(name, np.zeros(1))
-        except (ValueError, KeyError):
-            continue
-        directed.append(name)
-    return directed
+    """The registered metrics with a direction (diagnostics have no goodness and are left out)."""
+    return ranked([name for name in metric_names if name in METRICS])
 
 
 def _high_band(wide: pd.DataFrame, dull: str) -> pd.Series:

@@ -44,7 +44,8 @@ from bench.experiments.recolour import (
     tiny_image_features,
     transfer_ab,
 )
-from bench.images import atomic_write_bytes, quantize, read_label_png, read_png_u8, write_png
+from bench.images import PIXELS_TAG, file_sha256, quantize, read_label_png, read_png_text, read_png_u8, write_png
+from bench.integrity import read_sealed_json, report_corrupt, write_sealed_json
 from bench.schema import read_csv, write_csv
 from metrics.kernels import compile_enabled
 from metrics.registry import METRICS, compute
@@ -105,8 +106,10 @@ def announce(n_images: int, pixels: int, compiled: bool) -> str:
 def study_fingerprint(
     image_ids: Sequence[str], metric_names: Sequence[str], out: Path, categories: Mapping[str, Mapping[int, str]]
 ) -> str:
-    """Changes when the images, their ground truth or classes, the sweeps or the metric definitions change."""
-    tags = [(i, (out / "ground_truth" / f"{i}.png").stat().st_mtime_ns, sorted((categories.get(i) or {}).items()))
+    """Changes when the images, their ground truth or segment maps (the pixel hashes in their tags) or classes,
+    the sweeps or the metric definitions change."""
+    tags = [(i, *(read_png_text(out / folder / f"{i}.png").get(PIXELS_TAG) for folder in ("ground_truth", "segments")),
+             sorted((categories.get(i) or {}).items()))
             for i in image_ids]
     sweeps = [(s.name, s.strengths, s.regime) for s in SWEEPS]
     metrics = [METRICS[n].describe() for n in metric_names]
@@ -218,9 +221,9 @@ def run_study(
     an image id to the class name of each segment label (COCO instances). Returns the records CSV path."""
     categories = categories or {}
     target = out / "study" / "perturbations.csv"
-    fingerprint_file = out / "study" / "fingerprint.txt"
+    fingerprint_file = out / "study" / "fingerprint.json"
     fingerprint = study_fingerprint(image_ids, metric_names, out, categories)
-    if target.is_file() and fingerprint_file.is_file() and fingerprint_file.read_text() == fingerprint:
+    if study_is_cached(target, fingerprint_file, fingerprint):
         return target
     if len(image_ids) * degraded_per_image() > ANNOUNCE_ABOVE:
         first = read_png_u8(out / "ground_truth" / f"{image_ids[0]}.png")
@@ -262,9 +265,11 @@ def run_study(
                                  for i, detail, values in zip(index, details, score(rgb8, batch, index), strict=True)]
             bar.update(len(everyone) * len(RECOLOURINGS))
     write_csv(target, [*STUDY_KEYS, *metric_names], rows)
-    write_csv(out / "study" / "paired_variants.csv", [*VARIANT_KEYS, *metric_names], variant_rows)
+    variants = out / "study" / "paired_variants.csv"
+    write_csv(variants, [*VARIANT_KEYS, *metric_names], variant_rows)
     _write_examples(out, examples)
-    atomic_write_bytes(fingerprint_file, fingerprint.encode())
+    write_sealed_json(fingerprint_file, {"fingerprint": fingerprint, "csv_sha256": file_sha256(target),
+                                         "variants_sha256": file_sha256(variants)})
     return target
 
 
@@ -273,6 +278,20 @@ def _keep_example(examples: dict[str, list[torch.Tensor]], sweep: Sweep, degrade
     """Collect the first image with an object at every strength of a sweep."""
     if keep.any() and len(examples.get(sweep.name, [])) < len(sweep.strengths):
         examples.setdefault(sweep.name, []).append(degraded[int(torch.nonzero(keep)[0])].cpu())
+
+
+def study_is_cached(target: Path, fingerprint_file: Path, fingerprint: str) -> bool:
+    """The study's records (perturbations.csv, paired_variants.csv) exist for this fingerprint and are the bytes
+    written then (the fingerprint file holds their sha256, sealed); a corrupt record file or fingerprint file is
+    reported and the study redone."""
+    stored = read_sealed_json(fingerprint_file, "study fingerprint")
+    if stored is None or stored.get("fingerprint") != fingerprint:
+        return False
+    for path, key in ((target, "csv_sha256"), (target.parent / "paired_variants.csv", "variants_sha256")):
+        if not path.is_file() or file_sha256(path) != stored.get(key):
+            report_corrupt("study records", path, "missing, or its bytes do not match the sha256 stored with them")
+            return False
+    return True
 
 
 def _write_examples(out: Path, examples: dict[str, list[torch.Tensor]]) -> None:
