@@ -27,7 +27,6 @@ from bench.experiments.analysis import PSNR_THRESHOLD, SSIM_THRESHOLD
 from metrics.registry import METRICS, goodness, ranked
 
 DULL = ("grey", "desaturated_50")
-ALTERNATIVES = ("object_hue_plausible", "colour_transfer", "oversaturated_150", "oversaturated_200")
 PAIRED_COLUMNS = ("dull", "alternative", "metric", "band", "n", "prefers_dull", "prefers_dull_lo", "prefers_dull_hi",
                   "mean_diff", "mean_diff_lo", "mean_diff_hi")
 N_RESAMPLES = 2000
