@@ -18,6 +18,7 @@ from bench.checkpoints import check_readable
 from bench.data import Preprocess
 from bench.device import DEVICE_CHOICES
 from bench.errors import BenchError, unknown_name
+from bench.experiments.study import DEFAULT_STUDY_IMAGES, parse_study_images
 from bench.images import RESIZE_MODES
 from bench.train import PROFILE_CHOICES
 from bench.weights import WEIGHTS_DIR_ENV
@@ -151,6 +152,9 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="use only the first N images (in split-hash order) of each source")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--gallery", type=int, default=8, help="images shown in the report's gallery")
+    parser.add_argument("--study-images", default=str(DEFAULT_STUDY_IMAGES),
+                        help="images of the evaluation split (first N in split order) in the perturbation and paired "
+                             f"study, or 'all' (default {DEFAULT_STUDY_IMAGES})")
 
 
 def _training_options(args: argparse.Namespace) -> dict[str, object]:
@@ -207,7 +211,7 @@ def _run(args: argparse.Namespace) -> int:
         preprocess=Preprocess(args.size, args.resize_mode), out=args.out, device=args.device, seed=args.seed,
         limit=args.limit, batch_size=args.batch_size, workers=args.workers,
         weights=weights, gallery=args.gallery, progress=not args.no_progress,
-        study=study_only or not args.no_study, **training,
+        study=study_only or not args.no_study, study_images=parse_study_images(args.study_images), **training,
     )
     out = execute(cfg, report=build_report)
     if int(os.environ.get("RANK", "0")) == 0:

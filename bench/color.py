@@ -64,16 +64,17 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     output by up to 3 levels, so a model's prediction is decoded at full precision whatever its network ran in.
     """
     with torch.autocast(lab.device.type, enabled=False):
-        return _lab_to_rgb(lab if lab.dtype in (torch.float32, torch.float64) else lab.float())
+        return linear_to_srgb(lab_to_linear_rgb(lab if lab.dtype in (torch.float32, torch.float64) else lab.float()))
 
 
-def _lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+def lab_to_linear_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """Lab (..., 3, H, W) -> linear sRGB before any clipping to [0, 1] (negative Z set to 0, as in lab_to_rgb);
+    values outside [0, 1] mark colours outside the sRGB gamut."""
     L, a, b = lab.unbind(dim=-3)
     fy = (L + 16) / 116
     f = torch.stack((fy + a / 500, fy, (fy - b / 200).clamp_min(0)), dim=-3)
     xyz = torch.where(f > 0.2068966, f**3, (f - 16 / 116) / LAB_KAPPA) * _white(lab)
-    rgb_from_xyz = torch.linalg.inv(_xyz_from_rgb_matrix())
-    return linear_to_srgb(_mix(rgb_from_xyz, xyz))
+    return _mix(torch.linalg.inv(_xyz_from_rgb_matrix()), xyz)
 
 
 def lab_from_parts(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ from bench.crashpoints import crash_point
 from bench.data import Preprocess, iterate_batches, make_loader
 from bench.device import DistInfo, autocast, barrier, distributed, resolve_device, step_done
 from bench.errors import BenchError, IncompleteError
-from bench.experiments.study import run_study
+from bench.experiments.study import DEFAULT_STUDY_IMAGES, run_study, study_subset
 from bench.images import PIXELS_TAG, quantize, read_png_text, write_label_png, write_png
 from bench.outputs import write_results
 from bench.paths import child
@@ -38,6 +38,7 @@ from bench.runfolder import claim
 from bench.scoring import Pair, SetLevelScorer, metric_set_id, score_pairs
 from bench.segments import (
     SegmentSource,
+    coco_label_categories,
     coco_label_map,
     needs_segments,
     segments_from,
@@ -85,6 +86,7 @@ class RunConfig:
     gallery: int = 8
     progress: bool = True
     study: bool = True
+    study_images: int | None = DEFAULT_STUDY_IMAGES  # None: every image of the evaluation split
     profile: str = "auto"
     teacher: str = "auto"
     epochs: int | None = None
@@ -297,6 +299,13 @@ class Run:
             return slic_label_map(rgb_u8)
         coco = self.eval_source.instances()
         return to_working_size(coco_label_map(coco, int(image_id), size[1], size[0]), self.cfg.preprocess)
+
+    def segment_categories(self, image_ids: Sequence[str]) -> dict[str, dict[int, str]]:
+        """Class name of each segment label per image (COCO instances only; empty for SLIC superpixels)."""
+        if not self.writes_segments or self.segment_source.kind != "coco-instances":
+            return {}
+        coco = self.eval_source.instances()
+        return {image_id: coco_label_categories(coco, int(image_id)) for image_id in image_ids}
 
     def write_ground_truth(self) -> None:
         """Save each usable original at the working size, the grey input the models see and, when a metric
@@ -558,8 +567,9 @@ def execute(cfg: RunConfig, *, report: Callable[[Path], None] | None = None) -> 
         if dist.is_main:
             if cfg.study:
                 scored = [e.image_id for e in run.eval_manifest.usable if run.gt_path(e.image_id).is_file()]
-                run_study(run.out, scored, run.metric_names, device=device, batch_size=cfg.batch_size,
-                          progress=cfg.progress)
+                studied = study_subset(scored, cfg.study_images)
+                run_study(run.out, studied, run.metric_names, device=device, batch_size=cfg.batch_size,
+                          progress=cfg.progress, categories=run.segment_categories(studied))
             write_tables(run, outcomes)
             crash_point("report")
             if report is not None:

@@ -19,9 +19,11 @@ Run folder layout::
                            sha256 of the tensors, checked on load)
     train/M/               steps.csv, epochs.csv, epoch checkpoints and summary.json of a trained model
     study/perturbations.csv    the perturbation study: sweep, strength, image_id, one column per metric
+    study/paired_variants.csv  the paired study's outputs: variant, image_id, detail (rule used), one column per metric
     analysis/*.csv         perturbation curves and sensitivity, rank correlations, win rates, metric ranks,
-                           BAPPS agreement (when computed), claim_rules.csv (the claims' thresholds and sources,
-                           every rule version), common_pixels.csv (C7: both arms on the pixels both contain)
+                           paired_study.csv (bench.experiments.paired.PAIRED_COLUMNS), BAPPS agreement (when
+                           computed), claim_rules.csv (the claims' thresholds and sources, every rule version),
+                           common_pixels.csv (C7: both arms on the pixels both contain)
     figures/*.png          the report's figures
     per_image.csv          PER_IMAGE_COLUMNS
     leaderboard.csv        LEADERBOARD_COLUMNS

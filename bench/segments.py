@@ -45,16 +45,29 @@ def slic_source() -> SegmentSource:
     return SegmentSource("slic", f"skimage.segmentation.slic({params}) on the ground truth at the working size")
 
 
+def _labelled_instances(coco: Any, image_id: int) -> list[dict[str, Any]]:
+    """The non-crowd instances of an image in label order (label k is the k-th): largest first."""
+    annotations = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=[image_id], iscrowd=False))
+                   if isinstance(a.get("area", 0), int | float) and a.get("area", 0) > 0]
+    return sorted(annotations, key=lambda a: -a["area"])
+
+
+def coco_label_categories(coco: Any, image_id: int) -> dict[int, str]:
+    """Class name of each label of :func:`coco_label_map` (used by the paired study's class hue pools); labels
+    whose category id is not in the file's categories are left out."""
+    names = {label: coco.cats.get(annotation.get("category_id"), {}).get("name")
+             for label, annotation in enumerate(_labelled_instances(coco, image_id), start=1)}
+    return {label: name for label, name in names.items() if isinstance(name, str)}
+
+
 def coco_label_map(coco: Any, image_id: int, height: int, width: int) -> np.ndarray:
     """Instance label map at the original resolution (int32, 0 = background)."""
     try:
-        annotations = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=[image_id], iscrowd=False))
-                       if isinstance(a.get("area", 0), int | float) and a.get("area", 0) > 0]
-        masks = [(a["area"], coco.annToMask(a)) for a in annotations]
+        masks = [coco.annToMask(a) for a in _labelled_instances(coco, image_id)]
     except Exception as exc:  # pycocotools raises a bare Exception on a malformed segmentation
         raise BenchError(f"malformed instance annotation of image {image_id}: {type(exc).__name__}: {exc}") from exc
     labels = np.zeros((height, width), dtype=np.int32)
-    for label, (_, mask) in enumerate(sorted(masks, key=lambda item: -item[0]), start=1):
+    for label, mask in enumerate(masks, start=1):
         if mask.shape != labels.shape:
             raise BenchError(f"instance mask of image {image_id} is {mask.shape[1]}x{mask.shape[0]}, "
                              f"the image is {width}x{height}")

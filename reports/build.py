@@ -14,9 +14,10 @@ from bench.experiments.analysis import rank_correlations, sweep_curves, sweep_se
 from bench.experiments.claim_pixels import common_pixel_rows, near_grey_shares
 from bench.experiments.claims import Claim, Evidence, evaluate_claims
 from bench.experiments.claims_v2 import C3, C7_METRICS
+from bench.experiments.paired import FIGURE_METRICS, PAIRED_COLUMNS, outputs_table, paired_preferences
 from bench.experiments.perturbations import SWEEPS_BY_NAME
 from bench.experiments.rules import RULE_TABLE
-from bench.experiments.study import load_study
+from bench.experiments.study import load_study, load_variants
 from bench.schema import read_csv, write_csv
 from reports import plots
 
@@ -82,6 +83,23 @@ def _figure(report: Report, section: str, path: Path, out: Path) -> None:
     report.figures.setdefault(section, []).append(path.relative_to(out).as_posix())
 
 
+def _paired_study(folder: RunFolder) -> Path | None:
+    """analysis/paired_study.csv (read by the claims) and its figure, whose path is returned: the study's dull
+    outputs against its recolourings, its oversaturated outputs and the output of every model that learned
+    from data (fitted or trained) on the same images."""
+    variants = load_variants(folder.out)
+    if not variants:
+        return None
+    learned = [m for m in folder.colorizers if folder.run["models"][m].get("spec", {}).get("training") != "none"]
+    metrics = folder.per_image_metrics
+    table = paired_preferences(outputs_table(variants, folder.per_image, learned, metrics), metrics,
+                               seed=int(folder.run.get("seed", 0)))
+    write_csv(folder.out / "analysis" / "paired_study.csv", PAIRED_COLUMNS, table.to_dict("records"))
+    if not table["metric"].isin(FIGURE_METRICS).any():
+        return None
+    return plots.paired_preference_dots(table, FIGURE_METRICS, folder.out / "figures" / "paired_study.png")
+
+
 def _claims(folder: RunFolder, crop_run: Path | None, **analyses: object) -> list[Claim]:
     """Evaluate the claims under every rule version and write ``claims.csv``, ``analysis/claim_rules.csv`` (the
     rule table) and, with a crop run, ``analysis/common_pixels.csv``. Reads the paired study
@@ -114,6 +132,7 @@ def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
     sensitivity = sweep_sensitivity(folder.study, metrics) if folder.study else []
     colorizer_rows = [r for r in folder.per_image if r["model"] in folder.colorizers]
     correlations = rank_correlations(colorizer_rows, metrics, seed=seed) if colorizer_rows else []
+    paired_figure = _paired_study(folder)
     human = read_csv(analysis / "bapps_agreement.csv") if (analysis / "bapps_agreement.csv").is_file() else []
     claims = _claims(folder, crop_run, sensitivity=sensitivity, curves=curves, correlations=correlations,
                      human=human)
@@ -124,6 +143,8 @@ def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
         for sweep in dict.fromkeys(str(c["sweep"]) for c in curves):
             _figure(report, "perturbations", plots.sweep_curves(curves, sweep, SWEEPS_BY_NAME[sweep].unit,
                                                                 out / "figures" / f"curves_{sweep}.png"), out)
+    if paired_figure is not None:
+        _figure(report, "paired", paired_figure, out)
     if correlations:
         write_csv(analysis / "rank_correlations.csv", CORRELATION_COLUMNS, correlations)
         _figure(report, "correlations", plots.correlation_heatmaps(correlations, out / "figures" / "correlations.png"),

@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn
 
 from bench.experiments.analysis import PSNR_THRESHOLD, SSIM_THRESHOLD, column
@@ -191,3 +192,39 @@ def training_curves(steps: Sequence[Mapping[str, str]], epochs: Sequence[Mapping
     right.legend(fontsize=7, loc="lower left")
     figure.suptitle(title, fontsize=11)
     return save_figure(figure, path)
+
+
+def paired_preference_dots(table: pd.DataFrame, metrics: Sequence[str], path: Path) -> Path:
+    """The paired study (bench.experiments.paired): per dull output (rows) and band (columns), the share of
+    images on which each metric prefers the dull output to each alternative, with its 95% interval; 0.5 =
+    indifferent, above = the metric rewards dullness."""
+    data = table[table["metric"].isin(metrics)].copy()
+    data["band"] = data["band"].map({"all": "all images", "high": "dull PSNR >= 22 dB, SSIM >= 0.9"})
+    shown = [m for m in metrics if m in set(data["metric"])]
+    alternatives = sorted(set(data["alternative"]))
+    grid = seaborn.FacetGrid(data, row="dull", col="band", hue="metric", hue_order=shown,
+                         height=0.45 * len(alternatives) + 1.6, aspect=1.6)
+    grid.map_dataframe(_interval_dots, order=shown, alternatives=alternatives)
+    grid.refline(x=0.5, color="grey", linestyle="--", linewidth=1)
+    grid.set(xlim=(-0.02, 1.02))
+    grid.set_axis_labels("share of images preferring the dull output", "")
+    grid.set_titles("{row_name} vs alternatives, {col_name}", size=9)
+    grid.add_legend(title="metric")
+    for (dull, band), axis in grid.axes_dict.items():
+        if not ((data["dull"] == dull) & (data["band"] == band) & (data["n"] > 0)).any():
+            axis.text(0.5, 0.5, "no image in this band", ha="center", va="center", transform=axis.transAxes)
+    return save_figure(grid.figure, path)
+
+
+def _interval_dots(data: pd.DataFrame, order: Sequence[str], alternatives: Sequence[str], color: object, label: str,
+                   **_: object) -> None:
+    """One dot with horizontal interval per alternative, metrics offset vertically (FacetGrid map function)."""
+    axis = plt.gca()
+    rows = {a: k for k, a in enumerate(alternatives)}
+    offset = (order.index(label) - (len(order) - 1) / 2) * 0.2
+    y = data["alternative"].map(rows).to_numpy(float) + offset
+    share = data["prefers_dull"].to_numpy(float)
+    error = np.abs(np.vstack((share - data["prefers_dull_lo"].to_numpy(float),
+                              data["prefers_dull_hi"].to_numpy(float) - share)))
+    axis.errorbar(share, y, xerr=np.nan_to_num(error), fmt="o", markersize=4, capsize=2, color=color, label=label)
+    axis.set_yticks(range(len(alternatives)), alternatives, fontsize=7)

@@ -8,7 +8,11 @@ could have produced from the grey input. Strengths are graded from the identity 
 - ``bleeding``: ab blurred by a Gaussian of sigma pixels while L stays sharp;
 - ``color_cast``: a constant (a, b) offset of a given magnitude towards orange-yellow (45 degrees in ab);
 - ``object_fade`` / ``object_hue``: one object alone faded (alpha) or given a wrong hue (theta): the most
-  vivid segment (COCO instance or superpixel) covering at least 1% of the image, the Frisbee of paper Sec. 7.6.
+  vivid segment (COCO instance or superpixel) covering at least 1% of the image, the Frisbee of paper Sec. 7.6;
+- ``oversaturation``: ab scaled by a factor above 1 (the hyper-saturated output of diverged GANs, Sec. 7.4).
+
+The study brings every degraded ab into the sRGB gamut at constant L and hue
+(:func:`bench.experiments.recolour.gamut_map_ab`), so no variant changes the lightness through RGB clipping.
 
 Each sweep also names its *high-quality regime*: two mild strengths between which a metric's response is
 measured (for desaturation alpha 0.9 -> 0.5), away from the identity, where capped metrics sit at their caps.
@@ -105,5 +109,8 @@ SWEEPS = (
     Sweep("object_hue", (0.0, 30.0, 60.0, 90.0, 180.0), (30.0, 90.0), "degrees",
           lambda ab, mask, s: torch.where(mask, rotate_ab(ab, s), ab), needs_object=True,
           description="the most vivid object alone given a wrong hue (rotated by theta)"),
+    Sweep("oversaturation", (1.0, 1.25, 1.5, 2.0, 3.0), (1.25, 2.0), "factor",
+          lambda ab, _, s: ab * s, description="chroma scaled by a factor above 1, then mapped into the sRGB gamut "
+          "at constant L and hue (diverged GANs, paper Sec. 7.4)"),
 )
 SWEEPS_BY_NAME = {s.name: s for s in SWEEPS}
