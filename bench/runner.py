@@ -44,6 +44,7 @@ from bench.segments import (
 )
 from bench.sources import CocoSource, ImageSource, open_source
 from bench.splits import Manifest, ManifestEntry, build_manifest
+from bench.timings import StageTimer, record_in_run_json
 from bench.train import resolve_profile, train
 from metrics.registry import select_metrics
 from models.base import Colorizer
@@ -122,6 +123,7 @@ class Run:
         self.progress = cfg.progress and dist.is_main
         self.metrics = select_metrics(cfg.metrics)
         self.metric_names = list(self.metrics.per_image)
+        self.timer = StageTimer()
         if dist.is_main:
             for name, reason in self.metrics.unavailable.items():
                 print(f"note: metric {name} is unavailable and left out: {reason}", file=sys.stderr)
@@ -351,20 +353,29 @@ class Run:
     def evaluate(self, spec: ModelSpec) -> ModelOutcome:
         outcome = ModelOutcome(spec)
         try:
-            model, outcome.info = self.obtain(spec)
+            with self.timer.stage(self.obtain_stage(spec), spec.name):
+                model, outcome.info = self.obtain(spec)
         except BenchError as exc:
             outcome.error = str(exc)
             print(f"error: model {spec.name}: {exc}", file=sys.stderr)
             return outcome
         key = prediction_key(spec.name, outcome.info, self.cfg.preprocess)
         outcome.info["cache_key"] = key
-        self.predict(spec, model, key)
-        barrier(self.dist)
-        self.score(spec, key)
-        barrier(self.dist)
-        if self.dist.is_main:
-            outcome.set_level = self.set_level(spec, key)
+        with self.timer.stage("predict", spec.name):
+            self.predict(spec, model, key)
+            barrier(self.dist)
+        with self.timer.stage("score", spec.name):
+            self.score(spec, key)
+            barrier(self.dist)
+            if self.dist.is_main:
+                outcome.set_level = self.set_level(spec, key)
         return outcome
+
+    def obtain_stage(self, spec: ModelSpec) -> str:
+        """The timing stage of obtaining a model's weights: ``load`` (a file, or none needed), ``fit``, ``train``."""
+        if spec.name in self.cfg.weights or spec.training not in ("fit", "train"):
+            return "load"
+        return spec.training
 
 
 def _prediction_is_current(text: dict[str, str], key: str, sha: str) -> bool:
@@ -407,17 +418,22 @@ def execute(cfg: RunConfig, *, report: Callable[[Path], None] | None = None) -> 
     with distributed(device) as dist:
         run = Run(cfg, device, dist)
         run.out.mkdir(parents=True, exist_ok=True)
-        run.write_ground_truth()
-        barrier(dist)
+        with run.timer.stage("data"):
+            run.write_ground_truth()
+            barrier(dist)
         outcomes = [run.evaluate(get_model_spec(name)) for name in cfg.models]
         if dist.is_main:
             if cfg.study:
-                scored = [e.image_id for e in run.eval_manifest.usable if run.gt_path(e.image_id).is_file()]
-                run_study(run.out, scored, run.metric_names, device=device, batch_size=cfg.batch_size,
-                          progress=cfg.progress)
-            write_tables(run, outcomes)
+                with run.timer.stage("study"):
+                    scored = [e.image_id for e in run.eval_manifest.usable if run.gt_path(e.image_id).is_file()]
+                    run_study(run.out, scored, run.metric_names, device=device, batch_size=cfg.batch_size,
+                              progress=cfg.progress)
+            with run.timer.stage("tables"):
+                write_tables(run, outcomes)
             if report is not None:
-                report(run.out)
+                with run.timer.stage("report"):
+                    report(run.out)
+            record_in_run_json(run.out, run.timer)
     return run.out
 
 

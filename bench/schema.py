@@ -77,6 +77,8 @@ RUN_FIELDS = {
     "segments": "how segment label maps were made (COCO instances or SLIC superpixels), when used",
     "weight_files": "absolute path -> sha256 of every third-party weight file read (teachers, feature networks)",
     "skipped": "images left out, with the stage (manifest/ground truth/predict/score/segments) and the reason",
+    "timings": "wall seconds per stage (data, fit/train/load, predict, score, study, tables, report), per model "
+               "and in total, of the process that wrote the run (bench.timings); absent for score",
 }
 
 
