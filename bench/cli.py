@@ -1,4 +1,5 @@
-"""The ``python -m bench`` command line: ``run``, ``study``, ``score``, ``report``, ``bapps``, ``list``.
+"""The ``python -m bench`` command line: ``run``, ``study``, ``score``, ``report``, ``bapps``, ``throughput``,
+``data prepare``, ``list``.
 
 Errors in the user's input print one line (``error: ...``) and exit with status 2; nothing is lost, and the
 same command resumes where it stopped.
@@ -105,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     bapps.add_argument("--batch-size", type=int, default=32)
     _weights_dir(bapps)
 
+    throughput = commands.add_parser("throughput", help="training and inference images/s, peak memory and MFU of a "
+                                     "ChromaGAN-family model on synthetic batches (JSON)")
+    from bench.experiments.throughput import add_arguments
+
+    add_arguments(throughput)
+
     commands.add_parser("list", help="list registered models and metrics")
     return parser
 
@@ -197,6 +204,12 @@ def _bapps(args: argparse.Namespace) -> int:
     return 0
 
 
+def _throughput(args: argparse.Namespace) -> int:
+    from bench.experiments.throughput import run
+
+    return run(args)
+
+
 def _list(_: argparse.Namespace) -> int:
     from metrics.registry import METRICS
     from models.registry import model_specs
@@ -212,7 +225,8 @@ def _list(_: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "study": _run, "score": _score, "report": _report, "bapps": _bapps, "list": _list}
+COMMANDS = {"run": _run, "study": _run, "score": _score, "report": _report, "bapps": _bapps, "throughput": _throughput,
+            "list": _list}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
