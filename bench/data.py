@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
@@ -120,7 +121,9 @@ def collate(items: list[dict[str, object]]) -> dict[str, object]:
     return {
         "image_ids": [i["image_id"] for i in good],
         "captions": [i["caption"] for i in good],
-        "rgb_u8": torch.stack([i["rgb_u8"] for i in good]) if good else torch.empty(0, 3, 0, 0, dtype=torch.uint8),
+        # numpy's stack: a plain copy, where torch.stack of uint8 costs up to 7 ms an image on a busy 2-core CPU
+        "rgb_u8": torch.from_numpy(np.stack([i["rgb_u8"].numpy() for i in good])) if good
+        else torch.empty(0, 3, 0, 0, dtype=torch.uint8),
         "failed": [(i["image_id"], i["error"]) for i in items if "error" in i],
     }
 

@@ -10,7 +10,7 @@ Layout, under ``$COLORBENCH_CACHE/prepared/<size>-<resize mode>-v1/`` (default `
 Originals are keyed by the sha256 of their file (the manifest's ``sha256``), so any source or split holding the
 same file shares its entry, and a changed file is simply not found. A shard is complete when its ``.json``
 exists: the array is written first, each file through a temporary name and a rename, so an interrupted prepare
-resumes with the originals not yet in a complete shard. Each row's checksum (BLAKE2b of its bytes) is checked
+resumes with the originals not yet in a complete shard. Each row's checksum (CRC-32 of its bytes) is checked
 when it is read; a row that fails is not used (the loader decodes the original instead and warns once) and
 ``prepare`` writes it again.
 
@@ -28,6 +28,7 @@ import os
 import sys
 import tempfile
 import warnings
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,8 @@ def store_dir(size: int, mode: str) -> Path:
 
 
 def checksum(pixels: np.ndarray) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(pixels).tobytes(), digest_size=16).hexdigest()
+    """CRC-32 of a row's bytes: catches damaged or truncated shards (not tampering) at over 1 GB/s."""
+    return f"{zlib.crc32(np.ascontiguousarray(pixels)):08x}"
 
 
 @dataclass(frozen=True)
