@@ -21,6 +21,7 @@ from bench.color import lab_to_rgb, rgb_to_lab
 from bench.experiments.perturbations import SWEEPS, Sweep, vivid_object_masks
 from bench.images import atomic_write_bytes, quantize, read_label_png, read_png_u8, write_png
 from bench.schema import read_csv, write_csv
+from metrics.kernels import workload
 from metrics.registry import METRICS, compute
 
 STUDY_KEYS = ("sweep", "strength", "image_id")
@@ -54,7 +55,8 @@ def run_study(
     rows: list[dict[str, object]] = []
     examples: dict[str, list[torch.Tensor]] = {}
     steps = sum(len(s.strengths) for s in SWEEPS) * len(image_ids)
-    with torch.no_grad(), tqdm(total=steps, desc="perturbation study", unit="img", disable=not progress) as bar:
+    with torch.no_grad(), workload(steps), tqdm(total=steps, desc="perturbation study", unit="img",
+                                                disable=not progress) as bar:
         for start in range(0, len(image_ids), batch_size):
             ids = list(image_ids[start:start + batch_size])
             gt_u8 = torch.stack([read_png_u8(out / "ground_truth" / f"{i}.png") for i in ids]).to(device)
