@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bench.data import Preprocess
@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="class-distribution teacher of ChromaGAN's class head (auto: vgg16 when torchvision's "
                           "weight file exists, else efficientnet-lite0)")
     run.add_argument("--epochs", type=int, help="training epochs (default: the profile's)")
+    run.add_argument("--seeds", type=int, default=1, help="train every trained model N times with seeds seed, "
+                     "seed+1, ...; replica k > 0 is the model entry NAME@seed{k} (default 1)")
+    run.add_argument("--allow-overlap", action="store_true", help="allow evaluation images that are also training "
+                     "images (same file sha256), for a deliberate overfitting check; recorded in run.json")
     run.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                      help="continue training from the last epoch checkpoint and reuse finished trainings (default)")
     _common(run)
@@ -144,8 +148,28 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
 
 def _training_options(args: argparse.Namespace) -> dict[str, object]:
     """The options of ``run`` that only concern trained models (``study`` has none of them)."""
-    names = ("profile", "teacher", "epochs", "resume")
+    names = ("profile", "teacher", "epochs", "resume", "seeds", "allow_overlap")
     return {name: getattr(args, name) for name in names if hasattr(args, name)}
+
+
+def default_train_source(evaluate: str, models: Sequence[str], weights: Mapping[str, Path]) -> str:
+    """The training source when only ``--eval`` is given: the same COCO root's train2017 for ``coco:ROOT:SPLIT``,
+    otherwise the built-in sample's training part. When that root has no train2017 and some model must be fitted
+    or trained (not loaded with --weights), the run is refused with the option to add."""
+    from models.registry import get_model_spec
+
+    kind, _, rest = evaluate.partition(":")
+    if kind != "coco":
+        return "sample:train"
+    root = rest.rpartition(":")[0]
+    if (Path(root) / "annotations" / "captions_train2017.json").is_file() and (Path(root) / "train2017").is_dir():
+        return f"coco:{root}:train2017"
+    learners = [m for m in models if get_model_spec(m).training != "none" and m not in weights]
+    if not learners:
+        return "sample:train"
+    raise BenchError(f"{', '.join(learners)} must be fitted or trained, but {root} has no train2017 "
+                     "(annotations/captions_train2017.json and train2017/): add --train coco:OTHER_ROOT:train2017 "
+                     "(a COCO root that has it) or --train sample:train (the built-in sample)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -159,20 +183,23 @@ def _run(args: argparse.Namespace) -> int:
         raise BenchError("--coco-root replaces --train/--eval; give one or the other")
     if args.coco_root and not Path(args.coco_root).is_dir():
         raise BenchError(f"COCO root {args.coco_root} does not exist or is not a folder")
-    train = f"coco:{args.coco_root}:train2017" if args.coco_root else (args.train or "sample:train")
+    models = [] if study_only else resolve_model_names(_names(args.models), all_models=args.all)
+    weights = _weights(vars(args).get("weights", []))
     evaluate = f"coco:{args.coco_root}:val2017" if args.coco_root else (args.eval or "sample:test")
+    train = f"coco:{args.coco_root}:train2017" if args.coco_root else (
+        args.train or default_train_source(evaluate, models, weights))
     training = _training_options(args)
     if training.get("epochs") is not None and int(training["epochs"]) < 1:  # type: ignore[call-overload]
         raise BenchError(f"--epochs {training['epochs']}: train at least one epoch")
     if args.size < 8:
         raise BenchError(f"--size {args.size} is too small (at least 8 pixels)")
     cfg = RunConfig(
-        models=[] if study_only else resolve_model_names(_names(args.models), all_models=args.all),
+        models=models,
         metrics=_metric_names(args.metrics),
         eval_source=evaluate, train_source=train, eval_split=args.eval_split, train_split=args.train_split,
         preprocess=Preprocess(args.size, args.resize_mode), out=args.out, device=args.device, seed=args.seed,
         limit=args.limit, batch_size=args.batch_size, workers=args.workers,
-        weights=_weights(vars(args).get("weights", [])), gallery=args.gallery, progress=not args.no_progress,
+        weights=weights, gallery=args.gallery, progress=not args.no_progress,
         study=study_only or not args.no_study, **training,
     )
     out = execute(cfg, report=build_report)

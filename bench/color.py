@@ -59,8 +59,15 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     """Lab, shape (..., 3, H, W) -> sRGB in [0, 1].
 
     Colours outside the sRGB gamut are clipped, as scikit-image's ``lab2rgb`` does (negative Z is set to 0
-    before the cube, then RGB is clipped to [0, 1]).
+    before the cube, then RGB is clipped to [0, 1]). The conversion runs outside any autocast region and at
+    least in float32 (bf16 or fp16 input is upcast): under bf16 autocast the matrix product alone moved 8-bit
+    output by up to 3 levels, so a model's prediction is decoded at full precision whatever its network ran in.
     """
+    with torch.autocast(lab.device.type, enabled=False):
+        return _lab_to_rgb(lab if lab.dtype in (torch.float32, torch.float64) else lab.float())
+
+
+def _lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     L, a, b = lab.unbind(dim=-3)
     fy = (L + 16) / 116
     f = torch.stack((fy + a / 500, fy, (fy - b / 200).clamp_min(0)), dim=-3)

@@ -1,15 +1,23 @@
 """Image file reading and writing: decoding any PIL mode to 8-bit RGB, grey-original detection, lossless
 PNG output, and the resize / center-crop preprocessing of paper Sec. 5 and 7.1.
 
-EXIF orientation is deliberately not applied: COCO's instance masks are given in the stored pixel grid.
+Files are untrusted: anything PIL cannot decode raises :class:`UnreadableImageError` (never another exception),
+and a file declaring more than :data:`MAX_PIXELS` pixels is refused from its header, before any decoding
+(:class:`TooLargeImageError`, a decompression bomb or a photo far beyond the working size). Animated files and
+multi-page TIFFs are read as their first frame. EXIF orientation is deliberately not applied: COCO's instance
+masks are given in the stored pixel grid.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import math
 import os
 import tempfile
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +27,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
 from bench.errors import BenchError
+from bench.paths import printable
 
 #: Decoded originals are "grey" when at least this share of pixels has max-min over RGB <= GREY_SPREAD.
 GREY_PIXEL_SHARE = 0.99
@@ -26,10 +35,26 @@ GREY_PIXEL_SHARE = 0.99
 GREY_SPREAD = 4
 RESIZE_MODES = ("resize", "center-crop")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+#: Files declaring more pixels (8192 x 8192, 200x a COCO photo) are refused unread. PIL's own bomb warning
+#: starts above this limit, so it is silenced: every image it would warn about is refused here with a reason.
+MAX_PIXELS = 8192 * 8192
+#: The grey check reads a reduced decode of at most this many pixels (JPEG draft scaling, then Image.reduce):
+#: a 8192 x 8192 original costs a 2048 x 2048 check, and photos up to this size are checked at full resolution.
+GREY_CHECK_PIXELS = 2048 * 2048
+
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 class UnreadableImageError(BenchError):
-    """An image file that cannot be decoded."""
+    """An image file that cannot be decoded; ``status`` is the manifest status it gives."""
+
+    status = "unreadable"
+
+
+class TooLargeImageError(UnreadableImageError):
+    """An image file whose header declares more than MAX_PIXELS pixels."""
+
+    status = "too_large"
 
 
 @dataclass(frozen=True)
@@ -54,28 +79,62 @@ def _to_rgb8(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def open_rgb(path: Path) -> tuple[Image.Image, str]:
-    """Decode ``path`` to an 8-bit RGB PIL image; also return the file's original PIL mode."""
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[Image.Image]:
+    """An open image whose header passed the MAX_PIXELS check; every decoding failure inside the block becomes
+    UnreadableImageError naming the file."""
+    shown = printable(str(path))
     try:
         with Image.open(path) as image:
-            image.load()
-            return _to_rgb8(image), image.mode
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise UnreadableImageError(f"cannot decode image {path}: {exc}") from exc
+            if image.width * image.height > MAX_PIXELS:
+                raise TooLargeImageError(f"image {shown} declares {image.width}x{image.height} pixels, more than "
+                                         f"the {MAX_PIXELS:,} allowed (decompression-bomb guard); not decoded")
+            yield image
+    except Image.DecompressionBombError as exc:
+        raise TooLargeImageError(f"image {shown} refused by PIL as a decompression bomb: {exc}") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+        raise UnreadableImageError(f"cannot decode image {shown}: {printable(str(exc))}") from exc
+
+
+def open_rgb(path: Path) -> tuple[Image.Image, str]:
+    """Decode ``path`` to an 8-bit RGB PIL image; also return the file's original PIL mode."""
+    with _opened(path) as image:
+        image.load()
+        return _to_rgb8(image), image.mode
+
+
+def _reduced(image: Image.Image, factor: int) -> Image.Image:
+    """Box-reduce by ``factor`` in the file's own mode (no full-size RGB copy), or after conversion for modes
+    PIL cannot reduce (palette)."""
+    if factor <= 1:
+        return image
+    try:
+        return image.reduce(factor)
+    except ValueError:
+        return _to_rgb8(image).reduce(factor)
 
 
 def check_original(path: Path) -> ImageCheck:
-    """Decode an original and decide whether it has colour ground truth (raises UnreadableImageError)."""
-    rgb, mode = open_rgb(path)
-    if mode in GREY_MODES:
-        return ImageCheck(rgb.width, rgb.height, "grayscale", f"single-channel file (PIL mode {mode})")
+    """Decide whether an original has colour ground truth (raises UnreadableImageError).
+
+    The check reads at most about GREY_CHECK_PIXELS pixels: a larger JPEG is decoded at a reduced DCT scale and
+    any larger result is box-reduced. Averaging blocks keeps R=G=B pixels grey, so grey originals stay grey."""
+    with _opened(path) as image:
+        width, height, mode = image.width, image.height, image.mode
+        factor = math.ceil(math.sqrt(width * height / GREY_CHECK_PIXELS))
+        if factor > 1 and image.format == "JPEG":
+            image.draft(None, (math.ceil(width / factor), math.ceil(height / factor)))
+        image.load()
+        if mode in GREY_MODES:
+            return ImageCheck(width, height, "grayscale", f"single-channel file (PIL mode {mode})")
+        rgb = _to_rgb8(_reduced(image, math.ceil(math.sqrt(image.width * image.height / GREY_CHECK_PIXELS))))
     pixels = np.asarray(rgb, dtype=np.int16)
     spread = pixels.max(axis=2) - pixels.min(axis=2)
     share = float((spread <= GREY_SPREAD).mean())
     if share >= GREY_PIXEL_SHARE:
         reason = f"R=G=B within {GREY_SPREAD}/255 on {share:.2%} of pixels (threshold {GREY_PIXEL_SHARE:.0%})"
-        return ImageCheck(rgb.width, rgb.height, "grayscale", reason)
-    return ImageCheck(rgb.width, rgb.height, "ok", "")
+        return ImageCheck(width, height, "grayscale", reason)
+    return ImageCheck(width, height, "ok", "")
 
 
 def preprocess(image: Image.Image, size: int, mode: str) -> Image.Image:
@@ -149,9 +208,9 @@ def _save_png(path: Path, image: Image.Image, text: dict[str, str] | None) -> No
 def read_png_text(path: Path) -> dict[str, str]:
     """The tEXt chunks of a PNG (empty when the file is missing or unreadable)."""
     try:
-        with Image.open(path) as image:
+        with _opened(path) as image:
             return {k: v for k, v in image.info.items() if isinstance(v, str)}
-    except (OSError, UnidentifiedImageError, ValueError):
+    except UnreadableImageError:
         return {}
 
 
@@ -164,8 +223,5 @@ def write_label_png(path: Path, labels: np.ndarray, text: dict[str, str] | None 
 
 def read_label_png(path: Path) -> torch.Tensor:
     """Read a label map written by :func:`write_label_png` as int64 (H, W)."""
-    try:
-        with Image.open(path) as image:
-            return torch.from_numpy(np.asarray(image, dtype=np.int64).copy())
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise UnreadableImageError(f"cannot read label map {path}: {exc}") from exc
+    with _opened(path) as image:
+        return torch.from_numpy(np.asarray(image, dtype=np.int64).copy())

@@ -26,6 +26,7 @@ def write_results(
     skipped: Sequence[Mapping[str, str]],
     set_level: Mapping[str, Mapping[str, float]],
     segments: Mapping[str, str] | None,
+    protocol: Mapping[str, object] | None = None,
 ) -> None:
     """per_image.csv, leaderboard.csv and run.json (see bench.schema for every column and field).
 
@@ -46,6 +47,7 @@ def write_results(
         "device": device,
         "seed": seed,
         "config": dict(config),
+        "protocol": dict(protocol) if protocol else None,
         "splits": dict(splits),
         "models": dict(models),
         "metrics": metrics.describe(),

@@ -13,7 +13,7 @@ import json
 import math
 import random
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +30,7 @@ from bench.errors import BenchError
 from bench.experiments.study import run_study
 from bench.images import quantize, read_png_text, write_label_png, write_png
 from bench.outputs import write_results
+from bench.paths import child
 from bench.records import RecordStore
 from bench.schema import write_json
 from bench.scoring import Pair, SetLevelScorer, metric_set_id, score_pairs
@@ -56,6 +57,8 @@ NONFINITE_TAG = "colorbench-nonfinite"
 OUT_OF_RANGE_TAG = "colorbench-out-of-range"
 #: A prediction value further than half an 8-bit level outside [0, 1] counts as out of range.
 RANGE_SLACK = 0.5 / 255
+#: Shared files named in the overlap error (the count gives the rest).
+OVERLAP_SHOWN = 3
 
 
 @dataclass
@@ -72,6 +75,8 @@ class RunConfig:
     out: Path | None = None
     device: str = "auto"
     seed: int = 0
+    seeds: int = 1
+    allow_overlap: bool = False
     limit: int | None = None
     batch_size: int = 16
     workers: int = 0
@@ -103,11 +108,51 @@ class RunConfig:
         return data
 
 
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model as the run's folders and tables name it: a registry entry and, for trained models, the seed of
+    this replica. ``--seeds N`` trains replica k with seed + k; replica 0 keeps the registry name, replica k > 0 is
+    named ``NAME@seed{k}`` (interface 3 of the project's brief)."""
+
+    name: str
+    spec: ModelSpec
+    seed: int | None = None
+
+    @property
+    def trained(self) -> bool:
+        return self.seed is not None
+
+    def describe(self) -> dict[str, object]:
+        """run.json facts of the entry: adversarial for every model, replica_of and seed for trained ones."""
+        facts: dict[str, object] = {"adversarial": self.spec.adversarial}
+        if self.trained:
+            facts.update({"replica_of": self.spec.name, "seed": self.seed})
+        return facts
+
+
+def replica_name(name: str, k: int) -> str:
+    return name if k == 0 else f"{name}@seed{k}"
+
+
+def model_entries(cfg: RunConfig) -> list[ModelEntry]:
+    """The run's models in order: each trained model ``cfg.seeds`` times (seeds seed, seed + 1, ...), unless its
+    weights come from a file (then once); every other model once."""
+    entries = []
+    for name in cfg.models:
+        spec = get_model_spec(name)
+        if spec.training != "train":
+            entries.append(ModelEntry(spec.name, spec))
+            continue
+        replicas = 1 if spec.name in cfg.weights else cfg.seeds
+        entries += [ModelEntry(replica_name(spec.name, k), spec, cfg.seed + k) for k in range(replicas)]
+    return entries
+
+
 @dataclass
 class ModelOutcome:
-    """What run.json records for one model."""
+    """What run.json records for one model entry."""
 
-    spec: ModelSpec
+    entry: ModelEntry
     info: dict[str, object] = field(default_factory=dict)
     error: str | None = None
     set_level: dict[str, float] = field(default_factory=dict)
@@ -157,6 +202,49 @@ class Run:
         """Whether some model was fitted or trained (so the training manifest belongs in run.json)."""
         return "train_manifest" in vars(self)
 
+    def needs_training_data(self, entry: ModelEntry) -> bool:
+        """Whether ``entry`` is fitted or trained here (not loaded from a --weights file)."""
+        return entry.spec.training in ("fit", "train") and entry.name not in self.cfg.weights
+
+    @cached_property
+    def overlap(self) -> list[tuple[ManifestEntry, ManifestEntry]]:
+        """(training, evaluation) entry pairs of usable images whose files have the same sha256."""
+        by_sha = {e.sha256: e for e in self.train_manifest.usable}
+        return [(by_sha[e.sha256], e) for e in self.eval_manifest.usable if e.sha256 in by_sha]
+
+    def check_overlap(self) -> None:
+        """Refuse to train or fit on a file that is also evaluated, unless ``allow_overlap`` (a deliberate
+        overfitting check, recorded in run.json)."""
+        if self.overlap and not self.cfg.allow_overlap:
+            shown = ", ".join(f"{t.file} = {e.file}" for t, e in self.overlap[:OVERLAP_SHOWN])
+            more = f" and {len(self.overlap) - OVERLAP_SHOWN} more" if len(self.overlap) > OVERLAP_SHOWN else ""
+            raise BenchError(f"{len(self.overlap)} evaluation image(s) are also training images (same sha256): "
+                             f"{shown}{more}; pass --allow-overlap only for a deliberate overfitting check")
+        if self.overlap and self.dist.is_main:
+            print(f"warning: {len(self.overlap)} evaluation image(s) are also training images (--allow-overlap); "
+                  "scores measure fitting, not generalization", file=sys.stderr)
+
+    def overlap_record(self) -> dict[str, object]:
+        """run.json's record of files shared by the training and evaluation manifests."""
+        return {"n_shared": len(self.overlap), "allowed": self.cfg.allow_overlap,
+                "eval_image_ids": [e.image_id for _, e in self.overlap]}
+
+    def protocol(self, outcomes: Sequence[ModelOutcome]) -> dict[str, object]:
+        """The protocol facts the claims table states per row: data, sizes, seeds, segments, overlap."""
+        trained = any(o.entry.trained for o in outcomes)
+        sources = [self.cfg.eval_source] + ([self.cfg.train_source] if self.used_training_data else [])
+        return {
+            "eval_source": self.cfg.eval_source, "eval_split": self.cfg.eval_split,
+            "train_source": self.cfg.train_source if self.used_training_data else None,
+            "train_split": self.cfg.train_split if self.used_training_data else None,
+            "builtin_sample": any(s.startswith("sample:") for s in sources),
+            "n_eval_images": len(self.eval_manifest.usable),
+            "working_size": self.cfg.preprocess.size, "resize_mode": self.cfg.preprocess.mode,
+            "seeds": [self.cfg.seed + k for k in range(self.cfg.seeds)] if trained else [self.cfg.seed],
+            "segment_source": self.segment_source.kind if self.writes_segments else None,
+            "train_eval_overlap": len(self.overlap) if self.used_training_data else None,
+        }
+
     def shard(self, entries: Sequence[ManifestEntry]) -> list[ManifestEntry]:
         return list(entries[self.dist.rank::self.dist.world_size])
 
@@ -165,13 +253,16 @@ class Run:
                            workers=self.cfg.workers, seed=self.cfg.seed)
 
     def gt_path(self, image_id: str) -> Path:
-        return self.out / "ground_truth" / f"{image_id}.png"
+        return child(self.out, "ground_truth", f"{image_id}.png")
+
+    def gray_path(self, image_id: str) -> Path:
+        return child(self.out, "gray", f"{image_id}.png")
 
     def pred_path(self, model: str, image_id: str) -> Path:
-        return self.out / "predictions" / model / f"{image_id}.png"
+        return child(self.out, "predictions", model, f"{image_id}.png")
 
     def segments_path(self, image_id: str) -> Path:
-        return self.out / "segments" / f"{image_id}.png"
+        return child(self.out, "segments", f"{image_id}.png")
 
     @property
     def writes_segments(self) -> bool:
@@ -207,7 +298,7 @@ class Run:
             self._record_failed(batch.failed, "ground truth")
             grey = quantize(lab_to_rgb(torch.cat((batch.L, torch.zeros_like(batch.ab)), dim=1)))
             for i, image_id in enumerate(batch.image_ids):
-                write_png(self.out / "gray" / f"{image_id}.png", grey[i])
+                write_png(self.gray_path(image_id), grey[i])
                 write_png(self.gt_path(image_id), batch.rgb_u8[i], {SOURCE_TAG: self.sha[image_id]})
                 if self.writes_segments:
                     labels = self._segments(image_id, batch.rgb_u8[i].cpu(), sizes[image_id])
@@ -224,17 +315,18 @@ class Run:
             self.skips.append({"image_id": image_id, "stage": stage, "reason": reason})
 
     # -- models -------------------------------------------------------------------------------------------
-    def obtain(self, spec: ModelSpec) -> tuple[Colorizer, dict[str, object]]:
+    def obtain(self, entry: ModelEntry) -> tuple[Colorizer, dict[str, object]]:
         """Build the model and give it weights: a user's file, a cached fit, or a fresh fit/training."""
-        model = spec.build(**self.build_options(spec))
-        if spec.name in self.cfg.weights:
-            path = self.cfg.weights[spec.name]
+        spec = entry.spec
+        model = spec.build(**self.build_options(entry))
+        if entry.name in self.cfg.weights:
+            path = self.cfg.weights[entry.name]
             _load_into(model, path)
             info: dict[str, object] = {"weights_from": "file", "weights_path": str(path)}
         elif spec.training == "fit":
-            info = self._fit(spec, model)
+            info = self._fit(entry.name, model)
         elif spec.training == "train":
-            info = train(model, spec.name, self.train_manifest, self.out, device=self.device, dist=self.dist,
+            info = train(model, entry.name, self.train_manifest, self.out, device=self.device, dist=self.dist,
                          resize_mode=self.cfg.preprocess.mode, workers=self.cfg.workers, resume=self.cfg.resume,
                          progress=self.progress)
         else:
@@ -244,17 +336,18 @@ class Run:
         info["options"] = model.options()
         return model, info
 
-    def build_options(self, spec: ModelSpec) -> dict[str, object]:
-        """Build options of trained models: the run's training profile, class teacher, seed and epochs."""
-        if spec.training != "train":
+    def build_options(self, entry: ModelEntry) -> dict[str, object]:
+        """Build options of trained models: the run's training profile, class teacher, the replica's seed and
+        the epochs."""
+        if not entry.trained:
             return {}
         return {"profile": resolve_profile(self.cfg.profile, self.cfg.train_source), "teacher": self.cfg.teacher,
-                "seed": self.cfg.seed, "epochs": self.cfg.epochs}
+                "seed": entry.seed, "epochs": self.cfg.epochs}
 
-    def _fit(self, spec: ModelSpec, model: Colorizer) -> dict[str, object]:
+    def _fit(self, name: str, model: Colorizer) -> dict[str, object]:
         """Fit a statistics model over the training manifest, reusing a checkpoint fitted on the same data."""
-        checkpoint = self.out / "checkpoints" / f"{spec.name}.safetensors"
-        wanted = {"model": spec.name, "options": model.options(), "train_manifest": self.train_manifest.sha256,
+        checkpoint = self.out / "checkpoints" / f"{name}.safetensors"
+        wanted = {"model": name, "options": model.options(), "train_manifest": self.train_manifest.sha256,
                   "preprocess": self.cfg.preprocess.as_dict()}
         if checkpoint.is_file() and read_metadata(checkpoint) == wanted:
             _load_into(model, checkpoint)
@@ -264,41 +357,42 @@ class Run:
             save_state(checkpoint, model.state_dict(), wanted)
         return {"weights_from": "fitted", "checkpoint": str(checkpoint)}
 
-    def predict(self, spec: ModelSpec, model: Colorizer, key: str) -> None:
+    def predict(self, entry: ModelEntry, model: Colorizer, key: str) -> None:
         """Colorize this rank's images that have no prediction under ``key`` yet."""
+        name, inputs = entry.name, entry.spec.inputs
         todo = [e for e in self.shard(self.eval_manifest.usable)
-                if not _prediction_is_current(read_png_text(self.pred_path(spec.name, e.image_id)), key, e.sha256)]
+                if not _prediction_is_current(read_png_text(self.pred_path(name, e.image_id)), key, e.sha256)]
         if not todo:
             return
-        bar = tqdm(total=len(todo), desc=f"predict {spec.name}", unit="img", disable=not self.progress)
+        bar = tqdm(total=len(todo), desc=f"predict {name}", unit="img", disable=not self.progress)
         with torch.no_grad(), bar:
             for batch in iterate_batches(self.loader(todo), self.device):
-                self._record_failed(batch.failed, f"predict {spec.name}")
+                self._record_failed(batch.failed, f"predict {name}")
                 if not len(batch):
                     continue
                 with autocast(self.device):
-                    rgb = model.colorize(batch.inputs_for(spec.inputs)).float()
+                    rgb = model.colorize(batch.inputs_for(inputs)).float()
                 step_done(self.device)
                 nonfinite = (~torch.isfinite(rgb)).flatten(1).sum(1)
                 clean = torch.nan_to_num(rgb, nan=0.5, posinf=0.5, neginf=0.5)  # finite values only
                 out_of_range = ((clean < -RANGE_SLACK) | (clean > 1 + RANGE_SLACK)).flatten(1).sum(1)
                 for i, image_id in enumerate(batch.image_ids):
-                    write_png(self.pred_path(spec.name, image_id), quantize(rgb[i]), {
+                    write_png(self.pred_path(name, image_id), quantize(rgb[i]), {
                         KEY_TAG: key, SOURCE_TAG: self.sha[image_id],
                         NONFINITE_TAG: str(int(nonfinite[i])), OUT_OF_RANGE_TAG: str(int(out_of_range[i]))})
                 bar.update(len(batch))
 
-    def score(self, spec: ModelSpec, key: str) -> None:
+    def score(self, name: str, key: str) -> None:
         """Score this rank's predictions that have no record under (key, metric set) yet."""
-        store = RecordStore(self.records_dir(spec.name), self.dist.rank)
+        store = RecordStore(self.records_dir(name), self.dist.rank)
         done = store.load()
-        pairs = [Pair(e.image_id, e.file, self.pred_path(spec.name, e.image_id), self.gt_path(e.image_id))
+        pairs = [Pair(e.image_id, e.file, self.pred_path(name, e.image_id), self.gt_path(e.image_id))
                  for e in self.shard(self.eval_manifest.usable)
                  if not _record_is_current(done.get(e.image_id, {}), key, e.sha256)
-                 and self.pred_path(spec.name, e.image_id).is_file()]
+                 and self.pred_path(name, e.image_id).is_file()]
         extras_for = segments_from(self.out / "segments") if needs_segments(self.metric_names) else None
         for records, skips in score_pairs(pairs, self.metric_names, device=self.device, batch_size=self.cfg.batch_size,
-                                          progress=self.progress, desc=f"score {spec.name}",
+                                          progress=self.progress, desc=f"score {name}",
                                           extras_for=extras_for):
             for record in records:
                 record.update({"key": key, "source_sha256": self.sha[str(record["image_id"])]})
@@ -306,28 +400,28 @@ class Run:
             self.skips += [s.as_dict() for s in skips]
 
     def records_dir(self, model: str) -> Path:
-        return self.out / "records" / model / metric_set_id(self.metric_names)
+        return child(self.out, "records", model, metric_set_id(self.metric_names))
 
     @cached_property
     def set_level_scorer(self) -> SetLevelScorer:
         return SetLevelScorer(self.metrics.set_level, device=self.device, batch_size=self.cfg.batch_size,
                               progress=self.progress)
 
-    def set_level(self, spec: ModelSpec, key: str) -> dict[str, float]:
+    def set_level(self, name: str, key: str) -> dict[str, float]:
         """Set-level metrics of this model's predictions (rank 0), cached beside the per-image records."""
         if not self.metrics.set_level:
             return {}
-        records = self.model_records(spec.name, key)
+        records = self.model_records(name, key)
         ids = [str(r["image_id"]) for r in records]
         fingerprint = hashlib.sha256(json.dumps([key, ids, self.metrics.describe()], sort_keys=True,
                                                 default=str).encode()).hexdigest()
-        cache = self.out / "records" / spec.name / "set_level.json"
+        cache = self.out / "records" / name / "set_level.json"
         if cache.is_file():
             stored = json.loads(cache.read_text())
             if stored.get("fingerprint") == fingerprint:
                 return stored["values"]
-        pairs = [Pair(i, i, self.pred_path(spec.name, i), self.gt_path(i)) for i in ids]
-        values = self.set_level_scorer(pairs, spec.name) if pairs else {}
+        pairs = [Pair(i, i, self.pred_path(name, i), self.gt_path(i)) for i in ids]
+        values = self.set_level_scorer(pairs, name) if pairs else {}
         write_json(cache, {"fingerprint": fingerprint, "values": values})
         return values
 
@@ -350,32 +444,43 @@ class Run:
             totals["out_of_range_values"] += out_of_range
         return totals
 
-    def evaluate(self, spec: ModelSpec) -> ModelOutcome:
-        outcome = ModelOutcome(spec)
+    def evaluate(self, entry: ModelEntry) -> ModelOutcome:
+        outcome = ModelOutcome(entry)
         try:
-            with self.timer.stage(self.obtain_stage(spec), spec.name):
-                model, outcome.info = self.obtain(spec)
+            with self.timer.stage(self.obtain_stage(entry), entry.name):
+                model, outcome.info = self.obtain(entry)
         except BenchError as exc:
             outcome.error = str(exc)
-            print(f"error: model {spec.name}: {exc}", file=sys.stderr)
+            print(f"error: model {entry.name}: {exc}", file=sys.stderr)
             return outcome
-        key = prediction_key(spec.name, outcome.info, self.cfg.preprocess)
+        key = prediction_key(entry.name, outcome.info, self.cfg.preprocess)
         outcome.info["cache_key"] = key
-        with self.timer.stage("predict", spec.name):
-            self.predict(spec, model, key)
+        with self.timer.stage("predict", entry.name):
+            self.predict(entry, model, key)
             barrier(self.dist)
-        with self.timer.stage("score", spec.name):
-            self.score(spec, key)
+        with self.timer.stage("score", entry.name):
+            self.score(entry.name, key)
             barrier(self.dist)
             if self.dist.is_main:
-                outcome.set_level = self.set_level(spec, key)
+                outcome.set_level = self.set_level(entry.name, key)
         return outcome
 
-    def obtain_stage(self, spec: ModelSpec) -> str:
+    def obtain_stage(self, entry: ModelEntry) -> str:
         """The timing stage of obtaining a model's weights: ``load`` (a file, or none needed), ``fit``, ``train``."""
-        if spec.name in self.cfg.weights or spec.training not in ("fit", "train"):
+        if entry.name in self.cfg.weights or entry.spec.training not in ("fit", "train"):
             return "load"
-        return spec.training
+        return entry.spec.training
+
+
+def trained_protocol(info: Mapping[str, object]) -> dict[str, object]:
+    """Per trained model: the protocol its training followed (profile, network size, width, batch, epochs,
+    teacher, seed) and whether the batch exceeded the training set; None where weights came from a file."""
+    options: Mapping[str, object] = info.get("options") or {}  # type: ignore[assignment]
+    training: Mapping[str, object] = info.get("training") or {}  # type: ignore[assignment]
+    return {**{k: options.get(k) for k in ("profile", "image_size", "width", "batch_size", "epochs", "teacher",
+                                           "seed")},
+            "n_train_images": training.get("n_train_images"),
+            "batch_exceeds_training_set": training.get("batch_exceeds_training_set")}
 
 
 def _prediction_is_current(text: dict[str, str], key: str, sha: str) -> bool:
@@ -411,17 +516,20 @@ def seed_everything(seed: int) -> None:
 
 def execute(cfg: RunConfig, *, report: Callable[[Path], None] | None = None) -> Path:
     """Run ``cfg`` end to end and return the run folder."""
-    for name in cfg.models:
-        get_model_spec(name)
+    if cfg.seeds < 1:
+        raise BenchError(f"--seeds {cfg.seeds}: train every model at least once")
+    entries = model_entries(cfg)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     with distributed(device) as dist:
         run = Run(cfg, device, dist)
         run.out.mkdir(parents=True, exist_ok=True)
         with run.timer.stage("data"):
+            if any(run.needs_training_data(e) for e in entries):
+                run.check_overlap()
             run.write_ground_truth()
             barrier(dist)
-        outcomes = [run.evaluate(get_model_spec(name)) for name in cfg.models]
+        outcomes = [run.evaluate(entry) for entry in entries]
         if dist.is_main:
             if cfg.study:
                 with run.timer.stage("study"):
@@ -440,20 +548,25 @@ def execute(cfg: RunConfig, *, report: Callable[[Path], None] | None = None) -> 
 def write_tables(run: Run, outcomes: list[ModelOutcome]) -> None:
     """per_image.csv, leaderboard.csv and run.json from the stored records."""
     done = [o for o in outcomes if o.error is None]
-    by_model = {o.spec.name: run.model_records(o.spec.name, str(o.info["cache_key"])) for o in done}
-    splits = {"eval": run.eval_manifest.summary()}
+    by_model = {o.entry.name: run.model_records(o.entry.name, str(o.info["cache_key"])) for o in done}
+    splits: dict[str, object] = {"eval": run.eval_manifest.summary()}
     if run.used_training_data:
         splits["train"] = run.train_manifest.summary()
+        splits["overlap"] = run.overlap_record()
     models = {}
     for o in outcomes:
-        models[o.spec.name] = {"spec": o.spec.as_dict(), **o.info, "error": o.error}
+        name = o.entry.name
+        models[name] = {"spec": o.entry.spec.as_dict(), **o.entry.describe(), **o.info, "error": o.error}
+        if o.entry.trained and o.error is None:
+            models[name]["protocol"] = trained_protocol(o.info)
         if o.error is None:
-            models[o.spec.name]["prediction_health"] = run.prediction_health(o.spec.name)
-            models[o.spec.name]["metric_na"] = na_counts(by_model[o.spec.name], run.metric_names)
+            models[name]["prediction_health"] = run.prediction_health(name)
+            models[name]["metric_na"] = na_counts(by_model[name], run.metric_names)
     write_results(run.out, by_model, run.metrics, seed=run.cfg.seed, device=str(run.device),
                   config=run.cfg.as_dict(), models=models, splits=splits, skipped=run.skips,
-                  set_level={o.spec.name: o.set_level for o in done},
-                  segments=run.segment_source.describe() if run.writes_segments else None)
+                  set_level={o.entry.name: o.set_level for o in done},
+                  segments=run.segment_source.describe() if run.writes_segments else None,
+                  protocol=run.protocol(outcomes))
 
 
 def na_counts(records: Sequence[dict[str, object]], names: Sequence[str]) -> dict[str, int]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SAMPLE_VERSION = "v1"
+SAMPLE_VERSION = "v2"
 SAMPLE_PARTS = ("train", "test")
 
 
@@ -35,14 +35,14 @@ class SamplePhoto:
 
 SAMPLE_PHOTOS = (
     SamplePhoto(1, "astronaut", "train", "An astronaut in an orange suit smiles beside a helmet and a flag."),
-    SamplePhoto(2, "rocket", "train", "A white rocket stands on a launch pad between towers at dusk."),
+    SamplePhoto(2, "rocket", "test", "A white rocket stands on a launch pad between towers at dusk."),
     SamplePhoto(3, "motorcycle_left", "train", "A red motorcycle is parked in a garage full of shelves."),
     SamplePhoto(4, "hubble_deep_field", "train", "Many small colorful galaxies on a black sky."),
     SamplePhoto(5, "immunohistochemistry", "train", "Brown stained tissue cells on a pale blue background."),
     SamplePhoto(6, "coins", "train", "Rows of old coins on a dark background."),
     SamplePhoto(7, "chelsea", "test", "A tabby cat with green eyes looks to the side."),
     SamplePhoto(8, "coffee", "test", "A cup of coffee on a red saucer on a wooden table."),
-    SamplePhoto(9, "motorcycle_right", "test", "A red motorcycle is parked in a garage full of shelves."),
+    SamplePhoto(9, "motorcycle_right", "train", "A red motorcycle is parked in a garage full of shelves."),
     SamplePhoto(10, "retina", "test", "An orange photograph of the back of an eye with red blood vessels."),
     SamplePhoto(11, "camera", "test", "A man in a dark coat looks into a camera on a tripod."),
 )

@@ -18,11 +18,14 @@ Run folder layout::
     train/M/               steps.csv, epochs.csv, epoch checkpoints and summary.json of a trained model
     study/perturbations.csv    the perturbation study: sweep, strength, image_id, one column per metric
     analysis/*.csv         perturbation curves and sensitivity, rank correlations, win rates, metric ranks,
-                           BAPPS agreement (when computed)
+                           BAPPS agreement (when computed), claim_rules.csv (the claims' thresholds and sources,
+                           every rule version), common_pixels.csv (C7: both arms on the pixels both contain)
     figures/*.png          the report's figures
     per_image.csv          PER_IMAGE_COLUMNS
     leaderboard.csv        LEADERBOARD_COLUMNS
-    claims.csv             claim, statement, test, numbers, verdict (bench.experiments.claims)
+    claims.csv             rule_version, claim, statement, test, numbers, n, protocol, outcome (what the rule
+                           computed), verdict (the outcome, or "plumbing only" for sample/smoke data),
+                           what_would_change; one row per claim and rule version (bench.experiments.claims)
     run.json               RUN_FIELDS
     index.html             the report
 """
@@ -67,9 +70,16 @@ RUN_FIELDS = {
     "device": "device the run used",
     "seed": "global seed (model init, shuffles, bootstrap)",
     "config": "the full run configuration (sources, splits, preprocessing, models, metrics)",
-    "splits": "per role (eval/train): source, split, manifest sha256, counts by status",
+    "protocol": "what the claims table states per row (bench.runner.Run.protocol): eval/train source and split, "
+                "builtin_sample, n_eval_images, working_size, resize_mode, seeds, segment_source, "
+                "train_eval_overlap (files shared by the two manifests); null for `score`",
+    "splits": "per role (eval/train): source, split, manifest sha256, counts by status; overlap: files (sha256) "
+              "shared by the training and evaluation manifests and whether --allow-overlap permitted them",
     "models": "per model: registry entry, options, weights sha256, cache key, how the weights were obtained, "
               "the training record of trained models (settings, best/worst epoch, divergence flag: bench.train), "
+              "adversarial (trained against a critic), for trained models replica_of (registry name), seed (this "
+              "replica's; --seeds N names replica k > 0 NAME@seed{k}) and protocol (profile, image_size, width, "
+              "batch_size, epochs, teacher, seed, n_train_images, batch_exceeds_training_set), "
               "prediction health (non-finite and out-of-range values, clipped before scoring), metric_na (images "
               "with no value per metric), errors",
     "metrics": "per metric: definition, parameters, direction, range, implementing function",

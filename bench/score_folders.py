@@ -9,6 +9,7 @@ from pathlib import Path
 from bench.device import resolve_device
 from bench.errors import BenchError
 from bench.outputs import write_results
+from bench.paths import child, printable, text_bytes
 from bench.scoring import SetLevelScorer, match_folders, score_pairs
 from bench.segments import SegmentSource, needs_segments, segments_from, slic_segments, slic_source
 from metrics.registry import select_metrics
@@ -33,10 +34,10 @@ def score_folders(
     ``segments/``, to reproduce its numbers), else use SLIC superpixels of each ground truth."""
     metrics = select_metrics(metric_names)
     pairs, skips = match_folders(pred_dir, gt_dir)
-    model = name or pred_dir.resolve().name
+    model = name or printable(pred_dir.resolve().name)
     if out is None:
-        digest = hashlib.sha256(f"{pred_dir.resolve()}|{gt_dir.resolve()}".encode()).hexdigest()[:10]
-        out = Path("results") / f"score-{model}-{digest}"
+        digest = hashlib.sha256(text_bytes(f"{pred_dir.resolve()}|{gt_dir.resolve()}")).hexdigest()[:10]
+        out = child(Path("results"), f"score-{model}-{digest}")
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(device_name)
     with_segments = needs_segments(metrics.per_image)

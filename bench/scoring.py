@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from bench.errors import BenchError
 from bench.images import UnreadableImageError, read_png_u8
-from bench.sources import IMAGE_SUFFIXES, image_id_sort_key
+from bench.paths import printable
+from bench.sources import IMAGE_SUFFIXES, folder_record, image_files, image_id_sort_key, refuse_duplicates
 from metrics.kernels import workload
 from metrics.registry import DISTRIBUTION_METRICS, METRICS, compute
 
@@ -132,32 +133,33 @@ def score_pairs(
             yield records, skips
 
 
-def _images_by_stem(folder: Path, role: str) -> dict[str, Path]:
+def images_by_id(folder: Path, role: str) -> tuple[dict[str, Path], list[Skip]]:
+    """The image files directly inside ``folder`` by image id (the safe form of the name stem, as for
+    ``folder:`` sources); files the folder listing refuses (a symlink out of the folder, two files claiming one
+    id) become skips. The folder is listed, never globbed, so its name may hold ``*`` or ``[``."""
     if not folder.is_dir():
-        raise BenchError(f"{role} folder {folder} does not exist or is not a folder")
-    found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-            if path.stem in found:
-                raise BenchError(f"{role} folder {folder} has two files with the stem {path.stem!r}: "
-                                 f"{found[path.stem].name} and {path.name}")
-            found[path.stem] = path
-    return found
+        raise BenchError(f"{role} folder {printable(str(folder))} does not exist or is not a folder")
+    records = refuse_duplicates([folder_record(folder, path) for path in image_files(folder)])
+    skips = [Skip(r.image_id, "match", f"{role} {r.refused}") for r in records if r.refused]
+    return {r.image_id: r.path for r in records if not r.refused}, skips
 
 
 def match_folders(pred_dir: Path, gt_dir: Path) -> tuple[list[Pair], list[Skip]]:
-    """Pair prediction and ground-truth files by name stem; unmatched files become skips."""
-    preds, gts = _images_by_stem(pred_dir, "prediction"), _images_by_stem(gt_dir, "ground-truth")
+    """Pair prediction and ground-truth files by image id; unmatched and refused files become skips."""
+    (preds, pred_skips), (gts, gt_skips) = images_by_id(pred_dir, "prediction"), images_by_id(gt_dir, "ground-truth")
     if not preds:
-        raise BenchError(f"prediction folder {pred_dir} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-    pairs = [Pair(stem, preds[stem].name, preds[stem], gts[stem])
-             for stem in sorted(preds.keys() & gts.keys(), key=image_id_sort_key)]
-    skips = [Skip(s, "match", f"prediction {preds[s].name} has no ground truth in {gt_dir}")
-             for s in sorted(preds.keys() - gts.keys(), key=image_id_sort_key)]
-    skips += [Skip(s, "match", f"ground truth {gts[s].name} has no prediction in {pred_dir}")
-              for s in sorted(gts.keys() - preds.keys(), key=image_id_sort_key)]
+        raise BenchError(f"prediction folder {printable(str(pred_dir))} holds no usable image files "
+                         f"({', '.join(IMAGE_SUFFIXES)})")
+    pairs = [Pair(i, printable(preds[i].name), preds[i], gts[i])
+             for i in sorted(preds.keys() & gts.keys(), key=image_id_sort_key)]
+    skips = pred_skips + gt_skips
+    skips += [Skip(i, "match", f"prediction {printable(preds[i].name)} has no ground truth in {printable(str(gt_dir))}")
+              for i in sorted(preds.keys() - gts.keys(), key=image_id_sort_key)]
+    skips += [Skip(i, "match", f"ground truth {printable(gts[i].name)} has no prediction in {printable(str(pred_dir))}")
+              for i in sorted(gts.keys() - preds.keys(), key=image_id_sort_key)]
     if not pairs:
-        raise BenchError(f"no file in {pred_dir} matches a file in {gt_dir} by name stem")
+        raise BenchError(f"no file in {printable(str(pred_dir))} matches a file in {printable(str(gt_dir))} "
+                         "by name stem")
     return pairs, skips
 
 

@@ -23,6 +23,7 @@ from PIL import Image, ImageOps
 from bench.data import Preprocess
 from bench.errors import BenchError
 from bench.images import read_label_png
+from bench.paths import inside, safe_component
 from metrics.registry import METRICS
 
 SLIC_PARAMS = {"n_segments": 100, "compactness": 10.0, "start_label": 1}
@@ -46,10 +47,14 @@ def slic_source() -> SegmentSource:
 
 def coco_label_map(coco: Any, image_id: int, height: int, width: int) -> np.ndarray:
     """Instance label map at the original resolution (int32, 0 = background)."""
-    annotations = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=[image_id], iscrowd=False)) if a.get("area", 0) > 0]
+    try:
+        annotations = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=[image_id], iscrowd=False))
+                       if isinstance(a.get("area", 0), int | float) and a.get("area", 0) > 0]
+        masks = [(a["area"], coco.annToMask(a)) for a in annotations]
+    except Exception as exc:  # pycocotools raises a bare Exception on a malformed segmentation
+        raise BenchError(f"malformed instance annotation of image {image_id}: {type(exc).__name__}: {exc}") from exc
     labels = np.zeros((height, width), dtype=np.int32)
-    for label, annotation in enumerate(sorted(annotations, key=lambda a: -a["area"]), start=1):
-        mask = coco.annToMask(annotation)
+    for label, (_, mask) in enumerate(sorted(masks, key=lambda item: -item[0]), start=1):
         if mask.shape != labels.shape:
             raise BenchError(f"instance mask of image {image_id} is {mask.shape[1]}x{mask.shape[0]}, "
                              f"the image is {width}x{height}")
@@ -81,12 +86,13 @@ def slic_segments(_: object, target: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def segments_from(folder: Path) -> Callable[[object, torch.Tensor], dict[str, torch.Tensor]]:
-    """Scoring extras read from label-map PNGs named by image id (a run's ``segments/``); a missing map gives
-    an empty one, so only the segment metrics of that image are n/a."""
+    """Scoring extras read from label-map PNGs named by image id (a run's ``segments/``); a missing map (or a
+    symlink out of the folder) gives an empty one, so only the segment metrics of that image are n/a."""
 
     def extras(pair: object, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        path = folder / f"{pair.image_id}.png"  # type: ignore[attr-defined]
-        labels = read_label_png(path) if path.is_file() else torch.zeros(target.shape[1:], dtype=torch.int64)
+        path = folder / safe_component(f"{pair.image_id}.png")  # type: ignore[attr-defined]
+        readable = path.is_file() and inside(folder, path)
+        labels = read_label_png(path) if readable else torch.zeros(target.shape[1:], dtype=torch.int64)
         return {"segments": labels}
 
     return extras

@@ -4,8 +4,17 @@ A source is named by a spec string on the command line:
 
 - ``sample:train`` / ``sample:test`` - the built-in sample (:mod:`bench.sample`), read as a COCO root;
 - ``coco:ROOT:SPLIT`` - an MS-COCO root (``annotations/captions_SPLIT.json``, optional
-  ``annotations/instances_SPLIT.json``, images in ``SPLIT/``), read with pycocotools;
+  ``annotations/instances_SPLIT.json``, images in ``SPLIT/``);
 - ``folder:DIR`` - every image file directly inside DIR, no captions; the image id is the file stem.
+
+Sources are read as untrusted input. A malformed annotation file (not a JSON object, an image without a string
+``file_name``, a NUL in a name, a caption that is not a string) ends in one :class:`BenchError` naming the file.
+Single originals that must not be read are kept in the list with a ``refused`` reason (the manifest records it
+and nothing opens the file): a COCO id that is not an integer, a ``file_name`` that is absolute, contains
+``..`` or resolves (symlinks included) outside ``ROOT/SPLIT`` (or a folder entry outside DIR), and every image
+of an id listed more than once, since its captions and instances cannot be attributed. Folder stems are mapped
+to safe ids by :func:`bench.paths.safe_component`; captions keep their text with lone surrogates and control
+characters replaced by U+FFFD.
 """
 
 from __future__ import annotations
@@ -13,13 +22,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import json
+import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
 from bench.errors import BenchError
+from bench.paths import inside, printable, safe_component
 from bench.sample import SAMPLE_PARTS, sample_root
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
@@ -27,11 +39,18 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".g
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """One original: a stable id, its file, and the caption chosen for it ("" when the source has none)."""
+    """One original: a stable, path-safe id, its file, the caption chosen for it ("" when the source has none),
+    the file's name as shown in tables, and why it must not be read ("" when it may)."""
 
     image_id: str
     path: Path
     caption: str = ""
+    file: str = ""
+    refused: str = ""
+
+    @property
+    def shown_file(self) -> str:
+        return self.file or printable(self.path.name)
 
 
 class ImageSource(Protocol):
@@ -48,20 +67,79 @@ class ImageSource(Protocol):
         ...
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """Parse an annotation file that must hold a JSON object; anything else is a one-line BenchError."""
+    try:
+        with path.open("rb") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise BenchError(f"cannot read COCO annotation file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BenchError(f"COCO annotation file {path} holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def json_list(data: dict[str, Any], key: str, path: Path) -> list[dict[str, Any]]:
+    """``data[key]`` as a list of JSON objects (empty when absent)."""
+    items = data.get(key, [])
+    if not isinstance(items, list):
+        raise BenchError(f"COCO annotation file {path}: {key!r} is a JSON {type(items).__name__}, not a list")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BenchError(f"COCO annotation file {path}: {key}[{index}] is a JSON {type(item).__name__}, "
+                             "not an object")
+    return items
+
+
 def _quiet_coco(annotation_file: Path) -> Any:
-    """Load a COCO annotation file with pycocotools, keeping its progress prints off stdout."""
+    """Load a COCO annotation file into pycocotools' index, keeping its progress prints off stdout."""
     from pycocotools.coco import COCO
 
+    data = read_json_object(annotation_file)
+    for key in ("images", "annotations", "categories"):
+        json_list(data, key, annotation_file)
+    coco = COCO()
+    coco.dataset = data
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            return COCO(str(annotation_file))
-    except (ValueError, KeyError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
-        raise BenchError(f"cannot read COCO annotation file {annotation_file}: {exc}") from exc
+            coco.createIndex()
+    except (KeyError, TypeError) as exc:
+        raise BenchError(f"cannot index COCO annotation file {annotation_file}: missing or wrong-typed {exc}") \
+            from exc
+    return coco
+
+
+def clean_caption(text: str) -> str:
+    """Whitespace runs become one space; lone surrogates and other control characters become U+FFFD."""
+    return "".join("\ufffd" if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in " ".join(text.split()))
 
 
 def image_id_sort_key(image_id: str) -> tuple[int, int, str]:
     """Numeric ids in numeric order, then the others by name."""
     return (0, int(image_id), "") if image_id.isdigit() else (1, 0, image_id)
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def refuse_duplicates(records: list[ImageRecord]) -> list[ImageRecord]:
+    """Every record whose id is claimed by another record (readable or not) is refused, naming all of them, so
+    ids are unique over the manifest; the result is sorted by (id, file), so identical inputs give identical
+    manifests whatever their listing order."""
+    by_id: dict[str, list[ImageRecord]] = {}
+    for record in records:
+        by_id.setdefault(record.image_id, []).append(record)
+    out = []
+    for record in records:
+        group = by_id[record.image_id]
+        if len(group) > 1:
+            files = ", ".join(sorted(r.shown_file for r in group))
+            reason = (f"duplicate image id {record.image_id}: {len(group)} files ({files}) claim it, so its captions "
+                      "and annotations cannot be attributed")
+            record = replace(record, refused="; ".join(filter(None, (reason, record.refused))))
+        out.append(record)
+    return sorted(out, key=lambda r: (image_id_sort_key(r.image_id), r.shown_file))
 
 
 @dataclass
@@ -94,18 +172,40 @@ class CocoSource:
     def image_dir(self) -> Path:
         return self.root / self.split
 
+    def _captions(self, annotations: list[dict[str, Any]]) -> dict[int, str]:
+        """The caption with the lowest annotation id of each integer image id."""
+        first: dict[int, tuple[int, str]] = {}
+        for index, ann in enumerate(annotations):
+            image_id, ann_id, caption = ann.get("image_id"), ann.get("id"), ann.get("caption", "")
+            if not _is_integer(ann_id) or image_id is None or not isinstance(caption, str):
+                raise BenchError(f"COCO annotation file {self.captions_file}: annotations[{index}] needs an integer "
+                                 f"id, an image_id and a string caption (got id={ann_id!r}, image_id={image_id!r}, "
+                                 f"caption of type {type(caption).__name__})")
+            if _is_integer(image_id) and (image_id not in first or ann_id < first[image_id][0]):
+                first[image_id] = (ann_id, clean_caption(caption))
+        return {image_id: caption for image_id, (_, caption) in first.items()}
+
+    def _record(self, index: int, info: dict[str, Any], captions: dict[int, str]) -> ImageRecord:
+        raw_id, name = info.get("id"), info.get("file_name")
+        if raw_id is None or not isinstance(name, str) or "\x00" in name:
+            raise BenchError(f"COCO annotation file {self.captions_file}: images[{index}] needs an id and a "
+                             f"file_name string without NUL (got id={raw_id!r}, file_name={name!r})")
+        path, shown = self.image_dir / name, printable(name)
+        if not _is_integer(raw_id):
+            return ImageRecord(safe_component(str(raw_id)), path, "", shown,
+                               f"image id {printable(repr(raw_id))} is not an integer (COCO ids are integers)")
+        record = ImageRecord(str(raw_id), path, captions.get(raw_id, ""), shown)
+        if not name or Path(name).is_absolute() or ".." in Path(name).parts:
+            return replace(record, refused=f"file_name {shown!r} is empty, absolute or climbs out with '..'")
+        if not inside(self.image_dir, path):
+            return replace(record, refused=f"file_name {shown!r} resolves outside {printable(str(self.image_dir))}")
+        return record
+
     def records(self) -> list[ImageRecord]:
-        coco = _quiet_coco(self.captions_file)
-        first_caption: dict[int, tuple[int, str]] = {}
-        for ann in coco.dataset.get("annotations", []):
-            image_id, ann_id = ann["image_id"], ann["id"]
-            if image_id not in first_caption or ann_id < first_caption[image_id][0]:
-                first_caption[image_id] = (ann_id, " ".join(str(ann.get("caption", "")).split()))
-        records = [
-            ImageRecord(str(info["id"]), self.image_dir / info["file_name"], first_caption.get(info["id"], (0, ""))[1])
-            for info in coco.dataset.get("images", [])
-        ]
-        return sorted(records, key=lambda r: image_id_sort_key(r.image_id))
+        data = read_json_object(self.captions_file)
+        captions = self._captions(json_list(data, "annotations", self.captions_file))
+        images = json_list(data, "images", self.captions_file)
+        return refuse_duplicates([self._record(index, info, captions) for index, info in enumerate(images)])
 
     @cached_property
     def _instances(self) -> Any | None:
@@ -117,7 +217,9 @@ class CocoSource:
 
 @dataclass
 class FolderSource:
-    """A plain folder of images: ids are file stems, captions are empty, no instance masks."""
+    """A plain folder of images: ids are safe forms of the file stems, captions are empty, no instance masks.
+
+    The folder is listed, never globbed, so its path may hold any character (``**``, ``[``)."""
 
     folder: Path
     spec: str = field(default="")
@@ -129,18 +231,23 @@ class FolderSource:
             raise BenchError(f"image folder {self.folder} does not exist or is not a folder")
 
     def records(self) -> list[ImageRecord]:
-        files = sorted(p for p in self.folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        by_stem: dict[str, Path] = {}
-        for path in files:
-            if path.stem in by_stem:
-                raise BenchError(f"two images in {self.folder} share the name stem {path.stem!r}: "
-                                 f"{by_stem[path.stem].name} and {path.name}")
-            by_stem[path.stem] = path
-        stems = sorted(by_stem, key=image_id_sort_key)
-        return [ImageRecord(stem, by_stem[stem]) for stem in stems]
+        return refuse_duplicates([folder_record(self.folder, path) for path in image_files(self.folder)])
 
     def instances(self) -> None:
         return None
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files (by suffix) directly inside ``folder``, sorted by name; symlinks included (checked later)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def folder_record(folder: Path, path: Path) -> ImageRecord:
+    """The record of one file of an image folder: id from the stem, refused when it resolves outside."""
+    record = ImageRecord(safe_component(path.stem), path, "", printable(path.name))
+    if not inside(folder, path):
+        return replace(record, refused=f"{record.file} resolves outside {printable(str(folder))} (symlink)")
+    return record
 
 
 def _sample(part: str) -> CocoSource:

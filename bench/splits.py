@@ -9,7 +9,12 @@ Split names: ``full`` (every image), or an optional prefix and a size, e.g. ``va
 
 The manifest lists each selected original with the caption used, the sha256 of its file bytes and a status:
 ``ok``, or a reason it is left out of training and evaluation (``grayscale``: no colour ground truth;
-``unreadable``: cannot be decoded; ``missing``: the file named by the annotations does not exist).
+``unreadable``: cannot be read or decoded; ``too_large``: more pixels than the decompression-bomb guard allows;
+``missing``: the file named by the annotations does not exist; ``refused``: the source refused it unread, see
+:mod:`bench.sources`: a path outside the root, an unsafe or duplicate id).
+
+The sha256 is always computed from the file's bytes on every run (a file rewritten with its size and mtime kept,
+``cp -p`` or ``touch -r``, still gets its true hash); only the decode and grey check are cached, by that hash.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from tqdm import tqdm
 
 from bench.errors import BenchError
 from bench.images import UnreadableImageError, atomic_write_bytes, check_original, file_sha256
+from bench.paths import printable, text_bytes
 from bench.sample import cache_root
 from bench.sources import ImageRecord, ImageSource
 
@@ -101,7 +107,7 @@ class Manifest:
         writer.writerow(MANIFEST_COLUMNS)
         for e in self.entries:
             writer.writerow([getattr(e, column) for column in MANIFEST_COLUMNS])
-        return buffer.getvalue().encode()
+        return buffer.getvalue().encode("utf-8", "backslashreplace")  # no lone surrogate can crash a write
 
     @property
     def sha256(self) -> str:
@@ -119,38 +125,61 @@ class Manifest:
                 "n_listed": len(self.entries), "n_usable": len(self.usable), "statuses": statuses}
 
 
-def _scan(record: ImageRecord) -> dict[str, object]:
-    """Hash and check one original (the expensive part, cached by file size and mtime)."""
+#: Part of every scan-cache key: bump when the grey check or the size guard changes.
+SCAN_VERSION = "scan-v2"
+SCAN_STATUSES = ("ok", "grayscale", "unreadable", "too_large")
+
+
+def _unread(status: str, reason: str, sha: str = "") -> dict[str, object]:
+    return {"sha256": sha, "status": status, "reason": reason, "width": 0, "height": 0}
+
+
+def _scan(record: ImageRecord, cache: ScanCache) -> tuple[str | None, dict[str, object]]:
+    """Hash one original and check it, unless the cache holds the check of these exact bytes at this path;
+    returns the cache key of a fresh check (None when the cached one was used or nothing was decoded)."""
+    if record.refused:
+        return None, _unread("refused", record.refused)
     if not record.path.is_file():
-        return {"sha256": "", "status": "missing", "reason": f"file not found: {record.path}", "width": 0, "height": 0}
-    sha = file_sha256(record.path)
+        return None, _unread("missing", f"file not found: {printable(str(record.path))}")
     try:
-        check = check_original(record.path)
+        sha = file_sha256(record.path)
+    except OSError as exc:
+        return None, _unread("unreadable", f"cannot read {printable(str(record.path))}: {exc.strerror or exc}")
+    key = ScanCache.key(record.path, sha)
+    if key in cache.rows:
+        return None, {"sha256": sha, **cache.rows[key]}
+    try:
+        return key, {"sha256": sha, **asdict(check_original(record.path))}
     except UnreadableImageError as exc:
-        return {"sha256": sha, "status": "unreadable", "reason": str(exc), "width": 0, "height": 0}
-    return {"sha256": sha, **asdict(check)}
+        return key, _unread(exc.status, str(exc), sha)
 
 
 class ScanCache:
-    """Scan results keyed by (absolute path, size, mtime_ns), so re-runs do not decode every original again."""
+    """Grey-check results keyed by (scan version, absolute path, sha256 of the bytes), so a rerun decodes no
+    original again while every hash in the manifest is computed from the file as it is now. Rows that do not
+    have the expected fields and types (a hand-edited or damaged cache) are dropped and recomputed."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self.rows: dict[str, dict[str, object]] = json.loads(path.read_text())
+            rows = json.loads(path.read_text())
         except (OSError, ValueError):
-            self.rows = {}
+            rows = {}
+        self.rows: dict[str, dict[str, object]] = {
+            key: row for key, row in (rows.items() if isinstance(rows, dict) else []) if _valid_row(row)}
 
     @staticmethod
-    def key(path: Path) -> str | None:
-        try:
-            stat = path.stat()
-        except OSError:
-            return None
-        return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    def key(path: Path, sha: str) -> str:
+        return f"{SCAN_VERSION}|{path.resolve()}|{sha}"
 
     def save(self) -> None:
         atomic_write_bytes(self.path, json.dumps(self.rows).encode())
+
+
+def _valid_row(row: object) -> bool:
+    return (isinstance(row, dict) and set(row) == {"status", "reason", "width", "height"}
+            and row["status"] in SCAN_STATUSES and isinstance(row["reason"], str)
+            and all(isinstance(row[k], int) and row[k] >= 0 for k in ("width", "height")))
 
 
 def build_manifest(source: ImageSource, split: str, *, limit: int | None = None, progress: bool = True) -> Manifest:
@@ -161,22 +190,23 @@ def build_manifest(source: ImageSource, split: str, *, limit: int | None = None,
         records = select(records, str(limit))
     if not records:
         raise BenchError(f"source {source.spec} has no images")
-    cache = ScanCache(cache_root() / "scans" / (hashlib.sha256(source.spec.encode()).hexdigest()[:16] + ".json"))
-    keys = [ScanCache.key(r.path) for r in records]
-    scans: dict[int, dict[str, object]] = {i: cache.rows[k] for i, k in enumerate(keys) if k in cache.rows}
-    todo = [(i, r) for i, r in enumerate(records) if i not in scans]
-    if todo:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            results = pool.map(lambda item: _scan(item[1]), todo)
-            for (i, _), scan in tqdm(zip(todo, results, strict=True), total=len(todo), desc=f"scan {source.spec}",
-                                     disable=not progress, unit="img"):
-                scans[i] = scan
-                if keys[i] is not None and scan["status"] != "missing":
-                    cache.rows[keys[i]] = scan
+    cache_name = hashlib.sha256(text_bytes(source.spec)).hexdigest()[:16] + ".json"
+    cache = ScanCache(cache_root() / "scans" / cache_name)
+    scans: list[dict[str, object]] = []
+    fresh = False
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = pool.map(lambda record: _scan(record, cache), records)
+        for key, scan in tqdm(results, total=len(records), desc=f"scan {printable(source.spec)}",
+                              disable=not progress, unit="img"):
+            scans.append(scan)
+            if key is not None:
+                cache.rows[key] = {k: v for k, v in scan.items() if k != "sha256"}
+                fresh = True
+    if fresh:
         cache.save()
     entries = [
-        ManifestEntry(r.image_id, r.path.name, r.caption, str(s["sha256"]), str(s["status"]), str(s["reason"]),
+        ManifestEntry(r.image_id, r.shown_file, r.caption, str(s["sha256"]), str(s["status"]), str(s["reason"]),
                       int(s["width"]), int(s["height"]), r.path)  # type: ignore[call-overload]
-        for r, s in ((r, scans[i]) for i, r in enumerate(records))
+        for r, s in zip(records, scans, strict=True)
     ]
     return Manifest(source.spec, split, entries, limit)

@@ -28,7 +28,10 @@ running statistics at evaluation time.
 from __future__ import annotations
 
 import functools
+import hashlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +48,7 @@ from models.teachers import VGG16_FILE, has_vgg16_weights, load_vgg16_state, res
 #: torchvision's VGG-16 configuration "D" up to block4_conv3 ("M" = 2x2 max pooling).
 VGG16_TO_BLOCK4 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512)
 TRUNK_INITS = ("auto", "imagenet", "xavier")
+M = TypeVar("M", bound=nn.Module)
 
 
 def scaled(channels: int, width: float) -> int:
@@ -128,12 +132,42 @@ class Critic(nn.Module):
         return self.net(torch.cat((L01, ab01), dim=1))
 
 
-def xavier_init(module: nn.Module) -> None:
-    """Keras' defaults: Glorot-uniform weights and zero biases for every convolution and dense layer."""
-    for layer in module.modules():
+#: Recorded in the model's options (so in every cache key): how the weights are initialized.
+INIT_SCHEME = "glorot-uniform per layer, seeded by (seed, layer name)"
+
+
+def layer_seed(seed: int, name: str) -> int:
+    """A 63-bit seed for one layer from the run's seed and the layer's qualified name (stable across processes)."""
+    digest = hashlib.sha256(f"colorbench-init-v1:{seed}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def xavier_init(module: nn.Module, seed: int, prefix: str) -> None:
+    """Keras' defaults: Glorot-uniform weights and zero biases for every convolution and dense layer; BatchNorm
+    at ones and zeros.
+
+    Each layer draws from its own generator seeded by ``(seed, prefix.layer_name)``, so two models that share a
+    layer name share that layer's initial weights at the same seed: ``chromagan`` and ``chromagan-noclass``
+    (claim C4) start equal in every layer but the class head, whatever the head's size.
+    """
+    for name, layer in module.named_modules():
         if isinstance(layer, nn.Conv2d | nn.Linear):
-            nn.init.xavier_uniform_(layer.weight)
+            generator = torch.Generator().manual_seed(layer_seed(seed, f"{prefix}.{name}"))
+            with torch.no_grad():
+                layer.weight.copy_(nn.init.xavier_uniform_(torch.empty(layer.weight.shape), generator=generator))
             nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.BatchNorm2d):
+            layer.reset_parameters()
+
+
+def materialized(build: Callable[[], M], seed: int, prefix: str) -> M:
+    """Build a module on the meta device (no default initialization, no draw from the global RNG), allocate it
+    on the CPU and initialize every layer with :func:`xavier_init`."""
+    with torch.device("meta"):
+        module = build()
+    module = module.to_empty(device="cpu")
+    xavier_init(module, seed, prefix)
+    return module
 
 
 @dataclass(frozen=True)
@@ -176,11 +210,9 @@ class ChromaGAN(Colorizer):
         if trunk_init == "imagenet" and settings.width != 1.0:
             raise BenchError("ImageNet trunk weights fit width 1.0 only")
         self.trunk_init = trunk_init
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(settings.seed)
-            self.generator = Generator(settings.image_size, settings.width,
-                                       teacher_classes(self.teacher) if self.teacher else None)
-            xavier_init(self.generator)
+        classes = teacher_classes(self.teacher) if self.teacher else None
+        self.generator = materialized(lambda: Generator(settings.image_size, settings.width, classes),
+                                      settings.seed, "generator")
         if trunk_init == "imagenet":
             state = load_vgg16_state()
             self.generator.trunk.load_state_dict({k.removeprefix("features."): v for k, v in state.items()
@@ -188,11 +220,7 @@ class ChromaGAN(Colorizer):
 
     def make_critic(self) -> Critic:
         """A freshly initialized critic (seeded from the settings, so training is reproducible)."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.settings.seed + 1)
-            critic = Critic(self.settings.width)
-            xavier_init(critic)
-        return critic
+        return materialized(lambda: Critic(self.settings.width), self.settings.seed, "critic")
 
     def network_input(self, L: torch.Tensor) -> torch.Tensor:
         """Lab L (B, 1, H, W) in [0, 100] -> (B, 3, S, S) in [0, 1], resized to the network's size."""
@@ -210,7 +238,7 @@ class ChromaGAN(Colorizer):
         return rgb_from_l_ab(L, ab)
 
     def options(self) -> dict[str, object]:
-        return {**asdict(self.settings), "teacher": self.teacher, "trunk_init": self.trunk_init,
+        return {**asdict(self.settings), "teacher": self.teacher, "trunk_init": self.trunk_init, "init": INIT_SCHEME,
                 **({"trunk_weights": VGG16_FILE} if self.trunk_init == "imagenet" else {})}
 
 
@@ -231,8 +259,8 @@ def build(variant: str, profile: str = "paper", teacher: str = "auto", seed: int
 def _register_variants() -> None:
     """One registry entry per variant; each builds through :func:`build`."""
     for name, variant in VARIANTS.items():
-        register_model(name, inputs=("L",), training="train", paper=variant.paper,
-                       description=variant.description)(functools.partial(build, name))
+        register_model(name, inputs=("L",), training="train", paper=variant.paper, description=variant.description,
+                       adversarial=variant.adversarial != "none")(functools.partial(build, name))
 
 
 _register_variants()

@@ -34,7 +34,8 @@ Training = Literal["none", "fit", "train"]
 class ModelSpec:
     """Registry entry. ``training``: ``none`` (nothing to learn), ``fit`` (one streaming pass of statistics
     over the training source), ``train`` (gradient training, see bench.train). ``reference`` marks entries that
-    are yardsticks rather than colorizers (they may read ground truth) and are left out of rankings."""
+    are yardsticks rather than colorizers (they may read ground truth) and are left out of rankings.
+    ``adversarial`` says whether the model is trained against a critic (the GAN claims C3 and C5 read it)."""
 
     name: str
     build: Callable[..., Colorizer]
@@ -43,10 +44,12 @@ class ModelSpec:
     description: str
     paper: str = ""
     reference: bool = False
+    adversarial: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {"name": self.name, "inputs": list(self.inputs), "training": self.training,
-                "description": self.description, "paper": self.paper, "reference": self.reference}
+                "description": self.description, "paper": self.paper, "reference": self.reference,
+                "adversarial": self.adversarial}
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -55,19 +58,21 @@ _loaded = False
 
 def register_model(
     name: str, *, inputs: tuple[str, ...], training: Training, description: str, paper: str = "",
-    reference: bool = False,
+    reference: bool = False, adversarial: bool = False,
 ) -> Callable[[Callable[..., Colorizer]], Callable[..., Colorizer]]:
     """Decorator for a family's build function: ``build(**options) -> Colorizer``."""
     unknown = set(inputs) - set(INPUTS)
     if unknown:
         raise ValueError(f"model {name}: unknown inputs {sorted(unknown)}; choose from {INPUTS}")
+    if adversarial and training != "train":
+        raise ValueError(f"model {name} is adversarial, so it must be registered with training='train'")
     if "ab" in inputs and not reference:
         raise ValueError(f"model {name} reads ground-truth ab, so it must be registered with reference=True")
 
     def decorate(build: Callable[..., Colorizer]) -> Callable[..., Colorizer]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelSpec(name, build, inputs, training, description, paper, reference)
+        _REGISTRY[name] = ModelSpec(name, build, inputs, training, description, paper, reference, adversarial)
         return build
 
     return decorate

@@ -11,13 +11,19 @@ from pathlib import Path
 
 from bench.errors import BenchError
 from bench.experiments.analysis import rank_correlations, sweep_curves, sweep_sensitivity, win_rates
+from bench.experiments.claim_pixels import common_pixel_rows, near_grey_shares
 from bench.experiments.claims import Claim, Evidence, evaluate_claims
+from bench.experiments.claims_v2 import C3, C7_METRICS
 from bench.experiments.perturbations import SWEEPS_BY_NAME
+from bench.experiments.rules import RULE_TABLE
 from bench.experiments.study import load_study
 from bench.schema import read_csv, write_csv
 from reports import plots
 
-CLAIM_COLUMNS = ("claim", "statement", "test", "numbers", "verdict")
+CLAIM_COLUMNS = ("rule_version", "claim", "statement", "test", "numbers", "n", "protocol", "outcome", "verdict",
+                 "what_would_change")
+RULE_COLUMNS = ("version", "claim", "name", "value", "source")
+COMMON_PIXEL_COLUMNS = ("model", "image_id", "metric", "resize", "crop")
 CORRELATION_COLUMNS = ("band", "metric_a", "metric_b", "n", "spearman", "spearman_lo", "spearman_hi", "kendall",
                        "kendall_lo", "kendall_hi")
 SCATTERS = (("delta_colorfulness", "psnr"), ("delta_colorfulness", "ssim"), ("segment_chroma_ratio", "psnr"),
@@ -76,6 +82,30 @@ def _figure(report: Report, section: str, path: Path, out: Path) -> None:
     report.figures.setdefault(section, []).append(path.relative_to(out).as_posix())
 
 
+def _claims(folder: RunFolder, crop_run: Path | None, **analyses: object) -> list[Claim]:
+    """Evaluate the claims under every rule version and write ``claims.csv``, ``analysis/claim_rules.csv`` (the
+    rule table) and, with a crop run, ``analysis/common_pixels.csv``. Reads the paired study
+    (``analysis/paired_study.csv``) when present and measures near-grey pixels of adversarial models' PNGs."""
+    paired = folder.out / "analysis" / "paired_study.csv"
+    evidence = folder.evidence(paired_study=read_csv(paired) if paired.is_file() else [], **analyses)
+    images = sorted({r["image_id"] for r in folder.per_image})
+    evidence.near_grey = near_grey_shares(folder.out, evidence.adversarial(), images, C3["grey_chroma"])
+    if crop_run:
+        crop = RunFolder.load(crop_run)
+        evidence.crop = crop.evidence()
+        metrics = [m for m in C7_METRICS if m in folder.per_image_metrics and m in crop.per_image_metrics]
+        originals = {r["image_id"]: (int(r["width"]), int(r["height"])) for r in read_csv(folder.out / "manifest.csv")
+                     if r["status"] == "ok" and r.get("width") and r.get("height")}
+        models = ["gray", *(m for m in evidence.trained() if m in evidence.crop.trained())]
+        size = int(folder.run["config"]["preprocess"]["size"])
+        evidence.common_pixels = common_pixel_rows(folder.out, crop_run, size, originals, models, metrics)
+        write_csv(folder.out / "analysis" / "common_pixels.csv", COMMON_PIXEL_COLUMNS, evidence.common_pixels)
+    claims = evaluate_claims(evidence)
+    write_csv(folder.out / "claims.csv", CLAIM_COLUMNS, [c.as_row() for c in claims])
+    write_csv(folder.out / "analysis" / "claim_rules.csv", RULE_COLUMNS, [t.as_row() for t in RULE_TABLE])
+    return claims
+
+
 def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
     """Run every analysis the records allow, write their CSVs and figures, and evaluate the claims."""
     out, metrics, seed = folder.out, folder.per_image_metrics, int(folder.run.get("seed", 0))
@@ -84,13 +114,10 @@ def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
     sensitivity = sweep_sensitivity(folder.study, metrics) if folder.study else []
     colorizer_rows = [r for r in folder.per_image if r["model"] in folder.colorizers]
     correlations = rank_correlations(colorizer_rows, metrics, seed=seed) if colorizer_rows else []
-    crop = RunFolder.load(crop_run).evidence() if crop_run else None
-    claims = evaluate_claims(folder.evidence(sensitivity=sensitivity, curves=curves, correlations=correlations,
-                                             crop=crop))
-    write_csv(out / "claims.csv", CLAIM_COLUMNS, [c.as_row() for c in claims])
-    report = Report(claims, sensitivity=sensitivity)
-    if (analysis / "bapps_agreement.csv").is_file():
-        report.human = read_csv(analysis / "bapps_agreement.csv")
+    human = read_csv(analysis / "bapps_agreement.csv") if (analysis / "bapps_agreement.csv").is_file() else []
+    claims = _claims(folder, crop_run, sensitivity=sensitivity, curves=curves, correlations=correlations,
+                     human=human)
+    report = Report(claims, sensitivity=sensitivity, human=human)
     if curves:
         write_csv(analysis / "perturbation_curves.csv", list(curves[0]), curves)
         write_csv(analysis / "perturbation_sensitivity.csv", list(sensitivity[0]), sensitivity)

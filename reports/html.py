@@ -11,11 +11,16 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from bench.experiments.claims import current, plumbing_banner
 from bench.experiments.perturbations import SWEEPS
+from bench.experiments.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS
 from bench.images import atomic_write_bytes
+from bench.paths import text_bytes
+from bench.scoring import images_by_id
 from reports.build import RunFolder, analyse
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -41,7 +46,9 @@ def _number(value: object, digits: int = 4) -> str:
 
 
 def _relative(path: Path, start: Path) -> str:
-    return Path(os.path.relpath(path, start)).as_posix()
+    """A relative URL to a file: its path's bytes percent-encoded, so any file name (``#``, ``?``, non-UTF-8)
+    links correctly and the page always encodes."""
+    return quote(text_bytes(Path(os.path.relpath(path, start)).as_posix()))
 
 
 def _notes(row: dict[str, str]) -> tuple[str, ...]:
@@ -54,17 +61,19 @@ def _gallery(folder: RunFolder, limit: int) -> list[list[Tile]]:
     for row in folder.per_image:
         by_image.setdefault(row["image_id"], {})[row["model"]] = row
     rows = []
+    config = folder.run["config"]
+    score_folders = {role: images_by_id(Path(config[role]), role)[0] if Path(config[role]).is_dir() else {}
+                     for role in ("gt", "pred") if config.get(role)}  # a `bench score` folder: files by image id
     for image_id, models in list(by_image.items())[:limit]:
         if (folder.out / "ground_truth").is_dir():
             tiles = [Tile("original", f"ground_truth/{image_id}.png", (f"image {image_id}",)),
                      Tile("grey input", f"gray/{image_id}.png")]
             tiles += [Tile(model, f"predictions/{model}/{image_id}.png", _notes(row)) for model, row in models.items()]
         else:
-            config = folder.run["config"]
             model, row = next(iter(models.items()))
-            gt = next(Path(config["gt"]).glob(f"{image_id}.*"), None)
-            tiles = [Tile("ground truth", _relative(gt, folder.out))] if gt else []
-            tiles.append(Tile(model, _relative(Path(config["pred"]) / row["file"], folder.out), _notes(row)))
+            tiles = [Tile(label, _relative(path, folder.out), _notes(row) if role == "pred" else ())
+                     for role, label in (("gt", "ground truth"), ("pred", model))
+                     if (path := score_folders.get(role, {}).get(image_id))]
         rows.append(tiles)
     return rows
 
@@ -84,6 +93,11 @@ def build_report(out: Path, *, crop_run: Path | None = None) -> Path:
         board=folder.leaderboard,
         references=folder.references,
         report=report,
+        claims=current(report.claims),
+        rule_version=CURRENT_VERSION,
+        rule_versions=VERSIONS,
+        rules=[t for t in RULE_TABLE if t.version == CURRENT_VERSION],
+        plumbing=plumbing_banner(folder.evidence()),
         examples=examples,
         gallery=_gallery(folder, int(folder.run["config"].get("gallery", 8))),
         provenance=json.dumps(folder.run["provenance"], indent=2),

@@ -165,3 +165,61 @@ def test_coco_labels_without_instances_are_uniform_and_unlabelled(tmp_path):
     assert torch.allclose(targets.probs[1], torch.full((COCO_CLASSES,), 1 / COCO_CLASSES))
     with pytest.raises(BenchError, match="instances"):
         build_teacher("coco-labels", None)
+
+
+def test_c4_arms_share_initial_weights_in_every_common_layer():
+    """Claim C4 compares chromagan with chromagan-noclass: at the same seed they start equal in every layer they
+    have in common (all but the class head) and in the critic; another seed changes every weight tensor."""
+    with_head = build("chromagan", **TINY, teacher="efficientnet-lite0", seed=3)
+    without = build("chromagan-noclass", **TINY, seed=3)
+    ours, theirs = with_head.generator.state_dict(), without.generator.state_dict()
+    assert set(theirs) < set(ours) and {k.split(".")[0] for k in set(ours) - set(theirs)} == {"class_head"}
+    for key, value in theirs.items():
+        assert torch.equal(ours[key], value), key
+    for key, value in with_head.make_critic().state_dict().items():
+        assert torch.equal(without.make_critic().state_dict()[key], value), key
+    reseeded = build("chromagan-noclass", **TINY, seed=4).generator.state_dict()
+    weights = [k for k in theirs if k.endswith("weight") and theirs[k].dim() > 1]
+    assert len(weights) == 25  # 10 trunk + 4 global + 3 dense + 2 mid-level + 6 decoder layers
+    assert not any(torch.equal(theirs[k], reseeded[k]) for k in weights)
+    assert with_head.options()["init"] == without.options()["init"]
+
+
+def parameter_count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_generator_parameter_count_is_pinned_at_width_one():
+    """ChromaGAN at 224 x 224, width 1, 1000 classes (about 171.2M); each count was checked by hand from the layer
+    shapes (e.g. the class head 25088*4096 + 4096 + 4096*4096 + 4096 + 4096*1000 + 1000 = 123,642,856)."""
+    with torch.device("meta"):
+        generator, headless, critic = Generator(224, 1.0, 1000), Generator(224, 1.0, None), Critic(1.0)
+    assert parameter_count(generator) == 171_166_090
+    assert parameter_count(headless) == 47_523_234
+    assert parameter_count(critic) == 2_764_737
+    assert {name: parameter_count(child) for name, child in generator.named_children()} == {
+        "trunk": 7_635_264, "global_convs": 9_443_328, "global_dense": 26_347_264, "class_head": 123_642_856,
+        "mid": 3_541_248, "decoder": 556_130}
+
+
+def test_decoder_layer_list_is_pinned():
+    """Decoder of reference.md sec. 2: 1x1 conv 256, conv 128, up, conv 64, conv 64, up, conv 32, conv 2, sigmoid,
+    up; names and shapes at width 1."""
+    with torch.device("meta"):
+        generator = Generator(224, 1.0, None)
+    assert [(name, tuple(p.shape)) for name, p in generator.decoder.named_parameters()] == [
+        ("0.0.weight", (256, 512, 1, 1)), ("0.0.bias", (256,)), ("1.0.weight", (128, 256, 3, 3)), ("1.0.bias", (128,)),
+        ("3.0.weight", (64, 128, 3, 3)), ("3.0.bias", (64,)), ("4.0.weight", (64, 64, 3, 3)), ("4.0.bias", (64,)),
+        ("6.0.weight", (32, 64, 3, 3)), ("6.0.bias", (32,)), ("7.weight", (2, 32, 3, 3)), ("7.bias", (2,))]
+    kinds = [type(layer).__name__ for layer in generator.decoder]
+    assert kinds == ["Sequential", "Sequential", "Upsample", "Sequential", "Sequential", "Upsample", "Sequential",
+                     "Conv2d", "Sigmoid", "Upsample"]
+    assert generator.forward.__func__ is Generator.forward  # type: ignore[attr-defined]
+    with torch.device("meta"):
+        ab, logits = generator(torch.empty(2, 3, 224, 224))
+    assert ab.shape == (2, 2, 224, 224) and logits is None
+
+
+def test_registry_marks_the_chromagan_family_adversarial():
+    assert all(get_model_spec(name).adversarial for name in VARIANTS)
+    assert not any(get_model_spec(name).adversarial for name in ("gray", "baseline0", "groundtruth"))

@@ -66,3 +66,23 @@ def test_gradients_are_finite_at_black_and_white():
     rgb = torch.tensor([0.0, 1.0, 0.5]).view(1, 3, 1, 1).expand(1, 3, 2, 2).clone().requires_grad_()
     lab_to_rgb(rgb_to_lab(rgb)).sum().backward()
     assert torch.isfinite(rgb.grad).all()
+
+
+def test_lab_to_rgb_is_unchanged_under_bf16_autocast(photos):
+    """CUDA/XLA runs predict under bf16 autocast (bench.device.autocast); the Lab -> RGB decoding must not inherit
+    it. CPU autocast is the proxy: before the fix its matrix product moved the gray model's 8-bit output by up to 3
+    levels. Under an active bf16 autocast the conversion gives bit-identical float32 output, and bf16 ab from a
+    network is decoded in float32."""
+    from models.gray import GrayColorizer
+
+    lab = rgb_to_lab(to_batch_tensor(*photos).float())
+    L, ab = lab[:, :1], lab[:, 1:]
+    plain = rgb_from_l_ab(L, ab)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.is_autocast_enabled("cpu")
+        under = rgb_from_l_ab(L, ab)
+        bf16_ab = rgb_from_l_ab(L, ab.bfloat16())
+        grey = GrayColorizer().colorize(type("Inputs", (), {"L": L})())
+    assert under.dtype == torch.float32 and torch.equal(under, plain)
+    assert bf16_ab.dtype == torch.float32 and torch.equal(bf16_ab, rgb_from_l_ab(L, ab.bfloat16().float()))
+    assert torch.equal(grey, rgb_from_l_ab(L, torch.zeros_like(ab)))

@@ -126,11 +126,14 @@ def test_folder_source_statuses_for_odd_files(tmp_path):
     assert "corrupt.jpg" in corrupt.reason
 
 
-def test_folder_source_rejects_duplicate_stems(tmp_path):
+def test_folder_source_refuses_every_file_of_a_duplicate_stem(tmp_path):
     Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
     Image.new("RGB", (4, 4)).save(tmp_path / "a.jpg")
-    with pytest.raises(BenchError, match="share the name stem 'a'"):
-        FolderSource(tmp_path).records()
+    Image.new("RGB", (4, 4)).save(tmp_path / "b.png")
+    records = FolderSource(tmp_path).records()
+    assert [(r.image_id, r.file, bool(r.refused)) for r in records] == [
+        ("a", "a.jpg", True), ("a", "a.png", True), ("b", "b.png", False)]
+    assert "duplicate image id a: 2 files (a.jpg, a.png)" in records[0].refused
 
 
 def test_sixteen_bit_decodes_to_full_range(tmp_path):

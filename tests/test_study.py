@@ -15,19 +15,9 @@ from bench.color import lab_to_rgb, rgb_to_lab
 from bench.errors import BenchError
 from bench.experiments.analysis import discrimination, goodness, rank_correlations, sweep_sensitivity, win_rates
 from bench.experiments.bapps import agreement, load_bapps
-from bench.experiments.claims import (
-    INCONCLUSIVE,
-    NOT_RUN,
-    NOT_SUPPORTED,
-    SUPPORTED,
-    Evidence,
-    claim_c1,
-    claim_c2,
-    claim_c3,
-    claim_c4,
-    claim_c6,
-    evaluate_claims,
-)
+from bench.experiments.claims import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, Evidence, current, evaluate_claims
+from bench.experiments.claims_v1 import claim_c1, claim_c2, claim_c3, claim_c4, claim_c6
+from bench.experiments.evidence import PLUMBING_ONLY
 from bench.experiments.perturbations import SWEEPS, blur_ab, rotate_ab, vivid_object_masks
 from reports.check import check_report, find_chromium
 from tests.conftest import to_batch_tensor
@@ -161,14 +151,14 @@ def truth_rows(truth_cf: float) -> list[dict[str, str]]:
     return [{"model": "baseline0", "image_id": "1", "colorfulness": "10", "delta_colorfulness": str(10 - truth_cf)}]
 
 
-def test_c1_rule():
+def test_c1_rule_version_1():
     dull = evidence([board("baseline0", 0.93, 24.7, 12.0)], truth_rows(40.0))
-    assert claim_c1(dull).verdict == SUPPORTED
+    assert claim_c1(dull).outcome == SUPPORTED
     vivid = evidence([board("baseline0", 0.93, 24.7, 35.0)], truth_rows(40.0))
-    assert claim_c1(vivid).verdict == NOT_SUPPORTED
+    assert claim_c1(vivid).outcome == NOT_SUPPORTED
     borderline = evidence([board("baseline0", 0.9005, 24.7, 12.0)], truth_rows(40.0))
-    assert claim_c1(borderline).verdict == INCONCLUSIVE
-    assert claim_c1(evidence([board("other", 0.9, 20, 1)])).verdict == NOT_RUN
+    assert claim_c1(borderline).outcome == INCONCLUSIVE
+    assert claim_c1(evidence([board("other", 0.9, 20, 1)])).outcome == NOT_RUN
 
 
 def sensitivity_rows(psnr: float, ssim: float, colour: float) -> list[dict[str, object]]:
@@ -177,32 +167,32 @@ def sensitivity_rows(psnr: float, ssim: float, colour: float) -> list[dict[str, 
             for metric, value in (("psnr", psnr), ("ssim", ssim), ("vivid_recall", colour))]
 
 
-def test_c2_rule():
-    assert claim_c2(evidence([], sensitivity=sensitivity_rows(0.6, 0.55, 0.95))).verdict == SUPPORTED
-    assert claim_c2(evidence([], sensitivity=sensitivity_rows(0.97, 0.9, 0.95))).verdict == NOT_SUPPORTED
-    assert claim_c2(evidence([], sensitivity=sensitivity_rows(0.9, 0.9, 0.95))).verdict == INCONCLUSIVE
+def test_c2_rule_version_1():
+    assert claim_c2(evidence([], sensitivity=sensitivity_rows(0.6, 0.55, 0.95))).outcome == SUPPORTED
+    assert claim_c2(evidence([], sensitivity=sensitivity_rows(0.97, 0.9, 0.95))).outcome == NOT_SUPPORTED
+    assert claim_c2(evidence([], sensitivity=sensitivity_rows(0.9, 0.9, 0.95))).outcome == INCONCLUSIVE
     strong_band = [{"band": "psnr >= 22", "metric_a": "psnr", "metric_b": "delta_colorfulness", "n": 50,
                     "spearman": 0.8, "spearman_lo": 0.7, "spearman_hi": 0.9}]
     assert claim_c2(evidence([], sensitivity=sensitivity_rows(0.6, 0.55, 0.95),
-                             correlations=strong_band)).verdict == NOT_SUPPORTED
-    assert claim_c2(evidence([])).verdict == NOT_RUN
+                             correlations=strong_band)).outcome == NOT_SUPPORTED
+    assert claim_c2(evidence([])).outcome == NOT_RUN
 
 
-def test_c3_and_c4_rules():
+def test_c3_and_c4_rules_version_1():
     grey = board("model-a", 0.92, 23.0, 5.0)
     grey["channel_equality"] = "0.82"
     stable = evidence([grey], truth_rows(40.0), training="train")
-    assert claim_c3(stable).verdict == INCONCLUSIVE  # no diverged run to test the second half
+    assert claim_c3(stable).outcome == INCONCLUSIVE  # no diverged run to test the second half
     colourful = board("model-a", 0.92, 23.0, 5.0)
     colourful["channel_equality"] = "0.1"
-    assert claim_c3(evidence([colourful], truth_rows(40.0), training="train")).verdict == NOT_SUPPORTED
-    assert claim_c3(evidence([grey], truth_rows(40.0))).verdict == NOT_RUN  # not a trained model
+    assert claim_c3(evidence([colourful], truth_rows(40.0), training="train")).outcome == NOT_SUPPORTED
+    assert claim_c3(evidence([grey], truth_rows(40.0))).outcome == NOT_RUN  # not a trained model
     pairs = [{"model": m, "image_id": str(i), "psnr": str(22 + i % 3 + (1 if m == "chromagan-noclass" else 0)),
               "ssim": str(0.9 + (0.01 if m == "chromagan-noclass" else 0))}
              for m in ("chromagan", "chromagan-noclass") for i in range(20)]
     boards = [board("chromagan", 0.9, 22, 5), board("chromagan-noclass", 0.91, 23, 5)]
-    assert claim_c4(evidence(boards, pairs, training="train")).verdict == SUPPORTED
-    assert claim_c4(evidence(boards[:1], pairs, training="train")).verdict == NOT_RUN
+    assert claim_c4(evidence(boards, pairs, training="train")).outcome == SUPPORTED
+    assert claim_c4(evidence(boards[:1], pairs, training="train")).outcome == NOT_RUN
 
 
 def fade_curves(psnr: float, ssim: float, recall: float, ratio: float) -> list[dict[str, object]]:
@@ -210,22 +200,23 @@ def fade_curves(psnr: float, ssim: float, recall: float, ratio: float) -> list[d
             for m, v in (("psnr", psnr), ("ssim", ssim), ("vivid_recall", recall), ("segment_chroma_ratio", ratio))]
 
 
-def test_c6_rule_tests_only_the_premise():
-    assert claim_c6(evidence([], curves=fade_curves(31.0, 0.99, 0.67, 0.52))).verdict == INCONCLUSIVE
-    assert claim_c6(evidence([], curves=fade_curves(24.0, 0.97, 0.67, 0.52))).verdict == NOT_SUPPORTED  # caught
-    assert claim_c6(evidence([], curves=fade_curves(31.0, 0.99, 0.95, 0.9))).verdict == NOT_SUPPORTED  # not seen
-    assert claim_c6(evidence([])).verdict == NOT_RUN
+def test_c6_rule_version_1_tests_only_the_premise():
+    assert claim_c6(evidence([], curves=fade_curves(31.0, 0.99, 0.67, 0.52))).outcome == INCONCLUSIVE
+    assert claim_c6(evidence([], curves=fade_curves(24.0, 0.97, 0.67, 0.52))).outcome == NOT_SUPPORTED  # caught
+    assert claim_c6(evidence([], curves=fade_curves(31.0, 0.99, 0.95, 0.9))).outcome == NOT_SUPPORTED  # not seen
+    assert claim_c6(evidence([])).outcome == NOT_RUN
 
 
 def test_claims_without_their_metrics_are_not_run():
     claims = evaluate_claims(evidence([board("baseline0", 0.93, 24.7, 12.0)], truth_rows(40.0), metrics=("psnr",),
                                       sensitivity=sensitivity_rows(0.6, 0.55, 0.95)))
     assert all(c.verdict == NOT_RUN for c in claims)
-    assert "not computed in this run: ssim" in claims[0].numbers
+    assert {c.rule_version for c in claims} == {"1", "2"}
+    assert all("not computed in this run: ssim" in c.numbers for c in claims if c.claim == "C1")
 
 
 def test_all_claims_have_a_verdict_even_with_no_records():
-    claims = evaluate_claims(evidence([]))
+    claims = current(evaluate_claims(evidence([])))
     assert [c.claim for c in claims] == [f"C{i}" for i in range(1, 8)]
     assert all(c.verdict == NOT_RUN for c in claims)
 
@@ -267,9 +258,10 @@ def test_study_records_and_claims_are_written(study_run):
     rows = read_rows(study_run / "study" / "perturbations.csv")
     assert {r["sweep"] for r in rows} == {s.name for s in SWEEPS}
     claims = read_rows(study_run / "claims.csv")
-    assert [c["claim"] for c in claims] == [f"C{i}" for i in range(1, 8)]
-    assert all(c["verdict"] in (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_RUN) for c in claims)
-    assert claims[1]["verdict"] != NOT_RUN  # C2 has the perturbation study
+    assert [(c["rule_version"], c["claim"]) for c in claims] == [(v, f"C{i}") for v in "12" for i in range(1, 8)]
+    assert all(c["verdict"] in (NOT_RUN, PLUMBING_ONLY) for c in claims)  # the built-in sample tests plumbing only
+    assert claims[1]["verdict"] == PLUMBING_ONLY and claims[1]["outcome"] != NOT_RUN  # C2 v1 has the study
+    assert claims[0]["protocol"].startswith("n ") and "64 px resize" in claims[0]["protocol"]
 
 
 def test_report_rebuilds_without_recomputing(study_run):
@@ -279,6 +271,10 @@ def test_report_rebuilds_without_recomputing(study_run):
     assert main(["report", str(study_run)]) == 0
     assert (study_run / "index.html").is_file()
     assert (study_run / "claims.csv").read_text() == claims
+    html = (study_run / "index.html").read_text()
+    assert "Rule set version 2" in html and "Plumbing run: these numbers come from the built-in sample" in html
+    assert "v1: plumbing only" in html  # C2: not run under version 2 (no yardstick), plumbing only under 1
+    assert read_rows(study_run / "analysis" / "claim_rules.csv")[0]["source"].startswith("paper")
     assert before == {p: p.stat().st_mtime_ns for p in (study_run / "predictions").rglob("*.png")}
     run = json.loads((study_run / "run.json").read_text())
     assert run["segments"]["kind"] == "slic"
@@ -309,5 +305,5 @@ def test_study_command_runs_without_models(tmp_path):
     assert main(["study", "--size", "48", "--out", str(out), "--no-progress"]) == 0
     assert read_rows(out / "leaderboard.csv") == []
     assert {r["sweep"] for r in read_rows(out / "study" / "perturbations.csv")} == {s.name for s in SWEEPS}
-    claims = {c["claim"]: c["verdict"] for c in read_rows(out / "claims.csv")}
-    assert claims["C1"] == NOT_RUN and claims["C2"] != NOT_RUN
+    claims = {(c["rule_version"], c["claim"]): c["verdict"] for c in read_rows(out / "claims.csv")}
+    assert claims["1", "C1"] == claims["2", "C1"] == NOT_RUN and claims["1", "C2"] == PLUMBING_ONLY

@@ -1,0 +1,531 @@
+"""Hostile inputs on the read side (issues 13 and 14): every kind of odd or malicious image file, COCO annotation
+file and image folder has a defined outcome - converted as stated, or skipped with a recorded reason, or one
+clear error naming the file - never a traceback and never a file outside the declared roots.
+
+Fixtures are generated at test time (tiny images, PNG headers that declare huge sizes). The image layer and the
+COCO parser are tested through the library (FolderSource / CocoSource -> build_manifest -> the data loader);
+the path-safety vectors also run end to end through ``bench run`` and ``bench score``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from bench.cli import main
+from bench.data import OriginalsDataset, Preprocess
+from bench.errors import BenchError
+from bench.images import file_sha256
+from bench.sources import CocoSource, FolderSource
+from bench.splits import Manifest, build_manifest
+
+RNG = np.random.default_rng(0)
+COLOUR = RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+SMALL = ["--size", "32", "--no-progress", "--metrics", "psnr,ssim"]
+
+
+def colour(height: int = 20, width: int = 30) -> Image.Image:
+    return Image.fromarray(np.resize(COLOUR, (height, width, 3)))
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width x height`` RGB pixels, with a tiny IDAT: what PIL sees of a
+    decompression bomb before decoding it."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+            + chunk(b"IEND", b""))
+
+
+def encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def frames(fmt: str) -> bytes:
+    """Two frames, red then blue: the first frame is the one read."""
+    red, blue = Image.new("RGB", (8, 6), (255, 0, 0)), Image.new("RGB", (8, 6), (0, 0, 255))
+    return encoded(red, fmt, save_all=True, append_images=[blue])
+
+
+def exif_rotated() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    return encoded(colour(), "JPEG", exif=exif)
+
+
+def ztxt_bomb() -> bytes:
+    info = PngInfo()
+    info.add_text("comment", "0" * 5_000_000, zip=True)  # 5 MB of text behind a few KB: PIL's text-chunk limit
+    return encoded(colour(), "PNG", pnginfo=info)
+
+
+def broken_crc() -> bytes:
+    data = bytearray(encoded(colour(), "PNG"))
+    data[20] ^= 0xFF  # inside IHDR: its CRC no longer matches
+    return bytes(data)
+
+
+def big(mode: str) -> bytes:
+    """2500 x 2000 (5 Mpx, above the grey check's full-resolution limit), grey or colour."""
+    grey = np.tile(np.linspace(0, 255, 2500, dtype=np.uint8), (2000, 1))
+    array = np.dstack([grey] * 3) if mode == "grey" else np.dstack([grey, grey[::-1], np.roll(grey, 700, axis=1)])
+    return encoded(Image.fromarray(array), "JPEG" if mode == "colour-jpeg" else "PNG")
+
+
+@dataclass(frozen=True)
+class FileCase:
+    """One file dropped into an image folder beside an ordinary photo, and what the manifest must say."""
+
+    name: str
+    file: str
+    content: Callable[[], bytes]
+    status: str
+    reason: str = ""
+    size: tuple[int, int] | None = None  # (width, height) the manifest records
+    first_pixel: tuple[int, int, int] | None = None
+
+
+FILE_CASES = [
+    FileCase("zero-byte", "empty.png", lambda: b"", "unreadable", "empty.png"),
+    FileCase("truncated-png", "cut.png", lambda: encoded(colour(), "PNG")[:60], "unreadable", "cut.png"),
+    FileCase("truncated-jpeg", "cut.jpg", lambda: encoded(colour(), "JPEG")[:200], "unreadable", "cut.jpg"),
+    FileCase("text-as-jpeg", "notes.jpg", lambda: b"just some notes\n" * 10, "unreadable", "notes.jpg"),
+    FileCase("html-as-png", "page.png", lambda: b"<html><script>alert(1)</script></html>", "unreadable"),
+    FileCase("broken-crc", "crc.png", broken_crc, "unreadable"),
+    FileCase("ztxt-bomb", "ztxt.png", ztxt_bomb, "unreadable", "too large"),
+    FileCase("bomb-30000", "bomb.png", lambda: png_declaring(30000, 30000), "too_large", "decompression bomb"),
+    FileCase("bomb-13000", "huge.png", lambda: png_declaring(13000, 13000), "too_large", "13000x13000"),
+    FileCase("cmyk-jpeg", "cmyk.jpg", lambda: encoded(colour().convert("CMYK"), "JPEG"), "ok", size=(30, 20)),
+    FileCase("cmyk-tiff", "cmyk.tif", lambda: encoded(colour().convert("CMYK"), "TIFF"), "ok", size=(30, 20)),
+    FileCase("palette", "pal.png", lambda: encoded(colour().convert("P", palette=Image.Palette.ADAPTIVE), "PNG"),
+             "ok"),
+    FileCase("palette-transparent", "palt.gif", lambda: encoded(colour().convert("P"), "GIF", transparency=0), "ok"),
+    FileCase("rgba", "rgba.png", lambda: encoded(colour().convert("RGBA"), "PNG"), "ok"),
+    FileCase("la", "la.png", lambda: encoded(colour().convert("LA"), "PNG"), "grayscale", "PIL mode LA"),
+    FileCase("one-bit", "bits.png", lambda: encoded(colour().convert("1"), "PNG"), "grayscale", "PIL mode 1"),
+    FileCase("sixteen-bit", "deep.png", lambda: encoded(Image.fromarray(
+        RNG.integers(0, 65535, (20, 30)).astype(np.uint16)), "PNG"), "grayscale", "PIL mode I"),
+    FileCase("float-tiff", "float.tif", lambda: encoded(Image.fromarray(
+        RNG.random((20, 30)).astype(np.float32), mode="F"), "TIFF"), "grayscale", "PIL mode F"),
+    FileCase("grey-as-rgb", "grey.png", lambda: encoded(colour().convert("L").convert("RGB"), "PNG"), "grayscale",
+             "R=G=B"),
+    FileCase("exif-rotated", "rot.jpg", exif_rotated, "ok", size=(30, 20)),  # the stored grid, not rotated
+    FileCase("one-pixel", "dot.png", lambda: encoded(Image.new("RGB", (1, 1), (200, 30, 10)), "PNG"), "ok",
+             size=(1, 1)),
+    FileCase("wide", "wide.png", lambda: encoded(colour(1, 4000), "PNG"), "ok", size=(4000, 1)),
+    FileCase("tall", "tall.png", lambda: encoded(colour(4000, 1), "PNG"), "ok", size=(1, 4000)),
+    FileCase("animated-gif", "anim.gif", lambda: frames("GIF"), "ok", first_pixel=(255, 0, 0)),
+    FileCase("animated-png", "anim.png", lambda: frames("PNG"), "ok", first_pixel=(255, 0, 0)),
+    FileCase("multipage-tiff", "pages.tif", lambda: frames("TIFF"), "ok", first_pixel=(255, 0, 0)),
+    FileCase("webp", "x.webp", lambda: encoded(colour(), "WEBP", lossless=True), "ok"),
+    FileCase("bmp", "x.bmp", lambda: encoded(colour(), "BMP"), "ok"),
+    FileCase("big-grey", "biggrey.png", lambda: big("grey"), "grayscale", size=(2500, 2000)),
+    FileCase("big-colour", "bigcolour.png", lambda: big("colour"), "ok", size=(2500, 2000)),
+    FileCase("big-colour-jpeg", "bigcolour.jpg", lambda: big("colour-jpeg"), "ok", size=(2500, 2000)),
+]
+
+
+def folder_with(tmp_path: Path, name: str, content: bytes) -> Path:
+    folder = tmp_path / "images"
+    folder.mkdir(exist_ok=True)
+    colour().save(folder / "anchor.png")
+    (folder / name).write_bytes(content)
+    return folder
+
+
+def manifest_of(folder: Path) -> Manifest:
+    manifest = build_manifest(FolderSource(folder), "full", progress=False)
+    manifest.csv_bytes().decode()  # the manifest always writes (no UnicodeEncodeError)
+    return manifest
+
+
+def loads(entry: object, mode: str = "resize") -> tuple[int, ...]:
+    return tuple(OriginalsDataset([entry], Preprocess(16, mode))[0]["rgb_u8"].shape)  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("case", FILE_CASES, ids=lambda c: c.name)
+def test_image_file_kinds(case, tmp_path):
+    manifest = manifest_of(folder_with(tmp_path, case.file, case.content()))
+    by_file = {e.file: e for e in manifest.entries}
+    assert by_file["anchor.png"].status == "ok"
+    entry = by_file[case.file]
+    assert (entry.status, bool(entry.reason)) == (case.status, case.status != "ok"), entry.reason
+    assert case.reason in entry.reason
+    assert entry.sha256 == file_sha256(entry.path)  # hashed even when it cannot be decoded
+    if case.size:
+        assert (entry.width, entry.height) == case.size
+    if case.status == "ok":
+        assert loads(entry) == loads(entry, "center-crop") == (3, 16, 16)
+    if case.first_pixel:
+        assert OriginalsDataset([entry], Preprocess(16, "resize"))[0]["rgb_u8"][:, 0, 0].tolist() == \
+            list(case.first_pixel)
+
+
+def test_folder_entries_that_are_not_image_files(tmp_path):
+    """A folder named like an image and a dangling symlink are not listed; a symlink out of the folder is
+    refused unread; a symlink to a photo inside the folder is read."""
+    folder = folder_with(tmp_path, "real.png", encoded(colour(), "PNG"))
+    (folder / "dir.png").mkdir()
+    (folder / "dangling.png").symlink_to(tmp_path / "nowhere.png")
+    outside = tmp_path / "secret.png"
+    colour().save(outside)
+    (folder / "out.png").symlink_to(outside)
+    (folder / "alias.png").symlink_to(folder / "real.png")
+    by_file = {e.file: e for e in manifest_of(folder).entries}
+    assert set(by_file) == {"anchor.png", "real.png", "out.png", "alias.png"}
+    assert by_file["out.png"].status == "refused" and "resolves outside" in by_file["out.png"].reason
+    assert by_file["out.png"].sha256 == ""  # never opened
+    assert by_file["alias.png"].status == "ok"
+
+
+NAME_CASES = {
+    "non-utf8": (os.fsdecode(b"caf\xe9.png"), "caf\\xe9.png"),
+    "newline": ("two\nlines.png", "two\\nlines.png"),
+    "html": ("<b>bold<i>.png", "<b>bold<i>.png"),
+    "spaces": ("my photo (1).png", "my photo (1).png"),
+    "dot-stem": ("..png", "..png"),
+    "long": ("x" * 240 + ".png", "x" * 240 + ".png"),
+    "glob-chars": ("a**b[1].png", "a**b[1].png"),
+}
+
+
+@pytest.mark.parametrize("kind", NAME_CASES)
+def test_odd_file_names_map_to_safe_ids(kind, tmp_path):
+    name, shown = NAME_CASES[kind]
+    folder = folder_with(tmp_path, name, encoded(colour(), "PNG"))
+    entry = next(e for e in manifest_of(folder).entries if e.file != "anchor.png")
+    assert (entry.status, entry.file) == ("ok", shown)
+    assert entry.image_id not in (".", "..") and len(entry.image_id) <= 128
+    assert all(c.isascii() and (c.isalnum() or c in "._@-") for c in entry.image_id)
+    assert loads(entry) == (3, 16, 16)
+
+
+def test_duplicate_stems_are_refused_and_stable(tmp_path):
+    folder = folder_with(tmp_path, "a.png", encoded(colour(), "PNG"))
+    (folder / "a.jpg").write_bytes(encoded(colour(), "JPEG"))
+    first, second = manifest_of(folder), manifest_of(folder)
+    assert first.csv_bytes() == second.csv_bytes()
+    assert [(e.file, e.status) for e in first.entries if e.image_id == "a"] == [("a.jpg", "refused"),
+                                                                                   ("a.png", "refused")]
+
+
+def test_folder_path_with_glob_characters(tmp_path):
+    folder = tmp_path / "shots ** [2024]"
+    folder.mkdir()
+    colour().save(folder / "x.png")
+    assert [e.status for e in manifest_of(folder).entries] == ["ok"]
+
+
+def test_manifest_hash_follows_content_that_keeps_size_and_mtime(tmp_path):
+    """cp -p / touch -r: new bytes, same size and mtime. The manifest's sha256 and status must follow the bytes
+    (issue 14: the scan cache keyed on (path, size, mtime) kept the old hash and the old grey decision)."""
+    folder = folder_with(tmp_path, "swap.bmp", encoded(colour(), "BMP"))
+    path = folder / "swap.bmp"
+    before = next(e for e in manifest_of(folder).entries if e.file == "swap.bmp")
+    stat = path.stat()
+    path.write_bytes(encoded(colour().convert("L").convert("RGB"), "BMP"))  # same size: uncompressed BMP
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    after = next(e for e in manifest_of(folder).entries if e.file == "swap.bmp")
+    assert (before.status, after.status) == ("ok", "grayscale")
+    assert after.sha256 == file_sha256(path) != before.sha256
+
+
+def test_damaged_scan_cache_is_recomputed(tmp_path):
+    folder = folder_with(tmp_path, "x.png", encoded(colour(), "PNG"))
+    clean = manifest_of(folder).csv_bytes()
+    cache = Path(os.environ["COLORBENCH_CACHE"]) / "scans" / (
+        hashlib.sha256(f"folder:{folder}".encode()).hexdigest()[:16] + ".json")
+    rows = json.loads(cache.read_text())
+    for row in rows.values():
+        row["width"] = "wide"  # wrong type
+    cache.write_text(json.dumps(rows))
+    assert manifest_of(folder).csv_bytes() == clean
+    cache.write_text("[1, 2")
+    assert manifest_of(folder).csv_bytes() == clean
+
+
+# -- COCO annotation files ----------------------------------------------------------------------------------------
+
+def coco_root(tmp_path: Path, images: list[dict] | None = None, annotations: list[dict] | None = None,
+              *, raw: bytes | None = None) -> Path:
+    """A COCO root with two photos (ids 1, 2) unless ``images`` is given; ``raw`` replaces the captions file."""
+    root = tmp_path / "coco"
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    (root / "val").mkdir(exist_ok=True)
+    for name in ("1.png", "2.png"):
+        colour().save(root / "val" / name)
+    if images is None:
+        images = [{"id": 1, "file_name": "1.png"}, {"id": 2, "file_name": "2.png"}]
+    if annotations is None:
+        annotations = [{"id": 10 + i["id"], "image_id": i["id"], "caption": "a photo"} for i in images
+                       if isinstance(i, dict) and isinstance(i.get("id"), int)]
+    data = raw if raw is not None else json.dumps({"images": images, "annotations": annotations}).encode()
+    (root / "annotations" / "captions_val.json").write_bytes(data)
+    return root
+
+
+def coco_manifest(root: Path) -> dict[str, tuple[str, str]]:
+    """image_id -> (status, reason), the manifest written as a run would write it."""
+    manifest = build_manifest(CocoSource(root, "val"), "full", progress=False)
+    manifest.write(root.parent / "manifest.csv")
+    return {e.image_id: (e.status, e.reason) for e in manifest.entries}
+
+
+MALFORMED = {
+    "list-not-object": (b"[1, 2, 3]", "holds a JSON list"),
+    "not-json": (b"{\"images\": [", "cannot read COCO annotation file"),
+    "not-utf8": (b"{\"images\": [], \"info\": \"caf\xe9\"}", "cannot read COCO annotation file"),
+    "deep-nesting": (b"[" * 200_000 + b"]" * 200_000, "cannot read COCO annotation file"),
+    "huge-integer": (b"{\"images\": [{\"id\": " + b"9" * 5000 + b", \"file_name\": \"1.png\"}]}",
+                     "cannot read COCO annotation file"),
+    "images-not-list": (json.dumps({"images": {"id": 1}}).encode(), "'images' is a JSON dict"),
+    "image-not-object": (json.dumps({"images": ["1.png"]}).encode(), "images[0] is a JSON str"),
+    "no-file-name": (json.dumps({"images": [{"id": 1}]}).encode(), "images[0] needs an id and a file_name"),
+    "integer-file-name": (json.dumps({"images": [{"id": 1, "file_name": 7}]}).encode(), "file_name=7"),
+    "nul-file-name": (json.dumps({"images": [{"id": 1, "file_name": "1.png\u0000.jpg"}]}).encode(), "without NUL"),
+    "no-id": (json.dumps({"images": [{"file_name": "1.png"}]}).encode(), "needs an id"),
+    "annotations-not-list": (json.dumps({"images": [], "annotations": "none"}).encode(), "'annotations' is a JSON str"),
+    "caption-not-string": (json.dumps({"images": [{"id": 1, "file_name": "1.png"}],
+                                       "annotations": [{"id": 1, "image_id": 1, "caption": 5}]}).encode(),
+                           "string caption"),
+    "annotation-without-image-id": (json.dumps({"images": [], "annotations": [{"id": 1, "caption": "x"}]}).encode(),
+                                    "annotations[0]"),
+    "annotation-id-string": (json.dumps({"images": [], "annotations": [
+        {"id": "a", "image_id": 1, "caption": "x"}]}).encode(), "integer id"),
+}
+
+
+@pytest.mark.parametrize("kind", MALFORMED)
+def test_malformed_caption_file_is_one_clear_error(kind, tmp_path):
+    raw, message = MALFORMED[kind]
+    root = coco_root(tmp_path, raw=raw)
+    with pytest.raises(BenchError, match=None) as error:
+        coco_manifest(root)
+    text = str(error.value)
+    assert message in text and "captions_val.json" in text and "\n" not in text
+
+
+def test_malformed_instances_file_is_one_clear_error(tmp_path):
+    root = coco_root(tmp_path)
+    (root / "annotations" / "instances_val.json").write_text("[]")
+    with pytest.raises(BenchError, match=r"instances_val\.json holds a JSON list"):
+        CocoSource(root, "val").instances()
+    (root / "annotations" / "instances_val.json").write_text(json.dumps({"images": [], "annotations": [{"id": 1}]}))
+    with pytest.raises(BenchError, match=r"cannot index COCO annotation file .*instances_val\.json"):
+        CocoSource(root, "val").instances()
+
+
+def test_malformed_segmentation_is_one_clear_error(tmp_path):
+    from bench.segments import coco_label_map
+
+    root = coco_root(tmp_path)
+    instances = {"images": [{"id": 1, "file_name": "1.png", "width": 30, "height": 20}], "categories": [],
+                 "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "area": 10, "iscrowd": 0,
+                                  "segmentation": [["x", "y"]]}]}
+    (root / "annotations" / "instances_val.json").write_text(json.dumps(instances))
+    with pytest.raises(BenchError, match="malformed instance annotation of image 1"):
+        coco_label_map(CocoSource(root, "val").instances(), 1, 20, 30)
+
+
+def test_path_outside_the_image_folder_is_refused_unread(tmp_path):
+    """Issue 14: a file_name with ../ or an absolute path was opened, hashed into the manifest and scored."""
+    secret = tmp_path / "secret.png"
+    colour(21, 30).save(secret)  # bytes that no photo of the root has
+    root = coco_root(tmp_path, [
+        {"id": 1, "file_name": "1.png"},
+        {"id": 3, "file_name": "../../secret.png"},
+        {"id": 4, "file_name": str(secret)},
+        {"id": 5, "file_name": "link.png"},
+        {"id": 6, "file_name": "sub/../1.png"},
+        {"id": 7, "file_name": ""},
+    ])
+    (root / "val" / "link.png").symlink_to(secret)
+    rows = coco_manifest(root)
+    assert rows["1"][0] == "ok"
+    for image_id in ("3", "4", "5", "6", "7"):
+        assert rows[image_id][0] == "refused", rows[image_id]
+    assert "resolves outside" in rows["5"][1] and "climbs out" in rows["3"][1]
+    manifest = (tmp_path / "manifest.csv").read_text()
+    assert hashlib.sha256(secret.read_bytes()).hexdigest() not in manifest
+
+
+def test_symlinked_split_folder_is_followed(tmp_path):
+    """The usual layout ROOT/val2017 -> /data/val2017: files under the resolved folder are inside."""
+    root = coco_root(tmp_path)
+    real = tmp_path / "storage"
+    (root / "val").rename(real)
+    (root / "val").symlink_to(real)
+    assert {s for s, _ in coco_manifest(root).values()} == {"ok"}
+
+
+@pytest.mark.parametrize("bad_id", ["../../../../evil_target/pwn_rel", 1.5, True, None, [1], "7"],
+                         ids=["traversal", "float", "bool", "null", "list", "digit-string"])
+def test_non_integer_ids_are_refused(bad_id, tmp_path):
+    root = coco_root(tmp_path, [{"id": 1, "file_name": "1.png"}, {"id": bad_id, "file_name": "2.png"}])
+    if bad_id is None:  # no id at all is a malformed file
+        with pytest.raises(BenchError, match=r"images\[1\] needs an id"):
+            coco_manifest(root)
+        return
+    rows = coco_manifest(root)
+    assert rows.pop("1")[0] == "ok"
+    [(image_id, (status, reason))] = rows.items()
+    assert status == "refused" and "not an integer" in reason
+    assert "/" not in image_id and image_id not in (".", "..")
+
+
+def test_duplicate_ids_are_refused_and_reruns_are_stable(tmp_path):
+    """Issue 14: two images with id 397133 gave 6 usable rows but 5 scored ones, and a drifting leaderboard."""
+    root = coco_root(tmp_path, [{"id": 397133, "file_name": "1.png"}, {"id": 2, "file_name": "2.png"},
+                                {"id": 397133, "file_name": "2.png"}])
+    first = build_manifest(CocoSource(root, "val"), "full", progress=False)
+    statuses = [(e.image_id, e.file, e.status) for e in first.entries]
+    assert statuses == [("2", "2.png", "ok"), ("397133", "1.png", "refused"), ("397133", "2.png", "refused")]
+    assert "duplicate image id 397133: 2 files (1.png, 2.png)" in first.entries[1].reason
+    assert build_manifest(CocoSource(root, "val"), "full", progress=False).csv_bytes() == first.csv_bytes()
+
+
+def test_ids_are_unique_over_the_manifest_refused_rows_included(tmp_path):
+    """A row refused for its path (or a digit-string id) must not share an id with a readable row: the runner
+    keys hashes and files by id."""
+    root = coco_root(tmp_path, [{"id": 1, "file_name": "1.png"}, {"id": 1, "file_name": "../x.png"},
+                                {"id": 2, "file_name": "2.png"}, {"id": "2", "file_name": "1.png"}])
+    entries = build_manifest(CocoSource(root, "val"), "full", progress=False).entries
+    assert [(e.image_id, e.status) for e in entries] == [("1", "refused")] * 2 + [("2", "refused")] * 2
+    assert all("duplicate image id" in e.reason for e in entries)
+
+
+CAPTIONS = {
+    "lone-surrogate": ("a \ud800 cat", "a \ufffd cat"),
+    "control-chars": ("a\x00b\x1bc\x7f", "a\ufffdb\ufffdc\ufffd"),
+    "newlines-and-tabs": ("two\nlines\tand\r\nmore", "two lines and more"),
+    "html": ("<script>alert('x')</script> & co", "<script>alert('x')</script> & co"),
+    "emoji-and-rtl": ("a \U0001f431 \u202eevil", "a \U0001f431 \u202eevil"),
+}
+
+
+@pytest.mark.parametrize("kind", CAPTIONS)
+def test_captions_are_cleaned_and_always_written(kind, tmp_path):
+    text, expected = CAPTIONS[kind]
+    root = coco_root(tmp_path, [{"id": 1, "file_name": "1.png"}], [{"id": 3, "image_id": 1, "caption": text}])
+    coco_manifest(root)
+    with (tmp_path / "manifest.csv").open(encoding="utf-8", newline="") as handle:
+        [row] = list(csv.DictReader(handle))
+    assert row["caption"] == expected
+
+
+def test_surrogate_escaped_file_name_reads_the_byte_named_file(tmp_path):
+    """A JSON file_name with a surrogate escape names a file whose name is not UTF-8: read, shown escaped."""
+    root = coco_root(tmp_path, [{"id": 1, "file_name": "caf\udce9.png"}])
+    colour().save(root / "val" / os.fsdecode(b"caf\xe9.png"))
+    manifest = build_manifest(CocoSource(root, "val"), "full", progress=False)
+    [entry] = manifest.entries
+    assert (entry.status, entry.file) == ("ok", "caf\\xe9.png")
+
+
+# -- end to end: bench run / bench score on the path-safety vectors ------------------------------------------------
+
+def files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*")}
+
+
+def test_run_on_a_hostile_coco_root_writes_only_inside_and_reruns_identically(tmp_path):
+    """The probe of issue 13 (an id of ../../../../evil_target/pwn_rel wrote a PNG outside the output folder),
+    with traversal and symlinked file names, duplicate ids and odd captions in the same annotation file."""
+    work = tmp_path / "a" / "b" / "c" / "d"
+    work.mkdir(parents=True)
+    outside = tmp_path / "outside.png"
+    colour().save(outside)
+    root = coco_root(work, [
+        {"id": 1, "file_name": "1.png"}, {"id": 2, "file_name": "2.png"},
+        {"id": "../../../../evil_target/pwn_rel", "file_name": "1.png"},
+        {"id": 3, "file_name": "../../../../../outside.png"}, {"id": 4, "file_name": "link.png"},
+        {"id": 5, "file_name": "1.png"}, {"id": 5, "file_name": "2.png"},
+    ], [{"id": 1, "image_id": 1, "caption": "a \ud800 <b>cat</b>"}])
+    (root / "val" / "link.png").symlink_to(outside)
+    out = work / "out"
+    before = files_under(tmp_path)
+    args = ["run", "--models", "gray", "--no-study", "--eval", f"coco:{root}:val", "--out", str(out), *SMALL]
+    assert main(args) == 0
+    created = files_under(tmp_path) - before
+    assert created and all(out in p.parents or p == out for p in created), sorted(created - files_under(out))
+    assert not (tmp_path / "evil_target").exists() and not (work / "evil_target").exists()
+    run = json.loads((out / "run.json").read_text())
+    assert run["splits"]["eval"]["statuses"] == {"ok": 2, "refused": 5}
+    assert len([s for s in run["skipped"] if s["reason"].startswith("refused")]) == 5
+    tables = {name: (out / name).read_bytes() for name in ("per_image.csv", "leaderboard.csv", "manifest.csv")}
+    assert tables["per_image.csv"].decode().count("\n") == 3
+    assert main(args) == 0
+    assert tables == {name: (out / name).read_bytes() for name in tables}
+
+
+def test_run_refuses_output_subfolders_that_are_symlinks_out(tmp_path):
+    """A symlink planted in the run folder (ground_truth -> elsewhere) does not carry writes outside it."""
+    folder = folder_with(tmp_path, "x.png", encoded(colour(), "PNG"))
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "ground_truth").symlink_to(elsewhere)
+    assert main(["run", "--models", "gray", "--no-study", "--eval", f"folder:{folder}", "--out", str(out),
+                 *SMALL]) == 2
+    assert not any(elsewhere.iterdir())
+
+
+def test_run_on_a_hostile_folder(tmp_path):
+    folder = tmp_path / "odd ** [folder]"
+    folder.mkdir()
+    colour().save(folder / "plain.png")
+    colour(24, 24).save(folder / os.fsdecode(b"\xff\xfe.png"))
+    (folder / "bomb.png").write_bytes(png_declaring(30000, 30000))
+    (folder / "empty.jpg").write_bytes(b"")
+    colour().save(tmp_path / "secret.png")
+    (folder / "leak.png").symlink_to(tmp_path / "secret.png")
+    out = tmp_path / "out"
+    assert main(["run", "--models", "gray", "--no-study", "--eval", f"folder:{folder}", "--out", str(out),
+                 *SMALL]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["splits"]["eval"]["statuses"] == {"ok": 2, "too_large": 1, "unreadable": 1, "refused": 1}
+    assert (out / "manifest.csv").read_text(encoding="utf-8").count("\\xff\\xfe.png") == 1
+
+
+def test_score_hostile_folders(tmp_path):
+    pred, gt = tmp_path / "pred [v2] **", tmp_path / "gt"
+    pred.mkdir()
+    gt.mkdir()
+    odd = os.fsdecode(b"\xe9t\xe9.png")
+    for name in ("plain.png", odd, "a b.png"):
+        colour().save(pred / name)
+        colour().save(gt / name)
+    (pred / "bomb.png").write_bytes(png_declaring(30000, 30000))
+    colour().save(gt / "bomb.png")
+    (pred / "zero.png").write_bytes(b"")
+    colour().save(gt / "zero.png")
+    colour().save(tmp_path / "secret.png")
+    (gt / "leak.png").symlink_to(tmp_path / "secret.png")
+    colour().save(pred / "leak.png")
+    out = tmp_path / "out"
+    assert main(["score", "--pred", str(pred), "--gt", str(gt), "--out", str(out), "--no-progress",
+                 "--metrics", "psnr"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    reasons = " | ".join(s["reason"] for s in run["skipped"])
+    assert "decompression bomb" in reasons and "zero.png" in reasons and "resolves outside" in reasons
+    with (out / "per_image.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(r["file"] for r in rows) == sorted(["plain.png", "\\xe9t\\xe9.png", "a b.png"])
+    assert "index.html" in {p.name for p in out.iterdir()}

@@ -1,0 +1,94 @@
+"""bench/paths.py: the one mapping from outside strings to path components, and the stay-under-root check, per
+vector (relative ``..``, absolute, symlink out of the root, NUL, non-UTF-8 bytes), and the runner's path
+functions built on them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.device import DistInfo
+from bench.errors import BenchError
+from bench.paths import child, inside, is_safe_component, printable, safe_component
+from bench.runner import Run, RunConfig
+
+HOSTILE = {
+    "parent": "..",
+    "dot": ".",
+    "empty": "",
+    "relative-up": "../../../../evil_target/pwn_rel",
+    "absolute": "/etc/passwd",
+    "nul": "a\x00b",
+    "non-utf8": os.fsdecode(b"caf\xe9"),
+    "lone-surrogate": "x\ud800y",
+    "backslash": "..\\..\\win",
+    "newline": "a\nb",
+    "long": "y" * 400,
+    "unicode": "caf\u00e9",
+    "spaces": "my photo (1)",
+}
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_hostile_strings_map_to_one_safe_component(kind, tmp_path):
+    text = HOSTILE[kind]
+    name = safe_component(text)
+    assert is_safe_component(name) and name == safe_component(name)  # safe and a fixed point
+    assert name != text and len(name) <= 128
+    assert (tmp_path / name).parent == tmp_path and inside(tmp_path, tmp_path / name)
+
+
+def test_mapping_is_identity_on_safe_names_and_keeps_distinct_texts_distinct():
+    for name in ("397133", "chromagan-noclass", "chromagan@seed1", "IMG_0001.JPG", "a.b-c_d"):
+        assert safe_component(name) == name
+    mapped = {safe_component(text) for text in HOSTILE.values()}
+    assert len(mapped) == len(HOSTILE)
+    assert safe_component("a b") != safe_component("a_b") and safe_component("a/b") != safe_component("a b")
+
+
+def test_inside_resolves_dots_and_symlinks(tmp_path):
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    root.mkdir()
+    elsewhere.mkdir()
+    (root / "link").symlink_to(elsewhere)
+    (root / "ok").symlink_to(root)
+    assert inside(root, root / "a" / "b.png")
+    assert not inside(root, root / ".." / "x.png")
+    assert not inside(root, Path("/etc/passwd"))
+    assert not inside(root, root / "link" / "x.png")
+    assert inside(root, root / "ok" / "x.png")
+    assert not inside(root, root / "a\x00b")
+
+
+def test_child_maps_names_and_refuses_symlinks_out(tmp_path):
+    assert child(tmp_path, "predictions", "gray", "1.png") == tmp_path / "predictions" / "gray" / "1.png"
+    escaped = child(tmp_path, "ground_truth", "../../../../evil_target/pwn_rel.png")
+    assert escaped.parent == tmp_path / "ground_truth"
+    (tmp_path / "segments").symlink_to(tmp_path.parent)
+    with pytest.raises(BenchError, match="resolves outside"):
+        child(tmp_path, "segments", "1.png")
+
+
+def test_printable_is_one_encodable_line():
+    for text in HOSTILE.values():
+        shown = printable(text)
+        shown.encode("utf-8")
+        assert "\n" not in shown and "\x00" not in shown
+    assert printable(os.fsdecode(b"caf\xe9.png")) == "caf\\xe9.png"
+    assert printable("caf\u00e9.png") == "caf\u00e9.png"
+
+
+@pytest.mark.parametrize("kind", ["relative-up", "absolute", "nul", "non-utf8", "parent"])
+def test_runner_paths_stay_in_the_run_folder(kind, tmp_path):
+    """gt_path / gray_path / pred_path / segments_path / records_dir for hostile ids and model names."""
+    run = Run(RunConfig(models=["gray"], out=tmp_path / "out", metrics=["psnr"]), torch.device("cpu"), DistInfo())
+    text = HOSTILE[kind]
+    paths = [run.gt_path(text), run.gray_path(text), run.segments_path(text), run.pred_path(text, text),
+             run.pred_path("gray", text), run.records_dir(text)]
+    for path in paths:
+        assert inside(tmp_path / "out", path) and "\x00" not in str(path)
+        assert len(path.relative_to(tmp_path / "out").parts) == (3 if "predictions" in path.parts
+                                                                 or "records" in path.parts else 2)
