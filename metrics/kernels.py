@@ -110,7 +110,7 @@ class Decision:
 class Kernel:
     """A metric kernel ``fn(*tensors, **constants)`` with its compiled twin and the policy choosing between them."""
 
-    def __init__(self, fn: Callable[..., object], cost: KernelCost, name: str | None = None) -> None:
+    def __init__(self, fn: Callable[..., object], cost: KernelCost | None, name: str | None = None) -> None:
         self.fn, self.cost = fn, cost
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         self.__doc__, self.__wrapped__ = fn.__doc__, fn
@@ -133,6 +133,8 @@ class Kernel:
             return Decision(mode == "always", f"COLORBENCH_COMPILE={mode}")
         if variant in self._ready:
             return Decision(True, "already compiled in this process")
+        if self.cost is None:
+            return Decision(False, "no measured cost: eager (COLORBENCH_COMPILE=always compiles it)")
         warm = self._marker(variant).is_file()
         work_mpx = max(images, _declared_images.get()) * pixels_per_image / 1e6
         break_even = self.cost.break_even_mpx(warm=warm)
@@ -178,7 +180,11 @@ def _concatenate(parts: list[object]) -> object:
     return torch.cat(parts)  # type: ignore[arg-type]
 
 
-def compiled_kernel(cost: KernelCost, name: str | None = None) -> Callable[[Callable[..., object]], Kernel]:
+def compiled_kernel(cost: KernelCost | Callable[..., object] | None = None,
+                    name: str | None = None) -> Callable[[Callable[..., object]], Kernel] | Kernel:
     """Decorator: run ``fn(*tensors, **constants)`` compiled when :meth:`Kernel.decide` says it pays.
-    ``fn`` must treat the images of a batch independently."""
+    ``fn`` must treat the images of a batch independently. ``@compiled_kernel(COST)`` gives the measured cost;
+    a bare ``@compiled_kernel`` (no measured cost) runs eagerly unless ``COLORBENCH_COMPILE=always``."""
+    if callable(cost):
+        return Kernel(cost, None, name)
     return lambda fn: Kernel(fn, cost, name)

@@ -85,8 +85,11 @@ def test_policy_compiles_only_when_the_work_pays(compile_cache, monkeypatch):
     assert kernel.decide(1, 64, variant).compiled
 
 
-def test_a_kernel_that_does_not_save_time_is_never_compiled():
+def test_a_kernel_that_does_not_save_time_is_never_compiled(compile_cache, monkeypatch):
     assert KernelCost(1.0, 1.0, 10.0, 1.0).break_even_mpx(warm=True) == float("inf")
+    monkeypatch.setenv("COLORBENCH_COMPILE", "auto")
+    unmeasured = kernels.compiled_kernel(lambda x: x.sum(dim=(1, 2, 3)))  # bare decorator: no cost known
+    assert not unmeasured.decide(10**6, 224 * 224, "v").compiled
 
 
 def test_compiled_kernel_in_this_process_is_reused_whatever_the_work(compile_cache, monkeypatch):
