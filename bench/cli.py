@@ -1,8 +1,10 @@
 """The ``python -m bench`` command line: ``run``, ``study``, ``score``, ``report``, ``bapps``, ``throughput``,
 ``data prepare``, ``list``.
 
-Errors in the user's input print one line (``error: ...``) and exit with status 2; nothing is lost, and the
-same command resumes where it stopped.
+Exit status: 0 when everything asked for was done (images skipped with a stated reason count as done); 2 with
+one line on stderr (``error: ...``) for input the command cannot use (unknown names, missing or pickled weight
+files, a folder of another command or in use); 1 with one line when the command ran but some result is missing
+(a model failed, no image could be scored). Nothing finished is lost: the same command resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -13,23 +15,43 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bench.checkpoints import check_readable
 from bench.data import Preprocess
 from bench.device import DEVICE_CHOICES
-from bench.errors import BenchError
+from bench.errors import BenchError, unknown_name
 from bench.images import RESIZE_MODES
 from bench.train import PROFILE_CHOICES
 from bench.weights import WEIGHTS_DIR_ENV
 from models.teachers import TEACHER_CHOICES
 
 
-def _weights(values: Sequence[str]) -> dict[str, Path]:
+def _weights(values: Sequence[str], models: Sequence[str]) -> dict[str, Path]:
+    """``--weights NAME=PATH`` options, checked before anything runs: NAME must be a registered model among those
+    run (a typo gets a close-match suggestion) and PATH a readable safetensors file (pickles are refused)."""
+    from models.registry import model_specs
+
     weights: dict[str, Path] = {}
     for value in values:
         name, sep, path = value.partition("=")
         if not sep or not name or not path:
             raise BenchError(f"--weights takes NAME=PATH, not {value!r}")
+        if name not in model_specs():
+            raise unknown_name("model in --weights", name, model_specs())
+        if name not in models:
+            raise unknown_name(f"model in --weights (not among the models run: {', '.join(models) or 'none'})",
+                               name, models)
+        check_readable(Path(path))
         weights[name] = Path(path)
     return weights
+
+
+def _keep(value: str) -> int | None:
+    """``--keep-checkpoints N|all``: the number of latest epoch checkpoints kept besides the best (None: all)."""
+    if value == "all":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"takes a number of epochs (at least 1) or 'all', not {value!r}")
+    return int(value)
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -83,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "images (same file sha256), for a deliberate overfitting check; recorded in run.json")
     run.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                      help="continue training from the last epoch checkpoint and reuse finished trainings (default)")
+    run.add_argument("--keep-checkpoints", type=_keep, default=1, metavar="N|all",
+                     help="epoch checkpoints kept besides the best by validation MSE: the last N (default 1), or all")
     _common(run)
 
     study = commands.add_parser("study", help="the perturbation study alone: degrade ground truth, score, report")
@@ -148,7 +172,7 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
 
 def _training_options(args: argparse.Namespace) -> dict[str, object]:
     """The options of ``run`` that only concern trained models (``study`` has none of them)."""
-    names = ("profile", "teacher", "epochs", "resume", "seeds", "allow_overlap")
+    names = ("profile", "teacher", "epochs", "resume", "seeds", "allow_overlap", "keep_checkpoints")
     return {name: getattr(args, name) for name in names if hasattr(args, name)}
 
 
@@ -184,7 +208,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.coco_root and not Path(args.coco_root).is_dir():
         raise BenchError(f"COCO root {args.coco_root} does not exist or is not a folder")
     models = [] if study_only else resolve_model_names(_names(args.models), all_models=args.all)
-    weights = _weights(vars(args).get("weights", []))
+    weights = _weights(vars(args).get("weights", []), models)
     evaluate = f"coco:{args.coco_root}:val2017" if args.coco_root else (args.eval or "sample:test")
     train = f"coco:{args.coco_root}:train2017" if args.coco_root else (
         args.train or default_train_source(evaluate, models, weights))
@@ -219,25 +243,32 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from bench.runfolder import lock
     from reports.html import build_report
 
-    print(f"report in {build_report(args.results, crop_run=args.crop_run)}")
+    if not (args.results / "run.json").is_file():
+        raise BenchError(f"{args.results} is not a run folder (no run.json)")
+    with lock(args.results):
+        print(f"report in {build_report(args.results, crop_run=args.crop_run)}")
     return 0
 
 
 def _bapps(args: argparse.Namespace) -> int:
     from bench.device import resolve_device
     from bench.experiments.bapps import AGREEMENT_COLUMNS, agreement, load_bapps
+    from bench.runfolder import lock
     from bench.schema import write_csv
     from metrics.registry import select_metrics
     from reports.html import build_report
 
     if not (args.into / "run.json").is_file():
         raise BenchError(f"{args.into} is not a run folder (no run.json); run `python -m bench run` or `study` first")
-    rows = agreement(load_bapps(args.root), select_metrics(_metric_names(args.metrics)).per_image,
-                     device=resolve_device(args.device), batch_size=args.batch_size)
-    write_csv(args.into / "analysis" / "bapps_agreement.csv", AGREEMENT_COLUMNS, rows)
-    print(f"agreement table in {args.into / 'analysis' / 'bapps_agreement.csv'}; report in {build_report(args.into)}")
+    with lock(args.into):
+        rows = agreement(load_bapps(args.root), select_metrics(_metric_names(args.metrics)).per_image,
+                         device=resolve_device(args.device), batch_size=args.batch_size)
+        write_csv(args.into / "analysis" / "bapps_agreement.csv", AGREEMENT_COLUMNS, rows)
+        print(f"agreement table in {args.into / 'analysis' / 'bapps_agreement.csv'}; "
+              f"report in {build_report(args.into)}")
     return 0
 
 
@@ -270,8 +301,7 @@ def _list(_: argparse.Namespace) -> int:
         print(f"  {spec.name:<20} [{', '.join(tags)}] {spec.description}")
     print("metrics:")
     for metric in METRICS.values():
-        direction = {True: "higher is better", False: "lower is better", None: f"ideal {metric.ideal}"}
-        print(f"  {metric.name:<20} [{direction[metric.higher_is_better]}] {metric.definition}")
+        print(f"  {metric.name:<20} [{metric.describe()['direction_text']}] {metric.definition}")
     return 0
 
 
@@ -290,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except BrokenPipeError:  # output piped into a reader that stopped early (`| head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

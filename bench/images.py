@@ -34,6 +34,9 @@ GREY_PIXEL_SHARE = 0.99
 #: 8-bit channel spread tolerated as grey: JPEG chroma subsampling moves grey pixels by a level or two.
 GREY_SPREAD = 4
 RESIZE_MODES = ("resize", "center-crop")
+#: tEXt chunk of every PNG colorbench writes: the sha256 of its decoded pixels (:func:`pixels_sha256`), checked
+#: before a cached PNG is trusted (bench.integrity).
+PIXELS_TAG = "colorbench-pixels-sha256"
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 #: Files declaring more pixels (8192 x 8192, 200x a COCO photo) are refused unread. PIL's own bomb warning
 #: starts above this limit, so it is silenced: every image it would warn about is refused here with a reason.
@@ -176,13 +179,28 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def process_umask() -> int:
+    """The process umask, read without changing it where /proc allows (other threads may be creating files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename, so readers never see half a file."""
+    """Write ``data`` to ``path`` through a temporary file and a rename, so readers never see half a file.
+    The file gets the permissions of a plain ``open`` (0666 less the umask), not mkstemp's 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            os.fchmod(handle.fileno(), 0o666 & ~process_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -191,14 +209,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def write_png(path: Path, rgb_u8: torch.Tensor, text: dict[str, str] | None = None) -> None:
     """Save a uint8 tensor (3, H, W) (or (1, H, W) grey) as a lossless PNG, atomically; ``text`` goes into
-    tEXt chunks (colorbench stores each prediction's cache key there)."""
+    tEXt chunks (colorbench stores each prediction's cache key there), with the pixels' :data:`PIXELS_TAG`."""
     array = rgb_u8.cpu().permute(1, 2, 0).numpy()
     _save_png(path, Image.fromarray(array[..., 0] if array.shape[2] == 1 else array), text)
 
 
+def pixels_sha256(pixels: np.ndarray) -> str:
+    """sha256 of an image's decoded values (8- or 16-bit) and shape, independent of the file encoding."""
+    digest = hashlib.sha256(f"{pixels.shape}|".encode())
+    digest.update(np.ascontiguousarray(pixels, dtype="<u2").tobytes())
+    return digest.hexdigest()
+
+
 def _save_png(path: Path, image: Image.Image, text: dict[str, str] | None) -> None:
     info = PngInfo()
-    for key, value in (text or {}).items():
+    for key, value in {**(text or {}), PIXELS_TAG: pixels_sha256(np.asarray(image))}.items():
         info.add_text(key, value)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info)

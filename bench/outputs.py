@@ -6,6 +6,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bench import integrity
 from bench.aggregate import leaderboard
 from bench.provenance import provenance, utc_now
 from bench.schema import SCHEMA_VERSION, leaderboard_columns, per_image_columns, write_csv, write_json
@@ -55,4 +56,5 @@ def write_results(
         "segments": dict(segments) if segments else None,
         "weight_files": used_weights(),
         "skipped": list(skipped),
+        "integrity": integrity.summary(),
     })

@@ -22,17 +22,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bench.checkpoints import load_state, read_metadata, save_state
+from bench import integrity
+from bench.checkpoints import cached_state, load_state, save_state
 from bench.color import lab_to_rgb
+from bench.crashpoints import crash_point
 from bench.data import Preprocess, iterate_batches, make_loader
 from bench.device import DistInfo, autocast, barrier, distributed, resolve_device, step_done
-from bench.errors import BenchError
+from bench.errors import BenchError, IncompleteError
 from bench.experiments.study import run_study
-from bench.images import quantize, read_png_text, write_label_png, write_png
+from bench.images import PIXELS_TAG, quantize, read_png_text, write_label_png, write_png
 from bench.outputs import write_results
 from bench.paths import child
 from bench.records import RecordStore
-from bench.schema import write_json
+from bench.runfolder import claim
 from bench.scoring import Pair, SetLevelScorer, metric_set_id, score_pairs
 from bench.segments import (
     SegmentSource,
@@ -88,18 +90,32 @@ class RunConfig:
     teacher: str = "auto"
     epochs: int | None = None
     resume: bool = True
+    keep_checkpoints: int | None = 1  # epoch checkpoints kept besides the best: the last N (None: all)
+
+    @property
+    def command(self) -> str:
+        """``run``, or ``study`` for the perturbation study alone (no models)."""
+        return "run" if self.models else "study"
 
     def data_id(self) -> str:
-        """Hash of what fixes the images and ground truth (not the models), naming the default run folder."""
+        """Hash of what fixes the images and ground truth (not the models)."""
         fixed = {k: v for k, v in self.as_dict().items()
                  if k in ("eval_source", "train_source", "eval_split", "train_split", "preprocess", "limit")}
         return hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:10]
 
+    def identity(self) -> dict[str, object]:
+        """What makes a run folder this command's (bench.runfolder): the command, the data and the models."""
+        return {"command": self.command, "data": self.data_id(), "eval_source": self.eval_source,
+                "models": list(self.models)}
+
     def resolved_out(self) -> Path:
+        """``--out``, else ``results/<eval source>-<command>-<hash of the identity>``: commands with other models
+        or data never share a folder."""
         if self.out is not None:
             return self.out
         name = "".join(c if c.isalnum() else "-" for c in self.eval_source.rsplit("/", 1)[-1]).strip("-")
-        return Path("results") / f"{name}-{self.data_id()}"
+        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:10]
+        return Path("results") / f"{name}-{self.command}-{digest}"
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -289,20 +305,25 @@ class Run:
         needs them, the segment label map."""
         tag = {e.image_id: f"{e.sha256}|{self.segment_source.kind if self.writes_segments else ''}"
                for e in self.eval_manifest.usable}
-        todo = [e for e in self.shard(self.eval_manifest.usable)
-                if read_png_text(self.gt_path(e.image_id)).get(SOURCE_TAG) != e.sha256
-                or (self.writes_segments and read_png_text(self.segments_path(e.image_id)).get(SOURCE_TAG)
-                    != tag[e.image_id])]
+        todo = [e for e in self.shard(self.eval_manifest.usable) if not self._ground_truth_is_valid(e, tag[e.image_id])]
         sizes = {e.image_id: (e.width, e.height) for e in todo}
         for batch in iterate_batches(self.loader(todo), self.device):
             self._record_failed(batch.failed, "ground truth")
             grey = quantize(lab_to_rgb(torch.cat((batch.L, torch.zeros_like(batch.ab)), dim=1)))
             for i, image_id in enumerate(batch.image_ids):
-                write_png(self.gray_path(image_id), grey[i])
+                write_png(self.gray_path(image_id), grey[i], {SOURCE_TAG: self.sha[image_id]})
                 write_png(self.gt_path(image_id), batch.rgb_u8[i], {SOURCE_TAG: self.sha[image_id]})
                 if self.writes_segments:
                     labels = self._segments(image_id, batch.rgb_u8[i].cpu(), sizes[image_id])
                     write_label_png(self.segments_path(image_id), labels, {SOURCE_TAG: tag[image_id]})
+
+    def _ground_truth_is_valid(self, entry: ManifestEntry, segments_tag: str) -> bool:
+        """The ground truth, grey input and label map of an original exist, belong to it and have intact pixels."""
+        wanted = {SOURCE_TAG: entry.sha256}
+        return (integrity.verified_png_text(self.gt_path(entry.image_id), wanted, "ground truth") is not None
+                and integrity.verified_png_text(self.gray_path(entry.image_id), wanted, "grey input") is not None
+                and (not self.writes_segments or integrity.verified_png_text(
+                    self.segments_path(entry.image_id), {SOURCE_TAG: segments_tag}, "segment map") is not None))
 
     @cached_property
     def sha(self) -> dict[str, str]:
@@ -328,7 +349,7 @@ class Run:
         elif spec.training == "train":
             info = train(model, entry.name, self.train_manifest, self.out, device=self.device, dist=self.dist,
                          resize_mode=self.cfg.preprocess.mode, workers=self.cfg.workers, resume=self.cfg.resume,
-                         progress=self.progress)
+                         progress=self.progress, keep_checkpoints=self.cfg.keep_checkpoints)
         else:
             info = {"weights_from": "none needed"}
         model.to(self.device).eval()
@@ -349,10 +370,12 @@ class Run:
         checkpoint = self.out / "checkpoints" / f"{name}.safetensors"
         wanted = {"model": name, "options": model.options(), "train_manifest": self.train_manifest.sha256,
                   "preprocess": self.cfg.preprocess.as_dict()}
-        if checkpoint.is_file() and read_metadata(checkpoint) == wanted:
-            _load_into(model, checkpoint)
+        cached = cached_state(checkpoint, "fitted model")
+        if cached is not None and cached[1] == wanted:
+            _state_into(model, cached[0], checkpoint)
             return {"weights_from": "cached fit", "checkpoint": str(checkpoint)}
         model.fit(iterate_batches(self.loader(self.shard(self.train_manifest.usable)), self.device))
+        crash_point("fit")
         if self.dist.is_main:
             save_state(checkpoint, model.state_dict(), wanted)
         return {"weights_from": "fitted", "checkpoint": str(checkpoint)}
@@ -360,8 +383,10 @@ class Run:
     def predict(self, entry: ModelEntry, model: Colorizer, key: str) -> None:
         """Colorize this rank's images that have no prediction under ``key`` yet."""
         name, inputs = entry.name, entry.spec.inputs
+        kind = f"prediction of {name}"
         todo = [e for e in self.shard(self.eval_manifest.usable)
-                if not _prediction_is_current(read_png_text(self.pred_path(name, e.image_id)), key, e.sha256)]
+                if integrity.verified_png_text(self.pred_path(name, e.image_id),
+                                               {KEY_TAG: key, SOURCE_TAG: e.sha256}, kind) is None]
         if not todo:
             return
         bar = tqdm(total=len(todo), desc=f"predict {name}", unit="img", disable=not self.progress)
@@ -381,23 +406,35 @@ class Run:
                         KEY_TAG: key, SOURCE_TAG: self.sha[image_id],
                         NONFINITE_TAG: str(int(nonfinite[i])), OUT_OF_RANGE_TAG: str(int(out_of_range[i]))})
                 bar.update(len(batch))
+                crash_point("predict")
 
     def score(self, name: str, key: str) -> None:
         """Score this rank's predictions that have no record under (key, metric set) yet."""
         store = RecordStore(self.records_dir(name), self.dist.rank)
         done = store.load()
+        entries = self.shard(self.eval_manifest.usable)
+        expected = {e.image_id: self.record_identity(name, key, e) for e in entries}
         pairs = [Pair(e.image_id, e.file, self.pred_path(name, e.image_id), self.gt_path(e.image_id))
-                 for e in self.shard(self.eval_manifest.usable)
-                 if not _record_is_current(done.get(e.image_id, {}), key, e.sha256)
+                 for e in entries
+                 if not _record_is_current(done.get(e.image_id, {}), expected[e.image_id])
                  and self.pred_path(name, e.image_id).is_file()]
         extras_for = segments_from(self.out / "segments") if needs_segments(self.metric_names) else None
         for records, skips in score_pairs(pairs, self.metric_names, device=self.device, batch_size=self.cfg.batch_size,
                                           progress=self.progress, desc=f"score {name}",
                                           extras_for=extras_for):
             for record in records:
-                record.update({"key": key, "source_sha256": self.sha[str(record["image_id"])]})
+                record.update(expected[str(record["image_id"])])
             store.append(records)
             self.skips += [s.as_dict() for s in skips]
+            crash_point("score")
+
+    def record_identity(self, model: str, key: str, entry: ManifestEntry) -> dict[str, str | None]:
+        """What a record must have been computed from to be current: the model's cache key, the original's
+        hash, and the pixel hashes of the prediction and of the ground truth it was scored against (so models
+        are never compared against different ground truths)."""
+        return {"key": key, "source_sha256": entry.sha256,
+                "pred_pixels": read_png_text(self.pred_path(model, entry.image_id)).get(PIXELS_TAG),
+                "gt_pixels": read_png_text(self.gt_path(entry.image_id)).get(PIXELS_TAG)}
 
     def records_dir(self, model: str) -> Path:
         return child(self.out, "records", model, metric_set_id(self.metric_names))
@@ -413,23 +450,23 @@ class Run:
             return {}
         records = self.model_records(name, key)
         ids = [str(r["image_id"]) for r in records]
-        fingerprint = hashlib.sha256(json.dumps([key, ids, self.metrics.describe()], sort_keys=True,
-                                                default=str).encode()).hexdigest()
+        fingerprint = hashlib.sha256(json.dumps([key, [r["pred_pixels"] for r in records],
+                                                 [r["gt_pixels"] for r in records], ids, self.metrics.describe()],
+                                                sort_keys=True, default=str).encode()).hexdigest()
         cache = self.out / "records" / name / "set_level.json"
-        if cache.is_file():
-            stored = json.loads(cache.read_text())
-            if stored.get("fingerprint") == fingerprint:
-                return stored["values"]
+        stored = integrity.read_sealed_json(cache, "set-level values")
+        if stored is not None and stored.get("fingerprint") == fingerprint and isinstance(stored.get("values"), dict):
+            return stored["values"]  # type: ignore[return-value]
         pairs = [Pair(i, i, self.pred_path(name, i), self.gt_path(i)) for i in ids]
         values = self.set_level_scorer(pairs, name) if pairs else {}
-        write_json(cache, {"fingerprint": fingerprint, "values": values})
+        integrity.write_sealed_json(cache, {"fingerprint": fingerprint, "values": values})
         return values
 
     def model_records(self, model: str, key: str) -> list[dict[str, object]]:
         """This model's current records in manifest order (stale ones, under another key, left out)."""
         done = RecordStore(self.records_dir(model)).load()
         return [done[e.image_id] for e in self.eval_manifest.usable
-                if _record_is_current(done.get(e.image_id, {}), key, e.sha256)]
+                if _record_is_current(done.get(e.image_id, {}), self.record_identity(model, key, e))]
 
     def prediction_health(self, model: str) -> dict[str, int]:
         """Totals over the stored predictions of values that were non-finite or out of range (then clipped)."""
@@ -483,22 +520,20 @@ def trained_protocol(info: Mapping[str, object]) -> dict[str, object]:
             "batch_exceeds_training_set": training.get("batch_exceeds_training_set")}
 
 
-def _prediction_is_current(text: dict[str, str], key: str, sha: str) -> bool:
-    """A prediction PNG's tags match the model's cache key and the original's hash."""
-    return text.get(KEY_TAG) == key and text.get(SOURCE_TAG) == sha
-
-
-def _record_is_current(record: dict[str, object], key: str, sha: str) -> bool:
-    """A metric record was computed for the current prediction of the current original."""
-    return record.get("key") == key and record.get("source_sha256") == sha
+def _record_is_current(record: dict[str, object], expected: dict[str, str | None]) -> bool:
+    """A metric record was computed for the current prediction of the current original and ground truth."""
+    return all(record.get(k) == v for k, v in expected.items())
 
 
 def _load_into(model: Colorizer, path: Path) -> None:
-    state = load_state(path)
+    _state_into(model, load_state(path), path)
+
+
+def _state_into(model: Colorizer, state: dict[str, torch.Tensor], path: Path) -> None:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise BenchError(f"weights in {path} do not fit this model: {exc}") from exc
+        raise BenchError(f"weights in {path} do not fit this model: {' '.join(str(exc).split())}") from exc
 
 
 def prediction_key(model: str, info: dict[str, object], preprocess: Preprocess) -> str:
@@ -521,7 +556,9 @@ def execute(cfg: RunConfig, *, report: Callable[[Path], None] | None = None) -> 
     entries = model_entries(cfg)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    with distributed(device) as dist:
+    integrity.reset()
+    with distributed(device) as dist, claim(cfg.resolved_out(), cfg.identity(), writer=dist.is_main):
+        barrier(dist)  # the other ranks write only once rank 0 has checked and claimed the folder
         run = Run(cfg, device, dist)
         run.out.mkdir(parents=True, exist_ok=True)
         with run.timer.stage("data"):
@@ -538,10 +575,14 @@ def execute(cfg: RunConfig, *, report: Callable[[Path], None] | None = None) -> 
                               progress=cfg.progress)
             with run.timer.stage("tables"):
                 write_tables(run, outcomes)
+            crash_point("report")
             if report is not None:
                 with run.timer.stage("report"):
                     report(run.out)
             record_in_run_json(run.out, run.timer)
+    failed = "; ".join(f"{o.entry.name}: {o.error}" for o in outcomes if o.error is not None)
+    if failed:
+        raise IncompleteError(f"a model failed ({failed}); the other results are in {run.out}")
     return run.out
 
 

@@ -12,9 +12,11 @@ Run folder layout::
     gray/ID.png            the grey input the models saw (Lab L rendered as sRGB grey)
     segments/ID.png        16-bit segment label map (COCO instances or SLIC), for segment metrics and the study
     predictions/M/ID.png   model M's colorization of image ID, lossless 8-bit PNG, tagged with its cache key
-    records/M/S/*.jsonl    per-image metric records of model M under metric-set hash S (resume cache)
-    records/M/set_level.json   set-level metric values of model M (cache)
-    checkpoints/M.safetensors  fitted or trained weights (metadata: what they were fitted/trained on)
+    records/M/S/*.jsonl    per-image metric records of model M under metric-set hash S (resume cache; each line
+                           carries the sha256 of its content, and the pixel hashes of the prediction and ground truth)
+    records/M/set_level.json   set-level metric values of model M (cache, with a checksum)
+    checkpoints/M.safetensors  fitted or trained weights (metadata: what they were fitted/trained on, and the
+                           sha256 of the tensors, checked on load)
     train/M/               steps.csv, epochs.csv, epoch checkpoints and summary.json of a trained model
     study/perturbations.csv    the perturbation study: sweep, strength, image_id, one column per metric
     analysis/*.csv         perturbation curves and sensitivity, rank correlations, win rates, metric ranks,
@@ -28,6 +30,11 @@ Run folder layout::
                            what_would_change; one row per claim and rule version (bench.experiments.claims)
     run.json               RUN_FIELDS
     index.html             the report
+    .colorbench-folder.json    which command made the folder (others are refused; bench.runfolder)
+    .colorbench.lock       the lock held by the process writing the folder
+
+Every PNG colorbench writes carries the sha256 of its decoded pixels in the tEXt chunk
+``colorbench-pixels-sha256``; a cached PNG whose pixels do not match is rewritten (bench.integrity).
 """
 
 from __future__ import annotations
@@ -87,6 +94,8 @@ RUN_FIELDS = {
     "segments": "how segment label maps were made (COCO instances or SLIC superpixels), when used",
     "weight_files": "absolute path -> sha256 of every third-party weight file read (teachers, feature networks)",
     "skipped": "images left out, with the stage (manifest/ground truth/predict/score/segments) and the reason",
+    "integrity": "cache entries of this command that failed their checksum (corrupt_entries, and each entry's kind, "
+                 "path and reason); each was recomputed, none used (bench.integrity)",
     "timings": "wall seconds per stage (data, fit/train/load, predict, score, study, tables, report), per model "
                "and in total, of the process that wrote the run (bench.timings); absent for score",
 }

@@ -6,10 +6,12 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench import integrity
 from bench.device import resolve_device
-from bench.errors import BenchError
+from bench.errors import BenchError, IncompleteError
 from bench.outputs import write_results
 from bench.paths import child, printable, text_bytes
+from bench.runfolder import claim
 from bench.scoring import SetLevelScorer, match_folders, score_pairs
 from bench.segments import SegmentSource, needs_segments, segments_from, slic_segments, slic_source
 from metrics.registry import select_metrics
@@ -31,34 +33,42 @@ def score_folders(
     """Score every matched pair at the files' own resolution and write tables, run.json and the report.
 
     Segment metrics read label maps named like the images from ``segments_dir`` (e.g. a run folder's
-    ``segments/``, to reproduce its numbers), else use SLIC superpixels of each ground truth."""
+    ``segments/``, to reproduce its numbers), else use SLIC superpixels of each ground truth.
+
+    The folder is claimed for this command (bench.runfolder: never a run's folder). When no pair could be
+    scored the tables and report are still written, then :class:`IncompleteError` says why (exit status 1)."""
     metrics = select_metrics(metric_names)
     pairs, skips = match_folders(pred_dir, gt_dir)
     model = name or printable(pred_dir.resolve().name)
+    identity = {"command": "score", "data": f"{pred_dir.resolve()} vs {gt_dir.resolve()}", "models": [model]}
     if out is None:
         digest = hashlib.sha256(text_bytes(f"{pred_dir.resolve()}|{gt_dir.resolve()}")).hexdigest()[:10]
         out = child(Path("results"), f"score-{model}-{digest}")
-    out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(device_name)
-    with_segments = needs_segments(metrics.per_image)
-    if segments_dir is not None and not segments_dir.is_dir():
-        raise BenchError(f"segments folder {segments_dir} does not exist or is not a folder")
-    extras_for = (segments_from(segments_dir) if segments_dir else slic_segments) if with_segments else None
-    segment_source = SegmentSource("label maps", str(segments_dir)) if segments_dir else slic_source()
-    records: list[dict[str, object]] = []
-    for batch_records, batch_skips in score_pairs(pairs, metrics.per_image, device=device, batch_size=batch_size,
-                                                  progress=progress, desc=f"score {model}", extras_for=extras_for):
-        records += batch_records
-        skips += batch_skips
-    scored = {str(r["image_id"]) for r in records}
-    set_level = SetLevelScorer(metrics.set_level, device=device, batch_size=batch_size, progress=progress)(
-        [p for p in pairs if p.image_id in scored], model) if metrics.set_level and scored else {}
-    config = {"pred": str(pred_dir), "gt": str(gt_dir), "name": model, "batch_size": batch_size,
-              "metrics": list(metric_names) if metric_names else None,
-              "segments": str(segments_dir) if segments_dir else None}
-    write_results(out, {model: records}, metrics, seed=0, device=str(device), config=config,
-                  models={model: {"predictions": str(pred_dir.resolve()), "n_pairs": len(pairs)}},
-                  splits={}, skipped=[s.as_dict() for s in skips], set_level={model: set_level},
-                  segments=segment_source.describe() if with_segments else None)
-    build_report(out)
+    integrity.reset()
+    with claim(out, identity):
+        device = resolve_device(device_name)
+        with_segments = needs_segments(metrics.per_image)
+        if segments_dir is not None and not segments_dir.is_dir():
+            raise BenchError(f"segments folder {segments_dir} does not exist or is not a folder")
+        extras_for = (segments_from(segments_dir) if segments_dir else slic_segments) if with_segments else None
+        segment_source = SegmentSource("label maps", str(segments_dir)) if segments_dir else slic_source()
+        records: list[dict[str, object]] = []
+        for batch_records, batch_skips in score_pairs(pairs, metrics.per_image, device=device, batch_size=batch_size,
+                                                      progress=progress, desc=f"score {model}", extras_for=extras_for):
+            records += batch_records
+            skips += batch_skips
+        scored = {str(r["image_id"]) for r in records}
+        set_level = SetLevelScorer(metrics.set_level, device=device, batch_size=batch_size, progress=progress)(
+            [p for p in pairs if p.image_id in scored], model) if metrics.set_level and scored else {}
+        config = {"pred": str(pred_dir), "gt": str(gt_dir), "name": model, "batch_size": batch_size,
+                  "metrics": list(metric_names) if metric_names else None,
+                  "segments": str(segments_dir) if segments_dir else None}
+        write_results(out, {model: records}, metrics, seed=0, device=str(device), config=config,
+                      models={model: {"predictions": str(pred_dir.resolve()), "n_pairs": len(pairs)}},
+                      splits={}, skipped=[s.as_dict() for s in skips], set_level={model: set_level},
+                      segments=segment_source.describe() if with_segments else None)
+        build_report(out)
+    if not records:
+        raise IncompleteError(f"no image was scored: {len(pairs)} matched pairs, {len(skips)} skipped (reasons in "
+                              f"{out / 'run.json'} and the report)")
     return out

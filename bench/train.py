@@ -45,7 +45,9 @@ from scipy import stats
 from torch import nn
 from tqdm import tqdm
 
-from bench.checkpoints import load_state, read_metadata, save_state
+from bench import integrity
+from bench.checkpoints import cached_state, load_state, read_metadata, save_state
+from bench.crashpoints import crash_point
 from bench.data import Batch, Preprocess, iterate_batches, make_loader
 from bench.device import DistInfo, all_reduce_sum, autocast, barrier, memory_format, step_done
 from bench.errors import BenchError
@@ -373,9 +375,10 @@ def teacher_targets(teacher_name: str, entries: Sequence[ManifestEntry], source:
     """Each image's class distribution, computed once (the teacher is frozen and inputs are not augmented) and
     cached in ``cache`` keyed by the file's sha256. Returns image id -> single-row targets on the CPU."""
     by_sha: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    if cache.is_file():
-        stored, shas = load_state(cache), read_metadata(cache)["sha256"]
-        by_sha = {sha: (stored["probs"][i], stored["labelled"][i]) for i, sha in enumerate(shas)}
+    cached = cached_state(cache, "teacher targets")
+    if cached is not None:
+        stored, shas = cached[0], cached[1]["sha256"]
+        by_sha = {sha: (stored["probs"][i], stored["labelled"][i]) for i, sha in enumerate(shas)}  # type: ignore[arg-type]
     todo = [e for e in entries if e.sha256 not in by_sha]
     if todo:
         instances = open_source(source).instances() if teacher_name == "coco-labels" else None
@@ -457,10 +460,14 @@ class CsvLog:
 @dataclass
 class Checkpoints:
     """Epoch checkpoints of one training folder: ``epoch-NNN.safetensors`` (weights, written last, so its presence
-    marks a complete checkpoint) + ``epoch-NNN.optim.safetensors`` + ``epoch-NNN.optim.json``."""
+    marks a complete checkpoint) + ``epoch-NNN.optim.safetensors`` + ``epoch-NNN.optim.json`` (with a checksum).
+
+    ``keep_last``: how many of the latest epoch checkpoints are kept besides the best one by validation MSE
+    (None: every epoch's); the others are deleted as training goes (a ``paper`` ChromaGAN epoch is 2 GB)."""
 
     folder: Path
     key: dict[str, object] = field(default_factory=dict)
+    keep_last: int | None = None
 
     def paths(self, epoch: int) -> tuple[Path, Path, Path]:
         stem = self.folder / f"epoch-{epoch:03d}"
@@ -470,22 +477,69 @@ class Checkpoints:
         weights_path, tensors_path, json_path = self.paths(epoch)
         weights, tensors, scalars = trainer.state()
         save_state(tensors_path, tensors, {"epoch": epoch})
-        atomic_write_bytes(json_path, json.dumps({"epoch": epoch, "optimizers": scalars, **extra}).encode())
+        integrity.write_sealed_json(json_path, {"epoch": epoch, "optimizers": scalars, **extra})
         save_state(weights_path, weights, {"key": self.key, "epoch": epoch})
+
+    def epochs(self) -> list[int]:
+        """Epochs with a complete checkpoint written under this key, latest first."""
+        found = []
+        for path in sorted(self.folder.glob("epoch-[0-9][0-9][0-9].safetensors"), reverse=True):
+            epoch = int(path.stem.split("-")[1])
+            if not all(p.is_file() for p in self.paths(epoch)):
+                continue
+            try:
+                if read_metadata(path).get("key") == self.key:
+                    found.append(epoch)
+            except BenchError as exc:
+                integrity.report_corrupt("epoch checkpoint", path, str(exc))
+                self.remove(epoch)
+        return found
 
     def latest(self) -> int:
         """The last complete epoch checkpoint written under this key (0 when none)."""
-        for path in sorted(self.folder.glob("epoch-[0-9][0-9][0-9].safetensors"), reverse=True):
-            epoch = int(path.stem.split("-")[1])
-            if all(p.is_file() for p in self.paths(epoch)) and read_metadata(path).get("key") == self.key:
-                return epoch
-        return 0
+        return next(iter(self.epochs()), 0)
 
     def load(self, epoch: int, trainer: GanTrainer) -> dict[str, object]:
+        """Restore the trainer from an epoch checkpoint; a corrupt one raises BenchError."""
         weights_path, tensors_path, json_path = self.paths(epoch)
-        extra = json.loads(json_path.read_text())
-        trainer.load(load_state(weights_path), load_state(tensors_path), extra.pop("optimizers"))
+        extra = integrity.read_sealed_json(json_path, "optimizer state")
+        if extra is None:
+            raise BenchError(f"optimizer state {json_path} is corrupt")
+        trainer.load(load_state(weights_path), load_state(tensors_path), extra.pop("optimizers"))  # type: ignore[arg-type]
         return extra
+
+    def restore(self, trainer: GanTrainer) -> tuple[int, list[dict[str, object]]]:
+        """Resume from the latest intact checkpoint (a corrupt one is reported, deleted and the one before
+        tried); returns (its epoch, the history so far), or (0, []) to start over."""
+        for epoch in self.epochs():
+            try:
+                return epoch, list(self.load(epoch, trainer)["history"])  # type: ignore[call-overload]
+            except BenchError as exc:
+                integrity.report_corrupt("epoch checkpoint", self.paths(epoch)[0], str(exc))
+                self.remove(epoch)
+        return 0, []
+
+    def remove(self, epoch: int) -> None:
+        for path in self.paths(epoch):
+            path.unlink(missing_ok=True)
+
+    def prune(self, history: Sequence[dict[str, object]]) -> None:
+        """Delete the epoch checkpoints that ``keep_last`` does not keep: all but the latest N and the best."""
+        if self.keep_last is None:
+            return
+        finished = [int(r["epoch"]) for r in history]  # type: ignore[call-overload]
+        keep = set(finished[len(finished) - self.keep_last:] if self.keep_last else finished[-1:])
+        best = best_epoch(history)
+        if best is not None:
+            keep.add(best)
+        for epoch in set(finished) - keep:
+            self.remove(epoch)
+
+    def size_bytes(self, trainer: GanTrainer) -> int:
+        """Expected size of one epoch checkpoint: the weights, plus Adam's two moments of every parameter."""
+        weights = sum(t.numel() * t.element_size() for m in trainer.modules().values() for t in m.state_dict().values())
+        moments = sum(2 * p.numel() * p.element_size() for m in trainer.modules().values() for p in m.parameters())
+        return weights + moments
 
     def clear(self) -> None:
         for path in self.folder.glob("epoch-*"):
@@ -502,23 +556,33 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch) % (2**63)
 
 
+def disk_note(name: str, checkpoints: Checkpoints, trainer: GanTrainer, epochs: int) -> str:
+    """The line printed before a training: what its epoch checkpoints will take on disk."""
+    each = checkpoints.size_bytes(trainer)
+    kept = epochs if checkpoints.keep_last is None else min(epochs, checkpoints.keep_last + 1)
+    policy = "every epoch" if checkpoints.keep_last is None else f"the last {checkpoints.keep_last} and the best"
+    return (f"note: training {name} for {epochs} epochs: each epoch checkpoint takes {each / 2**20:.1f} MiB; keeping "
+            f"{policy} (--keep-checkpoints) needs up to {kept * each / 2**20:.1f} MiB in {checkpoints.folder}")
+
+
 def train(model: Trainable, name: str, manifest: Manifest, out: Path, *, device: torch.device,
           dist: DistInfo = ALONE, resize_mode: str = "resize", workers: int = 0, resume: bool = True,
-          progress: bool = True) -> dict[str, object]:
+          progress: bool = True, keep_checkpoints: int | None = None) -> dict[str, object]:
     """Train ``model`` on ``manifest``'s usable images (or reuse a finished training); returns the training
-    record for run.json. Leaves the model on ``device`` with the last epoch's weights."""
+    record for run.json. Leaves the model on ``device`` with the last epoch's weights. ``keep_checkpoints``: see
+    :class:`Checkpoints` (None keeps every epoch's)."""
     s = model.settings
     final = out / "checkpoints" / f"{name}.safetensors"
     key = as_json({"model": name, "options": model.options(), "train_manifest": manifest.sha256,
                    "resize_mode": resize_mode})
-    if resume and final.is_file() and read_metadata(final).get("key") == key:
-        model.load_state_dict(load_state(final))
-        return {"weights_from": "cached training", "checkpoint": str(final),
-                "training": read_metadata(final).get("summary")}
+    cached = cached_state(final, "trained weights") if resume else None
+    if cached is not None and cached[1].get("key") == key:
+        model.load_state_dict(cached[0])
+        return {"weights_from": "cached training", "checkpoint": str(final), "training": cached[1].get("summary")}
 
     folder = out / "train" / name
     resume_key = {**key, "options": {k: v for k, v in key["options"].items() if k != "epochs"}}  # type: ignore[union-attr]
-    checkpoints = Checkpoints(folder / "checkpoints", resume_key)
+    checkpoints = Checkpoints(folder / "checkpoints", resume_key, keep_checkpoints)
     fit_entries, val_entries = split_validation(manifest.usable, s.n_val)
     if dist.is_main and batch_exceeds_data(s, len(fit_entries)):
         print(f"warning: {name}: batch {s.batch_size} of the {s.profile} profile exceeds the {len(fit_entries)} "
@@ -531,12 +595,11 @@ def train(model: Trainable, name: str, manifest: Manifest, out: Path, *, device:
                                   out / "train" / f"teacher-{model.teacher}-{resize_mode}.safetensors", device, workers,
                                   progress and dist.is_main)
     trainer = GanTrainer(model, device, dist)
-    start = checkpoints.latest() if resume else 0
-    history: list[dict[str, object]] = []
-    if start:
-        history = list(checkpoints.load(start, trainer)["history"])  # type: ignore[arg-type]
-    elif dist.is_main:
+    start, history = checkpoints.restore(trainer) if resume else (0, [])
+    if not start and dist.is_main:
         checkpoints.clear()
+    if dist.is_main and start < s.epochs:
+        print(disk_note(name, checkpoints, trainer, s.epochs - start), file=sys.stderr)
     steps_log = CsvLog(folder / "steps.csv", STEP_COLUMNS, start, dist.is_main)
     epochs_log = CsvLog(folder / "epochs.csv", EPOCH_COLUMNS, start, dist.is_main)
     step = int(history[-1]["step"]) if history else 0  # type: ignore[call-overload]
@@ -555,6 +618,8 @@ def train(model: Trainable, name: str, manifest: Manifest, out: Path, *, device:
         epochs_log.append(row)
         if dist.is_main:
             checkpoints.save(epoch, trainer, {"history": history})
+            checkpoints.prune(history)
+        crash_point("train-epoch")
     summary = summarize(history, s, fit_entries, val_entries, start)
     summary.update({"seconds_this_run": time.perf_counter() - began, "folder": str(folder)})
     model.generator.eval()
@@ -591,6 +656,20 @@ def run_epoch(trainer: GanTrainer, batches: Iterable[Batch], targets: dict[str, 
     return {f"train_{k}": float(totals[i]) / max(float(totals[-1]), 1) for i, k in enumerate(names)}, n_steps
 
 
+def selected_epoch(history: Sequence[dict[str, object]], best: bool) -> dict[str, object] | None:
+    """The epoch row with the lowest (``best``) or highest validation value of :data:`SELECTION_METRIC`."""
+    scored = [r for r in history if math.isfinite(float(r[f"val_{SELECTION_METRIC}"]))]  # type: ignore[arg-type]
+    if not scored:
+        return None
+    return (min if best else max)(scored, key=lambda r: float(r[f"val_{SELECTION_METRIC}"]))  # type: ignore[arg-type]
+
+
+def best_epoch(history: Sequence[dict[str, object]]) -> int | None:
+    """The epoch number of :func:`selected_epoch` (best), or None."""
+    chosen = selected_epoch(history, True)
+    return None if chosen is None else int(chosen["epoch"])  # type: ignore[call-overload]
+
+
 def batch_exceeds_data(s: TrainSettings, n_train: int) -> bool:
     """Whether the batch is larger than the training set (Model A's 256 on small data: one step per epoch)."""
     return s.batch_size is not None and s.batch_size > n_train
@@ -600,11 +679,9 @@ def summarize(history: list[dict[str, object]], s: TrainSettings, fit: Sequence[
               val: Sequence[ManifestEntry], resumed_from: int) -> dict[str, object]:
     """The training record: settings, data sizes, best/worst epoch by the selection metric, divergence flag."""
     def pick(best: bool) -> dict[str, object] | None:
-        scored = [r for r in history if math.isfinite(float(r[f"val_{SELECTION_METRIC}"]))]  # type: ignore[arg-type]
-        if not scored:
-            return None
-        chosen = (min if best else max)(scored, key=lambda r: float(r[f"val_{SELECTION_METRIC}"]))  # type: ignore[arg-type]
-        return {"epoch": chosen["epoch"], **{k: v for k, v in chosen.items() if k.startswith("val_")}}
+        chosen = selected_epoch(history, best)
+        return None if chosen is None else {"epoch": chosen["epoch"],
+                                            **{k: v for k, v in chosen.items() if k.startswith("val_")}}
 
     has_critic = s.adversarial != "none" and all("train_critic" in r for r in history)
     return {

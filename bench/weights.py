@@ -13,6 +13,7 @@ for the run's provenance (:func:`used_weights`).
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path, PurePosixPath
 
 import torch
@@ -58,9 +59,18 @@ def unavailable_reason(file_name: str, purpose: str) -> str | None:
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Load a state dict on the CPU with ``weights_only=True`` (no arbitrary unpickling) and record its sha256."""
+    """Load a state dict on the CPU with ``weights_only=True`` (no arbitrary unpickling) and record its sha256.
+    A file that the restricted unpickler refuses (a pickle carrying code) or cannot read raises
+    :class:`BenchError` with one line naming it."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BenchError(f"refused to load weight file {path}: not a plain tensor file ({reason})") from exc
+    if not isinstance(state, dict):
+        raise BenchError(f"refused to load weight file {path}: it holds a {type(state).__name__}, not a state dict")
     _used[str(path.resolve())] = file_sha256(path)
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return state
 
 
 def load_weights(file_name: str, purpose: str) -> dict[str, torch.Tensor]:

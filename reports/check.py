@@ -65,7 +65,7 @@ def check_report(folder: Path, screenshot: Path | None = None) -> dict[str, obje
             raise BenchError(f"Chromium rendered no probe result for {page}: {dump.stderr[-500:]}")
         found = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
         if screenshot is not None:
-            _chromium(f"--screenshot={screenshot.resolve()}", "--window-size=1300,3200", page.resolve().as_uri())
+            _chromium(f"--screenshot={screenshot.resolve()}", "--window-size=1400,3200", page.resolve().as_uri())
     finally:
         probe_page.unlink(missing_ok=True)
     return found

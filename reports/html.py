@@ -21,10 +21,13 @@ from bench.experiments.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS
 from bench.images import atomic_write_bytes
 from bench.paths import text_bytes
 from bench.scoring import images_by_id
+from metrics.registry import METRICS
 from reports.build import RunFolder, analyse
+from reports.leaderboard import direction_mark, leaderboard
 
 TEMPLATES = Path(__file__).parent / "templates"
 GALLERY_METRICS = ("psnr", "ssim", "colorfulness")
+PSNR_CAP = METRICS["psnr"].params["max_db"]
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,22 @@ class Tile:
 
 
 def _number(value: object, digits: int = 4) -> str:
+    """A table cell: 'n/a' for missing or NaN, '∞' / '-∞' for infinities (glossary note), else the number."""
     if value in (None, ""):
         return "n/a"
     number = float(value)  # type: ignore[arg-type]
     if math.isnan(number):
         return "n/a"
+    if math.isinf(number):
+        return "∞" if number > 0 else "-∞"
     return f"{number:.{digits}g}" if abs(number) < 1e4 else f"{number:.4e}"
+
+
+def _gallery_value(name: str, text: str) -> str:
+    """A gallery note value; PSNR at its identity cap reads '∞ (identical)'."""
+    if name == "psnr" and text not in (None, "") and float(text) >= float(PSNR_CAP):  # type: ignore[arg-type]
+        return "∞ (identical)"
+    return _number(text)
 
 
 def _relative(path: Path, start: Path) -> str:
@@ -52,27 +65,38 @@ def _relative(path: Path, start: Path) -> str:
 
 
 def _notes(row: dict[str, str]) -> tuple[str, ...]:
-    return tuple(f"{name} {_number(row[name])}" for name in GALLERY_METRICS if name in row)
+    return tuple(f"{name} {_gallery_value(name, row[name])}" for name in GALLERY_METRICS if name in row)
+
+
+def _working_size(run: dict) -> str:
+    """How the originals were brought to the working size, e.g. 'resized to 224x224'."""
+    preprocess = run.get("config", {}).get("preprocess", {})
+    size = preprocess.get("size")
+    verb = "center-cropped" if preprocess.get("mode") == "center-crop" else "resized"
+    return f"{verb} to {size}x{size}" if size else verb
 
 
 def _gallery(folder: RunFolder, limit: int) -> list[list[Tile]]:
-    """Rows of original / grey / one tile per model (paper Figs. 4-6 layout), for the first ``limit`` images."""
+    """Rows of ground truth / model input / one tile per model (paper Figs. 4-6 layout), for the first ``limit``
+    images; every tile says what it is (the truth and the input are at the working size, not the original)."""
     by_image: dict[str, dict[str, dict[str, str]]] = {}
     for row in folder.per_image:
         by_image.setdefault(row["image_id"], {})[row["model"]] = row
+    working = _working_size(folder.run)
+    verb = working.split(" ")[0]
     rows = []
     config = folder.run["config"]
     score_folders = {role: images_by_id(Path(config[role]), role)[0] if Path(config[role]).is_dir() else {}
                      for role in ("gt", "pred") if config.get(role)}  # a `bench score` folder: files by image id
     for image_id, models in list(by_image.items())[:limit]:
         if (folder.out / "ground_truth").is_dir():
-            tiles = [Tile("original", f"ground_truth/{image_id}.png", (f"image {image_id}",)),
-                     Tile("grey input", f"gray/{image_id}.png")]
+            tiles = [Tile(f"ground truth ({verb})", f"ground_truth/{image_id}.png", (f"image {image_id}", working)),
+                     Tile(f"{verb} input", f"gray/{image_id}.png", ("the lightness L the models see",))]
             tiles += [Tile(model, f"predictions/{model}/{image_id}.png", _notes(row)) for model, row in models.items()]
         else:
             model, row = next(iter(models.items()))
             tiles = [Tile(label, _relative(path, folder.out), _notes(row) if role == "pred" else ())
-                     for role, label in (("gt", "ground truth"), ("pred", model))
+                     for role, label in (("gt", "ground truth (as given)"), ("pred", model))
                      if (path := score_folders.get(role, {}).get(image_id))]
         rows.append(tiles)
     return rows
@@ -85,12 +109,13 @@ def build_report(out: Path, *, crop_run: Path | None = None) -> Path:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["number"] = _number
+    env.filters["direction_mark"] = direction_mark
     examples = [(sweep, f"figures/sweep_{sweep.name}.png") for sweep in SWEEPS
                 if (out / "figures" / f"sweep_{sweep.name}.png").is_file()]
     html = env.get_template("index.html.j2").render(
         run=folder.run,
         metrics=folder.run["metrics"],
-        board=folder.leaderboard,
+        board=leaderboard(folder.leaderboard, list(folder.run["metrics"]), folder.references, report.win_rates),
         references=folder.references,
         report=report,
         claims=current(report.claims),

@@ -1,4 +1,5 @@
-"""Figures for the report (matplotlib, Agg backend), each saved as PNG beside the data it shows."""
+"""Figures for the report (matplotlib, Agg backend; seaborn for the heatmaps), each saved as PNG beside the data
+it shows."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import seaborn
 
 from bench.experiments.analysis import PSNR_THRESHOLD, SSIM_THRESHOLD, column
 from bench.images import atomic_write_bytes
+from metrics.registry import METRICS
 
 
 def save_figure(figure: plt.Figure, path: Path) -> Path:
@@ -37,17 +40,43 @@ def _grid(count: int, columns: int = 4, size: float = 3.0) -> tuple[plt.Figure, 
     return figure, panels[:count]
 
 
+def _capped(metric: str) -> float | None:
+    """The identity cap of a metric (PSNR's max_db), or None."""
+    known = METRICS.get(metric)
+    cap = known.params.get("max_db") if known else None
+    return float(cap) if cap is not None else None  # type: ignore[arg-type]
+
+
 def sweep_curves(curves: Sequence[Mapping[str, object]], sweep: str, unit: str, path: Path) -> Path:
-    """One panel per metric: median and interquartile band against the degradation strength."""
+    """One panel per metric: median and interquartile band against the degradation strength.
+
+    A metric with an identity cap (PSNR: 100 dB for identical images) would squash its panel; its values at the
+    cap are left out of the line and band, the axis is clipped to the uncapped values, and each capped median is
+    drawn as a triangle on the top edge labelled 'identical (cap)'."""
     rows = [c for c in curves if c["sweep"] == sweep]
     metrics = list(dict.fromkeys(str(c["metric"]) for c in rows))
     figure, axes = _grid(len(metrics))
     for axis, metric in zip(axes, metrics, strict=False):
         points = [c for c in rows if c["metric"] == metric]
-        x = [float(c["strength"]) for c in points]  # type: ignore[arg-type]
-        axis.fill_between(x, [float(c["q25"]) for c in points], [float(c["q75"]) for c in points],  # type: ignore[arg-type]
-                          alpha=0.25)
-        axis.plot(x, [float(c["median"]) for c in points], marker="o", markersize=3)  # type: ignore[arg-type]
+        x = np.array([float(c["strength"]) for c in points])  # type: ignore[arg-type]
+        median, q25, q75 = (np.array([float(c[key]) for c in points]) for key in ("median", "q25", "q75"))  # type: ignore[arg-type]
+        cap = _capped(metric)
+        at_cap = median >= cap if cap is not None else np.zeros_like(median, dtype=bool)
+        if cap is not None:
+            median, q25, q75 = (np.where(v >= cap, np.nan, v) for v in (median, q25, q75))
+        if not np.isfinite(median).any() and not at_cap.any():
+            axis.text(0.5, 0.5, "n/a: undefined for these images", ha="center", va="center", fontsize=8,
+                      color="#555", transform=axis.transAxes)
+            axis.set_yticks([])
+        axis.fill_between(x, q25, q75, alpha=0.25)
+        axis.plot(x, median, marker="o", markersize=3)
+        if at_cap.any() and np.isfinite(median).any():
+            low, high = np.nanmin(np.fmin(q25, median)), np.nanmax(np.fmax(q75, median))
+            top = high + 0.08 * max(high - low, 1.0)
+            axis.set_ylim(low - 0.05 * max(high - low, 1.0), top)
+            axis.plot(x[at_cap], np.full(int(at_cap.sum()), top), marker="^", linestyle="none", color="C3",
+                      clip_on=False, label=f"identical ({cap:g} cap)")
+            axis.legend(fontsize=6, loc="lower left")
         axis.set_title(metric, fontsize=9)
         axis.set_xlabel(unit, fontsize=8)
         axis.tick_params(labelsize=7)
@@ -55,26 +84,46 @@ def sweep_curves(curves: Sequence[Mapping[str, object]], sweep: str, unit: str, 
     return save_figure(figure, path)
 
 
+def correlation_matrix(correlations: Sequence[Mapping[str, object]], band: str, names: Sequence[str]
+                       ) -> tuple[np.ndarray, list[int]]:
+    """Spearman's rho between every pair of ``names`` in ``band``, NaN where it is undefined (too few records, a
+    constant column) and on the diagonal (self-agreement says nothing); and the record counts n of the band's
+    defined pairs."""
+    index = {n: i for i, n in enumerate(names)}
+    matrix = np.full((len(names), len(names)), np.nan)
+    counts = []
+    for c in correlations:
+        if c["band"] == band and "spearman" in c and np.isfinite(float(c["spearman"])):  # type: ignore[arg-type]
+            i, j = index[str(c["metric_a"])], index[str(c["metric_b"])]
+            matrix[i, j] = matrix[j, i] = float(c["spearman"])  # type: ignore[arg-type]
+            counts.append(int(c["n"]))  # type: ignore[call-overload]
+    return matrix, counts
+
+
 def correlation_heatmaps(correlations: Sequence[Mapping[str, object]], path: Path) -> Path:
-    """Spearman rank correlation (direction-aware) between metrics, one heatmap per band."""
+    """Spearman rank correlation (direction-aware) between metrics, one seaborn heatmap per band; undefined
+    cells (n too small, constant columns, the diagonal) are grey and marked n/a, never coloured as 0 or 1."""
     bands = list(dict.fromkeys(str(c["band"]) for c in correlations))
     names = list(dict.fromkeys([str(c["metric_a"]) for c in correlations] + [str(c["metric_b"]) for c in correlations]))
-    index = {n: i for i, n in enumerate(names)}
-    figure, axes = _grid(len(bands), columns=3, size=5.0)
+    columns = 2
+    figure, axes = _grid(len(bands), columns=columns, size=0.4 * len(names) + 2.0)
     for k, (axis, band) in enumerate(zip(axes, bands, strict=False)):
-        matrix = np.full((len(names), len(names)), np.nan)
-        np.fill_diagonal(matrix, 1.0)
-        count = 0
-        for c in correlations:
-            if c["band"] == band and "spearman" in c:
-                i, j = index[str(c["metric_a"])], index[str(c["metric_b"])]
-                matrix[i, j] = matrix[j, i] = float(c["spearman"])  # type: ignore[arg-type]
-                count = int(c["n"])  # type: ignore[arg-type]
-        image = axis.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")
-        axis.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
-        axis.set_yticks(range(len(names)), names if k % 3 == 0 else [], fontsize=7)
-        axis.set_title(f"{band} (n={count})", fontsize=9)
-    figure.colorbar(image, ax=axes, shrink=0.6, label="Spearman rho (agreement on better)")
+        matrix, counts = correlation_matrix(correlations, band, names)
+        undefined = ~np.isfinite(matrix)
+        labels = np.where(undefined, "n/a", np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(matrix)))
+        axis.set_facecolor("#d9d9d9")
+        seaborn.heatmap(matrix, mask=undefined, vmin=-1, vmax=1, cmap="RdBu_r", center=0, ax=axis, cbar=False,
+                        square=True, xticklabels=names, yticklabels=names if k % columns == 0 else False,
+                        linewidths=0.5, linecolor="white")
+        for i, j in np.ndindex(matrix.shape):
+            axis.text(j + 0.5, i + 0.5, labels[i, j], ha="center", va="center", fontsize=6,
+                      color="#555" if undefined[i, j] else "black")
+        axis.tick_params(labelsize=7)
+        span = f"n = {min(counts)}-{max(counts)}" if counts and min(counts) != max(counts) else \
+            f"n = {counts[0]}" if counts else "no defined pair"
+        axis.set_title(f"{band} ({span})", fontsize=9)
+    figure.colorbar(plt.cm.ScalarMappable(norm=plt.Normalize(-1, 1), cmap="RdBu_r"), ax=axes, shrink=0.5,
+                    label="Spearman rho (agreement on better); grey n/a = undefined")
     return save_figure(figure, path)
 
 

@@ -26,8 +26,11 @@ References and tolerances (absolute, per image):
                       error sits on an integer may round either way: 1/(150 N) per pixel)
   colorfulness(_abs), delta_colorfulness, channel_equality
                       NumPy transcriptions of the formulas, 1e-9
-  segment_chroma_ratio, vivid_recall
+  segment_chroma_ratio, vivid_recall, vivid_precision
                       NumPy loop over segments on skimage rgb2lab, 1e-5 (ours converts in float32)
+  semantic_kl, semantic_top1
+                      SciPy rel_entr / argmax on the logits of the package's own EfficientNet.forward, one image at
+                      a time, 1e-4 nats (float32 network, batched vs single); identical images: KL 0, top-1 1
   known answers       identical: psnr 100, ssim/ms_ssim 1 (1e-6), deltae2000 0, auc_ab 1, mse 0, segment
                       ratio 1 (1e-6), vivid_recall 1; constant images: SSIM = luminance term only, MS-SSIM =
                       mean over RGB of l^w5 (all cs terms are 1), AuC = (150.5 - ceil(|ab|)) / 150; tiny: SSIM
@@ -109,13 +112,42 @@ def _segment_means(p: np.ndarray, g: np.ndarray, labels: np.ndarray) -> list[tup
 
 
 def ref_segment_ratio(p: np.ndarray, g: np.ndarray, extras: Extras) -> float:
-    rows = [(n, min(cp / cg, 2.0)) for n, cp, cg in _segment_means(p, g, extras["segments"]) if cg > 5.0]
-    return sum(n * r for n, r in rows) / sum(n for n, _ in rows) if rows else math.nan
+    rows = [(n, math.log(min(max(cp / cg, 0.1), 10.0))) for n, cp, cg in _segment_means(p, g, extras["segments"])
+            if cg > 5.0]
+    return math.exp(sum(n * r for n, r in rows) / sum(n for n, _ in rows)) if rows else math.nan
 
 
 def ref_vivid_recall(p: np.ndarray, g: np.ndarray, extras: Extras) -> float:
     vivid = [cp > 20.0 for _, cp, cg in _segment_means(p, g, extras["segments"]) if cg > 20.0]
     return sum(vivid) / len(vivid) if vivid else math.nan
+
+
+def ref_vivid_precision(p: np.ndarray, g: np.ndarray, extras: Extras) -> float:
+    truly_vivid = [cg > 20.0 for _, cp, cg in _segment_means(p, g, extras["segments"]) if cp > 20.0]
+    return sum(truly_vivid) / len(truly_vivid) if truly_vivid else math.nan
+
+
+def ref_semantic(kind: str) -> Reference:
+    """KL(p_truth || p_pred) and top-1 agreement in NumPy/SciPy on the package network's own forward pass
+    (EfficientNet.forward, not our logits path), one image at a time."""
+    from scipy.special import log_softmax, rel_entr
+
+    from metrics.semantic import _classifier
+
+    def logits(a: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(a).permute(2, 0, 1)[None].float()
+        x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False,
+                                            antialias=True)
+        with torch.inference_mode():
+            return _classifier("cpu").net((x * 255 - 127) / 128)[0].double().numpy()
+
+    def reference(p: np.ndarray, g: np.ndarray, _: Extras) -> float:
+        pred, truth = logits(p), logits(g)
+        if kind == "top1":
+            return float(pred.argmax() == truth.argmax())
+        return float(rel_entr(np.exp(log_softmax(truth)), np.exp(log_softmax(pred))).sum())
+
+    return reference
 
 
 def known(value: float) -> Reference:
@@ -177,6 +209,15 @@ CASES = [
     *(Case("vivid_recall", i, ref_vivid_recall, 1e-5, "numpy per segment")
       for i in ("photos", "coco", "stripes", "constant")),
     Case("vivid_recall", "identical", known(1.0), 0.0, "identical (every photo has vivid segments)"),
+    *(Case("vivid_precision", i, ref_vivid_precision, 1e-5, "numpy per segment")
+      for i in ("photos", "coco", "stripes", "constant")),
+    Case("vivid_precision", "identical", known(1.0), 0.0, "identical (every photo has vivid segments)"),
+    *(Case("semantic_kl", i, ref_semantic("kl"), 1e-4, "scipy rel_entr on EfficientNet.forward")
+      for i in ("photos", "tiny")),
+    Case("semantic_kl", "identical", known(0.0), 1e-6, "identical"),
+    *(Case("semantic_top1", i, ref_semantic("top1"), 0.0, "numpy argmax on EfficientNet.forward")
+      for i in ("photos", "tiny")),
+    Case("semantic_top1", "identical", known(1.0), 0.0, "identical"),
 ]
 
 

@@ -82,6 +82,9 @@ def test_both_versions_are_evaluated_and_the_old_verdict_is_kept():
     assert new[0].verdict == SUPPORTED and new[0].previous == claims[0].verdict == SUPPORTED
     assert all(c.previous for c in new) and not any(c.previous for c in claims[:7])
     assert new[0].protocol.startswith("n 40 images; source coco:/data:val2017; 224 px resize")
+    overlapping = make({"gray": info("none")}, per_image)
+    overlapping.run["protocol"] = {"train_eval_overlap": 2}
+    assert "2 files shared by training and evaluation" in current(evaluate_claims(overlapping))[0].protocol
     assert {"rule_version", "outcome", "verdict", "what_would_change", "protocol", "n"} <= set(new[0].as_row())
 
 

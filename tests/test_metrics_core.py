@@ -143,7 +143,8 @@ def test_registry_metadata_complete():
     for metric in METRICS.values():
         described = metric.describe()
         assert described["definition"] and described["range"]
-        assert metric.higher_is_better is not None or metric.ideal is not None
+        assert described["direction"] in ("higher", "lower", "ideal", "diagnostic")
+        assert (metric.ideal is not None) == (metric.direction == "ideal")
 
 
 def test_compute_returns_one_value_per_image(pairs):

@@ -9,7 +9,7 @@ import torch
 
 from bench.color import lab_to_rgb, rgb_to_lab
 from metrics.pixel import psnr
-from metrics.segments import segment_chroma_ratio, segment_mean_chroma, vivid_recall
+from metrics.segments import segment_chroma_ratio, segment_mean_chroma, vivid_precision, vivid_recall
 from metrics.ssim import ssim
 from tests.metric_inputs import coco_batch, instance_annotations, photo_batch, slic_segments, to_8bit
 
@@ -74,7 +74,7 @@ def test_real_coco_frisbee_faded(coco_mini):
     assert float(segment_chroma_ratio(pred, gt, segments=segments)) < 1.0
 
 
-@pytest.mark.parametrize("metric", [segment_chroma_ratio, vivid_recall])
+@pytest.mark.parametrize("metric", [segment_chroma_ratio, vivid_recall, vivid_precision])
 def test_not_applicable_cases_are_nan(metric):
     gt = photo_batch()[:2]
     pred = gt.mean(dim=1, keepdim=True).expand_as(gt).clone()
@@ -95,11 +95,13 @@ def test_images_of_a_batch_are_independent():
     segments = slic_segments(gt)
     segments[1] = torch.where(segments[1] > 5, 0, segments[1])  # few segments
     segments[2] = 0  # none: n/a
-    for metric in (segment_chroma_ratio, vivid_recall):
+    for metric in (segment_chroma_ratio, vivid_recall, vivid_precision):
         together = metric(pred, gt, segments=segments)
         alone = torch.cat([metric(pred[i : i + 1], gt[i : i + 1], segments=segments[i : i + 1]) for i in range(4)])
         np.testing.assert_allclose(together.numpy(), alone.numpy(), rtol=0, atol=1e-12, equal_nan=True)
-        assert torch.isnan(together[2]) and torch.isfinite(together[[0, 1, 3]]).all()
+        assert torch.isnan(together[2])
+        # the half-faded prediction renders few segments vivid, so vivid_precision may be n/a for some images
+        assert metric is vivid_precision or torch.isfinite(together[[0, 1, 3]]).all()
 
 
 def test_non_finite_prediction_is_nan_for_that_image_only():
@@ -107,6 +109,45 @@ def test_non_finite_prediction_is_nan_for_that_image_only():
     pred = gt.clone()
     pred[0, :, :20, :20] = float("nan")
     segments = torch.ones(2, *gt.shape[2:], dtype=torch.int64)
-    for metric in (segment_chroma_ratio, vivid_recall):
+    for metric in (segment_chroma_ratio, vivid_recall, vivid_precision):
         values = metric(pred, gt, segments=segments)
         assert torch.isnan(values[0]) and float(values[1]) == pytest.approx(1.0)
+
+
+def patches(chromas: list[float], size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """One image of len(chromas) vertical stripes, stripe k of constant Lab (60, chroma_k, 0), and its label map
+    (stripe k = segment k + 1); exact 8-bit RGB is not needed here, so no quantization."""
+    lab = torch.zeros(1, 3, size, size * len(chromas), dtype=torch.float64)
+    lab[:, 0] = 60.0
+    for k, value in enumerate(chromas):
+        lab[:, 1, :, k * size:(k + 1) * size] = value
+    labels = (torch.arange(size * len(chromas)) // size + 1).expand(1, size, -1).contiguous()
+    return lab_to_rgb(lab), labels
+
+
+def test_vivid_precision_hand_computed():
+    """Truth chromas (30, 30, 10, 10, 2): vivid = segments 1, 2. A prediction rendering (30, 5, 30, 30, 2) vivid
+    in segments 1, 3, 4: one of its three vivid segments is vivid in the truth -> precision 1/3, recall 1/2."""
+    truth, labels = patches([30.0, 30.0, 10.0, 10.0, 2.0])
+    pred, _ = patches([30.0, 5.0, 30.0, 30.0, 2.0])
+    assert float(vivid_precision(pred, truth, segments=labels)) == pytest.approx(1 / 3, abs=1e-12)
+    assert float(vivid_recall(pred, truth, segments=labels)) == pytest.approx(1 / 2, abs=1e-12)
+    assert float(vivid_precision(truth, truth, segments=labels)) == 1.0
+    dull, _ = patches([15.0, 15.0, 5.0, 5.0, 1.0])  # renders nothing vivid: precision undefined
+    assert torch.isnan(vivid_precision(dull, truth, segments=labels)).all()
+
+
+def test_segment_ratio_is_a_clamped_geometric_mean_hand_computed():
+    """Equal-area segments with truth chromas (15, 15, 3) (the last below min_chroma 5, left out): a prediction
+    at half the chroma in one and double in the other gives exp((log 0.5 + log 2) / 2) = 1, and the
+    goodness -|log r| treats 0.5 and 2 alike; 4x oversaturation is no longer capped at 2, and a grey segment is
+    clamped to 1/10. Lab chroma after the sRGB round trip is exact to about 1e-4 here."""
+    truth, labels = patches([15.0, 15.0, 3.0])
+    half_double, _ = patches([7.5, 30.0, 3.0])
+    assert float(segment_chroma_ratio(half_double, truth, segments=labels)) == pytest.approx(1.0, abs=1e-4)
+    quadruple, _ = patches([60.0, 60.0, 3.0])  # Lab (60, 60, 0) is inside the sRGB gamut
+    assert float(segment_chroma_ratio(quadruple, truth, segments=labels)) == pytest.approx(4.0, abs=1e-3)
+    half, _ = patches([7.5, 7.5, 3.0])
+    assert float(segment_chroma_ratio(half, truth, segments=labels)) == pytest.approx(0.5, abs=1e-4)
+    one_grey, _ = patches([0.0, 15.0, 3.0])
+    assert float(segment_chroma_ratio(one_grey, truth, segments=labels)) == pytest.approx(0.1**0.5, abs=1e-4)

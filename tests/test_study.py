@@ -13,7 +13,7 @@ from PIL import Image
 from bench.cli import main
 from bench.color import lab_to_rgb, rgb_to_lab
 from bench.errors import BenchError
-from bench.experiments.analysis import discrimination, goodness, rank_correlations, sweep_sensitivity, win_rates
+from bench.experiments.analysis import discrimination, rank_correlations, sweep_sensitivity, win_rates
 from bench.experiments.bapps import agreement, load_bapps
 from bench.experiments.claims import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, Evidence, current, evaluate_claims
 from bench.experiments.claims_v1 import claim_c1, claim_c2, claim_c3, claim_c4, claim_c6
@@ -65,13 +65,6 @@ def test_object_mask_is_the_most_vivid_large_segment():
     assert not vivid_object_masks(ab, torch.zeros(1, 20, 20, dtype=torch.long)).any()  # no segments at all
 
 
-def test_goodness_follows_each_metric_direction():
-    values = np.array([-2.0, 1.0])
-    assert np.array_equal(goodness("psnr", values), values)
-    assert np.array_equal(goodness("mse", values), -values)
-    assert np.array_equal(goodness("delta_colorfulness", values), -np.abs(values))
-
-
 def test_discrimination_is_the_cross_image_ordering_probability():
     assert discrimination(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
     assert discrimination(np.array([1.0, 4.0]), np.array([2.0, 3.0])) == 0.5
@@ -80,24 +73,27 @@ def test_discrimination_is_the_cross_image_ordering_probability():
 
 def study_rows(effect: float, noise: float) -> list[dict[str, str]]:
     """A synthetic desaturation study: psnr falls by ``effect`` between the regime strengths, images differ by
-    ``noise``; colorfulness falls a lot with little spread."""
+    ``noise``; auc_ab falls a lot with little spread; colorfulness (a diagnostic) is recorded too."""
     rng = np.random.default_rng(0)
     rows = []
     for i in range(40):
         base = 30 + noise * rng.standard_normal()
-        for strength, drop, cf in ((0.9, 0.0, 36.0), (0.5, effect, 20.0)):
+        for strength, drop, auc in ((0.9, 0.0, 0.9), (0.5, effect, 0.6)):
             rows.append({"sweep": "desaturation", "strength": str(strength), "image_id": str(i),
-                         "psnr": str(base - drop), "colorfulness": str(cf + rng.standard_normal())})
+                         "psnr": str(base - drop), "auc_ab": str(auc + 0.01 * rng.standard_normal()),
+                         "colorfulness": str(30 * auc)})
     return rows
 
 
 def test_sensitivity_separates_effect_from_spread():
-    weak = {r["metric"]: r for r in sweep_sensitivity(study_rows(effect=1.0, noise=10.0), ["psnr", "colorfulness"])}
+    weak = {r["metric"]: r for r in sweep_sensitivity(study_rows(effect=1.0, noise=10.0),
+                                                      ["psnr", "auc_ab", "colorfulness"])}
     strong = {r["metric"]: r for r in sweep_sensitivity(study_rows(effect=30.0, noise=1.0), ["psnr"])}
     assert weak["psnr"]["median_drop"] == pytest.approx(1.0)
     assert abs(float(weak["psnr"]["sensitivity"])) < 0.2 < float(strong["psnr"]["sensitivity"])
     assert float(weak["psnr"]["discrimination"]) < 0.65 and float(strong["psnr"]["discrimination"]) == 1.0
-    assert float(weak["colorfulness"]["discrimination"]) == 1.0
+    assert float(weak["auc_ab"]["discrimination"]) == 1.0
+    assert "colorfulness" not in weak  # diagnostics have no direction to measure a drop in
 
 
 def per_image_rows() -> list[dict[str, str]]:
@@ -107,17 +103,17 @@ def per_image_rows() -> list[dict[str, str]]:
         for i in range(30):
             psnr = 20 + shift + rng.standard_normal()
             rows.append({"model": model, "image_id": str(i), "psnr": str(psnr), "ssim": str(0.8 + psnr / 100),
-                         "colorfulness": str(rng.uniform(0, 40))})
+                         "auc_ab": str(rng.uniform(0, 1)), "colorfulness": str(rng.uniform(0, 40))})
     return rows
 
 
 def test_rank_correlations_bands_and_intervals():
     rows = per_image_rows()
-    table = rank_correlations(rows, ["psnr", "ssim", "colorfulness"], seed=0)
+    table = rank_correlations(rows, ["psnr", "ssim", "auc_ab", "colorfulness"], seed=0)
     everything = next(r for r in table if r["band"] == "all" and r["metric_a"] == "psnr" and r["metric_b"] == "ssim")
     assert everything["spearman"] == pytest.approx(1.0) and everything["kendall"] == pytest.approx(1.0)
-    noise = next(r for r in table if r["band"] == "all" and r["metric_b"] == "colorfulness"
-                 and r["metric_a"] == "psnr")
+    noise = next(r for r in table if r["band"] == "all" and r["metric_b"] == "auc_ab" and r["metric_a"] == "psnr")
+    assert not any("colorfulness" in (r["metric_a"], r["metric_b"]) for r in table)  # a diagnostic
     assert noise["spearman_lo"] < noise["spearman"] < noise["spearman_hi"]
     assert {r["band"] for r in table} == {"all", "psnr < 22", "psnr >= 22", "ssim < 0.9", "ssim >= 0.9"}
 
@@ -239,9 +235,11 @@ def test_bapps_loader_and_agreement(tmp_path, photos):
     write_bapps(tmp_path / "color", photos, judge=0.2)
     triplets = load_bapps(tmp_path / "color")
     assert len(triplets) == 6 and triplets[0].judge == pytest.approx(0.2)
-    rows = {r["metric"]: r for r in agreement(triplets, ["psnr", "colorfulness"], device=torch.device("cpu"))}
+    rows = {r["metric"]: r for r in agreement(triplets, ["psnr", "delta_colorfulness", "colorfulness"],
+                                              device=torch.device("cpu"))}
     assert rows["psnr"]["agreement"] == pytest.approx(0.8)  # PSNR prefers the mild p0, as 80% of people do
-    assert rows["colorfulness"]["agreement"] == pytest.approx(0.8)
+    assert rows["delta_colorfulness"]["agreement"] == pytest.approx(0.8)
+    assert "colorfulness" not in rows  # a diagnostic states no preference
     (tmp_path / "color" / "p1" / "000.png").unlink()
     with pytest.raises(BenchError, match=r"000\.png is missing"):
         load_bapps(tmp_path / "color")

@@ -1,9 +1,9 @@
 """Statistics over saved records: perturbation curves and sensitivity, rank correlations between metrics,
 and the direction-aware leaderboard. Pure functions of CSV rows, so ``bench report`` reruns them cheaply.
 
-Direction: every metric value is first turned into a *goodness* (higher = better colorization): the value
-itself when higher is better, its negative when lower is better, ``-|value - ideal|`` for metrics with an
-ideal value (``delta_colorfulness``: 0).
+Direction: every metric value is first turned into a *goodness* (higher = better colorization) by the
+registry's :func:`metrics.registry.goodness`; diagnostics (raw colorfulness, channel equality) have none and
+are left out of every direction-aware analysis here (:func:`metrics.registry.ranked`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats
 
 from bench.experiments.perturbations import SWEEPS_BY_NAME
-from metrics.registry import METRICS
+from metrics.registry import goodness, ranked
 
 #: Metrics left out of correlation and win-rate analyses because they rank images exactly like PSNR does
 #: (PSNR is a monotone function of MSE per image), which would count pixel error three times.
@@ -28,20 +28,14 @@ N_BOOTSTRAP = 1000
 N_JACKKNIFE_GROUPS = 20
 
 
-def goodness(name: str, values: np.ndarray) -> np.ndarray:
-    metric = METRICS[name]
-    if metric.higher_is_better is None:
-        return -np.abs(values - (metric.ideal or 0.0))
-    return values if metric.higher_is_better else -values
-
-
 def column(rows: Sequence[Mapping[str, str]], name: str) -> np.ndarray:
     """A CSV column as floats (empty cells -> NaN)."""
     return np.array([float(r[name]) if r.get(name) not in (None, "") else np.nan for r in rows], dtype=np.float64)
 
 
 def analysed_metrics(names: Sequence[str]) -> list[str]:
-    return [n for n in names if n not in RANK_DUPLICATES]
+    """The metrics direction-aware analyses use: ranked ones (no diagnostics), PSNR's rank duplicates left out."""
+    return [n for n in ranked(names) if n not in RANK_DUPLICATES]
 
 
 # -- perturbation study ------------------------------------------------------------------------------------
@@ -87,7 +81,7 @@ def sweep_sensitivity(rows: Sequence[Mapping[str, str]], metric_names: Sequence[
     out = []
     for sweep_name in dict.fromkeys(r["sweep"] for r in rows):
         mild, moderate = SWEEPS_BY_NAME[sweep_name].regime
-        for name in metric_names:
+        for name in ranked(metric_names):
             before, after = _paired(rows, sweep_name, mild, name), _paired(rows, sweep_name, moderate, name)
             ids = [i for i in before if i in after and np.isfinite(before[i]) and np.isfinite(after[i])]
             if len(ids) < 2:

@@ -20,9 +20,9 @@ import torch
 
 from bench.aggregate import mean_and_interval
 from bench.errors import BenchError
-from bench.experiments.analysis import goodness
 from bench.scoring import Pair, score_pairs
 from bench.segments import needs_segments, slic_segments
+from metrics.registry import goodness, ranked
 
 PARTS = ("ref", "p0", "p1", "judge")
 AGREEMENT_COLUMNS = ("metric", "agreement", "agreement_lo", "agreement_hi", "n")
@@ -73,7 +73,8 @@ def _metric_values(triplets: Sequence[Triplet], which: str, names: Sequence[str]
 
 def agreement(triplets: Sequence[Triplet], names: Sequence[str], *, device: torch.device, batch_size: int = 32,
               seed: int = 0) -> list[dict[str, object]]:
-    """2AFC agreement with people for every named per-image metric."""
+    """2AFC agreement with people for every named per-image metric that ranks (diagnostics have no preference)."""
+    names = ranked(names)
     first, second = (_metric_values(triplets, which, names, device, batch_size) for which in ("p0", "p1"))
     rows = []
     for name in names:

@@ -71,6 +71,8 @@ def protocol(e: Evidence, claim: Claim) -> str:
     for key, label in (("profile", "profile"), ("teacher", "teacher")):
         if values := sorted({str(v) for info in infos if (v := _option(info, key)) is not None}):
             parts.append(f"{label} {', '.join(values)}")
+    if overlap := (e.run.get("protocol") or {}).get("train_eval_overlap"):  # type: ignore[union-attr]
+        parts.append(f"{overlap} files shared by training and evaluation")
     if claim.models and (segments := (e.run.get("segments") or {}).get("kind")):  # type: ignore[union-attr]
         parts.append(f"segments {segments}")
     trained = [info for info in infos if (info.get("spec") or {}).get("training") == "train"]  # type: ignore[union-attr]

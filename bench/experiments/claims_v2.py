@@ -26,10 +26,10 @@ from bench.experiments.evidence import (
     bootstrap,
     crossed_bootstrap,
     fmt,
-    goodness,
     interval_text,
 )
 from bench.experiments.rules import parameters
+from metrics.registry import goodness
 
 VERSION = "2"
 C1, C2, C3, C4, C5, C6 = (parameters(VERSION, c) for c in ("C1", "C2", "C3", "C4", "C5", "C6"))

@@ -21,21 +21,6 @@ SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_RUN = "supported", "not supported", 
 PLUMBING_ONLY = "plumbing only"
 OUTCOMES = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
 
-try:
-    from metrics.registry import goodness
-except ImportError:  # interface 1 (i12-metrics) not yet on main: this fallback is deleted once it is merged
-    from bench.experiments.analysis import goodness as _signed_goodness
-
-    def goodness(name: str, values: np.ndarray) -> np.ndarray:
-        """Higher-is-better scores; the segment chroma ratio's ideal is 1 (scored -|log r|), semantic_kl is lower
-        is better and semantic_top1 higher."""
-        if name == "segment_chroma_ratio":
-            return -np.abs(np.log(values))
-        if name in ("semantic_kl", "semantic_top1"):
-            return -values if name == "semantic_kl" else values
-        return _signed_goodness(name, values)
-
-
 @dataclass(frozen=True)
 class Claim:
     """One claim's verdict under one rule version. ``outcome`` is what the rule computed; ``verdict`` is what the

@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from bench.color import lab_to_rgb, rgb_to_lab
 from bench.experiments.perturbations import SWEEPS, Sweep, vivid_object_masks
-from bench.images import atomic_write_bytes, quantize, read_label_png, read_png_u8, write_png
+from bench.images import PIXELS_TAG, file_sha256, quantize, read_label_png, read_png_text, read_png_u8, write_png
+from bench.integrity import read_sealed_json, report_corrupt, write_sealed_json
 from bench.schema import read_csv, write_csv
 from metrics.kernels import workload
 from metrics.registry import METRICS, compute
@@ -29,8 +30,10 @@ EXAMPLE_SIZE = 128
 
 
 def study_fingerprint(image_ids: Sequence[str], metric_names: Sequence[str], out: Path) -> str:
-    """Changes when the images, their ground truth, the sweeps or the metric definitions change."""
-    tags = [(i, (out / "ground_truth" / f"{i}.png").stat().st_mtime_ns) for i in image_ids]
+    """Changes when the images, their ground truth or segment maps (the pixel hashes in their tags), the sweeps
+    or the metric definitions change."""
+    tags = [(i, *(read_png_text(out / folder / f"{i}.png").get(PIXELS_TAG) for folder in ("ground_truth", "segments")))
+            for i in image_ids]
     sweeps = [(s.name, s.strengths, s.regime) for s in SWEEPS]
     metrics = [METRICS[n].describe() for n in metric_names]
     return hashlib.sha256(json.dumps([tags, sweeps, metrics], sort_keys=True, default=str).encode()).hexdigest()
@@ -48,9 +51,9 @@ def run_study(
 ) -> Path:
     """Score all sweeps over the given images of the run folder ``out``; returns the records CSV path."""
     target = out / "study" / "perturbations.csv"
-    fingerprint_file = out / "study" / "fingerprint.txt"
+    fingerprint_file = out / "study" / "fingerprint.json"
     fingerprint = study_fingerprint(image_ids, metric_names, out)
-    if target.is_file() and fingerprint_file.is_file() and fingerprint_file.read_text() == fingerprint:
+    if study_is_cached(target, fingerprint_file, fingerprint):
         return target
     rows: list[dict[str, object]] = []
     examples: dict[str, list[torch.Tensor]] = {}
@@ -80,8 +83,20 @@ def run_study(
                     bar.update(len(ids))
     write_csv(target, [*STUDY_KEYS, *metric_names], rows)
     _write_examples(out, examples)
-    atomic_write_bytes(fingerprint_file, fingerprint.encode())
+    write_sealed_json(fingerprint_file, {"fingerprint": fingerprint, "csv_sha256": file_sha256(target)})
     return target
+
+
+def study_is_cached(target: Path, fingerprint_file: Path, fingerprint: str) -> bool:
+    """The study's records exist for this fingerprint and are the bytes written then (the fingerprint file
+    holds their sha256, sealed); a corrupt record file or fingerprint file is reported and the study redone."""
+    stored = read_sealed_json(fingerprint_file, "study fingerprint")
+    if stored is None or stored.get("fingerprint") != fingerprint:
+        return False
+    if not target.is_file() or file_sha256(target) != stored.get("csv_sha256"):
+        report_corrupt("study records", target, "missing, or its bytes do not match the sha256 stored with them")
+        return False
+    return True
 
 
 def _write_examples(out: Path, examples: dict[str, list[torch.Tensor]]) -> None:
