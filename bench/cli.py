@@ -1,4 +1,5 @@
-"""The ``python -m bench`` command line: ``run``, ``study``, ``score``, ``report``, ``bapps``, ``list``.
+"""The ``python -m bench`` command line: ``run``, ``study``, ``score``, ``report``, ``bapps``, ``throughput``,
+``data prepare``, ``list``.
 
 Exit status: 0 when everything asked for was done (images skipped with a stated reason count as done); 2 with
 one line on stderr (``error: ...``) for input the command cannot use (unknown names, missing or pickled weight
@@ -134,6 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
     bapps.add_argument("--batch-size", type=int, default=32)
     _weights_dir(bapps)
 
+    data = commands.add_parser("data", help="input data tools").add_subparsers(dest="data_command", required=True)
+    prepare = data.add_parser("prepare", help="decode, check and resize every original of a source once into the "
+                              "prepared input cache (uint8 shards) that run, training and scoring then read")
+    prepare.add_argument("source", help="sample:PART, coco:ROOT:SPLIT or folder:DIR")
+    prepare.add_argument("--split", default="full", help="split of the source (full, val-1k, ...)")
+    prepare.add_argument("--limit", type=int, help="only the first N images (in split-hash order)")
+    prepare.add_argument("--size", type=int, default=224, help="working resolution (default 224)")
+    prepare.add_argument("--resize-mode", choices=RESIZE_MODES, default="resize")
+    prepare.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    throughput = commands.add_parser("throughput", help="training and inference images/s, peak memory and MFU of a "
+                                     "ChromaGAN-family model on synthetic batches (JSON)")
+    from bench.experiments.throughput import add_arguments
+
+    add_arguments(throughput)
+
     commands.add_parser("list", help="list registered models and metrics")
     return parser
 
@@ -259,6 +276,25 @@ def _bapps(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data(args: argparse.Namespace) -> int:
+    from bench.prepared import prepare
+    from bench.sources import open_source
+    from bench.splits import build_manifest
+
+    if args.size < 8:
+        raise BenchError(f"--size {args.size} is too small (at least 8 pixels)")
+    manifest = build_manifest(open_source(args.source), args.split, limit=args.limit, progress=not args.no_progress)
+    summary = prepare(manifest, args.size, args.resize_mode, progress=not args.no_progress)
+    print(summary.line())
+    return 0 if summary.unreadable == 0 else 1
+
+
+def _throughput(args: argparse.Namespace) -> int:
+    from bench.experiments.throughput import run
+
+    return run(args)
+
+
 def _list(_: argparse.Namespace) -> int:
     from metrics.registry import METRICS
     from models.registry import model_specs
@@ -273,7 +309,8 @@ def _list(_: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "study": _run, "score": _score, "report": _report, "bapps": _bapps, "list": _list}
+COMMANDS = {"run": _run, "study": _run, "score": _score, "report": _report, "bapps": _bapps, "data": _data,
+            "throughput": _throughput, "list": _list}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -48,6 +48,7 @@ from bench.segments import (
 )
 from bench.sources import CocoSource, ImageSource, open_source
 from bench.splits import Manifest, ManifestEntry, build_manifest
+from bench.timings import StageTimer, record_in_run_json
 from bench.train import resolve_profile, train
 from metrics.registry import select_metrics
 from models.base import Colorizer
@@ -185,6 +186,7 @@ class Run:
         self.progress = cfg.progress and dist.is_main
         self.metrics = select_metrics(cfg.metrics)
         self.metric_names = list(self.metrics.per_image)
+        self.timer = StageTimer()
         if dist.is_main:
             for name, reason in self.metrics.unavailable.items():
                 print(f"note: metric {name} is unavailable and left out: {reason}", file=sys.stderr)
@@ -491,20 +493,29 @@ class Run:
     def evaluate(self, entry: ModelEntry) -> ModelOutcome:
         outcome = ModelOutcome(entry)
         try:
-            model, outcome.info = self.obtain(entry)
+            with self.timer.stage(self.obtain_stage(entry), entry.name):
+                model, outcome.info = self.obtain(entry)
         except BenchError as exc:
             outcome.error = str(exc)
             print(f"error: model {entry.name}: {exc}", file=sys.stderr)
             return outcome
         key = prediction_key(entry.name, outcome.info, self.cfg.preprocess)
         outcome.info["cache_key"] = key
-        self.predict(entry, model, key)
-        barrier(self.dist)
-        self.score(entry.name, key)
-        barrier(self.dist)
-        if self.dist.is_main:
-            outcome.set_level = self.set_level(entry.name, key)
+        with self.timer.stage("predict", entry.name):
+            self.predict(entry, model, key)
+            barrier(self.dist)
+        with self.timer.stage("score", entry.name):
+            self.score(entry.name, key)
+            barrier(self.dist)
+            if self.dist.is_main:
+                outcome.set_level = self.set_level(entry.name, key)
         return outcome
+
+    def obtain_stage(self, entry: ModelEntry) -> str:
+        """The timing stage of obtaining a model's weights: ``load`` (a file, or none needed), ``fit``, ``train``."""
+        if entry.name in self.cfg.weights or entry.spec.training not in ("fit", "train"):
+            return "load"
+        return entry.spec.training
 
 
 def trained_protocol(info: Mapping[str, object]) -> dict[str, object]:
@@ -559,21 +570,26 @@ def execute(cfg: RunConfig, *, report: Callable[[Path], None] | None = None) -> 
         barrier(dist)  # the other ranks write only once rank 0 has checked and claimed the folder
         run = Run(cfg, device, dist)
         run.out.mkdir(parents=True, exist_ok=True)
-        if any(run.needs_training_data(e) for e in entries):
-            run.check_overlap()
-        run.write_ground_truth()
-        barrier(dist)
+        with run.timer.stage("data"):
+            if any(run.needs_training_data(e) for e in entries):
+                run.check_overlap()
+            run.write_ground_truth()
+            barrier(dist)
         outcomes = [run.evaluate(entry) for entry in entries]
         if dist.is_main:
             if cfg.study:
-                scored = [e.image_id for e in run.eval_manifest.usable if run.gt_path(e.image_id).is_file()]
-                studied = study_subset(scored, cfg.study_images)
-                run_study(run.out, studied, run.metric_names, device=device, batch_size=cfg.batch_size,
-                          progress=cfg.progress, categories=run.segment_categories(studied))
-            write_tables(run, outcomes)
+                with run.timer.stage("study"):
+                    scored = [e.image_id for e in run.eval_manifest.usable if run.gt_path(e.image_id).is_file()]
+                    studied = study_subset(scored, cfg.study_images)
+                    run_study(run.out, studied, run.metric_names, device=device, batch_size=cfg.batch_size,
+                              progress=cfg.progress, categories=run.segment_categories(studied))
+            with run.timer.stage("tables"):
+                write_tables(run, outcomes)
             crash_point("report")
             if report is not None:
-                report(run.out)
+                with run.timer.stage("report"):
+                    report(run.out)
+            record_in_run_json(run.out, run.timer)
     failed = "; ".join(f"{o.entry.name}: {o.error}" for o in outcomes if o.error is not None)
     if failed:
         raise IncompleteError(f"a model failed ({failed}); the other results are in {run.out}")

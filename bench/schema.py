@@ -98,6 +98,8 @@ RUN_FIELDS = {
     "skipped": "images left out, with the stage (manifest/ground truth/predict/score/segments) and the reason",
     "integrity": "cache entries of this command that failed their checksum (corrupt_entries, and each entry's kind, "
                  "path and reason); each was recomputed, none used (bench.integrity)",
+    "timings": "wall seconds per stage (data, fit/train/load, predict, score, study, tables, report), per model "
+               "and in total, of the process that wrote the run (bench.timings); absent for score",
 }
 
 

@@ -22,6 +22,7 @@ from bench.errors import BenchError
 from bench.images import UnreadableImageError, read_png_u8
 from bench.paths import printable
 from bench.sources import IMAGE_SUFFIXES, folder_record, image_files, image_id_sort_key, refuse_duplicates
+from metrics.kernels import workload
 from metrics.registry import DISTRIBUTION_METRICS, METRICS, compute
 
 
@@ -107,10 +108,11 @@ def score_pairs(
     """Yield (records, skips) batch by batch; a record is ``{image_id, file, <metric>: float}``.
 
     Consecutive pairs of equal size share a batch, so a folder of mixed sizes is scored at each file's own
-    resolution. ``extras_for`` supplies the extra inputs of metrics with ``needs``.
+    resolution. The number of pairs is declared to the compile policy (:func:`metrics.kernels.workload`).
+    ``extras_for`` supplies the extra inputs of metrics with ``needs``.
     """
     with ThreadPoolExecutor(max_workers=4) as pool, tqdm(total=len(pairs), desc=desc, unit="img",
-                                                          disable=not progress) as bar:
+                                                          disable=not progress) as bar, workload(len(pairs)):
         for start in range(0, len(pairs), batch_size):
             chunk = pairs[start:start + batch_size]
             loaded = list(pool.map(lambda pair: _load(pair, extras_for), chunk))
@@ -182,7 +184,7 @@ class SetLevelScorer:
         """Features (N, D) float64 of image files, batched by equal size (rows grouped by size, so their order
         is not the order of ``paths``: only statistics of the set are meant to be taken)."""
         extractor, chunks = self._extractor(name), []
-        with ThreadPoolExecutor(max_workers=4) as pool, torch.no_grad():
+        with ThreadPoolExecutor(max_workers=4) as pool, torch.no_grad(), workload(len(paths)):
             for start in tqdm(range(0, len(paths), self.batch_size), desc=desc, unit="batch",
                               disable=not self.progress):
                 images = list(pool.map(read_png_u8, paths[start:start + self.batch_size]))

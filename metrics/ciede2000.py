@@ -23,7 +23,7 @@ import math
 import torch
 
 from bench.color import rgb_to_lab
-from metrics.kernels import compiled_kernel
+from metrics.kernels import KernelCost, compiled_kernel
 
 _POW25_7 = 25.0**7
 
@@ -79,7 +79,13 @@ def ciede2000(lab1: torch.Tensor, lab2: torch.Tensor, *, kL: float = 1.0, kC: fl
     return torch.sqrt((L_term**2 + C_term**2 + H_term**2 + RT * C_term * H_term).clamp_min(0))
 
 
-@compiled_kernel
+#: CPU seconds, one thread, 224x224 (python -m bench.experiments.compile_cost, shared 2-core CPU, 2026-11-29).
+#: Break-even cold / warm: 88 / 62 Mpx: about 1,760 / 1,240 images at 224x224.
+CIEDE2000_COST = KernelCost(eager_s_per_mpx=0.208, compiled_s_per_mpx=0.0991, cold_compile_s=9.57,
+                            warm_compile_s=6.73)
+
+
+@compiled_kernel(CIEDE2000_COST)
 def _mean_ciede2000(pred: torch.Tensor, target: torch.Tensor, *, kL: float, kC: float, kH: float) -> torch.Tensor:
     difference = ciede2000(rgb_to_lab(target.float()), rgb_to_lab(pred.float()), kL=kL, kC=kC, kH=kH)
     return difference.flatten(1).double().mean(dim=1)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.weights import efficientnet_lite0, load_weights, unavailable_reason
-from metrics.kernels import compiled_kernel
+from metrics.kernels import KernelCost, compiled_kernel
 
 #: pytorch-fid's release file (FID_WEIGHTS_URL of pytorch_fid.inception), the weights of the TF FID Inception.
 FID_INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -58,13 +58,18 @@ def frechet_distance(pred_features: torch.Tensor, target_features: torch.Tensor)
     return float(distance)
 
 
+#: Wall seconds at 224x224 from this module's earlier note (2-core CPU: 124 images/s compiled image by image, 24
+#: eager batched, about 20 s to compile); the warm cost is not measured, taken as the cold one.
+EFFNET_FEATURES_COST = KernelCost(eager_s_per_mpx=0.83, compiled_s_per_mpx=0.161, cold_compile_s=20.0,
+                                  warm_compile_s=20.0)
+
+
 class EffNetLite0Features(torch.nn.Module):
     """EfficientNet-lite0 (ImageNet-1k) global-average-pooled final features, (B, 1280).
 
     Input: RGB in [0, 1], resized to 224x224 (bilinear, antialiased; no-op at 224) and normalized as the
     network was trained, (255 x - 127) / 128. The network runs as a :func:`metrics.kernels.compiled_kernel`
-    (compiled for batches of 8 or more, image by image on the CPU: 124 images/s against 24 for the plain
-    batched module on the 2-core development CPU, after a one-off compilation of about 20 s)."""
+    (compiled when the policy finds that it pays, image by image on the CPU)."""
 
     size = 224
 
@@ -72,7 +77,8 @@ class EffNetLite0Features(torch.nn.Module):
         super().__init__()
         self.net = efficientnet_lite0()
         self.eval().requires_grad_(False)
-        self.pooled_features = compiled_kernel(self._pooled_features)
+        self.pooled_features = compiled_kernel(EFFNET_FEATURES_COST, "EffNetLite0Features.pooled_features")(
+            self._pooled_features)
 
     def _pooled_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.extract_features((x * 255 - 127) / 128).mean(dim=(2, 3))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from bench.color import chroma, rgb_to_lab
-from metrics.kernels import compiled_kernel
+from metrics.kernels import KernelCost, compiled_kernel
 
 
 def segment_mean_chroma(
@@ -42,7 +42,13 @@ def segment_mean_chroma(
     return area, per_segment_sum(chroma_pred) / area, per_segment_sum(chroma_true) / area
 
 
-@compiled_kernel
+#: CPU seconds, one thread, 224x224 (python -m bench.experiments.compile_cost, shared 2-core CPU, 2026-11-29).
+#: Break-even cold / warm: 90 / 63 Mpx: about 1,800 / 1,260 images at 224x224.
+CHROMA_MAPS_COST = KernelCost(eager_s_per_mpx=0.119, compiled_s_per_mpx=0.0517, cold_compile_s=6.08,
+                              warm_compile_s=4.27)
+
+
+@compiled_kernel(CHROMA_MAPS_COST)
 def chroma_maps(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Lab chroma C*ab of prediction and ground truth per pixel, (B, 1, H, W) float32 each."""
     return chroma(rgb_to_lab(pred.float())[:, 1:]), chroma(rgb_to_lab(target.float())[:, 1:])

@@ -81,6 +81,15 @@ def test_outputs_follow_the_documented_schema(sample_run):
     assert set(LEADERBOARD_METRIC_COLUMNS) == {"{metric}", "{metric}_lo", "{metric}_hi"}
 
 
+def test_run_json_times_every_stage(sample_run):
+    timings = json.loads((sample_run / "run.json").read_text())["timings"]
+    assert {"data", "fit", "train", "load", "predict", "score", "study", "tables", "report"} <= set(timings["stages_s"])
+    assert set(timings["models_s"]["baseline0"]) == {"fit", "predict", "score"}
+    assert set(timings["models_s"]["chromagan"]) == {"train", "predict", "score"}
+    assert sum(timings["stages_s"].values()) <= timings["total_s"]
+    assert timings["stages_s"]["train"] > 0
+
+
 def test_rerun_recomputes_nothing_and_gives_identical_files(sample_run):
     before = snapshot(sample_run)
     assert main(["run", "--all", "--out", str(sample_run), *SMALL]) == 0

@@ -281,13 +281,20 @@ def test_run_trains_and_records_the_training(tmp_path):
     assert main(["run", "--models", "chromagan-noclass", "--epochs", "0", "--out", str(out)]) == 2
 
 
-def test_throughput_script_reports_images_per_second(capsys):
-    from bench.experiments.train_speed import main as train_speed
-
-    assert train_speed(["--model", "chromagan", "--size", "64", "--width", "0.0625", "--batch-size", "2",
-                        "--steps", "1", "--warmup", "0", "--device", "cpu"]) == 0
-    printed = capsys.readouterr().out
-    assert "images/s" in printed and "TPU v2-8" in printed and "one GPU" in printed
+def test_throughput_reports_training_and_inference(capsys, tmp_path):
+    out = tmp_path / "throughput.json"
+    assert main(["throughput", "--model", "chromagan", "--size", "64", "--width", "0.0625", "--batch-size", "2",
+                 "--steps", "1", "--warmup", "0", "--device", "cpu", "--json", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "images/s" in captured.err and "TPU v2-8" in captured.err and "one GPU" in captured.err
+    result = json.loads(captured.out)
+    assert result == json.loads(out.read_text())
+    for part in ("training", "inference"):
+        assert result[part]["images_per_s"] > 0 and result[part]["peak_memory_bytes"] > 0
+        assert result[part]["mfu"] is None  # no CPU peak is assumed
+    # a training step: generator forward + backward, critic on real/fake/interpolates + double backward
+    assert result["training"]["flops_per_step"] > 3 * result["inference"]["flops_per_step"] > 0
+    assert result["finite_losses"] and result["peak_source"].startswith("unknown")
 
 
 def _ddp_worker(rank: int, port: int, results: dict) -> None:

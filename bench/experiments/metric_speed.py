@@ -8,8 +8,9 @@ Compare mode scores the same N images (coco-mini val2017 resized to SIZE when pr
 photos) with both paths in one process and prints images/s, the ratio and the largest per-image difference.
 Predictions keep the true lightness and damage ab (faded, hue-rotated, grey, noisy), quantized to 8 bits.
 Both paths get float arrays that are already decoded (ours float32 tensors (B, 3, H, W), scikit-image float64
-(H, W, 3)); the reference CIEDE2000 includes its two rgb2lab conversions as ours does. The first batch of ours
-(torch.compile, about seconds per kernel and size) is timed apart as warm-up; then each path runs --repeats
+(H, W, 3)); the reference CIEDE2000 includes its two rgb2lab conversions as ours does. Ours runs as a run would
+(metrics.kernels' compile policy; COLORBENCH_COMPILE=always times the compiled kernels). The first batch of ours
+(compilation, where it happens) is timed apart as warm-up; then each path runs --repeats
 times, alternating, and the median is reported (the machine may be shared: the load average is printed).
 
 Suite mode builds N inputs by cycling the coco-mini originals (train2017 and val2017) with a different random

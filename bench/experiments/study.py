@@ -47,7 +47,7 @@ from bench.experiments.recolour import (
 from bench.images import PIXELS_TAG, file_sha256, quantize, read_label_png, read_png_text, read_png_u8, write_png
 from bench.integrity import read_sealed_json, report_corrupt, write_sealed_json
 from bench.schema import read_csv, write_csv
-from metrics.kernels import compile_enabled
+from metrics.kernels import compile_enabled, workload
 from metrics.registry import METRICS, compute
 
 STUDY_KEYS = ("sweep", "strength", "image_id")
@@ -236,8 +236,9 @@ def run_study(
         values = compute(metric_names, rgb8.float() / 255, batch.gt[index], segments=batch.segments[index])
         return [{name: float(values[name][k]) for name in metric_names} for k in range(len(index))]
 
-    with torch.no_grad(), tqdm(total=len(image_ids) * degraded_per_image(), desc="perturbation study", unit="img",
-                               disable=not progress) as bar:
+    total = len(image_ids) * degraded_per_image()
+    with torch.no_grad(), workload(total), tqdm(total=total, desc="perturbation study", unit="img",
+                                                disable=not progress) as bar:
         refs = _references(out, image_ids, categories, batch_size, device)
         for batch in _read_batches(out, image_ids, batch_size, device):
             everyone = list(range(len(batch.ids)))

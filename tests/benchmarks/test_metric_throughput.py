@@ -39,7 +39,7 @@ def compile_when_measuring(measuring):
     """Benchmarks measure what a run does (compiled kernels); the once-through smoke run stays eager."""
     patch = pytest.MonkeyPatch()
     if measuring:
-        patch.setenv("COLORBENCH_COMPILE", "1")
+        patch.setenv("COLORBENCH_COMPILE", "always")
     yield
     patch.undo()
 
