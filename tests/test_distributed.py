@@ -7,10 +7,15 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from bench.cli import main
 from tests.conftest import REPO
 from tests.test_runner import read_rows
 
+#: Metrics computed by a float32 network: torchrun gives each process one thread (OMP_NUM_THREADS=1), which changes
+#: the order of the convolutions' float32 sums, so these agree to rounding, not digit for digit.
+NETWORK_METRICS = ("semantic_kl",)
 ARGS = ["run", "--models", "gray,baseline0", "--size", "40", "--no-progress", "--no-study"]
 
 
@@ -27,7 +32,11 @@ def test_two_process_run_equals_single_process(tmp_path):
                            "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "bench", *ARGS,
                            "--out", str(sharded)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert read_rows(sharded / "per_image.csv") == read_rows(single / "per_image.csv")
+    sharded_rows, single_rows = read_rows(sharded / "per_image.csv"), read_rows(single / "per_image.csv")
+    for name in NETWORK_METRICS:
+        assert [float(r.pop(name)) for r in sharded_rows] == pytest.approx([float(r.pop(name)) for r in single_rows],
+                                                                           rel=1e-5)
+    assert sharded_rows == single_rows
     assert sorted(p.name for p in (sharded / "records" / "gray").rglob("*.jsonl")) == ["rank-0.jsonl", "rank-1.jsonl"]
     weights = [json.loads((folder / "run.json").read_text())["models"]["baseline0"]["weights_sha256"]
                for folder in (single, sharded)]

@@ -131,7 +131,7 @@ def _context_c2(e: Evidence) -> list[str]:
     out = []
     for dull in DULL_OUTPUTS:
         for alternative in OVERSATURATED:
-            if (row := rows.get((dull, alternative, "psnr"))) is not None:
+            if (row := rows.get((dull, alternative, "psnr"))) is not None and int(row["n"]) > 1:
                 share = (float(row[k]) for k in ("prefers_dull", "prefers_dull_lo", "prefers_dull_hi"))
                 out.append(f"{dull} vs {alternative}: PSNR prefers {dull} in {interval_text(*share, 2)} of images")
     for row in e.human:
