@@ -10,7 +10,15 @@ import numpy as np
 
 from bench.aggregate import mean_and_interval
 from bench.experiments.analysis import PSNR_THRESHOLD
-from bench.experiments.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, Claim, Evidence
+from bench.experiments.evidence import (
+    INCONCLUSIVE,
+    NOT_RUN,
+    NOT_SUPPORTED,
+    SUPPORTED,
+    Claim,
+    Evidence,
+    best_worst_gap,
+)
 from bench.experiments.evidence import fmt as _f
 from bench.experiments.rules import parameters
 
@@ -123,14 +131,6 @@ def _diverged(training: Mapping[str, object]) -> bool:
     return bool((training.get("divergence") or {}).get("diverged"))  # type: ignore[union-attr]
 
 
-def _best_worst_gap(training: Mapping[str, object]) -> float:
-    """|validation PSNR of the best epoch - that of the worst| (epochs chosen by the trainer's selection metric)."""
-    best, worst = training.get("best_epoch") or {}, training.get("worst_epoch") or {}
-    if "val_psnr" not in best or "val_psnr" not in worst:  # type: ignore[operator]
-        return float("nan")
-    return abs(float(best["val_psnr"]) - float(worst["val_psnr"]))  # type: ignore[index]
-
-
 def claim_c3(e: Evidence) -> Claim:
     statement = "Stable GAN runs output near-grey images (about 82% of pixels R=G=B); diverged runs are oversaturated."
     test = (f"trained GANs: stable runs need mean channel equality >= {C3['near_grey']}; diverged runs (training "
@@ -197,7 +197,7 @@ def claim_c5(e: Evidence) -> Claim:
     numbers, wild, calm = [], [], []
     for model in gans:
         info = _training(e, model)
-        gap, epochs, diverged = _best_worst_gap(info), int(info.get("epochs", 0)), _diverged(info)  # type: ignore[call-overload]
+        gap, epochs, diverged = best_worst_gap(info), int(info.get("epochs", 0)), _diverged(info)  # type: ignore[call-overload]
         where = f" at epoch {info['divergence']['epoch']}" if diverged else ""  # type: ignore[index]
         numbers.append(f"{model}: {epochs} epochs, {'diverged' + where if diverged else 'no divergence'}, "
                        f"best-worst validation PSNR gap {_f(gap)} dB")

@@ -23,6 +23,7 @@ from bench.experiments.evidence import (
     SUPPORTED,
     Claim,
     Evidence,
+    best_worst_gap,
     bootstrap,
     crossed_bootstrap,
     fmt,
@@ -298,13 +299,6 @@ def claim_c4(e: Evidence) -> Claim:
 
 
 # -- C5 ----------------------------------------------------------------------------------------------------
-def _best_worst_gap(training: Mapping[str, object]) -> float:
-    best, worst = training.get("best_epoch") or {}, training.get("worst_epoch") or {}
-    if "val_psnr" not in best or "val_psnr" not in worst:  # type: ignore[operator]
-        return float("nan")
-    return abs(float(best["val_psnr"]) - float(worst["val_psnr"]))  # type: ignore[index]
-
-
 def claim_c5(e: Evidence) -> Claim:
     statement = ("GAN training is unstable: losses fall, then the generator loss climbs once the discriminator wins; "
                  "best and worst epochs differ wildly in metrics.")
@@ -319,7 +313,7 @@ def claim_c5(e: Evidence) -> Claim:
     numbers, unstable, stable = [], 0, 0
     for model in runs:
         info = _training(e, model)
-        gap, epochs, diverged = _best_worst_gap(info), int(info.get("epochs", 0)), _diverged(e, model)  # type: ignore[call-overload]
+        gap, epochs, diverged = best_worst_gap(info), int(info.get("epochs", 0)), _diverged(e, model)  # type: ignore[call-overload]
         numbers.append(f"{model}: {epochs} epochs, {'diverged' if diverged else 'no divergence'}, best-worst "
                        f"validation PSNR gap {fmt(gap)} dB")
         unstable += diverged and gap >= C5["wild_gap_db"]

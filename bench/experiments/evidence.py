@@ -146,3 +146,11 @@ def crossed_bootstrap(differences: np.ndarray, *, seed: int) -> tuple[float, flo
     tail = (1 - LEVEL) / 2 * 100
     lo, hi = np.nanpercentile(means, [tail, 100 - tail])
     return mean, float(lo), float(hi)
+
+
+def best_worst_gap(training: Mapping[str, object]) -> float:
+    """|validation PSNR of the best epoch - that of the worst| (epochs chosen by the trainer's selection metric)."""
+    best, worst = training.get("best_epoch") or {}, training.get("worst_epoch") or {}
+    if "val_psnr" not in best or "val_psnr" not in worst:  # type: ignore[operator]
+        return float("nan")
+    return abs(float(best["val_psnr"]) - float(worst["val_psnr"]))  # type: ignore[index]
