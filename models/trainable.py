@@ -1,0 +1,132 @@
+"""What a gradient-trained model gives the trainer (``bench.training``), which knows no model.
+
+A trained model is a :class:`~models.base.Colorizer` that also satisfies :class:`TrainableModel`: it owns its
+hyper-parameters (:class:`LoopSettings` for what the loop reads, anything else in its own settings), its modules
+and optimisers, and its loss terms. One training step is the model's: it computes named losses and asks the
+trainer, through :class:`StepContext`, to apply each optimiser update in the order it wants (a GAN: generator,
+then critic; a regression model: one update). The trainer provides the loop around it: data, seeded randomness,
+DDP wrapping, bf16 autocast, step marks for XLA, CSV logs of whatever loss names come back, validation with the
+model's declared inputs, epoch checkpoints, bit-for-bit resume on the CPU, best/worst epoch and the divergence
+rule for adversarial models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from bench.data import Batch
+from bench.device import autocast, memory_format
+from bench.splits import ManifestEntry
+
+#: The profile names every trained family provides: ``smoke`` (the built-in sample trains in seconds on a CPU, a
+#: plumbing run) and ``paper`` (the paper's or the family's published settings).
+PROFILE_NAMES = ("smoke", "paper")
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """What the training loop reads from a model's settings.
+
+    ``image_size``: the square size training batches are resized to. ``n_val``: validation images held out of
+    the training manifest (capped at a tenth, at least one). ``divergence_*`` parametrize the divergence rule of
+    adversarial models (``bench.training.divergence``).
+    """
+
+    profile: str
+    image_size: int
+    batch_size: int
+    epochs: int
+    seed: int = 0
+    n_val: int = 500
+    log_every: int = 10
+    divergence_min_points: int = 5
+    divergence_false_positive_bound: float = 0.01
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What :meth:`TrainableModel.prepare_training` may read: the training entries (validation held out), their
+    source spec, how originals are resized, a folder for the model's derived training files (reused across runs
+    of the same folder), the device and loader settings."""
+
+    entries: Sequence[ManifestEntry]
+    source: str
+    resize_mode: str
+    cache_dir: Path
+    device: torch.device
+    workers: int = 0
+    progress: bool = True
+
+
+@dataclass
+class StepContext:
+    """The trainer's side of one training step.
+
+    ``nets`` are the model's :meth:`~TrainableModel.trained_modules`, wrapped in DistributedDataParallel when the
+    run is distributed: forward passes that train go through them. ``update(name, loss)`` zeroes the named
+    optimiser's gradients, back-propagates ``loss`` and steps it. ``rng`` is a CPU generator seeded by
+    (seed, epoch): every random draw of the step comes from it, so a resumed run repeats it.
+    """
+
+    device: torch.device
+    rng: torch.Generator
+    nets: dict[str, nn.Module]
+    update: Callable[[str, torch.Tensor], None]
+    bf16: bool = True
+
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
+        """bf16 autocast where the device supports it (CUDA, XLA) and the run allows it; else a no-op."""
+        return autocast(self.device, self.bf16)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return memory_format(self.device)
+
+
+@runtime_checkable
+class TrainableModel(Protocol):
+    """The protocol of gradient-trained models (registry ``training="train"``).
+
+    - ``loss_names``: the loss terms :meth:`training_step` returns, in the column order of ``steps.csv`` and
+      ``epochs.csv``; returning an undeclared name is an error, never a silently dropped column.
+    - ``adversarial_terms``: (generator's adversarial term, critic's loss) for the divergence rule, or None for a
+      model trained without an adversary.
+    """
+
+    loss_names: tuple[str, ...]
+    adversarial_terms: tuple[str, str] | None
+
+    def loop_settings(self) -> LoopSettings:
+        """Batch size, epochs, image size and the rest of what the loop reads."""
+        ...
+
+    def trained_modules(self) -> dict[str, nn.Module]:
+        """Every module with trained state, by name (``{"generator": ..., "critic": ...}``): the trainer moves
+        them to the device, wraps them for DDP, switches train/eval mode and checkpoints them."""
+        ...
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers by name, over the trained modules' parameters (called once they are on the device)."""
+        ...
+
+    def prepare_training(self, data: TrainingData) -> None:
+        """Derive what training needs from the training data before the first epoch (ChromaGAN's teacher
+        distributions, a caption vocabulary). Called before the trained-weights cache lookup, so what it derives
+        may enter :meth:`options`; it must be cheap when its own caches in ``data.cache_dir`` exist."""
+        ...
+
+    def training_step(self, batch: Batch, step: StepContext) -> dict[str, torch.Tensor]:
+        """Compute the losses of ``batch`` (at ``loop_settings().image_size``), apply the updates with
+        ``step.update`` and return the loss terms as scalar tensors named in :attr:`loss_names` (no host sync)."""
+        ...
+
+    def options(self) -> dict[str, object]: ...
+
+    def colorize(self, inputs: object) -> torch.Tensor: ...
