@@ -15,11 +15,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bench.analysis.study import DEFAULT_STUDY_IMAGES, parse_study_images
 from bench.checkpoints import check_readable
 from bench.data import Preprocess
 from bench.device import DEVICE_CHOICES
 from bench.errors import BenchError, unknown_name
-from bench.experiments.study import DEFAULT_STUDY_IMAGES, parse_study_images
 from bench.images import RESIZE_MODES
 from bench.train import PROFILE_CHOICES
 from bench.weights import WEIGHTS_DIR_ENV
@@ -258,8 +258,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _bapps(args: argparse.Namespace) -> int:
+    from bench.analysis.bapps import AGREEMENT_COLUMNS, agreement, load_bapps
     from bench.device import resolve_device
-    from bench.experiments.bapps import AGREEMENT_COLUMNS, agreement, load_bapps
     from bench.runfolder import lock
     from bench.schema import write_csv
     from metrics.registry import select_metrics

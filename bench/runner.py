@@ -23,13 +23,13 @@ import torch
 from tqdm import tqdm
 
 from bench import integrity
+from bench.analysis.study import DEFAULT_STUDY_IMAGES, run_study, study_subset
 from bench.checkpoints import cached_state, load_state, save_state
 from bench.color import lab_to_rgb
 from bench.crashpoints import crash_point
 from bench.data import Preprocess, iterate_batches, make_loader
 from bench.device import DistInfo, autocast, barrier, distributed, resolve_device, step_done
 from bench.errors import BenchError, IncompleteError
-from bench.experiments.study import DEFAULT_STUDY_IMAGES, run_study, study_subset
 from bench.images import PIXELS_TAG, quantize, read_png_text, write_label_png, write_png
 from bench.outputs import write_results
 from bench.paths import child

@@ -21,7 +21,7 @@ Run folder layout::
     study/perturbations.csv    the perturbation study: sweep, strength, image_id, one column per metric
     study/paired_variants.csv  the paired study's outputs: variant, image_id, detail (rule used), one column per metric
     analysis/*.csv         perturbation curves and sensitivity, rank correlations, win rates, metric ranks,
-                           paired_study.csv (bench.experiments.paired.PAIRED_COLUMNS), BAPPS agreement (when
+                           paired_study.csv (bench.analysis.paired.PAIRED_COLUMNS), BAPPS agreement (when
                            computed), claim_rules.csv (the claims' thresholds and sources, every rule version),
                            common_pixels.csv (C7: both arms on the pixels both contain)
     figures/*.png          the report's figures
@@ -29,7 +29,7 @@ Run folder layout::
     leaderboard.csv        LEADERBOARD_COLUMNS
     claims.csv             rule_version, claim, statement, test, numbers, n, protocol, outcome (what the rule
                            computed), verdict (the outcome, or "plumbing only" for sample/smoke data),
-                           what_would_change; one row per claim and rule version (bench.experiments.claims)
+                           what_would_change; one row per claim and rule version (bench.analysis.claims)
     run.json               RUN_FIELDS
     index.html             the report
     .colorbench-folder.json    which command made the folder (others are refused; bench.runfolder)

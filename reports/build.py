@@ -9,15 +9,15 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.analysis.claim_pixels import common_pixel_rows, near_grey_shares
+from bench.analysis.claims import Claim, Evidence, evaluate_claims
+from bench.analysis.claims_v2 import C3, C7_METRICS
+from bench.analysis.paired import FIGURE_METRICS, PAIRED_COLUMNS, outputs_table, paired_preferences
+from bench.analysis.perturbations import SWEEPS_BY_NAME
+from bench.analysis.rules import RULE_TABLE
+from bench.analysis.study import load_study, load_variants
+from bench.analysis.tables import rank_correlations, sweep_curves, sweep_sensitivity, win_rates
 from bench.errors import BenchError
-from bench.experiments.analysis import rank_correlations, sweep_curves, sweep_sensitivity, win_rates
-from bench.experiments.claim_pixels import common_pixel_rows, near_grey_shares
-from bench.experiments.claims import Claim, Evidence, evaluate_claims
-from bench.experiments.claims_v2 import C3, C7_METRICS
-from bench.experiments.paired import FIGURE_METRICS, PAIRED_COLUMNS, outputs_table, paired_preferences
-from bench.experiments.perturbations import SWEEPS_BY_NAME
-from bench.experiments.rules import RULE_TABLE
-from bench.experiments.study import load_study, load_variants
 from bench.schema import read_csv, write_csv
 from reports import plots
 

@@ -15,9 +15,9 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from bench.experiments.claims import current, plumbing_banner
-from bench.experiments.perturbations import SWEEPS
-from bench.experiments.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS
+from bench.analysis.claims import current, plumbing_banner
+from bench.analysis.perturbations import SWEEPS
+from bench.analysis.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS
 from bench.images import atomic_write_bytes
 from bench.paths import text_bytes
 from bench.scoring import images_by_id

@@ -9,11 +9,10 @@ import torch
 from skimage.color import rgb2lab
 
 from bench.aggregate import leaderboard
-from bench.cli import main
-from bench.experiments import claims_v2
-from bench.experiments.claim_pixels import centre_square, common_pixel_rows, grey_share
-from bench.experiments.claims import current, evaluate_claims
-from bench.experiments.evidence import (
+from bench.analysis import claims_v2
+from bench.analysis.claim_pixels import centre_square, common_pixel_rows, grey_share
+from bench.analysis.claims import current, evaluate_claims
+from bench.analysis.evidence import (
     INCONCLUSIVE,
     NOT_RUN,
     NOT_SUPPORTED,
@@ -22,7 +21,8 @@ from bench.experiments.evidence import (
     Evidence,
     crossed_bootstrap,
 )
-from bench.experiments.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS, parameters
+from bench.analysis.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS, parameters
+from bench.cli import main
 from bench.images import write_label_png, write_png
 from bench.schema import read_csv
 

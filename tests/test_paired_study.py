@@ -8,12 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.cli import main
-from bench.color import chroma, rgb_to_lab
-from bench.errors import BenchError
-from bench.experiments.paired import PAIRED_COLUMNS, outputs_table, paired_preferences
-from bench.experiments.perturbations import SWEEPS_BY_NAME
-from bench.experiments.recolour import (
+from bench.analysis.paired import PAIRED_COLUMNS, outputs_table, paired_preferences
+from bench.analysis.perturbations import SWEEPS_BY_NAME
+from bench.analysis.recolour import (
     FALLBACK_HUE_SHIFT,
     ObjectInstance,
     ab_statistics,
@@ -27,7 +24,10 @@ from bench.experiments.recolour import (
     tiny_image_features,
     transfer_ab,
 )
-from bench.experiments.study import announce, degraded_per_image, parse_study_images, study_subset, to_rgb8
+from bench.analysis.study import announce, degraded_per_image, parse_study_images, study_subset, to_rgb8
+from bench.cli import main
+from bench.color import chroma, rgb_to_lab
+from bench.errors import BenchError
 from tests.conftest import to_batch_tensor
 from tests.test_runner import read_rows
 

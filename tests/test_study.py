@@ -10,15 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
+from bench.analysis.bapps import agreement, load_bapps
+from bench.analysis.claims import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, Evidence, current, evaluate_claims
+from bench.analysis.claims_v1 import claim_c1, claim_c2, claim_c3, claim_c4, claim_c6
+from bench.analysis.evidence import PLUMBING_ONLY
+from bench.analysis.perturbations import SWEEPS, blur_ab, rotate_ab, vivid_object_masks
+from bench.analysis.tables import discrimination, rank_correlations, sweep_sensitivity, win_rates
 from bench.cli import main
 from bench.color import lab_to_rgb, rgb_to_lab
 from bench.errors import BenchError
-from bench.experiments.analysis import discrimination, rank_correlations, sweep_sensitivity, win_rates
-from bench.experiments.bapps import agreement, load_bapps
-from bench.experiments.claims import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, Evidence, current, evaluate_claims
-from bench.experiments.claims_v1 import claim_c1, claim_c2, claim_c3, claim_c4, claim_c6
-from bench.experiments.evidence import PLUMBING_ONLY
-from bench.experiments.perturbations import SWEEPS, blur_ab, rotate_ab, vivid_object_masks
 from reports.check import check_report, find_chromium
 from tests.conftest import to_batch_tensor
 from tests.test_runner import read_rows

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from bench.experiments.perturbations import SWEEPS_BY_NAME
+from bench.analysis.perturbations import SWEEPS_BY_NAME
 from metrics.registry import goodness, ranked
 
 #: Metrics left out of correlation and win-rate analyses because they rank images exactly like PSNR does

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats
 
 from bench.aggregate import LEVEL, N_RESAMPLES
-from bench.experiments.analysis import column
+from bench.analysis.tables import column
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_RUN = "supported", "not supported", "inconclusive", "not run"
 PLUMBING_ONLY = "plumbing only"

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.experiments.analysis import PSNR_THRESHOLD, SSIM_THRESHOLD
+from bench.analysis.tables import PSNR_THRESHOLD, SSIM_THRESHOLD
 from metrics.registry import METRICS, goodness, ranked
 
 DULL = ("grey", "desaturated_50")

@@ -1,5 +1,5 @@
 """The claims table: each of the paper's claims C1-C7 (reference.md sec. 1) tested under every rule version of
-bench/experiments/rules.py, with the numbers the rule used, the protocol the numbers come from (n images, data
+bench/analysis/rules.py, with the numbers the rule used, the protocol the numbers come from (n images, data
 source, image size, training profile, teacher, segment source, seeds) and a verdict computed from them, never
 written by hand.
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from bench.experiments import claims_v1, claims_v2
-from bench.experiments.evidence import (
+from bench.analysis import claims_v1, claims_v2
+from bench.analysis.evidence import (
     INCONCLUSIVE,
     NOT_RUN,
     NOT_SUPPORTED,
@@ -25,7 +25,7 @@ from bench.experiments.evidence import (
     Claim,
     Evidence,
 )
-from bench.experiments.rules import CURRENT_VERSION, VERSIONS
+from bench.analysis.rules import CURRENT_VERSION, VERSIONS
 
 __all__ = ["INCONCLUSIVE", "NOT_RUN", "NOT_SUPPORTED", "PLUMBING_ONLY", "SUPPORTED", "Claim", "Evidence",
            "current", "evaluate_claims", "plumbing_banner"]

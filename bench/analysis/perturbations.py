@@ -12,7 +12,7 @@ could have produced from the grey input. Strengths are graded from the identity 
 - ``oversaturation``: ab scaled by a factor above 1 (the hyper-saturated output of diverged GANs, Sec. 7.4).
 
 The study brings every degraded ab into the sRGB gamut at constant L and hue
-(:func:`bench.experiments.recolour.gamut_map_ab`), so no variant changes the lightness through RGB clipping.
+(:func:`bench.analysis.recolour.gamut_map_ab`), so no variant changes the lightness through RGB clipping.
 
 Each sweep also names its *high-quality regime*: two mild strengths between which a metric's response is
 measured (for desaturation alpha 0.9 -> 0.5), away from the identity, where capped metrics sit at their caps.

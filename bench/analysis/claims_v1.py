@@ -1,4 +1,4 @@
-"""Claims rules, version 1 (as first shipped; see bench/experiments/rules.py): kept so that every report shows
+"""Claims rules, version 1 (as first shipped; see bench/analysis/rules.py): kept so that every report shows
 the old verdict beside the current one. Thresholds come from the rule table; the logic is unchanged.
 """
 
@@ -9,8 +9,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from bench.aggregate import mean_and_interval
-from bench.experiments.analysis import PSNR_THRESHOLD
-from bench.experiments.evidence import (
+from bench.analysis.evidence import (
     INCONCLUSIVE,
     NOT_RUN,
     NOT_SUPPORTED,
@@ -19,8 +18,9 @@ from bench.experiments.evidence import (
     Evidence,
     best_worst_gap,
 )
-from bench.experiments.evidence import fmt as _f
-from bench.experiments.rules import parameters
+from bench.analysis.evidence import fmt as _f
+from bench.analysis.rules import parameters
+from bench.analysis.tables import PSNR_THRESHOLD
 
 VERSION = "1"
 TRIVIAL_MODELS = ("baseline0", "gray")

@@ -1,12 +1,12 @@
-"""The perturbation study: score every sweep of :mod:`bench.experiments.perturbations` and every variant of the
-paired study (:mod:`bench.experiments.recolour`) with the run's per-image metrics, on the ground truth of a run
+"""The perturbation study: score every sweep of :mod:`bench.analysis.perturbations` and every variant of the
+paired study (:mod:`bench.analysis.recolour`) with the run's per-image metrics, on the ground truth of a run
 folder (``ground_truth/`` and ``segments/``).
 
 Writes ``study/perturbations.csv`` (long format: sweep, strength, image_id, one column per metric),
 ``study/paired_variants.csv`` (variant, image_id, detail, one column per metric: the dull, recoloured and
-oversaturated outputs of each image that :mod:`bench.experiments.paired` compares) and one example strip per
-sweep under ``figures/``. The analyses of these records live in :mod:`bench.experiments.analysis` and
-:mod:`bench.experiments.paired`, so ``bench report`` can redraw them without rescoring. A repeated study on the
+oversaturated outputs of each image that :mod:`bench.analysis.paired` compares) and one example strip per
+sweep under ``figures/``. The analyses of these records live in :mod:`bench.analysis.tables` and
+:mod:`bench.analysis.paired`, so ``bench report`` can redraw them without rescoring. A repeated study on the
 same images and metric definitions recomputes nothing.
 
 Cost (issue 11): each distinct degraded image is scored once. The undegraded image that starts every sweep is
@@ -28,10 +28,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from bench.color import lab_to_rgb, rgb_to_lab
-from bench.errors import BenchError
-from bench.experiments.perturbations import SWEEPS, Sweep, vivid_object_masks
-from bench.experiments.recolour import (
+from bench.analysis.perturbations import SWEEPS, Sweep, vivid_object_masks
+from bench.analysis.recolour import (
     HueChange,
     ObjectInstance,
     ab_statistics,
@@ -44,6 +42,8 @@ from bench.experiments.recolour import (
     tiny_image_features,
     transfer_ab,
 )
+from bench.color import lab_to_rgb, rgb_to_lab
+from bench.errors import BenchError
 from bench.images import PIXELS_TAG, file_sha256, quantize, read_label_png, read_png_text, read_png_u8, write_png
 from bench.integrity import read_sealed_json, report_corrupt, write_sealed_json
 from bench.schema import read_csv, write_csv

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from bench.analysis.perturbations import MIN_OBJECT_AREA, rotate_ab
 from bench.color import lab_to_linear_rgb
-from bench.experiments.perturbations import MIN_OBJECT_AREA, rotate_ab
 
 #: A hue angle is only meaningful for a mean ab vector at least this long (Lab chroma units).
 MIN_HUE_CHROMA = 10.0

@@ -1,4 +1,4 @@
-"""Claims rules, version 2 (issue 12; thresholds and their sources in bench/experiments/rules.py).
+"""Claims rules, version 2 (issue 12; thresholds and their sources in bench/analysis/rules.py).
 
 What changed from version 1: every decision needs a 95% interval on the right side of its threshold; C2 asks the
 paper's question within images (does PSNR/SSIM prefer a dull output over a plausible recolouring that a
@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from bench.experiments.claims_v1 import claim_c6 as premise_c6
-from bench.experiments.evidence import (
+from bench.analysis.claims_v1 import claim_c6 as premise_c6
+from bench.analysis.evidence import (
     INCONCLUSIVE,
     NOT_RUN,
     NOT_SUPPORTED,
@@ -29,7 +29,7 @@ from bench.experiments.evidence import (
     fmt,
     interval_text,
 )
-from bench.experiments.rules import parameters
+from bench.analysis.rules import parameters
 from metrics.registry import goodness
 
 VERSION = "2"
