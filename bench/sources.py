@@ -5,7 +5,8 @@ A source is named by a spec string on the command line:
 - ``sample:train`` / ``sample:test`` - the built-in sample (:mod:`bench.sample`), read as a COCO root;
 - ``coco:ROOT:SPLIT`` - an MS-COCO root (``annotations/captions_SPLIT.json``, optional
   ``annotations/instances_SPLIT.json``, images in ``SPLIT/``);
-- ``folder:DIR`` - every image file directly inside DIR, no captions; the image id is the file stem.
+- ``folder:DIR`` - every image file directly inside DIR; the image id is the file stem; captions from an optional
+  sidecar ``captions.json`` / ``captions.csv`` (:mod:`bench.sidecar`), else none.
 
 Sources are read as untrusted input. A malformed annotation file (not a JSON object, an image without a string
 ``file_name``, a NUL in a name, a caption that is not a string) ends in one :class:`BenchError` naming the file.
@@ -33,6 +34,7 @@ from typing import Any, Protocol
 from bench.errors import BenchError
 from bench.paths import inside, printable, safe_component
 from bench.sample import SAMPLE_PARTS, sample_root
+from bench.sidecar import sidecar_captions
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
@@ -217,7 +219,8 @@ class CocoSource:
 
 @dataclass
 class FolderSource:
-    """A plain folder of images: ids are safe forms of the file stems, captions are empty, no instance masks.
+    """A plain folder of images: ids are safe forms of the file stems, captions from the sidecar file when there
+    is one (else empty: caption models are then not applicable), no instance masks.
 
     The folder is listed, never globbed, so its path may hold any character (``**``, ``[``)."""
 
@@ -231,7 +234,9 @@ class FolderSource:
             raise BenchError(f"image folder {self.folder} does not exist or is not a folder")
 
     def records(self) -> list[ImageRecord]:
-        return refuse_duplicates([folder_record(self.folder, path) for path in image_files(self.folder)])
+        captions = sidecar_captions(self.folder)
+        records = [folder_record(self.folder, path) for path in image_files(self.folder)]
+        return refuse_duplicates([replace(r, caption=clean_caption(captions.get(r.path.stem, ""))) for r in records])
 
     def instances(self) -> None:
         return None
