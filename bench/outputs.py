@@ -28,18 +28,22 @@ def write_results(
     set_level: Mapping[str, Mapping[str, float]],
     segments: Mapping[str, str] | None,
     protocol: Mapping[str, object] | None = None,
+    extra_columns: Sequence[str] = (),
+    extra: Mapping[str, Mapping[str, object]] | None = None,
 ) -> None:
     """per_image.csv, leaderboard.csv and run.json (see bench.schema for every column and field).
 
     Set-level metrics have one value per model: their leaderboard column holds it, their ``_lo``/``_hi``
-    columns stay empty.
+    columns stay empty. ``extra_columns`` are appended to the leaderboard, filled per model from ``extra``
+    (the caption models' ``caption_sensitivity_*``; empty for other models).
     """
     rows = [{"model": model, **record} for model, records in by_model.items() for record in records]
     write_csv(out / "per_image.csv", per_image_columns(metrics.per_image), rows)
     table = leaderboard(by_model, metrics.per_image, seed=seed)
     for row in table:
         row.update(set_level.get(str(row["model"]), {}))
-    write_csv(out / "leaderboard.csv", leaderboard_columns(metrics.names), table)
+        row.update((extra or {}).get(str(row["model"]), {}))
+    write_csv(out / "leaderboard.csv", [*leaderboard_columns(metrics.names), *extra_columns], table)
     write_json(out / "run.json", {
         "schema_version": SCHEMA_VERSION,
         "command": sys.argv,

@@ -14,7 +14,7 @@ import math
 import random
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -22,8 +22,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bench import integrity
+from bench import caption_sensitivity, integrity
 from bench.analysis.study import DEFAULT_STUDY_IMAGES, run_study, study_subset
+from bench.cachekey import cache_key
+from bench.caption_sensitivity import swap_key, swapped_captions, swapped_name
 from bench.checkpoints import cached_state, load_state, save_state
 from bench.color import lab_to_rgb
 from bench.crashpoints import crash_point
@@ -52,6 +54,7 @@ from bench.timings import StageTimer, record_in_run_json
 from bench.train import resolve_profile, train
 from metrics.registry import select_metrics
 from models.base import Colorizer
+from models.captions import has_caption
 from models.registry import ModelSpec, get_model_spec
 
 KEY_TAG = "colorbench-key"
@@ -389,11 +392,19 @@ class Run:
             save_state(checkpoint, model.state_dict(), wanted)
         return {"weights_from": "fitted", "checkpoint": str(checkpoint)}
 
-    def predict(self, entry: ModelEntry, model: Colorizer, key: str) -> None:
-        """Colorize this rank's images that have no prediction under ``key`` yet."""
-        name, inputs = entry.name, entry.spec.inputs
+    def predict(self, entry: ModelEntry, model: Colorizer, key: str, *, name: str | None = None,
+                captions: Mapping[str, str] | None = None) -> None:
+        """Colorize this rank's images that have no prediction under ``key`` yet. A caption-reading model gets
+        only the images with a caption (the others are recorded as not applicable); ``name`` and ``captions``
+        (image id -> caption) give the swapped-caption evaluation its own folder and captions."""
+        name, inputs = name or entry.name, entry.spec.inputs
         kind = f"prediction of {name}"
-        todo = [e for e in self.shard(self.eval_manifest.usable)
+        entries = self.shard(self.eval_manifest.usable)
+        if "caption" in inputs:
+            entries = self.captioned(entries, name, record=captions is None)
+        if captions is not None:
+            entries = [replace(e, caption=captions[e.image_id]) for e in entries]
+        todo = [e for e in entries
                 if integrity.verified_png_text(self.pred_path(name, e.image_id),
                                                {KEY_TAG: key, SOURCE_TAG: e.sha256}, kind) is None]
         if not todo:
@@ -416,6 +427,30 @@ class Run:
                         NONFINITE_TAG: str(int(nonfinite[i])), OUT_OF_RANGE_TAG: str(int(out_of_range[i]))})
                 bar.update(len(batch))
                 crash_point("predict")
+
+    def captioned(self, entries: Sequence[ManifestEntry], model: str, *, record: bool) -> list[ManifestEntry]:
+        """The entries with a caption; each other one is recorded as a skip (not applicable to ``model``)."""
+        kept = [e for e in entries if has_caption(e.caption)]
+        if record:
+            self.skips += [{"image_id": e.image_id, "stage": f"predict {model}",
+                            "reason": "not applicable: the caption model needs a caption and this image has none "
+                                      "(give a folder source a captions.json or captions.csv sidecar)"}
+                           for e in entries if not has_caption(e.caption)]
+        return kept
+
+    def swapped_evaluation(self, entry: ModelEntry, model: Colorizer, key: str) -> dict[str, object]:
+        """Predict and score the evaluation split again with each image given another image's caption (the
+        seeded derangement of bench.caption_sensitivity); returns run.json's record of it."""
+        captioned = [e for e in self.eval_manifest.usable if has_caption(e.caption)]
+        swapped = swapped_captions([e.image_id for e in captioned], [e.caption for e in captioned], self.cfg.seed)
+        name, swapped_key = swapped_name(entry.name), cache_key({"key": key, "swap": swap_key(swapped)})
+        self.predict(entry, model, swapped_key, name=name, captions=swapped)
+        barrier(self.dist)
+        self.score(name, swapped_key)
+        barrier(self.dist)
+        return {"records_as": name, "cache_key": swapped_key, "derangement_seed": self.cfg.seed,
+                "n_images": len(captioned),
+                "n_same_caption_text": sum(swapped[e.image_id] == e.caption for e in captioned)}
 
     def score(self, name: str, key: str) -> None:
         """Score this rank's predictions that have no record under (key, metric set) yet."""
@@ -509,6 +544,9 @@ class Run:
             barrier(self.dist)
             if self.dist.is_main:
                 outcome.set_level = self.set_level(entry.name, key)
+        if "caption" in entry.spec.inputs:
+            with self.timer.stage("caption sensitivity", entry.name):
+                outcome.info["caption_sensitivity"] = self.swapped_evaluation(entry, model, key)
         return outcome
 
     def obtain_stage(self, entry: ModelEntry) -> str:
@@ -613,11 +651,27 @@ def write_tables(run: Run, outcomes: list[ModelOutcome]) -> None:
         if o.error is None:
             models[name]["prediction_health"] = run.prediction_health(name)
             models[name]["metric_na"] = na_counts(by_model[name], run.metric_names)
+    sensitivity = caption_sensitivities(run, done, by_model)
     write_results(run.out, by_model, run.metrics, seed=run.cfg.seed, device=str(run.device),
+                  extra_columns=caption_sensitivity.columns(run.metric_names) if sensitivity else (),
+                  extra=sensitivity,
                   config=run.cfg.as_dict(), models=models, splits=splits, skipped=run.skips,
                   set_level={o.entry.name: o.set_level for o in done},
                   segments=run.segment_source.describe() if run.writes_segments else None,
                   protocol=run.protocol(outcomes))
+
+
+def caption_sensitivities(run: Run, done: Sequence[ModelOutcome],
+                          by_model: Mapping[str, Sequence[dict[str, object]]]) -> dict[str, dict[str, object]]:
+    """The ``caption_sensitivity_*`` columns of every caption-reading model (bench.caption_sensitivity)."""
+    out = {}
+    for o in done:
+        swapped = o.info.get("caption_sensitivity")
+        if isinstance(swapped, dict):
+            records = run.model_records(str(swapped["records_as"]), str(swapped["cache_key"]))
+            out[o.entry.name] = caption_sensitivity.sensitivity(by_model[o.entry.name], records, run.metric_names,
+                                                                seed=run.cfg.seed)
+    return out
 
 
 def na_counts(records: Sequence[dict[str, object]], names: Sequence[str]) -> dict[str, int]:

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import caption_sensitivity
 from bench.analysis.claim_pixels import common_pixel_rows, near_grey_shares
 from bench.analysis.claims import Claim, Evidence, evaluate_claims
 from bench.analysis.claims_v2 import C3, C7_METRICS
@@ -77,6 +78,7 @@ class Report:
     sensitivity: list[dict[str, object]] = field(default_factory=list)
     figures: dict[str, list[str]] = field(default_factory=dict)  # section -> figure paths relative to the folder
     human: list[dict[str, str]] = field(default_factory=list)  # BAPPS agreement rows, when computed
+    captions: list[dict[str, object]] = field(default_factory=list)  # caption sensitivity, per model and metric
 
 
 def _figure(report: Report, section: str, path: Path, out: Path) -> None:
@@ -136,7 +138,10 @@ def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
     human = read_csv(analysis / "bapps_agreement.csv") if (analysis / "bapps_agreement.csv").is_file() else []
     claims = _claims(folder, crop_run, sensitivity=sensitivity, curves=curves, correlations=correlations,
                      human=human)
-    report = Report(claims, sensitivity=sensitivity, human=human)
+    report = Report(claims, sensitivity=sensitivity, human=human,
+                    captions=caption_sensitivity.long_rows(folder.leaderboard, metrics))
+    if report.captions:
+        write_csv(analysis / "caption_sensitivity.csv", caption_sensitivity.LONG_COLUMNS, report.captions)
     if curves:
         write_csv(analysis / "perturbation_curves.csv", list(curves[0]), curves)
         write_csv(analysis / "perturbation_sensitivity.csv", list(sensitivity[0]), sensitivity)

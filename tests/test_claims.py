@@ -9,7 +9,7 @@ import torch
 from skimage.color import rgb2lab
 
 from bench.aggregate import leaderboard
-from bench.analysis import claims_v2
+from bench.analysis import claims_v2, claims_v3
 from bench.analysis.claim_pixels import centre_square, common_pixel_rows, grey_share
 from bench.analysis.claims import current, evaluate_claims
 from bench.analysis.evidence import (
@@ -64,7 +64,7 @@ def rows(model: str, rng: np.random.Generator, **metrics: tuple[float, float]) -
 
 # -- the rule table ------------------------------------------------------------------------------------------
 def test_rule_table_is_versioned_and_sourced():
-    assert list(VERSIONS) == ["1", "2"] and CURRENT_VERSION == "2"
+    assert list(VERSIONS) == ["1", "2", "3"] and CURRENT_VERSION == "3"
     assert all(t.source.startswith(("paper", "ours")) for t in RULE_TABLE)
     assert parameters("1", "C1")["ssim"] == parameters("2", "C1")["ssim"] == 0.9
     assert parameters("2", "C3")["grey_chroma"] == 2.3
@@ -77,10 +77,11 @@ def test_both_versions_are_evaluated_and_the_old_verdict_is_kept():
     per_image = rows("gray", rng, ssim=(0.93, 0.01), psnr=(24.7, 0.5), colorfulness=(0.0, 0.0),
                      delta_colorfulness=(-30.0, 3.0))
     claims = evaluate_claims(make({"gray": info("none")}, per_image))
-    assert [(c.rule_version, c.claim) for c in claims] == [(v, f"C{i}") for v in "12" for i in range(1, 8)]
+    assert [(c.rule_version, c.claim) for c in claims] == ([(v, f"C{i}") for v in "12" for i in range(1, 8)]
+                                                           + [("3", f"C{i}") for i in range(1, 9)])
     new = current(claims)
     assert new[0].verdict == SUPPORTED and new[0].previous == claims[0].verdict == SUPPORTED
-    assert all(c.previous for c in new) and not any(c.previous for c in claims[:7])
+    assert all(c.previous for c in new if c.claim != "C8") and not any(c.previous for c in claims[:7])
     assert new[0].protocol.startswith("n 40 images; source coco:/data:val2017; 224 px resize")
     overlapping = make({"gray": info("none")}, per_image)
     overlapping.run["protocol"] = {"train_eval_overlap": 2}
@@ -337,3 +338,30 @@ def test_crop_run_is_scored_on_common_pixels(tmp_path):
     assert psnr and psnr == pytest.approx({i: crop_records[i] for i in psnr}, abs=1e-6)  # the crop arm is whole
     claims = {(c["rule_version"], c["claim"]): c for c in read_csv(arms_out["resize"] / "claims.csv")}
     assert claims["2", "C7"]["verdict"] == NOT_RUN and "no trained model" in claims["2", "C7"]["numbers"]
+
+
+C8_BASE = {"segment_chroma_ratio": 0.6, "vivid_recall": 0.5}
+
+
+def test_c8_outcomes():
+    """Captions improve colorization: a caption model beats chromagan-noclass on both segment metrics and (when it
+    reads the caption) its caption sensitivity is positive."""
+    def c8(model, shift, sensitivity=(0.05, 0.02, 0.08), n_seeds=3):
+        e = arms(model, "chromagan-noclass", {m: [shift] * n_seeds for m in C8_BASE}, C8_BASE, n_seeds)
+        for row in e.leaderboard:
+            if row["model"].startswith(model):
+                for metric in C8_BASE:
+                    row.update({f"caption_sensitivity_{metric}": str(sensitivity[0]),
+                                f"caption_sensitivity_{metric}_lo": str(sensitivity[1]),
+                                f"caption_sensitivity_{metric}_hi": str(sensitivity[2])})
+        return claims_v3.claim_c8(e)
+    assert c8("model-c1", 0.2).outcome == SUPPORTED
+    assert c8("model-c1", -0.2).outcome == NOT_SUPPORTED
+    assert c8("model-c1", 0.2, (0.0, -0.01, 0.01)).outcome == INCONCLUSIVE  # better, but not through the caption
+    assert c8("model-b", 0.2, (-0.05, -0.08, -0.02)).outcome == NOT_SUPPORTED  # the true caption scores worse
+    assert c8("model-c2", 0.2, (float("nan"),) * 3).outcome == SUPPORTED  # reads no caption: (2) does not apply
+    one_seed = c8("model-c1", 0.2, n_seeds=1)
+    assert one_seed.outcome == INCONCLUSIVE and "only 1 seed" in one_seed.numbers
+    alone = make({"model-c1": info()}, rows("model-c1", np.random.default_rng(0), segment_chroma_ratio=(0.6, 0.1),
+                                            vivid_recall=(0.5, 0.1)))
+    assert claims_v3.claim_c8(alone).outcome == NOT_RUN

@@ -131,10 +131,11 @@ def bootstrap(statistic, *samples: np.ndarray, seed: int) -> tuple[float, float,
     return value, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def crossed_bootstrap(differences: np.ndarray, *, seed: int) -> tuple[float, float, float]:
-    """Mean of a (seed, image) table of paired differences and a 95% interval from a two-way crossed bootstrap:
-    seeds and images are resampled independently (with replacement), so the interval carries the variance
-    between seeds as well as between images. With one seed it resamples images only. NaN cells are skipped."""
+def crossed_bootstrap(differences: np.ndarray, *, seed: int, level: float = LEVEL) -> tuple[float, float, float]:
+    """Mean of a (seed, image) table of paired differences and a ``level`` (95%) interval from a two-way crossed
+    bootstrap: seeds and images are resampled independently (with replacement), so the interval carries the
+    variance between seeds as well as between images. With one seed it resamples images only. NaN cells are
+    skipped."""
     n_seeds, n_images = differences.shape
     mean = float(np.nanmean(differences))
     if n_images < 2:
@@ -143,7 +144,7 @@ def crossed_bootstrap(differences: np.ndarray, *, seed: int) -> tuple[float, flo
     seeds = rng.integers(0, n_seeds, size=(N_RESAMPLES, n_seeds))
     images = rng.integers(0, n_images, size=(N_RESAMPLES, n_images))
     means = np.array([np.nanmean(differences[s][:, i]) for s, i in zip(seeds, images, strict=True)])
-    tail = (1 - LEVEL) / 2 * 100
+    tail = (1 - level) / 2 * 100
     lo, hi = np.nanpercentile(means, [tail, 100 - tail])
     return mean, float(lo), float(hi)
 
