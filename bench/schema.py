@@ -12,12 +12,15 @@ Run folder layout::
     gray/ID.png            the grey input the models saw (Lab L rendered as sRGB grey)
     segments/ID.png        16-bit segment label map (COCO instances or SLIC), for segment metrics and the study
     predictions/M/ID.png   model M's colorization of image ID, lossless 8-bit PNG, tagged with its cache key
+    predictions/M.swapped-captions/ID.png   a caption model's colorization with another image's caption
+                           (bench.caption_sensitivity; scored under records/M.swapped-captions, not a leaderboard row)
     records/M/S/*.jsonl    per-image metric records of model M under metric-set hash S (resume cache; each line
                            carries the sha256 of its content, and the pixel hashes of the prediction and ground truth)
     records/M/set_level.json   set-level metric values of model M (cache, with a checksum)
     checkpoints/M.safetensors  fitted or trained weights (metadata: what they were fitted/trained on, and the
                            sha256 of the tensors, checked on load)
     train/M/               steps.csv, epochs.csv, epoch checkpoints and summary.json of a trained model
+    train/vocabulary-K.json    the caption models' vocabulary of the training captions (K: hash of those captions)
     study/perturbations.csv    the perturbation study: sweep, strength, image_id, one column per metric
     study/paired_variants.csv  the paired study's outputs: variant, image_id, detail (rule used), one column per metric
     analysis/*.csv         perturbation curves and sensitivity, rank correlations, win rates, metric ranks,
@@ -69,6 +72,15 @@ LEADERBOARD_METRIC_COLUMNS = {
     "{metric}_lo": "lower bound of the 95% percentile bootstrap interval of the mean (1000 resamples of images)",
     "{metric}_hi": "upper bound of that interval",
 }
+#: leaderboard.csv columns present when a caption-reading model ran (empty for the other models):
+#: caption_sensitivity_n, then for each ranked metric M caption_sensitivity_M, _lo, _hi (bench.caption_sensitivity).
+LEADERBOARD_CAPTION_COLUMNS = {
+    "caption_sensitivity_n": "images scored both with their own caption and with another image's",
+    "caption_sensitivity_{metric}": "mean over images of goodness(true caption) - goodness(swapped caption): "
+                                    "positive when the true caption scores better",
+    "caption_sensitivity_{metric}_lo": "lower bound of its paired 95% percentile-bootstrap interval over images",
+    "caption_sensitivity_{metric}_hi": "upper bound of that interval",
+}
 
 #: run.json top-level fields.
 RUN_FIELDS = {
@@ -90,12 +102,14 @@ RUN_FIELDS = {
               "replica's; --seeds N names replica k > 0 NAME@seed{k}) and protocol (profile, image_size, width, "
               "batch_size, epochs, teacher, seed, n_train_images, batch_exceeds_training_set), "
               "prediction health (non-finite and out-of-range values, clipped before scoring), metric_na (images "
-              "with no value per metric), errors",
+              "with no value per metric), errors; caption_sensitivity for caption-reading models (records_as, "
+              "cache_key, derangement_seed, n_images, n_same_caption_text)",
     "metrics": "per metric: definition, parameters, direction, range, implementing function",
     "metrics_unavailable": "metrics left out because a weight file or package is missing, with the exact reason",
     "segments": "how segment label maps were made (COCO instances or SLIC superpixels), when used",
     "weight_files": "absolute path -> sha256 of every third-party weight file read (teachers, feature networks)",
-    "skipped": "images left out, with the stage (manifest/ground truth/predict/score/segments) and the reason",
+    "skipped": "images left out, with the stage (manifest/ground truth/predict/score/segments) and the reason "
+               "(a caption model's images without a caption: not applicable)",
     "integrity": "cache entries of this command that failed their checksum (corrupt_entries, and each entry's kind, "
                  "path and reason); each was recomputed, none used (bench.integrity)",
     "timings": "wall seconds per stage (data, fit/train/load, predict, score, study, tables, report), per model "

@@ -60,9 +60,14 @@ def tokenize(caption: str) -> list[str]:
     return "".join(chars).split()[:MAX_WORDS]
 
 
+def has_caption(caption: str) -> bool:
+    """Whether ``caption`` has a word (an image without one is not applicable to caption-reading models)."""
+    return bool(tokenize(caption))
+
+
 def require_caption(caption: str) -> str:
     """``caption`` unless it has no word, which is an error (an empty caption is never fed to a model)."""
-    if not tokenize(caption):
+    if not has_caption(caption):
         raise BenchError(f"caption {caption!r} has no word: caption models are not applicable to this image")
     return caption
 
