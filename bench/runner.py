@@ -8,8 +8,6 @@ tables and the report once all shards are done.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import random
 import sys
@@ -24,6 +22,7 @@ from tqdm import tqdm
 
 from bench import integrity
 from bench.analysis.study import DEFAULT_STUDY_IMAGES, run_study, study_subset
+from bench.cachekey import LEGACY_SEPARATORS, cache_key, key_description
 from bench.checkpoints import cached_state, load_state, save_state
 from bench.color import lab_to_rgb
 from bench.crashpoints import crash_point
@@ -103,7 +102,7 @@ class RunConfig:
         """Hash of what fixes the images and ground truth (not the models)."""
         fixed = {k: v for k, v in self.as_dict().items()
                  if k in ("eval_source", "train_source", "eval_split", "train_split", "preprocess", "limit")}
-        return hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:10]
+        return cache_key(fixed, 10, separators=LEGACY_SEPARATORS)  # legacy text: names existing run folders
 
     def identity(self) -> dict[str, object]:
         """What makes a run folder this command's (bench.runfolder): the command, the data and the models."""
@@ -116,7 +115,7 @@ class RunConfig:
         if self.out is not None:
             return self.out
         name = "".join(c if c.isalnum() else "-" for c in self.eval_source.rsplit("/", 1)[-1]).strip("-")
-        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:10]
+        digest = cache_key(self.identity(), 10, separators=LEGACY_SEPARATORS)  # legacy text: existing folders
         return Path("results") / f"{name}-{self.command}-{digest}"
 
     def as_dict(self) -> dict[str, object]:
@@ -459,9 +458,9 @@ class Run:
             return {}
         records = self.model_records(name, key)
         ids = [str(r["image_id"]) for r in records]
-        fingerprint = hashlib.sha256(json.dumps([key, [r["pred_pixels"] for r in records],
-                                                 [r["gt_pixels"] for r in records], ids, self.metrics.describe()],
-                                                sort_keys=True, default=str).encode()).hexdigest()
+        described = {n: key_description(d) for n, d in self.metrics.describe().items()}
+        fingerprint = cache_key([key, [r["pred_pixels"] for r in records], [r["gt_pixels"] for r in records], ids,
+                                 described], 64, separators=LEGACY_SEPARATORS)  # legacy text: existing caches
         cache = self.out / "records" / name / "set_level.json"
         stored = integrity.read_sealed_json(cache, "set-level values")
         if stored is not None and stored.get("fingerprint") == fingerprint and isinstance(stored.get("values"), dict):
@@ -499,7 +498,7 @@ class Run:
             outcome.error = str(exc)
             print(f"error: model {entry.name}: {exc}", file=sys.stderr)
             return outcome
-        key = prediction_key(entry.name, outcome.info, self.cfg.preprocess)
+        key = prediction_key(entry.name, outcome.info, self.cfg.preprocess, entry.spec.version)
         outcome.info["cache_key"] = key
         with self.timer.stage("predict", entry.name):
             self.predict(entry, model, key)
@@ -545,11 +544,12 @@ def _state_into(model: Colorizer, state: dict[str, torch.Tensor], path: Path) ->
         raise BenchError(f"weights in {path} do not fit this model: {' '.join(str(exc).split())}") from exc
 
 
-def prediction_key(model: str, info: dict[str, object], preprocess: Preprocess) -> str:
-    """Cache key of a model's predictions: its name, options, weights and the preprocessing."""
-    payload = {"model": model, "options": info.get("options"), "weights_sha256": info.get("weights_sha256"),
-               "preprocess": preprocess.as_dict()}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def prediction_key(model: str, info: dict[str, object], preprocess: Preprocess, version: int = 1) -> str:
+    """Cache key of a model's predictions: its name, definition version (``ModelSpec.version``), options,
+    weights and the preprocessing. Legacy text: the key tags existing prediction PNGs."""
+    payload = key_description({"model": model, "options": info.get("options"), "version": version,
+                               "weights_sha256": info.get("weights_sha256"), "preprocess": preprocess.as_dict()})
+    return cache_key(payload, 16, separators=LEGACY_SEPARATORS)
 
 
 def seed_everything(seed: int) -> None:
