@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,6 +19,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from bench.images import PIXELS_TAG, atomic_write_bytes, pixels_sha256
+
+logger = logging.getLogger(__name__)
 
 #: Key of the payload checksum in sealed JSON objects (records lines, JSON caches).
 CHECK_KEY = "sha256"
@@ -36,7 +38,7 @@ def report_corrupt(kind: str, path: Path, reason: str) -> None:
     entry = {"kind": kind, "path": str(path), "reason": reason}
     if entry in _corrupt:
         return
-    print(f"warning: corrupt {kind} {path}: {reason}; ignored and recomputed", file=sys.stderr)
+    logger.warning("corrupt %s %s: %s; ignored and recomputed", kind, path, reason)
     _corrupt.append(entry)
 
 

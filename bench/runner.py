@@ -8,9 +8,9 @@ tables and the report once all shards are done.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -52,6 +52,8 @@ from bench.train import resolve_profile, train
 from metrics.registry import select_metrics
 from models.base import Colorizer
 from models.registry import ModelSpec, get_model_spec
+
+logger = logging.getLogger(__name__)
 
 KEY_TAG = "colorbench-key"
 SOURCE_TAG = "colorbench-source-sha256"
@@ -188,7 +190,7 @@ class Run:
         self.timer = StageTimer()
         if dist.is_main:
             for name, reason in self.metrics.unavailable.items():
-                print(f"note: metric {name} is unavailable and left out: {reason}", file=sys.stderr)
+                logger.info("metric %s is unavailable and left out: %s", name, reason)
 
     # -- data ---------------------------------------------------------------------------------------------
     def _manifest(self, source: ImageSource, split: str, filename: str) -> Manifest:
@@ -238,8 +240,8 @@ class Run:
             raise BenchError(f"{len(self.overlap)} evaluation image(s) are also training images (same sha256): "
                              f"{shown}{more}; pass --allow-overlap only for a deliberate overfitting check")
         if self.overlap and self.dist.is_main:
-            print(f"warning: {len(self.overlap)} evaluation image(s) are also training images (--allow-overlap); "
-                  "scores measure fitting, not generalization", file=sys.stderr)
+            logger.warning("%d evaluation image(s) are also training images (--allow-overlap); scores measure "
+                           "fitting, not generalization", len(self.overlap))
 
     def overlap_record(self) -> dict[str, object]:
         """run.json's record of files shared by the training and evaluation manifests."""
@@ -340,7 +342,7 @@ class Run:
 
     def _record_failed(self, failed: list[tuple[str, str]], stage: str) -> None:
         for image_id, reason in failed:
-            print(f"warning: skipped {image_id} at {stage}: {reason}", file=sys.stderr)
+            logger.warning("skipped %s at %s: %s", image_id, stage, reason)
             self.skips.append({"image_id": image_id, "stage": stage, "reason": reason})
 
     # -- models -------------------------------------------------------------------------------------------
@@ -496,7 +498,7 @@ class Run:
                 model, outcome.info = self.obtain(entry)
         except BenchError as exc:
             outcome.error = str(exc)
-            print(f"error: model {entry.name}: {exc}", file=sys.stderr)
+            logger.error("model %s: %s", entry.name, exc)
             return outcome
         key = prediction_key(entry.name, outcome.info, self.cfg.preprocess, entry.spec.version)
         outcome.info["cache_key"] = key

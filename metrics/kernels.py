@@ -38,10 +38,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import logging
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +50,8 @@ import torch
 
 from bench.cachekey import cache_key
 from bench.images import atomic_write_bytes
+
+logger = logging.getLogger(__name__)
 
 _broken = False
 _declared_images: contextvars.ContextVar[int] = contextvars.ContextVar("colorbench_workload_images", default=0)
@@ -165,7 +167,7 @@ class Kernel:
             result = self._apply(self._compiled, tensors, constants)
         except Exception as exc:  # any backend failure means: stay eager
             _broken = True
-            warnings.warn(f"torch.compile failed for {self.name}, metrics run eagerly: {exc}", stacklevel=2)
+            logger.warning("torch.compile failed for %s, metrics run eagerly: %s", self.name, exc)
             return self._apply(self.fn, tensors, constants)
         if first:
             self._ready.add(variant)

@@ -18,7 +18,7 @@ order, so smaller studies are nested in larger ones).
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +48,8 @@ from bench.integrity import read_sealed_json, report_corrupt, write_sealed_json
 from bench.schema import read_csv, write_csv
 from metrics.kernels import compile_enabled, workload
 from metrics.registry import METRICS, compute
+
+logger = logging.getLogger(__name__)
 
 STUDY_KEYS = ("sweep", "strength", "image_id")
 VARIANT_KEYS = ("variant", "image_id", "detail")
@@ -226,7 +228,7 @@ def run_study(
         return target
     if len(image_ids) * degraded_per_image() > ANNOUNCE_ABOVE:
         first = read_png_u8(out / "ground_truth" / f"{image_ids[0]}.png")
-        print(announce(len(image_ids), first.shape[1] * first.shape[2], compile_enabled()), file=sys.stderr)
+        logger.info("%s", announce(len(image_ids), first.shape[1] * first.shape[2], compile_enabled()))
     rows: list[dict[str, object]] = []
     variant_rows: list[dict[str, object]] = []
     examples: dict[str, list[torch.Tensor]] = {}
