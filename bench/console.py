@@ -29,13 +29,22 @@ class PrefixFormatter(logging.Formatter):
 
 
 class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The handler :func:`configure` installs (a class of its own, so a second call replaces it)."""
+    """The handler :func:`configure` installs (a class of its own, so a second call replaces it). It writes to
+    ``sys.stderr`` as it is when a record comes, so a stream swapped later (a test's capture) is honoured."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: object) -> None:
+        """Ignored: the stream is always the current ``sys.stderr``."""
 
 
 def configure(*, quiet: bool = False) -> None:
-    """Send the records of :data:`PACKAGES` at INFO and above (WARNING and above when ``quiet``) to the current
+    """Send the records of :data:`PACKAGES` at INFO and above (WARNING and above when ``quiet``) to
     ``sys.stderr`` as ``<prefix>: <message>`` lines; calling it again replaces the handler it installed."""
-    handler = _ConsoleHandler(sys.stderr)
+    handler = _ConsoleHandler()
     handler.setFormatter(PrefixFormatter())
     for package in PACKAGES:
         logger = logging.getLogger(package)

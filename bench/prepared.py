@@ -70,6 +70,12 @@ def _array(path: Path) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
+def close_shards() -> None:
+    """Drop the memory maps of the shards read so far (bench.outputs.per_run calls it when a run ends: a shard
+    rewritten by a later ``data prepare`` is then mapped afresh, and no map outlives the run)."""
+    _array.cache_clear()
+
+
 class PreparedStore:
     """The shards of one (size, resize mode): a lookup from an original's file sha256 to its pixels."""
 

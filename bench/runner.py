@@ -30,7 +30,7 @@ from bench.data import Preprocess, iterate_batches, make_loader
 from bench.device import DistInfo, autocast, barrier, distributed, resolve_device, step_done
 from bench.errors import BenchError, IncompleteError
 from bench.images import PIXELS_TAG, quantize, read_png_text, write_label_png, write_png
-from bench.outputs import write_results
+from bench.outputs import per_run, write_results
 from bench.paths import child
 from bench.records import RecordStore
 from bench.runfolder import claim
@@ -560,6 +560,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@per_run
 def execute(cfg: RunConfig, *, report: Callable[[Path], None] | None = None) -> Path:
     """Run ``cfg`` end to end and return the run folder."""
     if cfg.seeds < 1:
@@ -567,7 +568,6 @@ def execute(cfg: RunConfig, *, report: Callable[[Path], None] | None = None) -> 
     entries = model_entries(cfg)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    integrity.reset()
     with distributed(device) as dist, claim(cfg.resolved_out(), cfg.identity(), writer=dist.is_main):
         barrier(dist)  # the other ranks write only once rank 0 has checked and claimed the folder
         run = Run(cfg, device, dist)

@@ -59,13 +59,17 @@ def test_missing_weights_make_lpips_unavailable(torch_home, net):
 def test_plumbing_with_a_saved_state_dict(torch_home, net):
     saved = save_random_backbone(net, torch_home)
     assert lpips_unavailable(net) is None
-    model = lpips_model(net, "cpu")
+    with weights.recording_weights() as files:
+        model = lpips_model(net, "cpu")
     loaded = {f"{k.split('.')[1]}.{k.split('.')[2]}": v for k, v in model.net.state_dict().items()}
     features = {k.removeprefix("features."): v for k, v in saved.items() if k.startswith("features.")}
     assert loaded.keys() == features.keys()
     assert all(torch.equal(loaded[k], features[k]) for k in features), "backbone differs from the saved file"
     path = str((torch_home / backbone_file(net)).resolve())
-    assert weights.used_weights()[path] == file_sha256(torch_home / backbone_file(net))
+    assert files[path] == file_sha256(torch_home / backbone_file(net))
+    with weights.recording_weights() as again:
+        assert lpips_model(net, "cpu") is model  # built once per process, recorded again in every run using it
+    assert again == files
 
     generator = torch.Generator().manual_seed(1)
     gt = torch.rand(3, 3, 64, 64, generator=generator)
