@@ -51,20 +51,30 @@ def _record(files: dict[str, str]) -> None:
         _recording.update(files)
 
 
+def _stamp(path: str) -> tuple[int, int] | None:
+    """(size, mtime in ns) of a file, None when it is gone: a changed stamp means the file was replaced."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_size, status.st_mtime_ns
+
+
 def cached_with_weights(build: Callable[..., _R]) -> Callable[..., _R]:
     """``functools.cache`` for a builder that reads weight files (hashable positional arguments): the first call
-    per arguments builds; every call, cached or not, records the files that build read in the current recording."""
-    built: dict[tuple[object, ...], tuple[_R, dict[str, str]]] = {}
+    per arguments builds, and so does a call after one of the files it read was replaced (size or mtime changed);
+    every call, cached or not, records the files that build read in the current recording."""
+    built: dict[tuple[object, ...], tuple[_R, dict[str, str], dict[str, tuple[int, int] | None]]] = {}
 
     @functools.wraps(build)
     def cached(*args: object) -> _R:
-        if args not in built:
+        entry = built.get(args)
+        if entry is None or any(_stamp(path) != stamp for path, stamp in entry[2].items()):
             with recording_weights() as files:
                 value = build(*args)
-            built[args] = (value, dict(files))
-        value, files = built[args]
-        _record(files)
-        return value
+            entry = built[args] = (value, dict(files), {path: _stamp(path) for path in files})
+        _record(entry[1])
+        return entry[0]
 
     return cached
 
