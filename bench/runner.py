@@ -389,7 +389,7 @@ class Run:
         if cached is not None and cached[1] == wanted:
             _state_into(model, cached[0], checkpoint)
             return {"weights_from": "cached fit", "checkpoint": str(checkpoint)}
-        model.fit(iterate_batches(self.loader(self.shard(self.train_manifest.usable)), self.device))
+        model.fit(iterate_batches(self.loader(self.shard(self.train_manifest.usable)), self.device), self.progress)
         crash_point("fit")
         if self.dist.is_main:
             save_state(checkpoint, model.state_dict(), wanted)

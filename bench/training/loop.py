@@ -103,7 +103,11 @@ def train(model: TrainableModel, name: str, inputs: tuple[str, ...], manifest: M
         model.load_state_dict(cached[0])
         return {"weights_from": "cached training", "checkpoint": str(final), "training": cached[1].get("summary")}
 
-    resume_key = cache_key({**payload, "options": {k: v for k, v in model.options().items() if k != "epochs"}})
+    options = model.options()
+    if options.get("epochs") != loop.epochs:
+        raise BenchError(f"model {name}: options() must record the epochs under 'epochs' ({loop.epochs}), so that a "
+                         "longer run resumes a shorter one's checkpoints")
+    resume_key = cache_key({**payload, "options": {k: v for k, v in options.items() if k != "epochs"}})
     checkpoints = Checkpoints(folder / "checkpoints", resume_key, keep_checkpoints)
     if dist.is_main and batch_exceeds_data(loop, len(fit_entries)):
         logger.warning("%s: batch %d of the %s profile exceeds the %d training images, so every epoch is a single "
