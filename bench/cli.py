@@ -27,6 +27,7 @@ from bench.errors import BenchError, unknown_name
 from bench.images import RESIZE_MODES
 from bench.training.profiles import PROFILE_CHOICES
 from bench.weights import WEIGHTS_DIR_ENV
+from models.captions import TEXT_ENCODERS
 from models.teachers import TEACHER_CHOICES
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--teacher", choices=TEACHER_CHOICES, default="auto",
                      help="class-distribution teacher of ChromaGAN's class head (auto: vgg16 when torchvision's "
                           "weight file exists, else efficientnet-lite0)")
+    run.add_argument("--text-encoder", choices=TEXT_ENCODERS, default="bilstm",
+                     help="caption encoder of model-b and model-c1: bilstm (learned word embeddings) or minilm (the "
+                          "pretrained all-MiniLM-L6-v2 sentence encoder, frozen; needs the 'text' extra)")
     run.add_argument("--epochs", type=int, help="training epochs (default: the profile's)")
     run.add_argument("--seeds", type=int, default=1, help="train every trained model N times with seeds seed, "
                      "seed+1, ...; replica k > 0 is the model entry NAME@seed{k} (default 1)")
@@ -184,7 +188,7 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
 
 def _training_options(args: argparse.Namespace) -> dict[str, object]:
     """The options of ``run`` that only concern trained models (``study`` has none of them)."""
-    names = ("profile", "teacher", "epochs", "resume", "seeds", "allow_overlap", "keep_checkpoints")
+    names = ("profile", "teacher", "text_encoder", "epochs", "resume", "seeds", "allow_overlap", "keep_checkpoints")
     return {name: getattr(args, name) for name in names if hasattr(args, name)}
 
 

@@ -95,6 +95,7 @@ class RunConfig:
     study_images: int | None = DEFAULT_STUDY_IMAGES  # None: every image of the evaluation split
     profile: str = "auto"
     teacher: str = "auto"
+    text_encoder: str = "bilstm"
     epochs: int | None = None
     resume: bool = True
     keep_checkpoints: int | None = 1  # epoch checkpoints kept besides the best: the last N (None: all)
@@ -374,12 +375,13 @@ class Run:
 
     def build_options(self, entry: ModelEntry) -> dict[str, object]:
         """Build options of trained models: the run's training profile, the replica's seed and the epochs, plus
-        the family options (ChromaGAN's class ``teacher``) that the build function names in its signature."""
+        the family options (ChromaGAN's class ``teacher``, the caption models' ``text_encoder``) that the build
+        function names in its signature."""
         if not entry.trained:
             return {}
         options = {"profile": resolve_profile(self.cfg.profile, self.cfg.train_source), "seed": entry.seed,
                    "epochs": self.cfg.epochs}
-        family = {"teacher": self.cfg.teacher}
+        family = {"teacher": self.cfg.teacher, "text_encoder": self.cfg.text_encoder}
         accepted = inspect.signature(entry.spec.build).parameters
         return {**options, **{k: v for k, v in family.items() if k in accepted}}
 

@@ -118,6 +118,14 @@ def ab_to_unit(ab: torch.Tensor) -> torch.Tensor:
     return (ab + 128) / 255
 
 
+def rgb_from_ab01(L: torch.Tensor, ab01: torch.Tensor) -> torch.Tensor:
+    """sRGB from the full-resolution L (B, 1, H, W) and the network's ab01, upsampled bilinearly to L's size."""
+    ab = ab01.float() * 255 - 128
+    if ab.shape[-2:] != L.shape[-2:]:
+        ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
+    return rgb_from_l_ab(L, ab)
+
+
 def class_kl(target: torch.Tensor, labelled: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """KL(teacher || class head) = sum_k p_k log(p_k / q_k), q = softmax(logits), averaged over the labelled
     images of the batch (images the teacher has no label for are left out; 0 when there is none)."""
@@ -195,12 +203,8 @@ class ChromaGAN(Colorizer):
         return (L / 100).expand(-1, 3, -1, -1)
 
     def colorize(self, inputs: ModelInputs) -> torch.Tensor:
-        L = inputs.L
-        ab01, _ = self.generator(self.network_input(L))
-        ab = ab01.float() * 255 - 128
-        if ab.shape[-2:] != L.shape[-2:]:
-            ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
-        return rgb_from_l_ab(L, ab)
+        ab01, _ = self.generator(self.network_input(inputs.L))
+        return rgb_from_ab01(inputs.L, ab01)
 
     def options(self) -> dict[str, object]:
         return {**asdict(self.settings), "teacher": self.teacher, "trunk_init": self.trunk_init, "init": INIT_SCHEME,

@@ -28,6 +28,7 @@ FAMILY_MODULES = (
     "models.gray",
     "models.baseline0",
     "models.chromagan",
+    "models.caption_gan",
     "models.oracle",
 )
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from bench import caption_sensitivity
 from bench.cli import main
 from bench.schema import LEADERBOARD_METRIC_COLUMNS, RUN_FIELDS, leaderboard_columns, per_image_columns
 from models import registry
@@ -46,7 +47,7 @@ def test_run_writes_every_output(sample_run):
         assert (sample_run / name).is_file(), name
     board = read_rows(sample_run / "leaderboard.csv")
     assert {row["model"] for row in board} == {"gray", "groundtruth", "baseline0", "chromagan", "chromagan-noclass",
-                                               "model-a", "model-a2"}
+                                               "model-a", "model-a2", "model-b", "model-c1", "model-c2"}
     assert all(row["n_images"] == "4" for row in board)
     assert {"ssim", "ssim_lo", "ssim_hi", "psnr", "channel_equality", "delta_colorfulness"} <= board[0].keys()
     for row in board:
@@ -75,8 +76,9 @@ def test_outputs_follow_the_documented_schema(sample_run):
     run = json.loads((sample_run / "run.json").read_text())
     assert list(run) == list(RUN_FIELDS)
     metrics = list(run["metrics"])
-    assert list(read_rows(sample_run / "leaderboard.csv")[0]) == leaderboard_columns(metrics)
     per_image_metrics = [m for m in metrics if not run["metrics"][m].get("set_level")]
+    captions = caption_sensitivity.columns(per_image_metrics)  # the caption models (model-b, model-c1) ran
+    assert list(read_rows(sample_run / "leaderboard.csv")[0]) == leaderboard_columns(metrics) + captions
     assert list(read_rows(sample_run / "per_image.csv")[0]) == per_image_columns(per_image_metrics)
     assert set(LEADERBOARD_METRIC_COLUMNS) == {"{metric}", "{metric}_lo", "{metric}_hi"}
 
@@ -86,6 +88,7 @@ def test_run_json_times_every_stage(sample_run):
     assert {"data", "fit", "train", "load", "predict", "score", "study", "tables", "report"} <= set(timings["stages_s"])
     assert set(timings["models_s"]["baseline0"]) == {"fit", "predict", "score"}
     assert set(timings["models_s"]["chromagan"]) == {"train", "predict", "score"}
+    assert set(timings["models_s"]["model-c1"]) == {"train", "predict", "score", "caption sensitivity"}
     assert sum(timings["stages_s"].values()) <= timings["total_s"]
     assert timings["stages_s"]["train"] > 0
 
