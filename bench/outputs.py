@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from bench import integrity
 from bench.aggregate import leaderboard
+from bench.layout import RunLayout
 from bench.provenance import provenance, utc_now
 from bench.schema import SCHEMA_VERSION, leaderboard_columns, per_image_columns, write_csv, write_json
 from bench.weights import used_weights
 from metrics.registry import MetricSelection
 
+#: Builds the report of a finished run folder; the CLI passes reports.html.build_report to run, study and score
+#: (the harness never imports reports).
+ReportBuilder = Callable[[Path], object]
+
 
 def write_results(
-    out: Path,
+    layout: RunLayout,
     by_model: Mapping[str, Sequence[Mapping[str, object]]],
     metrics: MetricSelection,
     *,
@@ -35,12 +40,12 @@ def write_results(
     columns stay empty.
     """
     rows = [{"model": model, **record} for model, records in by_model.items() for record in records]
-    write_csv(out / "per_image.csv", per_image_columns(metrics.per_image), rows)
+    write_csv(layout.per_image, per_image_columns(metrics.per_image), rows)
     table = leaderboard(by_model, metrics.per_image, seed=seed)
     for row in table:
         row.update(set_level.get(str(row["model"]), {}))
-    write_csv(out / "leaderboard.csv", leaderboard_columns(metrics.names), table)
-    write_json(out / "run.json", {
+    write_csv(layout.leaderboard, leaderboard_columns(metrics.names), table)
+    write_json(layout.run_json, {
         "schema_version": SCHEMA_VERSION,
         "command": sys.argv,
         "created": utc_now(),
