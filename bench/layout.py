@@ -139,6 +139,10 @@ class RunLayout:
     def study_fingerprint(self) -> Path:
         return self._file("study", "fingerprint.json")
 
+    @property
+    def analysis_dir(self) -> Path:
+        return self._file("analysis")
+
     def analysis(self, name: str) -> Path:
         """An analysis table of the report (``analysis/<name>``)."""
         return self._file("analysis", name)
