@@ -26,6 +26,7 @@ from models.registry import ModelSpec, get_model_spec
 #: 7 CPU-minutes compiled and 21 eager by bench.analysis.study.SECONDS_PER_DEGRADED; ``all`` for the full split.
 DEFAULT_STUDY_IMAGES = 16
 
+
 @dataclass
 class RunConfig:
     """Everything that defines a run; written verbatim to run.json."""
