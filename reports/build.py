@@ -37,7 +37,6 @@ class RunFolder:
     """The saved records of one run."""
 
     out: Path
-    layout: RunLayout
     run: dict
     leaderboard: list[dict[str, str]]
     per_image: list[dict[str, str]]
@@ -48,9 +47,13 @@ class RunFolder:
         try:
             layout = RunLayout(out)
             run = json.loads(layout.run_json.read_text())
-            return cls(out, layout, run, read_csv(layout.leaderboard), read_csv(layout.per_image), load_study(out))
+            return cls(out, run, read_csv(layout.leaderboard), read_csv(layout.per_image), load_study(out))
         except (OSError, ValueError) as exc:
             raise BenchError(f"{out} is not a finished colorbench run folder: {exc}") from exc
+
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.out)
 
     @property
     def per_image_metrics(self) -> list[str]:
