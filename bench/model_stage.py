@@ -5,9 +5,7 @@ fit, or training), predict the evaluation images into ``predictions/<model>/`` a
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sys
+import logging
 from functools import cached_property
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from bench import integrity
+from bench.cachekey import LEGACY_SEPARATORS, cache_key, key_description
 from bench.checkpoints import cached_state, load_state, save_state
 from bench.crashpoints import crash_point
 from bench.data import Preprocess, iterate_batches
@@ -29,6 +28,8 @@ from bench.segments import needs_segments, segments_from
 from bench.splits import ManifestEntry
 from bench.train import resolve_profile, train
 from models.base import Colorizer
+
+logger = logging.getLogger(__name__)
 
 KEY_TAG = "colorbench-key"
 NONFINITE_TAG = "colorbench-nonfinite"
@@ -55,9 +56,9 @@ class ModelStage:
                 model, outcome.info = self.obtain(entry)
         except BenchError as exc:
             outcome.error = str(exc)
-            print(f"error: model {entry.name}: {exc}", file=sys.stderr)
+            logger.error("model %s: %s", entry.name, exc)
             return outcome
-        key = prediction_key(entry.name, outcome.info, self.cfg.preprocess)
+        key = prediction_key(entry.name, outcome.info, self.cfg.preprocess, entry.spec.version)
         outcome.info["cache_key"] = key
         with self.ctx.timer.stage("predict", entry.name):
             self.predict(entry, model, key)
@@ -190,9 +191,9 @@ class ModelStage:
             return {}
         records = self.model_records(name, key)
         ids = [str(r["image_id"]) for r in records]
-        fingerprint = hashlib.sha256(json.dumps([key, [r["pred_pixels"] for r in records],
-                                                 [r["gt_pixels"] for r in records], ids, self.ctx.metrics.describe()],
-                                                sort_keys=True, default=str).encode()).hexdigest()
+        described = {n: key_description(d) for n, d in self.ctx.metrics.describe().items()}
+        fingerprint = cache_key([key, [r["pred_pixels"] for r in records], [r["gt_pixels"] for r in records], ids,
+                                 described], 64, separators=LEGACY_SEPARATORS)  # legacy text: existing caches
         cache = self.layout.set_level(name)
         stored = integrity.read_sealed_json(cache, "set-level values")
         if stored is not None and stored.get("fingerprint") == fingerprint and isinstance(stored.get("values"), dict):
@@ -238,10 +239,11 @@ def _state_into(model: Colorizer, state: dict[str, torch.Tensor], path: Path) ->
         raise BenchError(f"weights in {path} do not fit this model: {' '.join(str(exc).split())}") from exc
 
 
-def prediction_key(model: str, info: dict[str, object], preprocess: Preprocess) -> str:
-    """Cache key of a model's predictions: its name, options, weights and the preprocessing."""
-    payload = {"model": model, "options": info.get("options"), "weights_sha256": info.get("weights_sha256"),
-               "preprocess": preprocess.as_dict()}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def prediction_key(model: str, info: dict[str, object], preprocess: Preprocess, version: int = 1) -> str:
+    """Cache key of a model's predictions: its name, definition version (``ModelSpec.version``), options,
+    weights and the preprocessing. Legacy text: the key tags existing prediction PNGs."""
+    payload = key_description({"model": model, "options": info.get("options"), "version": version,
+                               "weights_sha256": info.get("weights_sha256"), "preprocess": preprocess.as_dict()})
+    return cache_key(payload, 16, separators=LEGACY_SEPARATORS)
 
 

@@ -5,15 +5,14 @@ the model entries it expands to (replicas of trained models), each model's outco
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sys
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from bench.cachekey import LEGACY_SEPARATORS, cache_key
 from bench.data import Preprocess, make_loader
 from bench.device import DistInfo
 from bench.layout import RunLayout
@@ -21,6 +20,8 @@ from bench.splits import ManifestEntry
 from bench.timings import StageTimer
 from metrics.registry import select_metrics
 from models.registry import ModelSpec, get_model_spec
+
+logger = logging.getLogger(__name__)
 
 #: Default of ``--study-images`` for ``run`` and ``study``: 16 images x 35 variants = 560 degraded images, about
 #: 7 CPU-minutes compiled and 21 eager by bench.analysis.study.SECONDS_PER_DEGRADED; ``all`` for the full split.
@@ -66,7 +67,7 @@ class RunConfig:
         """Hash of what fixes the images and ground truth (not the models)."""
         fixed = {k: v for k, v in self.as_dict().items()
                  if k in ("eval_source", "train_source", "eval_split", "train_split", "preprocess", "limit")}
-        return hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:10]
+        return cache_key(fixed, 10, separators=LEGACY_SEPARATORS)  # legacy text: names existing run folders
 
     def identity(self) -> dict[str, object]:
         """What makes a run folder this command's (bench.runfolder): the command, the data and the models."""
@@ -79,7 +80,7 @@ class RunConfig:
         if self.out is not None:
             return self.out
         name = "".join(c if c.isalnum() else "-" for c in self.eval_source.rsplit("/", 1)[-1]).strip("-")
-        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:10]
+        digest = cache_key(self.identity(), 10, separators=LEGACY_SEPARATORS)  # legacy text: existing folders
         return Path("results") / f"{name}-{self.command}-{digest}"
 
     def as_dict(self) -> dict[str, object]:
@@ -158,7 +159,7 @@ class RunContext:
         self.timer = StageTimer()
         if dist.is_main:
             for name, reason in self.metrics.unavailable.items():
-                print(f"note: metric {name} is unavailable and left out: {reason}", file=sys.stderr)
+                logger.info("metric %s is unavailable and left out: %s", name, reason)
 
     def shard(self, entries: Sequence[ManifestEntry]) -> list[ManifestEntry]:
         """This process's share of ``entries`` (by position) under torchrun."""
@@ -170,5 +171,5 @@ class RunContext:
 
     def record_failed(self, failed: list[tuple[str, str]], stage: str) -> None:
         for image_id, reason in failed:
-            print(f"warning: skipped {image_id} at {stage}: {reason}", file=sys.stderr)
+            logger.warning("skipped %s at %s: %s", image_id, stage, reason)
             self.skips.append({"image_id": image_id, "stage": stage, "reason": reason})

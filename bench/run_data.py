@@ -5,7 +5,7 @@ evaluation original at the working size.
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -31,6 +31,8 @@ from bench.segments import (
 )
 from bench.sources import CocoSource, ImageSource, open_source
 from bench.splits import Manifest, ManifestEntry, build_manifest
+
+logger = logging.getLogger(__name__)
 
 SOURCE_TAG = "colorbench-source-sha256"
 #: Shared files named in the overlap error (the count gives the rest).
@@ -89,8 +91,8 @@ def _check_overlap(overlap: Sequence[tuple[ManifestEntry, ManifestEntry]], allow
         raise BenchError(f"{len(overlap)} evaluation image(s) are also training images (same sha256): "
                          f"{shown}{more}; pass --allow-overlap only for a deliberate overfitting check")
     if overlap and warn:
-        print(f"warning: {len(overlap)} evaluation image(s) are also training images (--allow-overlap); "
-              "scores measure fitting, not generalization", file=sys.stderr)
+        logger.warning("%d evaluation image(s) are also training images (--allow-overlap); scores measure "
+                       "fitting, not generalization", len(overlap))
 
 
 def writes_segments(cfg: RunConfig, metric_names: Sequence[str]) -> bool:

@@ -19,12 +19,11 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from bench import integrity
 from bench.crashpoints import crash_point
 from bench.device import barrier, distributed, resolve_device
 from bench.errors import BenchError, IncompleteError
 from bench.model_stage import ModelStage
-from bench.outputs import ReportBuilder, write_results
+from bench.outputs import ReportBuilder, per_run, write_results
 from bench.run_context import ModelEntry, ModelOutcome, RunConfig, RunContext, model_entries, study_subset
 from bench.run_data import GroundTruth, Manifests, build_manifests
 from bench.runfolder import claim
@@ -39,6 +38,7 @@ class StudyStage(Protocol):
                  batch_size: int, progress: bool, categories: Mapping[str, Mapping[int, str]]) -> object: ...
 
 
+@per_run
 def execute(cfg: RunConfig, *, study: StudyStage | None = None, report: ReportBuilder | None = None) -> Path:
     """Run ``cfg`` end to end and return the run folder; ``study`` is required when ``cfg.study`` is set,
     ``report`` (reports.html.build_report) is optional."""
@@ -49,7 +49,6 @@ def execute(cfg: RunConfig, *, study: StudyStage | None = None, report: ReportBu
     entries = model_entries(cfg)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    integrity.reset()
     with distributed(device) as dist, claim(cfg.resolved_out(), cfg.identity(), writer=dist.is_main):
         barrier(dist)  # the other ranks write only once rank 0 has checked and claimed the folder
         ctx = RunContext(cfg, device, dist)

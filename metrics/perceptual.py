@@ -12,7 +12,6 @@ expects. Models are built on first use and cached per (backbone, device, weight 
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import warnings
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import torch
 
 from bench.errors import BenchError
-from bench.weights import find_weights, load_state_dict, missing_message, unavailable_reason
+from bench.weights import cached_with_weights, find_weights, load_state_dict, missing_message, unavailable_reason
 
 #: File names of the torchvision ImageNet weights each LPIPS backbone was trained on (AlexNet_Weights and
 #: VGG16_Weights.IMAGENET1K_V1; spelled out so that listing the metrics does not import torchvision, and checked
@@ -52,7 +51,7 @@ def slice_state(slices: torch.nn.Module, features: dict[str, torch.Tensor]) -> d
     return mapped
 
 
-@functools.cache
+@cached_with_weights
 def _build(net: str, device: str, weights: Path) -> torch.nn.Module:
     import lpips
 
