@@ -67,7 +67,7 @@ def execute(cfg: RunConfig, *, study: StudyStage | None = None, report: ReportBu
                               if ctx.layout.ground_truth(e.image_id).is_file()]
                     studied = study_subset(scored, cfg.study_images)
                     study(ctx.out, studied, ctx.metric_names, device=device, batch_size=cfg.batch_size,
-                              progress=cfg.progress, categories=truth.segment_categories(studied))
+                          progress=cfg.progress, categories=truth.segment_categories(studied))
             with ctx.timer.stage("tables"):
                 write_tables(ctx, manifests, truth, models, outcomes)
             crash_point("report")
