@@ -64,7 +64,7 @@ def _keep(value: str) -> int | None:
 def _profile(value: str) -> str:
     """``--profile``, checked against the trainer's profiles only when ``run`` parses it (so that other commands,
     ``list`` above all, never import the trainer)."""
-    from bench.train import PROFILE_CHOICES
+    from bench.training.profiles import PROFILE_CHOICES
 
     if value not in PROFILE_CHOICES:
         raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(PROFILE_CHOICES)})")
