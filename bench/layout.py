@@ -124,6 +124,11 @@ class RunLayout:
         """A cache of class-teacher outputs over the training set, shared by the trained models."""
         return self._file("train", name)
 
+    def caption_vocabulary(self, name: str) -> Path:
+        """A vocabulary of the training captions (``vocabulary-<hash>.json``, models/caption_gan.py), shared by
+        the caption models."""
+        return self._file("train", name)
+
     # -- study, analyses and figures ----------------------------------------------------------------------
     @property
     def study_records(self) -> Path:

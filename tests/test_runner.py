@@ -251,20 +251,26 @@ def test_the_layout_names_every_file_a_run_writes(sample_run):
     layout = RunLayout(sample_run)
     run = json.loads(layout.run_json.read_text())
     ids = [row["image_id"] for row in read_rows(layout.manifest) if row["status"] == "ok"]
+    swapped = [info["caption_sensitivity"]["records_as"] for info in run["models"].values()
+               if "caption_sensitivity" in info]  # a caption model's second evaluation (bench.caption_sensitivity)
     models = list(run["models"])
     metric_set = metric_set_id([n for n, m in run["metrics"].items() if not m.get("set_level")])
     named = {layout.manifest, layout.train_manifest, layout.run_json, layout.per_image, layout.leaderboard,
              layout.claims, layout.index_html, layout.study_records, layout.study_variants, layout.study_fingerprint}
     named |= {path(i) for i in ids for path in (layout.ground_truth, layout.gray, layout.segments)}
     named |= {layout.prediction(m, i) for m in models for i in ids} | {layout.set_level(m) for m in models}
+    named |= {layout.prediction(m, i) for m in swapped for i in ids}
+    vocabularies = {layout.caption_vocabulary(p.name) for p in (sample_run / "train").glob("vocabulary-*.json")}
+    named |= vocabularies
     named |= {layout.checkpoint(m) for m in models if run["models"][m]["spec"]["training"] != "none"}
     named |= {layout.train_file(m, name) for m in models for name in (STEPS_FILE, EPOCHS_FILE, SUMMARY_FILE)
               if run["models"][m]["spec"]["training"] == "train"}
-    folders = [layout.figures_dir, layout.analysis_dir, *(layout.records_dir(m, metric_set) for m in models),
+    folders = [layout.figures_dir, layout.analysis_dir, *(layout.records_dir(m, metric_set) for m in models + swapped),
                *(layout.train_file(m, EPOCH_CHECKPOINTS) for m in models)]
     teachers = {layout.teacher_cache(p.name) for p in (sample_run / "train").glob("teacher-*")}
     stray = [p for p in sample_run.rglob("*") if p.is_file() and p not in named | teachers
              and not any(folder in p.parents for folder in folders) and p.name not in (IDENTITY_FILE, LOCK_FILE)]
     assert not stray
     assert teachers and all(layout.prediction(m, i).is_file() for m in models for i in ids)
+    assert len(vocabularies) == 1 and swapped == ["model-b.swapped-captions", "model-c1.swapped-captions"]
     assert {layout.relative(layout.gray(i)) for i in ids} == {f"gray/{i}.png" for i in ids}
