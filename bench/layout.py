@@ -126,11 +126,6 @@ class RunLayout:
         segment maps): ``train/``, shared by the models of the run (``TrainingData.cache_dir``)."""
         return self._file("train")
 
-    def caption_vocabulary(self, name: str) -> Path:
-        """A vocabulary of the training captions (``vocabulary-<hash>.json``, models/caption_gan.py), shared by
-        the caption models."""
-        return self._file("train", name)
-
     # -- study, analyses and figures ----------------------------------------------------------------------
     @property
     def study_records(self) -> Path:

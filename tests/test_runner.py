@@ -260,7 +260,7 @@ def test_the_layout_names_every_file_a_run_writes(sample_run):
     named |= {path(i) for i in ids for path in (layout.ground_truth, layout.gray, layout.segments)}
     named |= {layout.prediction(m, i) for m in models for i in ids} | {layout.set_level(m) for m in models}
     named |= {layout.prediction(m, i) for m in swapped for i in ids}
-    vocabularies = {layout.caption_vocabulary(p.name) for p in (sample_run / "train").glob("vocabulary-*.json")}
+    vocabularies = set(layout.training_cache.glob("vocabulary-*.json"))  # the caption models' (models/captions.py)
     named |= vocabularies
     named |= {layout.checkpoint(m) for m in models if run["models"][m]["spec"]["training"] != "none"}
     named |= {layout.train_file(m, name) for m in models for name in (STEPS_FILE, EPOCHS_FILE, SUMMARY_FILE)
