@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -53,11 +52,10 @@ def photo_batch(captions: list[str] = CAPTIONS, size: int = 64) -> Batch:
                  luma_bt601(rgb))
 
 
-def with_vocabulary(model, captions=CAPTIONS, tmp_path=None):  # type: ignore[no-untyped-def]
+def with_vocabulary(model, cache: Path, captions=CAPTIONS):  # type: ignore[no-untyped-def]
     """Prepare ``model`` for training on entries with ``captions`` (the vocabulary step of prepare_training)."""
     entries = [ManifestEntry(str(i), f"{i}.png", c, "0" * 64, "ok", "", 64, 64, Path(f"{i}.png"))
                for i, c in enumerate(captions)]
-    cache = tmp_path if tmp_path is not None else Path(tempfile.mkdtemp())
     model.prepare_training(TrainingData(entries, "test", "resize", cache, CPU, progress=False))
     return model
 
@@ -92,11 +90,11 @@ def test_default_vocabulary_keeps_1500_words():
 
 # -- networks ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
-def test_at_initialisation_every_caption_model_is_its_unconditioned_generator(name):
+def test_at_initialisation_every_caption_model_is_its_unconditioned_generator(name, tmp_path):
     """Same seed: model-b (zero caption-channel weights), model-c1 (zero FiLM) and model-c2 (a decoder beside)
     colorize exactly as chromagan-noclass, whatever the caption; once FiLM or the caption channel moves, the
     caption changes the output (the identity is a property of the initialisation, not of a dead input)."""
-    model = with_vocabulary(build(name, **TINY)).eval()
+    model = with_vocabulary(build(name, **TINY), tmp_path).eval()
     base = build_chromagan("chromagan-noclass", **TINY).eval()
     batch = photo_batch()
     expected = base.colorize(batch.inputs_for(("L",)))
@@ -121,11 +119,11 @@ def test_film_modulates_every_convolution_block():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_shapes_and_registry(name):
+def test_shapes_and_registry(name, tmp_path):
     spec = get_model_spec(name)
     assert spec.training == "train" and spec.adversarial
     assert ("caption" in spec.inputs) == (name != "model-c2")
-    model = with_vocabulary(build(name, **TINY)).eval()
+    model = with_vocabulary(build(name, **TINY), tmp_path).eval()
     L = torch.rand(2, 1, 50, 70) * 100
     from bench.data import ModelInputs
 
@@ -138,8 +136,8 @@ def test_shapes_and_registry(name):
     assert options["text_encoder"] == (None if name == "model-c2" else "bilstm")
 
 
-def test_model_c2_decoder_predicts_each_next_word():
-    model = with_vocabulary(build("model-c2", **TINY))
+def test_model_c2_decoder_predicts_each_next_word(tmp_path):
+    model = with_vocabulary(build("model-c2", **TINY), tmp_path)
     x = torch.rand(3, 3, 64, 64)
     ab, logits = model.generator(x, CAPTIONS)
     targets = model.generator.caption_targets(CAPTIONS, CPU)
@@ -148,17 +146,17 @@ def test_model_c2_decoder_predicts_each_next_word():
 
 
 def test_an_empty_caption_is_refused_not_encoded(tmp_path):
-    model = with_vocabulary(build("model-c1", **TINY)).eval()
+    model = with_vocabulary(build("model-c1", **TINY), tmp_path).eval()
     batch = photo_batch(["a cat", "", "a dog"])
     with pytest.raises(BenchError, match="not applicable"):
         model.colorize(batch.inputs_for(("L", "caption")))
     with pytest.raises(BenchError, match="1 of 3 training images of test have none"):
-        with_vocabulary(build("model-b", **TINY), ["a cat", "!", "a dog"], tmp_path)
+        with_vocabulary(build("model-b", **TINY), tmp_path, ["a cat", "!", "a dog"])
 
 
 # -- training ----------------------------------------------------------------------------------------------
-def trained_step(name: str):  # type: ignore[no-untyped-def]
-    model = with_vocabulary(build(name, **{**TINY, "lr": 1e-5}))
+def trained_step(name: str, cache: Path):  # type: ignore[no-untyped-def]
+    model = with_vocabulary(build(name, **{**TINY, "lr": 1e-5}), cache)
     state, step = prepare_state(model, CPU)
     step.rng = torch.Generator().manual_seed(0)
     return model, state, step
@@ -176,8 +174,8 @@ def generator_total(model, batch, step) -> float:  # type: ignore[no-untyped-def
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_one_step_lowers_the_generator_and_critic_losses(name):
-    model, state, step = trained_step(name)
+def test_one_step_lowers_the_generator_and_critic_losses(name, tmp_path):
+    model, state, step = trained_step(name, tmp_path)
     batch, gan = photo_batch(), model.settings.gan
     old = {k: copy.deepcopy(v) for k, v in state.modules.items()}
     g_before = generator_total(model, batch, judging(step, old))
@@ -195,7 +193,7 @@ def test_one_step_lowers_the_generator_and_critic_losses(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_checkpoint_round_trip_carries_the_vocabulary(name, tmp_path):
-    model, _, step = trained_step(name)
+    model, _, step = trained_step(name, tmp_path)
     batch = photo_batch()
     model.training_step(batch, step)
     digest = save_state(tmp_path / "final.safetensors", model.state_dict())

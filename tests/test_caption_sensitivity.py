@@ -5,7 +5,6 @@ sensitivity), and a run that records sensitivity and n/a images end to end."""
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +68,7 @@ def true_captions() -> list[str]:
     return [RED_CAPTION if i % 2 == 0 else BLUE_CAPTION for i in range(N)]
 
 
-def trained_c1(captions: list[str]):  # type: ignore[no-untyped-def]
+def trained_c1(captions: list[str], cache: Path):  # type: ignore[no-untyped-def]
     """model-c1 (no critic, a regression on ab) trained for STEPS steps on one batch of squares."""
     L, ab = squares(seed=0)
     rgb = rgb_from_l_ab(L, ab).clamp(0, 1)
@@ -78,8 +77,7 @@ def trained_c1(captions: list[str]):  # type: ignore[no-untyped-def]
                   adversarial="none", lr=3e-3, batch_size=N)
     entries = [ManifestEntry(str(i), f"{i}.png", c, "0" * 64, "ok", "", SIZE, SIZE, Path(f"{i}.png"))
                for i, c in enumerate(captions)]
-    model.prepare_training(TrainingData(entries, "synthetic", "resize", Path(tempfile.mkdtemp()), CPU,
-                                        progress=False))
+    model.prepare_training(TrainingData(entries, "synthetic", "resize", cache, CPU, progress=False))
     _, step = prepare_state(model, CPU)
     for _ in range(STEPS):
         model.training_step(batch, step)
@@ -107,16 +105,16 @@ def measured(model) -> dict[str, object]:  # type: ignore[no-untyped-def]
     return out
 
 
-def test_model_c1_follows_the_caption_and_not_when_trained_on_shuffled_captions():
+def test_model_c1_follows_the_caption_and_not_when_trained_on_shuffled_captions(tmp_path):
     """Only the caption decides the colour. Trained on true captions, model-c1 paints red squares redder than
     blue ones (a* gap > 20) and its caption sensitivity is clearly positive (PSNR interval above 1 dB, CIEDE2000
     above 1); trained on captions shuffled so that each caption goes with red and blue equally often, its
     sensitivity is under a tenth of that (the caption carries nothing it could learn)."""
-    follows = measured(trained_c1(true_captions()))
+    follows = measured(trained_c1(true_captions(), tmp_path))
     assert follows["red_a"] - follows["blue_a"] > 20, follows
     assert follows["psnr"][1] > 1.0 and follows["deltae2000"][1] > 1.0, follows
     shuffled = [RED_CAPTION, RED_CAPTION, BLUE_CAPTION, BLUE_CAPTION] * (N // 4)
-    ignores = measured(trained_c1(shuffled))
+    ignores = measured(trained_c1(shuffled, tmp_path))
     for metric in ("psnr", "deltae2000"):
         assert abs(ignores[metric][0]) < 0.1 * follows[metric][0], (metric, ignores, follows)
 
