@@ -21,7 +21,7 @@ from bench.analysis.evidence import (
     Evidence,
     crossed_bootstrap,
 )
-from bench.analysis.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS, parameters
+from bench.analysis.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS, in_force, parameters
 from bench.cli import main
 from bench.images import write_label_png, write_png
 from bench.schema import read_csv
@@ -70,6 +70,10 @@ def test_rule_table_is_versioned_and_sourced():
     assert parameters("2", "C3")["grey_chroma"] == 2.3
     with pytest.raises(ValueError, match="unknown rule version '9'"):
         parameters("9", "C1")
+    # version 3 adds C8 and keeps version 2's thresholds for C1-C7 (what the report's threshold table shows)
+    assert {(t.version, t.claim) for t in in_force("3")} == {("2", c) for c in ("C1", "C2", "C3", "C4", "C5", "C6")
+                                                             } | {("3", "C8")}  # C7 has no threshold
+    assert parameters("3", "C8")["alpha"] == 0.05 and not parameters("3", "C1")
 
 
 def test_both_versions_are_evaluated_and_the_old_verdict_is_kept():
