@@ -271,8 +271,10 @@ def test_report_rebuilds_without_recomputing(study_run):
     assert (study_run / "index.html").is_file()
     assert (study_run / "claims.csv").read_text() == claims
     html = (study_run / "index.html").read_text()
-    assert "Rule set version 2" in html and "Plumbing run: these numbers come from the built-in sample" in html
-    assert "v1: plumbing only" in html  # C2: not run under version 2 (no yardstick), plumbing only under 1
+    assert "Rule set version 3" in html and "Plumbing run: these numbers come from the built-in sample" in html
+    verdicts = {(r["rule_version"], r["claim"]): r["verdict"] for r in read_rows(study_run / "claims.csv")}
+    assert verdicts["1", "C2"] == PLUMBING_ONLY  # the report shows the verdict of the version just before
+    assert all(verdicts["3", f"C{i}"] == verdicts["2", f"C{i}"] for i in range(1, 8))  # version 3 = 2 for C1-C7
     assert read_rows(study_run / "analysis" / "claim_rules.csv")[0]["source"].startswith("paper")
     assert before == {p: p.stat().st_mtime_ns for p in (study_run / "predictions").rglob("*.png")}
     run = json.loads((study_run / "run.json").read_text())
