@@ -64,20 +64,21 @@ def rows(model: str, rng: np.random.Generator, **metrics: tuple[float, float]) -
 
 # -- the rule table ------------------------------------------------------------------------------------------
 def test_rule_table_is_versioned_and_sourced():
-    assert list(VERSIONS) == ["1", "2"] and CURRENT_VERSION == "2"
+    assert list(VERSIONS) == ["1", "2", "3"] and CURRENT_VERSION == "3"
     assert all(t.source.startswith(("paper", "ours")) for t in RULE_TABLE)
     assert parameters("1", "C1")["ssim"] == parameters("2", "C1")["ssim"] == 0.9
     assert parameters("2", "C3")["grey_chroma"] == 2.3
+    assert all(parameters("3", c) == parameters("2", c) for c in ("C1", "C2", "C3", "C4", "C5", "C6"))
     with pytest.raises(ValueError, match="unknown rule version '9'"):
         parameters("9", "C1")
 
 
-def test_both_versions_are_evaluated_and_the_old_verdict_is_kept():
+def test_every_version_is_evaluated_and_the_old_verdict_is_kept():
     rng = np.random.default_rng(0)
     per_image = rows("gray", rng, ssim=(0.93, 0.01), psnr=(24.7, 0.5), colorfulness=(0.0, 0.0),
                      delta_colorfulness=(-30.0, 3.0))
     claims = evaluate_claims(make({"gray": info("none")}, per_image))
-    assert [(c.rule_version, c.claim) for c in claims] == [(v, f"C{i}") for v in "12" for i in range(1, 8)]
+    assert [(c.rule_version, c.claim) for c in claims] == [(v, f"C{i}") for v in "123" for i in range(1, 8)]
     new = current(claims)
     assert new[0].verdict == SUPPORTED and new[0].previous == claims[0].verdict == SUPPORTED
     assert all(c.previous for c in new) and not any(c.previous for c in claims[:7])

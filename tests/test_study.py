@@ -207,7 +207,7 @@ def test_claims_without_their_metrics_are_not_run():
     claims = evaluate_claims(evidence([board("baseline0", 0.93, 24.7, 12.0)], truth_rows(40.0), metrics=("psnr",),
                                       sensitivity=sensitivity_rows(0.6, 0.55, 0.95)))
     assert all(c.verdict == NOT_RUN for c in claims)
-    assert {c.rule_version for c in claims} == {"1", "2"}
+    assert {c.rule_version for c in claims} == {"1", "2", "3"}
     assert all("not computed in this run: ssim" in c.numbers for c in claims if c.claim == "C1")
 
 
@@ -256,7 +256,7 @@ def test_study_records_and_claims_are_written(study_run):
     rows = read_rows(study_run / "study" / "perturbations.csv")
     assert {r["sweep"] for r in rows} == {s.name for s in SWEEPS}
     claims = read_rows(study_run / "claims.csv")
-    assert [(c["rule_version"], c["claim"]) for c in claims] == [(v, f"C{i}") for v in "12" for i in range(1, 8)]
+    assert [(c["rule_version"], c["claim"]) for c in claims] == [(v, f"C{i}") for v in "123" for i in range(1, 8)]
     assert all(c["verdict"] in (NOT_RUN, PLUMBING_ONLY) for c in claims)  # the built-in sample tests plumbing only
     assert claims[1]["verdict"] == PLUMBING_ONLY and claims[1]["outcome"] != NOT_RUN  # C2 v1 has the study
     assert claims[0]["protocol"].startswith("n ") and "64 px resize" in claims[0]["protocol"]

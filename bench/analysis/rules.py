@@ -4,13 +4,15 @@ depends on, with its source, in one versioned table.
 A threshold's source is the paper (with its section) or "ours" (with the reason). A rule change is a new version:
 the earlier versions stay in :data:`RULE_TABLE` and are evaluated beside the current one, so a reader sees the
 old verdict next to the new (``claims.csv`` has one row per claim and version). Version 1 is the rule set
-shipped before issue 12; version 2 is issue 12's (paired within-image C2, intervals everywhere, protocol labels).
+shipped before issue 12; version 2 is issue 12's (paired within-image C2, intervals everywhere, protocol labels);
+version 3 is issue 10's (C6 compares every vivid variant with its plain twin and reports colorfulness; its
+thresholds are version 2's).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 
@@ -34,6 +36,8 @@ VERSIONS: Mapping[str, str] = MappingProxyType({
     "1": "as first shipped: cross-image discrimination for C2, channel equality for C3, one seed, C6 premise only",
     "2": "issue 12: paired within-image C2 against a semantic yardstick, Lab-chroma grey for C3, seed-aware C4-C6, "
          "C7 on common pixels with a grey negative control, smoke/sample verdicts labelled plumbing only",
+    "3": "issue 10: C6 tests every vivid variant against its plain twin (chromagan-vivid / chromagan, unet-l1-vivid "
+         "/ unet-l1), each pair on its own, and reports the colorfulness difference; thresholds as version 2",
 })
 CURRENT_VERSION = next(reversed(VERSIONS))
 
@@ -79,6 +83,8 @@ RULE_TABLE: tuple[Threshold, ...] = (
     Threshold("2", "C6", "ssim_margin", 0.01, "ours: at most 0.01 SSIM (about the spread in Table 4)"),
     Threshold("2", "C6", "min_seeds", 3, "ours: as C4"),
 )
+#: Version 3 (issue 10) keeps every threshold of version 2; what changes is which arms C6 compares.
+RULE_TABLE = RULE_TABLE + tuple(replace(t, version="3") for t in RULE_TABLE if t.version == "2")
 
 
 def parameters(version: str, claim: str) -> Mapping[str, float]:
