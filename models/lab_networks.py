@@ -7,7 +7,7 @@ the input's lightness)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any, TypeVar
 
 import torch
@@ -47,6 +47,13 @@ def profile_settings(profiles: Mapping[str, S], profile: str, seed: int, epochs:
     loop = replace(base.loop, seed=seed, epochs=base.loop.epochs if epochs is None else epochs,  # type: ignore[attr-defined]
                    **{k: v for k, v in overrides.items() if k in loop_fields})
     return replace(base, loop=loop, **{k: v for k, v in overrides.items() if k not in loop_fields})  # type: ignore[type-var]
+
+
+def flat_options(settings: object) -> dict[str, object]:
+    """A family's settings as one flat dict for ``options()``: the loop's fields first (``profile``, ``seed``,
+    ``epochs`` at the top level, where the trainer and the claims read them), then the family's own."""
+    fields = asdict(settings)  # type: ignore[call-overload]
+    return {**fields.pop("loop"), **fields}
 
 
 def at_network_size(L: torch.Tensor, size: int) -> torch.Tensor:

@@ -13,7 +13,7 @@ so the plain and the vivid twin start from the same weights.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +22,15 @@ from torch import nn
 from bench.data import Batch, ModelInputs
 from bench.errors import BenchError
 from models.base import Colorizer
-from models.lab_networks import AB_SCALE, at_network_size, normalized_l, profile_settings, rgb_at_input_size, seeded
+from models.lab_networks import (
+    AB_SCALE,
+    at_network_size,
+    flat_options,
+    normalized_l,
+    profile_settings,
+    rgb_at_input_size,
+    seeded,
+)
 from models.registry import register_model
 from models.trainable import LoopSettings, StepContext, TrainingData
 from models.vividness import VividnessTerm
@@ -125,7 +133,7 @@ class UNetColorizer(Colorizer):
 
     def options(self) -> dict[str, object]:
         vivid = self.vivid.options() if self.vivid is not None else {"vivid_weight": 0.0}
-        return {**asdict(self.settings), "loss": "l1", "init": INIT_SCHEME, **vivid}
+        return {**flat_options(self.settings), "loss": "l1", "init": INIT_SCHEME, **vivid}
 
 
 def build(profile: str = "paper", seed: int = 0, epochs: int | None = None, vivid: bool = False,

@@ -25,7 +25,7 @@ import functools
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -39,7 +39,15 @@ from bench.data import Batch, ModelInputs, Preprocess, iterate_batches, make_loa
 from bench.errors import BenchError
 from bench.weights import find_weights, load_weights
 from models.base import Colorizer
-from models.lab_networks import AB_SCALE, at_network_size, normalized_l, profile_settings, rgb_at_input_size, seeded
+from models.lab_networks import (
+    AB_SCALE,
+    at_network_size,
+    flat_options,
+    normalized_l,
+    profile_settings,
+    rgb_at_input_size,
+    seeded,
+)
 from models.registry import register_model
 from models.trainable import LoopSettings, StepContext, TrainingData
 
@@ -182,7 +190,8 @@ class ZhangSettings:
 
 
 #: ``paper``: the release's widths at colorbench's 224 px and the paper's 5-epoch budget; Adam beta (0.9, 0.99),
-#: weight decay 1e-3, lr 3e-5 and batch 40 as Zhang et al. Sec. 3 report them (from the paper, not reference.md).
+#: weight decay 1e-3, initial lr 3e-5 and batch 40 as recalled from Zhang et al.'s training details (UNVERIFIED:
+#: not in reference.md; their lr schedule is not reproduced).
 #: ``smoke``: the built-in sample in seconds on a CPU (plumbing).
 PROFILES = {
     "smoke": ZhangSettings(LoopSettings("smoke", image_size=64, batch_size=4, epochs=10, n_val=1, log_every=1),
@@ -296,8 +305,8 @@ class ZhangColorizer(Colorizer):
 
     def options(self) -> dict[str, object]:
         release = {"release_file": RELEASE_FILE} if self.init == "release" else {}
-        return {**asdict(self.settings), "bins": BINS_FILE.name, "bins_sha256": state_sha256({"bins": self.centres}),
-                "init": self.init, **release, "prior_sha256": self.prior_sha256}
+        bins = {"bins": BINS_FILE.name, "bins_sha256": state_sha256({"bins": self.centres})}
+        return {**flat_options(self.settings), **bins, "init": self.init, **release, "prior_sha256": self.prior_sha256}
 
 
 @register_model("zhang-eccv16", inputs=("L",), training="train", adversarial=False, paper="reference.md sec. 4",

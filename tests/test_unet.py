@@ -76,3 +76,9 @@ def test_checkpoint_round_trip(tmp_path):
         assert torch.equal(model.eval().colorize(inputs), again.eval().colorize(inputs))
     assert again.weights_sha256() == model.weights_sha256()
 
+
+
+def test_options_carry_the_loop_settings_at_the_top_level():
+    options = build("smoke", seed=2, epochs=3, **TINY).options()
+    assert (options["profile"], options["seed"], options["epochs"], options["image_size"]) == ("smoke", 2, 3, 32)
+    assert options["width"] == 0.0625 and options["vivid_weight"] == 0.0
