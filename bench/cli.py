@@ -25,7 +25,7 @@ from bench.data import Preprocess
 from bench.device import DEVICE_CHOICES
 from bench.errors import BenchError, unknown_name
 from bench.images import RESIZE_MODES
-from bench.train import PROFILE_CHOICES
+from bench.training.profiles import PROFILE_CHOICES
 from bench.weights import WEIGHTS_DIR_ENV
 from models.teachers import TEACHER_CHOICES
 

@@ -8,6 +8,7 @@ tables and the report once all shards are done.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import random
@@ -48,7 +49,8 @@ from bench.segments import (
 from bench.sources import CocoSource, ImageSource, open_source
 from bench.splits import Manifest, ManifestEntry, build_manifest
 from bench.timings import StageTimer, record_in_run_json
-from bench.train import resolve_profile, train
+from bench.training.loop import train
+from bench.training.profiles import resolve_profile
 from metrics.registry import select_metrics
 from models.base import Colorizer
 from models.registry import ModelSpec, get_model_spec
@@ -357,9 +359,10 @@ class Run:
         elif spec.training == "fit":
             info = self._fit(entry.name, model)
         elif spec.training == "train":
-            info = train(model, entry.name, self.train_manifest, self.out, device=self.device, dist=self.dist,
-                         resize_mode=self.cfg.preprocess.mode, workers=self.cfg.workers, resume=self.cfg.resume,
-                         progress=self.progress, keep_checkpoints=self.cfg.keep_checkpoints)
+            info = train(model, entry.name, spec.inputs, self.train_manifest, self.out,  # type: ignore[arg-type]
+                         device=self.device, dist=self.dist, resize_mode=self.cfg.preprocess.mode,
+                         workers=self.cfg.workers, resume=self.cfg.resume, progress=self.progress,
+                         keep_checkpoints=self.cfg.keep_checkpoints, version=spec.version)
         else:
             info = {"weights_from": "none needed"}
         model.to(self.device).eval()
@@ -368,12 +371,15 @@ class Run:
         return model, info
 
     def build_options(self, entry: ModelEntry) -> dict[str, object]:
-        """Build options of trained models: the run's training profile, class teacher, the replica's seed and
-        the epochs."""
+        """Build options of trained models: the run's training profile, the replica's seed and the epochs, plus
+        the family options (ChromaGAN's class ``teacher``) that the build function names in its signature."""
         if not entry.trained:
             return {}
-        return {"profile": resolve_profile(self.cfg.profile, self.cfg.train_source), "teacher": self.cfg.teacher,
-                "seed": entry.seed, "epochs": self.cfg.epochs}
+        options = {"profile": resolve_profile(self.cfg.profile, self.cfg.train_source), "seed": entry.seed,
+                   "epochs": self.cfg.epochs}
+        family = {"teacher": self.cfg.teacher}
+        accepted = inspect.signature(entry.spec.build).parameters
+        return {**options, **{k: v for k, v in family.items() if k in accepted}}
 
     def _fit(self, name: str, model: Colorizer) -> dict[str, object]:
         """Fit a statistics model over the training manifest, reusing a checkpoint fitted on the same data."""
@@ -384,7 +390,7 @@ class Run:
         if cached is not None and cached[1] == wanted:
             _state_into(model, cached[0], checkpoint)
             return {"weights_from": "cached fit", "checkpoint": str(checkpoint)}
-        model.fit(iterate_batches(self.loader(self.shard(self.train_manifest.usable)), self.device))
+        model.fit(iterate_batches(self.loader(self.shard(self.train_manifest.usable)), self.device), self.progress)
         crash_point("fit")
         if self.dist.is_main:
             save_state(checkpoint, model.state_dict(), wanted)

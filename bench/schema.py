@@ -86,7 +86,7 @@ RUN_FIELDS = {
               "shared by the training and evaluation manifests and whether --allow-overlap permitted them",
     "models": "per model: registry entry (spec, with its definition version), options, weights sha256, cache key, "
               "how the weights were obtained, "
-              "the training record of trained models (settings, best/worst epoch, divergence flag: bench.train), "
+              "the training record of trained models (settings, best/worst epoch, divergence flag: bench.training), "
               "adversarial (trained against a critic), for trained models replica_of (registry name), seed (this "
               "replica's; --seeds N names replica k > 0 NAME@seed{k}) and protocol (profile, image_size, width, "
               "batch_size, epochs, teacher, seed, n_train_images, batch_exceeds_training_set), "
