@@ -28,6 +28,8 @@ FAMILY_MODULES = (
     "models.gray",
     "models.baseline0",
     "models.chromagan",
+    "models.unet",
+    "models.zhang",
     "models.oracle",
 )
 
