@@ -79,7 +79,7 @@ RUN_FIELDS = {
     "device": "device the run used",
     "seed": "global seed (model init, shuffles, bootstrap)",
     "config": "the full run configuration (sources, splits, preprocessing, models, metrics)",
-    "protocol": "what the claims table states per row (bench.runner.Run.protocol): eval/train source and split, "
+    "protocol": "what the claims table states per row (bench.runner.protocol): eval/train source and split, "
                 "builtin_sample, n_eval_images, working_size, resize_mode, seeds, segment_source, "
                 "train_eval_overlap (files shared by the two manifests); null for `score`",
     "splits": "per role (eval/train): source, split, manifest sha256, counts by status; overlap: files (sha256) "

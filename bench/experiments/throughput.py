@@ -50,7 +50,6 @@ from bench import console
 from bench.data import Batch, ModelInputs
 from bench.device import autocast, memory_format, resolve_device, step_done, synchronize
 from bench.schema import write_json
-from bench.training.loop import prepare_state
 from models.chromagan import VARIANTS, build
 from models.teachers import Targets, teacher_classes
 
@@ -119,6 +118,8 @@ def measure(model_name: str, device: torch.device, *, batch_size: int, steps: in
             width: float = 1.0, bf16: bool = True, compile_generator: bool = False,
             peak: float | None = None) -> dict[str, Any]:
     """Training and inference throughput of ``model_name``; returns the figures and the settings used."""
+    from bench.training.loop import prepare_state  # here: every command's parser adds this one's options
+
     model = build(model_name, profile="paper", image_size=size, width=width, batch_size=batch_size)
     state, step = prepare_state(model, device, bf16=bf16)
     generator = torch.Generator().manual_seed(0)
