@@ -2,7 +2,7 @@
 averages it away (the Frisbee on the lawn, the tail lights on the car).
 
 For one image with segments k (COCO instances, or SLIC superpixels where a source has none, as in
-:mod:`bench.segments`) of area A_k and mean Lab chroma C_k = mean sqrt(a^2 + b^2) over the segment's pixels,
+:mod:`bench.label_maps`) of area A_k and mean Lab chroma C_k = mean sqrt(a^2 + b^2) over the segment's pixels,
 
     L_vivid = sum_k A_k relu(C_k(truth) - C_k(prediction)) / sum_k A_k
 
@@ -30,7 +30,7 @@ from tqdm import tqdm
 from bench.cachekey import cache_key
 from bench.checkpoints import cached_state, save_state, state_sha256
 from bench.data import Preprocess, iterate_batches, make_loader
-from bench.segments import SegmentSource, coco_label_map, slic_label_map, slic_source, to_working_size
+from bench.label_maps import SegmentSource, coco_label_map, slic_label_map, slic_source, to_working_size
 from bench.sources import CocoSource, open_source
 from bench.splits import ManifestEntry
 from models.trainable import TrainingData
