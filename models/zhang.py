@@ -59,6 +59,8 @@ INITS = ("auto", "release", "scratch")
 #: (output channels, convolutions, stride of the last one, dilation) of blocks 1-7 of the ECCV16 network.
 BLOCKS = ((64, 2, 2, 1), (128, 2, 2, 1), (256, 3, 2, 1), (512, 3, 1, 1), (512, 3, 1, 2), (512, 3, 1, 2),
           (512, 3, 1, 1))
+#: The 1x1 convolution to the Q logits: the last layer of :class:`ZhangNet`'s decoder (the release's ``model8.6``).
+LOGITS_LAYER = "decoder.6"
 
 
 @functools.cache
@@ -168,9 +170,8 @@ def from_release(state: Mapping[str, torch.Tensor], centres: torch.Tensor) -> di
     if len(release) != len(centres) or bool((gaps.amin(dim=1) > 0.5).any()) or len(set(order.tolist())) != len(order):
         raise BenchError(f"{RELEASE_FILE}: its {len(release)} decoding centres are not the {len(centres)} bins of "
                          f"{BINS_FILE.name}")
-    last = f"decoder.{len(ZhangNet(0.01).decoder) - 1}"
     for suffix in ("weight", "bias"):
-        mapped[f"{last}.{suffix}"] = mapped[f"{last}.{suffix}"][order]
+        mapped[f"{LOGITS_LAYER}.{suffix}"] = mapped[f"{LOGITS_LAYER}.{suffix}"][order]
     return mapped
 
 

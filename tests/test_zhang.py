@@ -181,3 +181,8 @@ def test_a_foreign_or_misshapen_release_is_refused():
 
 def test_zhang_net_output_is_a_quarter_of_its_input():
     assert ZhangNet(0.0625)(torch.rand(1, 1, 64, 64)).shape == (1, 313, 16, 16)
+
+
+def test_the_logits_layer_is_the_last_decoder_layer():
+    decoder = ZhangNet(0.0625).decoder
+    assert f"decoder.{len(decoder) - 1}" == zhang.LOGITS_LAYER and decoder[-1].out_channels == 313
