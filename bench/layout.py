@@ -120,9 +120,11 @@ class RunLayout:
         folder :data:`EPOCH_CHECKPOINTS`."""
         return self._file("train", model, name)
 
-    def teacher_cache(self, name: str) -> Path:
-        """A cache of class-teacher outputs over the training set, shared by the trained models."""
-        return self._file("train", name)
+    @property
+    def training_cache(self) -> Path:
+        """Where trained models keep what they derive from the training data (teacher targets, vocabularies,
+        segment maps): ``train/``, shared by the models of the run (``TrainingData.cache_dir``)."""
+        return self._file("train")
 
     # -- study, analyses and figures ----------------------------------------------------------------------
     @property

@@ -260,7 +260,7 @@ def test_the_layout_names_every_file_a_run_writes(sample_run):
               if run["models"][m]["spec"]["training"] == "train"}
     folders = [layout.figures_dir, layout.analysis_dir, *(layout.records_dir(m, metric_set) for m in models),
                *(layout.train_file(m, EPOCH_CHECKPOINTS) for m in models)]
-    teachers = {layout.teacher_cache(p.name) for p in (sample_run / "train").glob("teacher-*")}
+    teachers = {p for p in layout.training_cache.glob("teacher-*") if p.is_file()}
     stray = [p for p in sample_run.rglob("*") if p.is_file() and p not in named | teachers
              and not any(folder in p.parents for folder in folders) and p.name not in (IDENTITY_FILE, LOCK_FILE)]
     assert not stray

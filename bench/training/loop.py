@@ -35,6 +35,7 @@ from bench.data import Batch, Preprocess, iterate_batches, make_loader
 from bench.device import DistInfo, all_reduce_sum, barrier, memory_format, step_done
 from bench.errors import BenchError
 from bench.images import atomic_write_bytes
+from bench.layout import EPOCH_CHECKPOINTS, EPOCHS_FILE, STEPS_FILE, SUMMARY_FILE, RunLayout
 from bench.splits import Manifest
 from bench.training.checkpoints import Checkpoints, CsvLog, TrainState
 from bench.training.summary import batch_exceeds_data, summarize
@@ -90,11 +91,12 @@ def train(model: TrainableModel, name: str, inputs: tuple[str, ...], manifest: M
     ``version``: the registry's model definition version (in the trained-weights key). Leaves the model on
     ``device`` in eval mode with the last epoch's weights. ``keep_checkpoints``: see :class:`Checkpoints`."""
     loop = model.loop_settings()
-    folder = out / "train" / name
+    layout = RunLayout(out)
+    folder = layout.train_dir(name)
     fit_entries, val_entries = split_validation(manifest.usable, loop.n_val)
-    model.prepare_training(TrainingData(fit_entries, manifest.source, resize_mode, out / "train", device, workers,
-                                        progress and dist.is_main))
-    final = out / "checkpoints" / f"{name}.safetensors"
+    model.prepare_training(TrainingData(fit_entries, manifest.source, resize_mode, layout.training_cache, device,
+                                        workers, progress and dist.is_main))
+    final = layout.checkpoint(name)
     payload = {"model": name, "version": version, "options": model.options(), "train_manifest": manifest.sha256,
                "resize_mode": resize_mode}
     key = cache_key(payload)
@@ -108,7 +110,7 @@ def train(model: TrainableModel, name: str, inputs: tuple[str, ...], manifest: M
         raise BenchError(f"model {name}: options() must record the epochs under 'epochs' ({loop.epochs}), so that a "
                          "longer run resumes a shorter one's checkpoints")
     resume_key = cache_key({**payload, "options": {k: v for k, v in options.items() if k != "epochs"}})
-    checkpoints = Checkpoints(folder / "checkpoints", resume_key, keep_checkpoints)
+    checkpoints = Checkpoints(layout.train_file(name, EPOCH_CHECKPOINTS), resume_key, keep_checkpoints)
     if dist.is_main and batch_exceeds_data(loop, len(fit_entries)):
         logger.warning("%s: batch %d of the %s profile exceeds the %d training images, so every epoch is a single "
                        "step on all of them (recorded in run.json)", name, loop.batch_size, loop.profile,
@@ -120,9 +122,9 @@ def train(model: TrainableModel, name: str, inputs: tuple[str, ...], manifest: M
     if dist.is_main and start < loop.epochs:
         logger.info(disk_note(name, checkpoints, state, loop.epochs - start))
     losses = model.loss_names
-    steps_log = CsvLog(folder / "steps.csv", ("epoch", "step", *losses), start, dist.is_main)
-    epochs_log = CsvLog(folder / "epochs.csv", ("epoch", "steps", "seconds", *(f"train_{n}" for n in losses),
-                                                *(f"val_{m}" for m in VAL_METRICS)), start, dist.is_main)
+    steps_log = CsvLog(layout.train_file(name, STEPS_FILE), ("epoch", "step", *losses), start, dist.is_main)
+    epoch_columns = ("epoch", "steps", "seconds", *(f"train_{n}" for n in losses), *(f"val_{m}" for m in VAL_METRICS))
+    epochs_log = CsvLog(layout.train_file(name, EPOCHS_FILE), epoch_columns, start, dist.is_main)
     preprocess = Preprocess(loop.image_size, resize_mode)
     done = int(history[-1]["step"]) if history else 0  # type: ignore[call-overload]
     began = time.perf_counter()
@@ -150,7 +152,7 @@ def train(model: TrainableModel, name: str, inputs: tuple[str, ...], manifest: M
     for module in state.modules.values():
         module.eval()
     if dist.is_main:
-        atomic_write_bytes(folder / "summary.json", json.dumps(summary, indent=2).encode())
+        atomic_write_bytes(layout.train_file(name, SUMMARY_FILE), json.dumps(summary, indent=2).encode())
         save_state(final, model.state_dict(),  # type: ignore[attr-defined]
                     {"key": key, "summary": summary})
     barrier(dist)
