@@ -63,3 +63,29 @@ def test_vivid_variants_are_the_plain_models_plus_one_term():
         assert {k: v for k, v in model.options().items() if not k.startswith("vivid")} == {
             k: v for k, v in twin.options().items() if not k.startswith("vivid")}
     assert not get_model_spec("unet-l1").adversarial and get_model_spec("chromagan-vivid").adversarial
+
+
+def test_chromagan_vivid_lowers_its_vividness_and_mse_terms_and_round_trips(tmp_path):
+    """The vivid ChromaGAN's own unit checks (its shapes are tested with every variant in tests/test_chromagan.py):
+    the generator's loss and its vividness term fall over steps on real photos (its MSE may rise a little: the
+    vividness term trades it for chroma), and its weights round-trip."""
+    from bench.checkpoints import save_state
+    from tests.training_helpers import losses_over, sample_training
+
+    data, batch = sample_training(tmp_path, size=32)
+    model = get_model_spec("chromagan-vivid").build(profile="smoke", seed=0, epochs=1, lr=1e-3,
+                                                    **TINY["chromagan-vivid"])
+    model.prepare_training(data)
+    losses = losses_over(model, batch, 12)
+    weights = model.loss_weights()
+    fidelity = [row["mse"] + weights["vivid"] * row["vivid"] for row in losses]
+    assert losses[-1]["vivid"] < 0.8 * losses[0]["vivid"] and fidelity[-1] < 0.9 * fidelity[0]
+    assert losses[-1]["g_total"] < 0.5 * losses[0]["g_total"]
+    expected = sum(weights[k] * losses[0][k] for k in weights if k in losses[0])
+    assert losses[0]["g_total"] == pytest.approx(expected, rel=1e-4)
+    save_state(tmp_path / "vivid.safetensors", model.state_dict())
+    again = make("chromagan-vivid", 1)
+    again.load_state_dict(load_state(tmp_path / "vivid.safetensors"))
+    inputs = batch.inputs_for(("L",))
+    with torch.no_grad():
+        assert torch.equal(model.eval().colorize(inputs), again.eval().colorize(inputs))
