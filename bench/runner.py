@@ -28,7 +28,7 @@ from bench.checkpoints import cached_state, load_state, save_state
 from bench.color import lab_to_rgb
 from bench.crashpoints import crash_point
 from bench.data import Preprocess, iterate_batches, make_loader
-from bench.device import DistInfo, autocast, barrier, distributed, resolve_device, step_done
+from bench.device import DistInfo, autocast, barrier, distributed, fixed_shapes, resolve_device, step_done
 from bench.errors import BenchError, IncompleteError
 from bench.images import PIXELS_TAG, quantize, read_png_text, write_label_png, write_png
 from bench.outputs import write_results
@@ -77,6 +77,7 @@ class RunConfig:
     preprocess: Preprocess = field(default_factory=Preprocess)
     out: Path | None = None
     device: str = "auto"
+    bf16: bool = True  # bf16 autocast on CUDA/XLA (training and prediction); the CPU always runs fp32
     seed: int = 0
     seeds: int = 1
     allow_overlap: bool = False
@@ -266,9 +267,11 @@ class Run:
     def shard(self, entries: Sequence[ManifestEntry]) -> list[ManifestEntry]:
         return list(entries[self.dist.rank::self.dist.world_size])
 
-    def loader(self, entries: Sequence[ManifestEntry], *, batch_size: int | None = None):
+    def loader(self, entries: Sequence[ManifestEntry], *, batch_size: int | None = None, padded: bool = False):
+        """A loader over ``entries``; ``padded``: the consumer reads only ``len(batch)`` rows, so on fixed-shape
+        devices short batches are padded (one graph per pass, :mod:`bench.data`)."""
         return make_loader(entries, self.cfg.preprocess, batch_size=batch_size or self.cfg.batch_size,
-                           workers=self.cfg.workers, seed=self.cfg.seed)
+                           workers=self.cfg.workers, seed=self.cfg.seed, pad=padded and fixed_shapes(self.device))
 
     def gt_path(self, image_id: str) -> Path:
         return child(self.out, "ground_truth", f"{image_id}.png")
@@ -316,7 +319,7 @@ class Run:
                for e in self.eval_manifest.usable}
         todo = [e for e in self.shard(self.eval_manifest.usable) if not self._ground_truth_is_valid(e, tag[e.image_id])]
         sizes = {e.image_id: (e.width, e.height) for e in todo}
-        for batch in iterate_batches(self.loader(todo), self.device):
+        for batch in iterate_batches(self.loader(todo, padded=True), self.device):
             self._record_failed(batch.failed, "ground truth")
             grey = quantize(lab_to_rgb(torch.cat((batch.L, torch.zeros_like(batch.ab)), dim=1)))
             for i, image_id in enumerate(batch.image_ids):
@@ -358,7 +361,7 @@ class Run:
         elif spec.training == "train":
             info = train(model, entry.name, self.train_manifest, self.out, device=self.device, dist=self.dist,
                          resize_mode=self.cfg.preprocess.mode, workers=self.cfg.workers, resume=self.cfg.resume,
-                         progress=self.progress, keep_checkpoints=self.cfg.keep_checkpoints)
+                         progress=self.progress, keep_checkpoints=self.cfg.keep_checkpoints, bf16=self.cfg.bf16)
         else:
             info = {"weights_from": "none needed"}
         model.to(self.device).eval()
@@ -400,18 +403,21 @@ class Run:
             return
         bar = tqdm(total=len(todo), desc=f"predict {name}", unit="img", disable=not self.progress)
         with torch.no_grad(), bar:
-            for batch in iterate_batches(self.loader(todo), self.device):
+            for batch in iterate_batches(self.loader(todo, padded=True), self.device):
                 self._record_failed(batch.failed, f"predict {name}")
                 if not len(batch):
                     continue
-                with autocast(self.device):
+                with autocast(self.device, self.cfg.bf16):
                     rgb = model.colorize(batch.inputs_for(inputs)).float()
-                step_done(self.device)
                 nonfinite = (~torch.isfinite(rgb)).flatten(1).sum(1)
                 clean = torch.nan_to_num(rgb, nan=0.5, posinf=0.5, neginf=0.5)  # finite values only
                 out_of_range = ((clean < -RANGE_SLACK) | (clean > 1 + RANGE_SLACK)).flatten(1).sum(1)
+                pixels = quantize(rgb)
+                step_done(self.device)
+                # one copy to the host per batch (padding rows included: slicing on the device is a new graph)
+                pixels, nonfinite, out_of_range = pixels.cpu(), nonfinite.cpu(), out_of_range.cpu()
                 for i, image_id in enumerate(batch.image_ids):
-                    write_png(self.pred_path(name, image_id), quantize(rgb[i]), {
+                    write_png(self.pred_path(name, image_id), pixels[i], {
                         KEY_TAG: key, SOURCE_TAG: self.sha[image_id],
                         NONFINITE_TAG: str(int(nonfinite[i])), OUT_OF_RANGE_TAG: str(int(out_of_range[i]))})
                 bar.update(len(batch))

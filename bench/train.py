@@ -49,7 +49,7 @@ from bench import integrity
 from bench.checkpoints import cached_state, load_state, read_metadata, save_state
 from bench.crashpoints import crash_point
 from bench.data import Batch, Preprocess, iterate_batches, make_loader
-from bench.device import DistInfo, all_reduce_sum, autocast, barrier, memory_format, step_done
+from bench.device import DistInfo, all_reduce_sum, autocast, barrier, fixed_shapes, memory_format, step_done
 from bench.errors import BenchError
 from bench.images import atomic_write_bytes
 from bench.sources import open_source
@@ -411,16 +411,18 @@ def ab_to_unit(ab: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def validate(model: Trainable, entries: Sequence[ManifestEntry], preprocess: Preprocess,
-             device: torch.device) -> dict[str, float]:
+             device: torch.device, bf16: bool = True) -> dict[str, float]:
     """Mean validation metrics of the model's colorizations at its training resolution."""
     model.generator.eval()
     sums = dict.fromkeys(VAL_METRICS, 0.0)
     count = 0
-    for batch in iterate_batches(make_loader(entries, preprocess, batch_size=16), device):
-        with autocast(device):
+    for batch in iterate_batches(make_loader(entries, preprocess, batch_size=16, pad=fixed_shapes(device)), device):
+        with autocast(device, bf16):
             rgb = model.colorize(batch.inputs_for(("L",))).float().clamp(0, 1)
+        # padding rows count for nothing; the mask is data, not a constant, so a short batch reuses the graph
+        real = (torch.arange(batch.rows) < len(batch)).to(device)
         for name, values in compute(VAL_METRICS, rgb, batch.rgb).items():
-            sums[name] += float(values.sum())
+            sums[name] += float(torch.where(real, values, 0).sum())
         count += len(batch)
     model.generator.train()
     return {f"val_{name}": total / max(count, 1) for name, total in sums.items()}
@@ -567,7 +569,7 @@ def disk_note(name: str, checkpoints: Checkpoints, trainer: GanTrainer, epochs: 
 
 def train(model: Trainable, name: str, manifest: Manifest, out: Path, *, device: torch.device,
           dist: DistInfo = ALONE, resize_mode: str = "resize", workers: int = 0, resume: bool = True,
-          progress: bool = True, keep_checkpoints: int | None = None) -> dict[str, object]:
+          progress: bool = True, keep_checkpoints: int | None = None, bf16: bool = True) -> dict[str, object]:
     """Train ``model`` on ``manifest``'s usable images (or reuse a finished training); returns the training
     record for run.json. Leaves the model on ``device`` with the last epoch's weights. ``keep_checkpoints``: see
     :class:`Checkpoints` (None keeps every epoch's)."""
@@ -594,7 +596,7 @@ def train(model: Trainable, name: str, manifest: Manifest, out: Path, *, device:
         targets = teacher_targets(model.teacher, fit_entries, manifest.source, resize_mode,
                                   out / "train" / f"teacher-{model.teacher}-{resize_mode}.safetensors", device, workers,
                                   progress and dist.is_main)
-    trainer = GanTrainer(model, device, dist)
+    trainer = GanTrainer(model, device, dist, bf16)
     start, history = checkpoints.restore(trainer) if resume else (0, [])
     if not start and dist.is_main:
         checkpoints.clear()
@@ -607,13 +609,14 @@ def train(model: Trainable, name: str, manifest: Manifest, out: Path, *, device:
     for epoch in range(start + 1, s.epochs + 1):
         tick = time.perf_counter()
         loader = make_loader(fit_entries, preprocess, batch_size=s.batch_size, workers=workers, shuffle=True,
-                             seed=epoch_seed(s.seed, epoch), distributed=dist.enabled)
+                             seed=epoch_seed(s.seed, epoch), distributed=dist.enabled,
+                             drop_last=not batch_exceeds_data(s, len(fit_entries)))
         bar = tqdm(iterate_batches(loader, device), total=len(loader), desc=f"train {name} {epoch}/{s.epochs}",
                    unit="step", disable=not (progress and dist.is_main), leave=False)
         means, n_steps = run_epoch(trainer, bar, targets, epoch, step, steps_log)
         step += n_steps
         row = {"epoch": epoch, "step": step, "steps": n_steps, **means,
-               **validate(model, val_entries, preprocess, device), "seconds": time.perf_counter() - tick}
+               **validate(model, val_entries, preprocess, device, bf16), "seconds": time.perf_counter() - tick}
         history.append(row)
         epochs_log.append(row)
         if dist.is_main:
