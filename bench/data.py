@@ -6,8 +6,9 @@ the CPU and yield uint8 tensors; the colour conversion
 it is returned in ``Batch.failed`` so the runner can record the skip.
 
 Fixed shapes (XLA compiles one graph per input shape): a loader made with ``pad=True`` fills every short batch (the
-last one, or one with failed files) up to ``min(batch_size, len(entries))`` rows by repeating its last image, so a
-whole pass has one shape; the padding rows carry no image id and consumers read only the first ``len(batch)`` rows.
+last one, one with failed files, or a pass smaller than a batch) up to ``batch_size`` rows by repeating its last
+image, so every pass at that batch size runs one graph; the padding rows carry no image id and consumers read only
+the first ``len(batch)`` rows.
 Training loaders drop the last partial batch instead (``drop_last``).
 """
 
@@ -170,7 +171,7 @@ def make_loader(
     pad: bool = False,
 ) -> DataLoader:
     """A DataLoader over manifest entries; with ``distributed`` each rank gets its own shard. ``pad``: every
-    batch has ``min(batch_size, len(entries))`` rows (see the module's docstring), for fixed-shape devices."""
+    batch has ``batch_size`` rows (see the module's docstring), for fixed-shape devices."""
     dataset = OriginalsDataset(entries, preprocess_cfg)
     sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last) if distributed else None
     generator = torch.Generator().manual_seed(seed)
@@ -180,7 +181,7 @@ def make_loader(
         shuffle=shuffle and sampler is None,
         sampler=sampler,
         num_workers=workers,
-        collate_fn=functools.partial(collate, pad_to=min(batch_size, len(dataset)) if pad else 0),
+        collate_fn=functools.partial(collate, pad_to=batch_size if pad else 0),
         drop_last=drop_last,
         generator=generator,
         persistent_workers=workers > 0,

@@ -176,6 +176,12 @@ def init_distributed(device: torch.device) -> DistInfo:
             dist.init_process_group("xla", init_method="xla://")
         else:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if dist.get_world_size() != world_size:
+        joined = dist.get_world_size()
+        dist.destroy_process_group()
+        raise BenchError(f"{world_size} processes were started, but the {device.type} runtime joined {joined} "
+                         "(torch-xla's CPU runtime gives every process its own one-device world, so it cannot run "
+                         "multi-process jobs; use a TPU runtime, or one process)")
     return DistInfo(dist.get_rank(), dist.get_world_size())
 
 

@@ -111,10 +111,10 @@ def score_pairs(
     Consecutive pairs of equal size share a batch, so a folder of mixed sizes is scored at each file's own
     resolution. The number of pairs is declared to the compile policy (:func:`metrics.kernels.workload`).
     ``extras_for`` supplies the extra inputs of metrics with ``needs``. On fixed-shape devices (XLA) a short batch
-    is padded with copies of its last pair to ``min(batch_size, len(pairs))`` rows, so a pass of equal-sized images
-    runs one graph (:mod:`bench.data`'s rule for prediction).
+    is padded with copies of its last pair to ``batch_size`` rows, so equal-sized images run one graph at any count
+    (:mod:`bench.data`'s rule for prediction).
     """
-    rows_per_batch = min(batch_size, len(pairs)) if fixed_shapes(device) else 0
+    rows_per_batch = batch_size if fixed_shapes(device) else 0
     with ThreadPoolExecutor(max_workers=4) as pool, tqdm(total=len(pairs), desc=desc, unit="img",
                                                           disable=not progress) as bar, workload(len(pairs)):
         for start in range(0, len(pairs), batch_size):

@@ -1,23 +1,76 @@
 """The XLA path (TPUs through torch-xla), run on torch-xla's CPU runtime: `tox -e xla` (its own environment,
-torch 2.9 + torch-xla 2.9). Skips, saying why, in environments without torch-xla."""
+torch 2.9 + torch-xla 2.9). Skips, saying why, in environments without torch-xla.
+
+What is checked (tolerances fixed before measuring on XLA; the measured values are in the README):
+
+- every registry model with ``training="train"`` trains (``smoke`` profile, 2 epochs) and evaluates with
+  ``--device xla --no-bf16``, and its per-image records and trained weights match the CPU run's;
+- fixed shapes: after that warm-up run, a second run in the same process (one epoch more, an evaluation set of
+  another size, so the last prediction and scoring batches are short) compiles no new graph;
+- no host synchronisation in a training step: a few steps move nothing from the device to the host and fall back
+  to no CPU kernel (torch-xla's ``TransferFromDeviceTime`` metric and ``aten::`` fallback counters);
+- ``run`` goes through torch-xla's launcher (processes, exit status); two processes on the CPU runtime are refused
+  with a clear error, since that runtime gives each process its own one-device world.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import torch
 
 from bench.cli import main
+from models.registry import model_specs
 from tests.test_runner import read_rows
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch_xla") is None,
                                 reason="torch-xla is not installed (run `tox -e xla`)")
 
+TRAINED = sorted(name for name, spec in model_specs().items() if spec.training == "train")
+#: Per-image record tolerances, CPU vs XLA, bf16 off (8-bit PNG predictions; measured maxima in the README).
+RECORD_TOLERANCE = {"mse": 1e-4, "psnr": 0.05, "ssim": 1e-3}
+#: Trained parameters: ||w_xla - w_cpu|| is at most this share of the training's own update ||w_cpu - w_init||.
+WEIGHT_TOLERANCE = 0.05
+EPOCHS = 2
+RUN_ARGS = ["run", "--models", ",".join(TRAINED), "--profile", "smoke", "--size", "64", "--metrics", "mse,psnr,ssim",
+            "--batch-size", "3", "--no-study", "--no-progress", "--seed", "0"]
+
 
 @pytest.fixture(autouse=True)
 def _pjrt_cpu(monkeypatch):
     monkeypatch.setenv("PJRT_DEVICE", os.environ.get("PJRT_DEVICE", "CPU"))
+
+
+def xla_metric(name: str) -> int:
+    """How often torch-xla recorded metric ``name`` in this process (0 before the first)."""
+    import torch_xla.debug.metrics as met
+
+    data = met.metric_data(name)
+    return int(data[0]) if data else 0
+
+
+def cpu_fallbacks() -> int:
+    """How many times an operation ran as a CPU kernel instead of in the XLA graph (``aten::`` counters)."""
+    import torch_xla.debug.metrics as met
+
+    return sum(met.counter_value(n) or 0 for n in met.counter_names() if n.startswith("aten::"))
+
+
+@pytest.fixture(scope="module")
+def trained_runs(tmp_path_factory) -> dict[str, Path]:
+    """The trained models on the CPU and on XLA (bf16 off), same seeds and data: the sample's 4 usable test images
+    in batches of 3 (so the last one is padded on XLA)."""
+    root = tmp_path_factory.mktemp("trained")
+    for device in ("cpu", "xla"):
+        assert main([*RUN_ARGS, "--epochs", str(EPOCHS), "--device", device, "--no-bf16",
+                     "--out", str(root / device)]) == 0
+    return {"cpu": root / "cpu", "xla": root / "xla"}
 
 
 def test_xla_run_matches_cpu(tmp_path):
@@ -29,3 +82,76 @@ def test_xla_run_matches_cpu(tmp_path):
     for a, b in zip(cpu, xla, strict=True):
         assert float(a["psnr"]) == pytest.approx(float(b["psnr"]), abs=0.05)
         assert float(a["ssim"]) == pytest.approx(float(b["ssim"]), abs=1e-3)
+
+
+def test_trained_models_records_match_cpu(trained_runs):
+    cpu, xla = (read_rows(trained_runs[d] / "per_image.csv") for d in ("cpu", "xla"))
+    assert sorted({r["model"] for r in xla}) == TRAINED
+    assert [(r["model"], r["image_id"]) for r in cpu] == [(r["model"], r["image_id"]) for r in xla]
+    for a, b in zip(cpu, xla, strict=True):
+        for metric, tolerance in RECORD_TOLERANCE.items():
+            assert float(a[metric]) == pytest.approx(float(b[metric]), abs=tolerance), (a["model"], metric)
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_trained_weights_match_cpu(trained_runs, name):
+    from bench.checkpoints import load_state
+
+    initial = model_specs()[name].build(profile="smoke", seed=0, epochs=EPOCHS).state_dict()
+    cpu, xla = (load_state(trained_runs[d] / "checkpoints" / f"{name}.safetensors") for d in ("cpu", "xla"))
+    trained = [k for k, v in initial.items() if v.is_floating_point() and not torch.equal(v, cpu[k])]
+    assert trained, f"{name}: training changed no weight"
+    moved = torch.stack([(cpu[k] - initial[k]).float().norm() for k in trained]).norm()
+    apart = torch.stack([(xla[k] - cpu[k]).float().norm() for k in trained]).norm()
+    assert float(apart) <= WEIGHT_TOLERANCE * float(moved), f"{name}: {float(apart):.3g} vs update {float(moved):.3g}"
+
+
+def test_warm_run_compiles_no_new_graph(trained_runs, tmp_path):
+    """After the warm-up run, a run with one more epoch and 2 evaluation images (one short batch in prediction and
+    scoring) compiles nothing: the training step, validation, prediction and scoring graphs are all reused."""
+    evaluation = tmp_path / "eval"
+    evaluation.mkdir()
+    usable = [r for r in read_rows(trained_runs["xla"] / "manifest.csv") if r["status"] == "ok"]
+    for row in usable[:2]:
+        source = trained_runs["xla"] / "ground_truth" / f"{row['image_id']}.png"
+        shutil.copy(source, evaluation / source.name)
+    before = xla_metric("CompileTime")
+    assert main([*RUN_ARGS, "--epochs", str(EPOCHS + 1), "--device", "xla", "--no-bf16", "--eval",
+                 f"folder:{evaluation}", "--train", "sample:train", "--out", str(tmp_path / "warm")]) == 0
+    assert len(read_rows(tmp_path / "warm" / "per_image.csv")) == 2 * len(TRAINED)
+    assert xla_metric("CompileTime") - before == 0
+
+
+LAUNCH = ("import sys; import bench.device as d; d.launches_xla_processes = lambda name: True; "
+          "from bench.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def run_cli(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m bench ARGS`` in a fresh process (torch-xla's launcher refuses a runtime already started), with
+    the launcher forced on: on the CPU runtime it starts one process per device, as on a TPU VM."""
+    return subprocess.run([sys.executable, "-c", LAUNCH, *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PJRT_DEVICE": "CPU", "OMP_NUM_THREADS": "1", **env})
+
+
+GRAY_ARGS = ["run", "--models", "gray", "--size", "32", "--metrics", "mse,psnr", "--no-study", "--no-progress",
+             "--device", "xla"]
+
+
+def test_run_goes_through_the_torch_xla_launcher(tmp_path):
+    done = run_cli([*GRAY_ARGS, "--out", str(tmp_path / "ok")])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"results in {tmp_path / 'ok'}" in done.stdout
+    assert len(read_rows(tmp_path / "ok" / "per_image.csv")) == 4
+    failed = run_cli([*GRAY_ARGS, "--out", str(tmp_path / "bad"), "--weights", f"gray={tmp_path / 'missing.pt'}"])
+    assert failed.returncode == 2 and "missing.pt" in failed.stderr  # the worker's exit status and one-line error
+    threads = run_cli([*GRAY_ARGS, "--out", str(tmp_path / "threads")], CPU_NUM_DEVICES="2")
+    assert threads.returncode == 2 and "devices in threads" in threads.stderr
+
+
+def test_two_processes_on_the_cpu_runtime_are_refused(tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    done = subprocess.run([str(torchrun), "--nproc-per-node", "2", "-m", "bench", *GRAY_ARGS, "--out",
+                           str(tmp_path / "two")], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PJRT_DEVICE": "CPU", "OMP_NUM_THREADS": "1"})
+    assert done.returncode != 0 and "cannot run multi-process jobs" in done.stderr
+    assert not (tmp_path / "two").exists()
