@@ -5,16 +5,20 @@ Exit status: 0 when everything asked for was done (images skipped with a stated 
 one line on stderr (``error: ...``) for input the command cannot use (unknown names, missing or pickled weight
 files, a folder of another command or in use); 1 with one line when the command ran but some result is missing
 (a model failed, no image could be scored). Nothing finished is lost: the same command resumes where it stopped.
+Messages are ``logging`` records written to stderr by bench.console (``--quiet``: warnings and errors only);
+stdout holds only the command's own output.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bench import console
 from bench import device as devices
 from bench.analysis.study import DEFAULT_STUDY_IMAGES, parse_study_images
 from bench.checkpoints import check_readable
@@ -25,6 +29,8 @@ from bench.images import RESIZE_MODES
 from bench.train import PROFILE_CHOICES
 from bench.weights import WEIGHTS_DIR_ENV
 from models.teachers import TEACHER_CHOICES
+
+logger = logging.getLogger(__name__)
 
 
 def _weights(values: Sequence[str], models: Sequence[str]) -> dict[str, Path]:
@@ -155,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(throughput)
 
     commands.add_parser("list", help="list registered models and metrics")
+    for leaf in [*(p for name, p in commands.choices.items() if name != "data"), prepare]:
+        leaf.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr (no notes)")
     return parser
 
 
@@ -320,9 +328,10 @@ COMMANDS = {"run": _run, "study": _run, "score": _score, "report": _report, "bap
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    console.configure(quiet=args.quiet)
     if getattr(args, "weights_dir", None) is not None:
         if not args.weights_dir.is_dir():
-            print(f"error: --weights-dir {args.weights_dir} is not a folder", file=sys.stderr)
+            logger.error("--weights-dir %s is not a folder", args.weights_dir)
             return 2
         os.environ[WEIGHTS_DIR_ENV] = str(args.weights_dir.resolve())
     try:
@@ -330,11 +339,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return devices.launch_xla(main, argv)
         return COMMANDS[args.command](args)
     except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        logger.error("%s", exc)
         return exc.exit_code
     except BrokenPipeError:  # output piped into a reader that stopped early (`| head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
-        print("interrupted: results so far are on disk; rerun the same command to resume", file=sys.stderr)
+        logger.error("results so far are on disk; rerun the same command to resume", extra={"prefix": "interrupted"})
         return 130

@@ -5,14 +5,18 @@ JSON caches (set-level values, the study's fingerprint, optimizer state) a sha25
 written by colorbench a sha256 of their decoded pixels in a tEXt chunk (:data:`PIXELS_TAG`), and safetensors
 files the sha256 of their tensors in their metadata (bench.checkpoints). An entry that fails its check is
 reported (a warning on stderr, and counted in ``run.json["integrity"]``) and recomputed, never used.
+
+The count belongs to one command: :func:`recording_corrupt` (opened per run by bench.outputs.per_run) holds the
+entries reported inside it and restores the enclosing recording on exit; outside one, reports are only logged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import sys
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -20,29 +24,41 @@ from PIL import Image, UnidentifiedImageError
 
 from bench.images import PIXELS_TAG, atomic_write_bytes, pixels_sha256
 
+logger = logging.getLogger(__name__)
+
 #: Key of the payload checksum in sealed JSON objects (records lines, JSON caches).
 CHECK_KEY = "sha256"
 
-_corrupt: list[dict[str, str]] = []
+#: The corrupt entries of the recording in progress (:func:`recording_corrupt`); None outside one.
+_recording: list[dict[str, str]] | None = None
 
 
-def reset() -> None:
-    """Forget the corrupt entries reported so far (each command starts afresh)."""
-    _corrupt.clear()
+@contextlib.contextmanager
+def recording_corrupt() -> Iterator[list[dict[str, str]]]:
+    """Record the corrupt entries reported inside (one command's run): yields their list; on exit the enclosing
+    recording (usually none) is back, so nothing carries over to the next run of the process."""
+    global _recording
+    outer, _recording = _recording, []
+    try:
+        yield _recording
+    finally:
+        _recording = outer
 
 
 def report_corrupt(kind: str, path: Path, reason: str) -> None:
     """Warn that a cache entry failed its check and is being recomputed; counted (once) for run.json."""
     entry = {"kind": kind, "path": str(path), "reason": reason}
-    if entry in _corrupt:
+    if _recording is not None and entry in _recording:
         return
-    print(f"warning: corrupt {kind} {path}: {reason}; ignored and recomputed", file=sys.stderr)
-    _corrupt.append(entry)
+    logger.warning("corrupt %s %s: %s; ignored and recomputed", kind, path, reason)
+    if _recording is not None:
+        _recording.append(entry)
 
 
 def summary() -> dict[str, object]:
-    """``run.json["integrity"]``: how many cache entries failed their check in this command, and which."""
-    return {"corrupt_entries": len(_corrupt), "entries": list(_corrupt)}
+    """``run.json["integrity"]``: how many cache entries failed their check in this run, and which."""
+    entries = list(_recording or [])
+    return {"corrupt_entries": len(entries), "entries": entries}
 
 
 def payload_sha256(payload: Mapping[str, object]) -> str:

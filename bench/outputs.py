@@ -1,17 +1,44 @@
-"""Writing a finished run's tables and run.json (shared by ``run`` and ``score``)."""
+"""Writing a finished run's tables and run.json (shared by ``run`` and ``score``), and :func:`per_run`, which
+gives each run its own record of weight files read and corrupt cache entries met (run.json's ``weight_files``
+and ``integrity``)."""
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from bench import integrity
 from bench.aggregate import leaderboard
+from bench.prepared import close_shards
 from bench.provenance import provenance, utc_now
 from bench.schema import SCHEMA_VERSION, leaderboard_columns, per_image_columns, write_csv, write_json
-from bench.weights import used_weights
+from bench.sources import open_source
+from bench.weights import recording_weights, used_weights
 from metrics.registry import MetricSelection
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def per_run(command: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Decorator of a command's entry point (``execute``, ``score_folders``): the weight files read and the
+    corrupt cache entries reported during the call are recorded for it alone and forgotten when it returns, so
+    two runs in one process never share them; the opened sources (parsed COCO annotations) and memory-mapped
+    input shards are dropped when it returns, so a later run in the process reads the files as they are then."""
+
+    @functools.wraps(command)
+    def scoped(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            with recording_weights(), integrity.recording_corrupt():
+                return command(*args, **kwargs)
+        finally:
+            open_source.cache_clear()
+            close_shards()
+
+    return scoped
 
 
 def write_results(

@@ -24,10 +24,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
-import sys
 import tempfile
-import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +39,8 @@ from tqdm import tqdm
 from bench.images import UnreadableImageError, atomic_write_bytes, open_rgb, preprocess, to_tensor_u8
 from bench.sample import cache_root
 from bench.splits import Manifest, ManifestEntry
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = "v1"
 #: Originals per shard (about 150 MB at 224x224).
@@ -67,6 +68,12 @@ class Slot:
 @functools.cache
 def _array(path: Path) -> np.ndarray:
     return np.load(path, mmap_mode="r")
+
+
+def close_shards() -> None:
+    """Drop the memory maps of the shards read so far (bench.outputs.per_run calls it when a run ends: a shard
+    rewritten by a later ``data prepare`` is then mapped afresh, and no map outlives the run)."""
+    _array.cache_clear()
 
 
 class PreparedStore:
@@ -106,8 +113,8 @@ class PreparedStore:
         if pixels is False:
             slot = self.slots[sha256]
             if not self._warned:
-                warnings.warn(f"prepared cache {slot.shard} row {slot.row} fails its checksum: decoding originals "
-                              "instead (run `bench data prepare` again to mend it)", stacklevel=2)
+                logger.warning("prepared cache %s row %d fails its checksum: decoding originals instead (run `bench "
+                               "data prepare` again to mend it)", slot.shard, slot.row)
                 self._warned = True
             return None
         return torch.from_numpy(pixels)  # type: ignore[arg-type]
@@ -176,7 +183,7 @@ def prepare(manifest: Manifest, size: int, mode: str, *, progress: bool = True,
             for entry, pixels in zip(chunk, pool.map(load, chunk), strict=True):
                 bar.update(1)
                 if isinstance(pixels, str):
-                    print(f"warning: skipped {entry.image_id}: {pixels}", file=sys.stderr)
+                    logger.warning("skipped %s: %s", entry.image_id, pixels)
                     summary.unreadable += 1
                     continue
                 arrays.append(pixels)

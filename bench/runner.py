@@ -8,11 +8,9 @@ tables and the report once all shards are done.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import logging
 import math
 import random
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -24,6 +22,7 @@ from tqdm import tqdm
 
 from bench import integrity
 from bench.analysis.study import DEFAULT_STUDY_IMAGES, run_study, study_subset
+from bench.cachekey import LEGACY_SEPARATORS, cache_key, key_description
 from bench.checkpoints import cached_state, load_state, save_state
 from bench.color import lab_to_rgb
 from bench.crashpoints import crash_point
@@ -31,7 +30,7 @@ from bench.data import Preprocess, iterate_batches, make_loader
 from bench.device import DistInfo, autocast, barrier, distributed, fixed_shapes, resolve_device, step_done
 from bench.errors import BenchError, IncompleteError
 from bench.images import PIXELS_TAG, quantize, read_png_text, write_label_png, write_png
-from bench.outputs import write_results
+from bench.outputs import per_run, write_results
 from bench.paths import child
 from bench.records import RecordStore
 from bench.runfolder import claim
@@ -53,6 +52,8 @@ from bench.train import resolve_profile, train
 from metrics.registry import select_metrics
 from models.base import Colorizer
 from models.registry import ModelSpec, get_model_spec
+
+logger = logging.getLogger(__name__)
 
 KEY_TAG = "colorbench-key"
 SOURCE_TAG = "colorbench-source-sha256"
@@ -104,7 +105,7 @@ class RunConfig:
         """Hash of what fixes the images and ground truth (not the models)."""
         fixed = {k: v for k, v in self.as_dict().items()
                  if k in ("eval_source", "train_source", "eval_split", "train_split", "preprocess", "limit")}
-        return hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:10]
+        return cache_key(fixed, 10, separators=LEGACY_SEPARATORS)  # legacy text: names existing run folders
 
     def identity(self) -> dict[str, object]:
         """What makes a run folder this command's (bench.runfolder): the command, the data and the models."""
@@ -117,7 +118,7 @@ class RunConfig:
         if self.out is not None:
             return self.out
         name = "".join(c if c.isalnum() else "-" for c in self.eval_source.rsplit("/", 1)[-1]).strip("-")
-        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:10]
+        digest = cache_key(self.identity(), 10, separators=LEGACY_SEPARATORS)  # legacy text: existing folders
         return Path("results") / f"{name}-{self.command}-{digest}"
 
     def as_dict(self) -> dict[str, object]:
@@ -190,7 +191,7 @@ class Run:
         self.timer = StageTimer()
         if dist.is_main:
             for name, reason in self.metrics.unavailable.items():
-                print(f"note: metric {name} is unavailable and left out: {reason}", file=sys.stderr)
+                logger.info("metric %s is unavailable and left out: %s", name, reason)
 
     # -- data ---------------------------------------------------------------------------------------------
     def _manifest(self, source: ImageSource, split: str, filename: str) -> Manifest:
@@ -240,8 +241,8 @@ class Run:
             raise BenchError(f"{len(self.overlap)} evaluation image(s) are also training images (same sha256): "
                              f"{shown}{more}; pass --allow-overlap only for a deliberate overfitting check")
         if self.overlap and self.dist.is_main:
-            print(f"warning: {len(self.overlap)} evaluation image(s) are also training images (--allow-overlap); "
-                  "scores measure fitting, not generalization", file=sys.stderr)
+            logger.warning("%d evaluation image(s) are also training images (--allow-overlap); scores measure "
+                           "fitting, not generalization", len(self.overlap))
 
     def overlap_record(self) -> dict[str, object]:
         """run.json's record of files shared by the training and evaluation manifests."""
@@ -344,7 +345,7 @@ class Run:
 
     def _record_failed(self, failed: list[tuple[str, str]], stage: str) -> None:
         for image_id, reason in failed:
-            print(f"warning: skipped {image_id} at {stage}: {reason}", file=sys.stderr)
+            logger.warning("skipped %s at %s: %s", image_id, stage, reason)
             self.skips.append({"image_id": image_id, "stage": stage, "reason": reason})
 
     # -- models -------------------------------------------------------------------------------------------
@@ -465,9 +466,9 @@ class Run:
             return {}
         records = self.model_records(name, key)
         ids = [str(r["image_id"]) for r in records]
-        fingerprint = hashlib.sha256(json.dumps([key, [r["pred_pixels"] for r in records],
-                                                 [r["gt_pixels"] for r in records], ids, self.metrics.describe()],
-                                                sort_keys=True, default=str).encode()).hexdigest()
+        described = {n: key_description(d) for n, d in self.metrics.describe().items()}
+        fingerprint = cache_key([key, [r["pred_pixels"] for r in records], [r["gt_pixels"] for r in records], ids,
+                                 described], 64, separators=LEGACY_SEPARATORS)  # legacy text: existing caches
         cache = self.out / "records" / name / "set_level.json"
         stored = integrity.read_sealed_json(cache, "set-level values")
         if stored is not None and stored.get("fingerprint") == fingerprint and isinstance(stored.get("values"), dict):
@@ -503,9 +504,9 @@ class Run:
                 model, outcome.info = self.obtain(entry)
         except BenchError as exc:
             outcome.error = str(exc)
-            print(f"error: model {entry.name}: {exc}", file=sys.stderr)
+            logger.error("model %s: %s", entry.name, exc)
             return outcome
-        key = prediction_key(entry.name, outcome.info, self.cfg.preprocess)
+        key = prediction_key(entry.name, outcome.info, self.cfg.preprocess, entry.spec.version)
         outcome.info["cache_key"] = key
         with self.timer.stage("predict", entry.name):
             self.predict(entry, model, key)
@@ -551,11 +552,12 @@ def _state_into(model: Colorizer, state: dict[str, torch.Tensor], path: Path) ->
         raise BenchError(f"weights in {path} do not fit this model: {' '.join(str(exc).split())}") from exc
 
 
-def prediction_key(model: str, info: dict[str, object], preprocess: Preprocess) -> str:
-    """Cache key of a model's predictions: its name, options, weights and the preprocessing."""
-    payload = {"model": model, "options": info.get("options"), "weights_sha256": info.get("weights_sha256"),
-               "preprocess": preprocess.as_dict()}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def prediction_key(model: str, info: dict[str, object], preprocess: Preprocess, version: int = 1) -> str:
+    """Cache key of a model's predictions: its name, definition version (``ModelSpec.version``), options,
+    weights and the preprocessing. Legacy text: the key tags existing prediction PNGs."""
+    payload = key_description({"model": model, "options": info.get("options"), "version": version,
+                               "weights_sha256": info.get("weights_sha256"), "preprocess": preprocess.as_dict()})
+    return cache_key(payload, 16, separators=LEGACY_SEPARATORS)
 
 
 def seed_everything(seed: int) -> None:
@@ -564,6 +566,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@per_run
 def execute(cfg: RunConfig, *, report: Callable[[Path], None] | None = None) -> Path:
     """Run ``cfg`` end to end and return the run folder."""
     if cfg.seeds < 1:
@@ -571,7 +574,6 @@ def execute(cfg: RunConfig, *, report: Callable[[Path], None] | None = None) -> 
     entries = model_entries(cfg)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    integrity.reset()
     with distributed(device) as dist, claim(cfg.resolved_out(), cfg.identity(), writer=dist.is_main):
         barrier(dist)  # the other ranks write only once rank 0 has checked and claimed the folder
         run = Run(cfg, device, dist)

@@ -84,17 +84,19 @@ RUN_FIELDS = {
                 "train_eval_overlap (files shared by the two manifests); null for `score`",
     "splits": "per role (eval/train): source, split, manifest sha256, counts by status; overlap: files (sha256) "
               "shared by the training and evaluation manifests and whether --allow-overlap permitted them",
-    "models": "per model: registry entry, options, weights sha256, cache key, how the weights were obtained, "
+    "models": "per model: registry entry (spec, with its definition version), options, weights sha256, cache key, "
+              "how the weights were obtained, "
               "the training record of trained models (settings, best/worst epoch, divergence flag: bench.train), "
               "adversarial (trained against a critic), for trained models replica_of (registry name), seed (this "
               "replica's; --seeds N names replica k > 0 NAME@seed{k}) and protocol (profile, image_size, width, "
               "batch_size, epochs, teacher, seed, n_train_images, batch_exceeds_training_set), "
               "prediction health (non-finite and out-of-range values, clipped before scoring), metric_na (images "
               "with no value per metric), errors",
-    "metrics": "per metric: definition, parameters, direction, range, implementing function",
+    "metrics": "per metric: definition, parameters, direction, range, implementing function, definition version",
     "metrics_unavailable": "metrics left out because a weight file or package is missing, with the exact reason",
     "segments": "how segment label maps were made (COCO instances or SLIC superpixels), when used",
-    "weight_files": "absolute path -> sha256 of every third-party weight file read (teachers, feature networks)",
+    "weight_files": "absolute path -> sha256 of every third-party weight file this run read (teachers, feature "
+                    "networks)",
     "skipped": "images left out, with the stage (manifest/ground truth/predict/score/segments) and the reason",
     "integrity": "cache entries of this command that failed their checksum (corrupt_entries, and each entry's kind, "
                  "path and reason); each was recomputed, none used (bench.integrity)",

@@ -6,10 +6,9 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import integrity
 from bench.device import resolve_device
 from bench.errors import BenchError, IncompleteError
-from bench.outputs import write_results
+from bench.outputs import per_run, write_results
 from bench.paths import child, printable, text_bytes
 from bench.runfolder import claim
 from bench.scoring import SetLevelScorer, match_folders, score_pairs
@@ -18,6 +17,7 @@ from metrics.registry import select_metrics
 from reports.html import build_report
 
 
+@per_run
 def score_folders(
     pred_dir: Path,
     gt_dir: Path,
@@ -44,7 +44,6 @@ def score_folders(
     if out is None:
         digest = hashlib.sha256(text_bytes(f"{pred_dir.resolve()}|{gt_dir.resolve()}")).hexdigest()[:10]
         out = child(Path("results"), f"score-{model}-{digest}")
-    integrity.reset()
     with claim(out, identity):
         device = resolve_device(device_name)
         with_segments = needs_segments(metrics.per_image)

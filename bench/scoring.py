@@ -7,8 +7,6 @@ numbers exactly. Pairs that cannot be read or differ in size are skipped with a 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ from typing import TypeVar
 import torch
 from tqdm import tqdm
 
+from bench.cachekey import LEGACY_SEPARATORS, cache_key, key_description
 from bench.device import fixed_shapes
 from bench.errors import BenchError
 from bench.images import UnreadableImageError, read_png_u8
@@ -48,10 +47,10 @@ class Skip:
 
 
 def metric_set_id(metric_names: Sequence[str]) -> str:
-    """Short hash of the metric definitions (names and parameters): records cached under it stay valid only
-    while the definitions do."""
-    described = [METRICS[n].describe() for n in metric_names]
-    return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    """Short hash of the metric definitions (names, parameters, definition versions): records cached under it
+    stay valid only while the definitions do. Legacy separators: the digest names existing record folders."""
+    described = [key_description(METRICS[n].describe()) for n in metric_names]
+    return cache_key(described, 12, separators=LEGACY_SEPARATORS)
 
 
 _T = TypeVar("_T")

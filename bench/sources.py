@@ -272,8 +272,9 @@ SOURCE_KINDS: dict[str, Callable[[str], ImageSource]] = {
 
 @functools.cache
 def open_source(spec: str) -> ImageSource:
-    """Open a source from its spec string (see the module docstring). One object per spec and process, so the
-    COCO instance annotations (hundreds of MB for train2017) are parsed once however many stages read them."""
+    """Open a source from its spec string (see the module docstring). One object per spec while a run lasts, so the
+    COCO instance annotations (hundreds of MB for train2017) are parsed once however many stages read them; the
+    cache is cleared when the run ends (bench.outputs.per_run)."""
     kind, sep, rest = spec.partition(":")
     if not sep or kind not in SOURCE_KINDS:
         raise BenchError(f"cannot read source {spec!r}: write sample:PART, coco:ROOT:SPLIT or folder:DIR")

@@ -7,14 +7,21 @@ directories. File names are those of the official releases (torchvision's weight
 release) so files already in a torchvision cache are found as they are.
 
 Files are read with ``torch.load(..., weights_only=True)`` only, and the sha256 of every file loaded is kept
-for the run's provenance (:func:`used_weights`).
+for the run's provenance (:func:`used_weights`): :func:`recording_weights` (opened per run by
+bench.outputs.per_run) holds the files read inside it and restores the enclosing recording on exit, so one run's
+files never show in the next run's run.json. Networks built once per process (:func:`cached_with_weights`)
+record their files again in every run that uses them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import pickle
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 import torch
 
@@ -22,7 +29,54 @@ from bench.errors import BenchError
 from bench.images import file_sha256
 
 WEIGHTS_DIR_ENV = "COLORBENCH_WEIGHTS_DIR"
-_used: dict[str, str] = {}
+#: {absolute path: sha256} of the recording in progress (:func:`recording_weights`); None outside one.
+_recording: dict[str, str] | None = None
+_R = TypeVar("_R")
+
+
+@contextlib.contextmanager
+def recording_weights() -> Iterator[dict[str, str]]:
+    """Record the weight files read inside: yields their {absolute path: sha256}; on exit the enclosing
+    recording (usually none) is back, with nothing of this one in it."""
+    global _recording
+    outer, _recording = _recording, {}
+    try:
+        yield _recording
+    finally:
+        _recording = outer
+
+
+def _record(files: dict[str, str]) -> None:
+    if _recording is not None:
+        _recording.update(files)
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    """(size, mtime in ns) of a file, None when it is gone: a changed stamp means the file was replaced."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_size, status.st_mtime_ns
+
+
+def cached_with_weights(build: Callable[..., _R]) -> Callable[..., _R]:
+    """``functools.cache`` for a builder that reads weight files (hashable positional arguments): the first call
+    per arguments builds, and so does a call after one of the files it read was replaced (size or mtime changed);
+    every call, cached or not, records the files that build read in the current recording."""
+    built: dict[tuple[object, ...], tuple[_R, dict[str, str], dict[str, tuple[int, int] | None]]] = {}
+
+    @functools.wraps(build)
+    def cached(*args: object) -> _R:
+        entry = built.get(args)
+        if entry is None or any(_stamp(path) != stamp for path, stamp in entry[2].items()):
+            with recording_weights() as files:
+                value = build(*args)
+            entry = built[args] = (value, dict(files), {path: _stamp(path) for path in files})
+        _record(entry[1])
+        return entry[0]
+
+    return cached
 
 
 def search_dirs() -> list[Path]:
@@ -69,7 +123,7 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise BenchError(f"refused to load weight file {path}: not a plain tensor file ({reason})") from exc
     if not isinstance(state, dict):
         raise BenchError(f"refused to load weight file {path}: it holds a {type(state).__name__}, not a state dict")
-    _used[str(path.resolve())] = file_sha256(path)
+    _record({str(path.resolve()): file_sha256(path)})
     return state
 
 
@@ -83,8 +137,8 @@ def load_weights(file_name: str, purpose: str) -> dict[str, torch.Tensor]:
 
 
 def used_weights() -> dict[str, str]:
-    """{absolute path: sha256} of every weight file loaded in this process, for run.json."""
-    return dict(_used)
+    """{absolute path: sha256} of every weight file read in the current recording (this run), for run.json."""
+    return dict(_recording or {})
 
 
 def efficientnet_lite0() -> torch.nn.Module:

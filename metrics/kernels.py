@@ -37,19 +37,21 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import hashlib
 import json
+import logging
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from bench.cachekey import cache_key
 from bench.images import atomic_write_bytes
+
+logger = logging.getLogger(__name__)
 
 _broken = False
 _declared_images: contextvars.ContextVar[int] = contextvars.ContextVar("colorbench_workload_images", default=0)
@@ -110,18 +112,20 @@ class Decision:
 class Kernel:
     """A metric kernel ``fn(*tensors, **constants)`` with its compiled twin and the policy choosing between them."""
 
-    def __init__(self, fn: Callable[..., object], cost: KernelCost | None, name: str | None = None) -> None:
-        self.fn, self.cost = fn, cost
+    def __init__(self, fn: Callable[..., object], cost: KernelCost | None, name: str | None = None,
+                 version: int = 1) -> None:
+        self.fn, self.cost, self.version = fn, cost, version
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         self.__doc__, self.__wrapped__ = fn.__doc__, fn
         self._compiled = torch.compile(fn, dynamic=True)
         self._ready: set[str] = set()  # variants (constants, device type) compiled in this process
 
     def variant(self, tensors: tuple[torch.Tensor, ...], constants: dict[str, object]) -> str:
-        """What a compiled artifact is specific to: the kernel, its constants, device type, dtypes, torch."""
-        described = [self.name, sorted((k, repr(v)) for k, v in constants.items()), tensors[0].device.type,
-                     [str(t.dtype) for t in tensors], torch.__version__]
-        return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]
+        """What a compiled artifact is specific to: the kernel and its definition version, its constants, device
+        type, dtypes, torch. (Only the compile-cost marker is named by it: a changed key costs one cold count.)"""
+        described = [self.name, self.version, sorted((k, repr(v)) for k, v in constants.items()),
+                     tensors[0].device.type, [str(t.dtype) for t in tensors], torch.__version__]
+        return cache_key(described)
 
     def _marker(self, variant: str) -> Path:
         return compile_cache_dir() / "colorbench-kernels" / f"{variant}.json"
@@ -163,7 +167,7 @@ class Kernel:
             result = self._apply(self._compiled, tensors, constants)
         except Exception as exc:  # any backend failure means: stay eager
             _broken = True
-            warnings.warn(f"torch.compile failed for {self.name}, metrics run eagerly: {exc}", stacklevel=2)
+            logger.warning("torch.compile failed for %s, metrics run eagerly: %s", self.name, exc)
             return self._apply(self.fn, tensors, constants)
         if first:
             self._ready.add(variant)
@@ -180,11 +184,12 @@ def _concatenate(parts: list[object]) -> object:
     return torch.cat(parts)  # type: ignore[arg-type]
 
 
-def compiled_kernel(cost: KernelCost | Callable[..., object] | None = None,
-                    name: str | None = None) -> Callable[[Callable[..., object]], Kernel] | Kernel:
+def compiled_kernel(cost: KernelCost | Callable[..., object] | None = None, name: str | None = None,
+                    version: int = 1) -> Callable[[Callable[..., object]], Kernel] | Kernel:
     """Decorator: run ``fn(*tensors, **constants)`` compiled when :meth:`Kernel.decide` says it pays.
     ``fn`` must treat the images of a batch independently. ``@compiled_kernel(COST)`` gives the measured cost;
-    a bare ``@compiled_kernel`` (no measured cost) runs eagerly unless ``COLORBENCH_COMPILE=always``."""
+    a bare ``@compiled_kernel`` (no measured cost) runs eagerly unless ``COLORBENCH_COMPILE=always``. ``version``:
+    the kernel's definition version (bump it with the metrics that use it, see metrics.registry)."""
     if callable(cost):
-        return Kernel(cost, None, name)
-    return lambda fn: Kernel(fn, cost, name)
+        return Kernel(cost, None, name, version)
+    return lambda fn: Kernel(fn, cost, name, version)

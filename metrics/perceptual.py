@@ -12,7 +12,6 @@ expects. Models are built on first use and cached per (backbone, device, weight 
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import warnings
 from pathlib import Path
@@ -21,7 +20,14 @@ import torch
 from torchvision.models import AlexNet_Weights, VGG16_Weights
 
 from bench.errors import BenchError
-from bench.weights import file_name_of, find_weights, load_state_dict, missing_message, unavailable_reason
+from bench.weights import (
+    cached_with_weights,
+    file_name_of,
+    find_weights,
+    load_state_dict,
+    missing_message,
+    unavailable_reason,
+)
 
 #: The torchvision ImageNet weights each LPIPS backbone was trained on.
 BACKBONE_WEIGHTS = {"alex": AlexNet_Weights.IMAGENET1K_V1, "vgg": VGG16_Weights.IMAGENET1K_V1}
@@ -51,7 +57,7 @@ def slice_state(slices: torch.nn.Module, features: dict[str, torch.Tensor]) -> d
     return mapped
 
 
-@functools.cache
+@cached_with_weights
 def _build(net: str, device: str, weights: Path) -> torch.nn.Module:
     import lpips
 

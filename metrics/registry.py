@@ -15,6 +15,8 @@ run with that reason recorded; it never falls back to something else under its n
 
 The parameters in the tables are the ones passed to the functions and the ones written to ``run.json`` and
 the report glossary. Adding a metric: write the function in a module of this package, add one row below.
+``version`` is the definition's version (run.json's metric table, and the key of the records it produced,
+bench.cachekey): correcting what a metric computes means bumping it, which recomputes exactly its records.
 
 Directions (every metric declares one; :func:`goodness` turns values into higher-is-better scores and
 :func:`ranked` keeps the metrics that may rank colorizations):
@@ -96,6 +98,7 @@ class Metric:
     unit: str = ""
     needs: tuple[str, ...] = ()
     unavailable: Callable[[], str | None] = always_available
+    version: int = 1
 
     def __post_init__(self) -> None:
         _check_direction(self.name, self.direction, self.ideal, self.closeness)
@@ -110,6 +113,7 @@ class Metric:
             "direction_text": direction_text(self.direction, self.ideal, self.closeness),
             "range": list(self.range), "unit": self.unit, "definition": self.definition, "params": dict(self.params),
             "needs": list(self.needs), "function": f"{self.fn.__module__}.{self.fn.__name__}",
+            "version": self.version,
         }
 
 
@@ -127,6 +131,7 @@ class DistributionMetric:
     definition: str
     params: Mapping[str, object] = field(default_factory=dict)
     unavailable: Callable[[], str | None] = always_available
+    version: int = 1
 
     def __post_init__(self) -> None:
         _check_direction(self.name, self.direction, None, "difference")
@@ -135,7 +140,7 @@ class DistributionMetric:
         return {
             "name": self.name, "direction": self.direction, "direction_text": direction_text(self.direction),
             "range": list(self.range), "definition": self.definition, "params": dict(self.params), "set_level": True,
-            "function": f"{self.fn.__module__}.{self.fn.__name__}",
+            "function": f"{self.fn.__module__}.{self.fn.__name__}", "version": self.version,
         }
 
 

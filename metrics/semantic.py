@@ -18,15 +18,15 @@ degradations against one ground-truth batch, classifies the truth once.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
 
+from bench.weights import cached_with_weights
 from metrics.distribution import EffNetLite0Features, effnet_lite0_unavailable
 
 
-@functools.cache
+@cached_with_weights
 def _classifier(device: str) -> EffNetLite0Features:
     return EffNetLite0Features().to(device)
 

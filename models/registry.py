@@ -35,7 +35,9 @@ class ModelSpec:
     """Registry entry. ``training``: ``none`` (nothing to learn), ``fit`` (one streaming pass of statistics
     over the training source), ``train`` (gradient training, see bench.train). ``reference`` marks entries that
     are yardsticks rather than colorizers (they may read ground truth) and are left out of rankings.
-    ``adversarial`` says whether the model is trained against a critic (the GAN claims C3 and C5 read it)."""
+    ``adversarial`` says whether the model is trained against a critic (the GAN claims C3 and C5 read it).
+    ``version`` is the version of the model's definition: bump it when what the model computes changes; it goes
+    into run.json and the prediction key (bench.cachekey), so exactly that model's predictions are remade."""
 
     name: str
     build: Callable[..., Colorizer]
@@ -45,11 +47,12 @@ class ModelSpec:
     paper: str = ""
     reference: bool = False
     adversarial: bool = False
+    version: int = 1
 
     def as_dict(self) -> dict[str, object]:
         return {"name": self.name, "inputs": list(self.inputs), "training": self.training,
                 "description": self.description, "paper": self.paper, "reference": self.reference,
-                "adversarial": self.adversarial}
+                "adversarial": self.adversarial, "version": self.version}
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -58,7 +61,7 @@ _loaded = False
 
 def register_model(
     name: str, *, inputs: tuple[str, ...], training: Training, description: str, paper: str = "",
-    reference: bool = False, adversarial: bool = False,
+    reference: bool = False, adversarial: bool = False, version: int = 1,
 ) -> Callable[[Callable[..., Colorizer]], Callable[..., Colorizer]]:
     """Decorator for a family's build function: ``build(**options) -> Colorizer``."""
     unknown = set(inputs) - set(INPUTS)
@@ -66,13 +69,16 @@ def register_model(
         raise ValueError(f"model {name}: unknown inputs {sorted(unknown)}; choose from {INPUTS}")
     if adversarial and training != "train":
         raise ValueError(f"model {name} is adversarial, so it must be registered with training='train'")
+    if version < 1:
+        raise ValueError(f"model {name}: version {version} (definition versions start at 1)")
     if "ab" in inputs and not reference:
         raise ValueError(f"model {name} reads ground-truth ab, so it must be registered with reference=True")
 
     def decorate(build: Callable[..., Colorizer]) -> Callable[..., Colorizer]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelSpec(name, build, inputs, training, description, paper, reference, adversarial)
+        _REGISTRY[name] = ModelSpec(name, build, inputs, training, description, paper, reference, adversarial,
+                                    version)
         return build
 
     return decorate

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
+from bench import console
 from bench.errors import BenchError
+
+logger = logging.getLogger(__name__)
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -76,10 +80,11 @@ def main() -> int:
     parser.add_argument("results", type=Path)
     parser.add_argument("--screenshot", type=Path)
     args = parser.parse_args()
+    console.configure()
     try:
         found = check_report(args.results, args.screenshot)
     except BenchError as exc:
-        print(f"error: {exc}")
+        logger.error("%s", exc)
         return 2
     print(json.dumps(found, indent=2))
     return 1 if found["broken"] else 0

@@ -83,7 +83,9 @@ def test_effnet_weights_are_the_real_imagenet_ones(effnet):
     with torch.inference_mode():
         classes = effnet.net((batch * 255 - 127) / 128).argmax(dim=1).tolist()
     assert 281 <= classes[0] <= 285 and classes[1] in (967, 968)
-    assert weights.used_weights()  # the shipped file's sha256 is recorded
+    with weights.recording_weights() as files:
+        EffNetLite0Features()
+    assert len(files) == 1 and weights.used_weights() == {}  # the shipped file's sha256, in this recording only
 
 
 def test_effnet_features_and_distance_on_photos(effnet):

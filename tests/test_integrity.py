@@ -51,12 +51,13 @@ def test_checkpoint_hash_catches_damage(tmp_path, damage):
     damage(path)
     with pytest.raises(BenchError, match=r"w\.safetensors"):
         load_state(path)
-    integrity.reset()
-    assert cached_state(path, "test weights") is None
-    assert integrity.summary()["corrupt_entries"] == 1
+    with integrity.recording_corrupt():
+        assert cached_state(path, "test weights") is None
+        assert integrity.summary()["corrupt_entries"] == 1
+    assert integrity.summary()["corrupt_entries"] == 0  # the count belongs to the recording (one run)
 
 
-def test_records_lines_are_checked(tmp_path, capsys):
+def test_records_lines_are_checked(tmp_path, caplog):
     store = RecordStore(tmp_path)
     store.append([{"image_id": "1", "psnr": 20.0}, {"image_id": "2", "psnr": float("nan")},
                   {"image_id": "3", "psnr": 30.0}])
@@ -64,12 +65,11 @@ def test_records_lines_are_checked(tmp_path, capsys):
     edited = lines[0].replace("20.0", "25.0")  # an edited value keeps valid JSON but fails the checksum
     wrong_type = json.dumps({**json.loads(lines[1]), "image_id": ["2"]})
     store.path.write_text("\n".join([edited, wrong_type, lines[2]]) + "\n" + lines[0][:10])  # and a torn last line
-    integrity.reset()
-    loaded = store.load()
+    with integrity.recording_corrupt() as corrupt:
+        loaded = store.load()
     assert list(loaded) == ["3"] and loaded["3"]["psnr"] == 30.0
-    assert integrity.summary()["corrupt_entries"] == 1  # one report per file
-    assert "2 line(s)" in capsys.readouterr().err and "last line cut short" in integrity.summary()["entries"][0][
-        "reason"]
+    assert len(corrupt) == 1  # one report per file
+    assert "2 line(s)" in caplog.text and "last line cut short" in corrupt[0]["reason"]
     assert store.path.read_text() == lines[2] + "\n"  # the bad lines were dropped from the file
     store.append([{"image_id": "1", "psnr": 20.0}])
     assert set(store.load()) == {"1", "3"} and store.path.read_text().count("\n") == 2
@@ -88,9 +88,9 @@ def test_png_pixel_hash_catches_re_encoding_with_tags_kept(tmp_path):
     altered = np.asarray(Image.open(path)).copy()
     altered[0, 0, 0] ^= 0x40
     Image.fromarray(altered).save(path, pnginfo=info)  # re-encoded, every tag kept
-    integrity.reset()
-    assert integrity.verified_png_text(path, {"colorbench-key": "k"}, "test") is None
-    assert integrity.summary()["corrupt_entries"] == 1
+    with integrity.recording_corrupt() as corrupt:
+        assert integrity.verified_png_text(path, {"colorbench-key": "k"}, "test") is None
+    assert len(corrupt) == 1
     labels = np.arange(120, dtype=np.int64).reshape(12, 10) * 500
     write_label_png(tmp_path / "s.png", labels)
     assert integrity.verified_png_text(tmp_path / "s.png", {}, "test")[PIXELS_TAG]  # 16-bit maps hash alike

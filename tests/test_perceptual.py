@@ -28,13 +28,13 @@ def torch_home(tmp_path, monkeypatch):
     return checkpoints
 
 
-def save_random_backbone(net: str, directory, as_net: str | None = None) -> dict[str, torch.Tensor]:
+def save_random_backbone(net: str, directory, as_net: str | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
     """A random torchvision backbone of ``net`` saved under the official file name of ``as_net`` (default: its
     own). AlexNet keeps its classifier when saved under its own name, as the real file does (the loader must
     drop it); otherwise only the ``features.*`` are saved, to keep the file small."""
     with torch.device("meta"):  # shapes only; random values below
         model = torchvision.models.alexnet() if net == "alex" else torchvision.models.vgg16()
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(seed)
     state = {k: 0.05 * torch.randn(v.shape, generator=generator) for k, v in model.state_dict().items()
              if k.startswith("features.") or (net == "alex" and as_net is None)}
     torch.save(state, directory / backbone_file(as_net or net))
@@ -59,13 +59,21 @@ def test_missing_weights_make_lpips_unavailable(torch_home, net):
 def test_plumbing_with_a_saved_state_dict(torch_home, net):
     saved = save_random_backbone(net, torch_home)
     assert lpips_unavailable(net) is None
-    model = lpips_model(net, "cpu")
+    with weights.recording_weights() as files:
+        model = lpips_model(net, "cpu")
     loaded = {f"{k.split('.')[1]}.{k.split('.')[2]}": v for k, v in model.net.state_dict().items()}
     features = {k.removeprefix("features."): v for k, v in saved.items() if k.startswith("features.")}
     assert loaded.keys() == features.keys()
     assert all(torch.equal(loaded[k], features[k]) for k in features), "backbone differs from the saved file"
     path = str((torch_home / backbone_file(net)).resolve())
-    assert weights.used_weights()[path] == file_sha256(torch_home / backbone_file(net))
+    assert files[path] == file_sha256(torch_home / backbone_file(net))
+    with weights.recording_weights() as again:
+        assert lpips_model(net, "cpu") is model  # built once per process, recorded again in every run using it
+    assert again == files
+    save_random_backbone(net, torch_home, seed=1)  # the file replaced: read afresh, its new hash recorded
+    with weights.recording_weights() as replaced:
+        assert lpips_model(net, "cpu") is not model
+    assert replaced[path] == file_sha256(torch_home / backbone_file(net)) != files[path]
 
     generator = torch.Generator().manual_seed(1)
     gt = torch.rand(3, 3, 64, 64, generator=generator)

@@ -18,9 +18,7 @@ order, so smaller studies are nested in larger ones).
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sys
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +40,7 @@ from bench.analysis.recolour import (
     tiny_image_features,
     transfer_ab,
 )
+from bench.cachekey import LEGACY_SEPARATORS, cache_key, key_description
 from bench.color import lab_to_rgb, rgb_to_lab
 from bench.errors import BenchError
 from bench.images import PIXELS_TAG, file_sha256, quantize, read_label_png, read_png_text, read_png_u8, write_png
@@ -49,6 +48,8 @@ from bench.integrity import read_sealed_json, report_corrupt, write_sealed_json
 from bench.schema import read_csv, write_csv
 from metrics.kernels import compile_enabled, workload
 from metrics.registry import METRICS, compute
+
+logger = logging.getLogger(__name__)
 
 STUDY_KEYS = ("sweep", "strength", "image_id")
 VARIANT_KEYS = ("variant", "image_id", "detail")
@@ -112,9 +113,9 @@ def study_fingerprint(
              sorted((categories.get(i) or {}).items()))
             for i in image_ids]
     sweeps = [(s.name, s.strengths, s.regime) for s in SWEEPS]
-    metrics = [METRICS[n].describe() for n in metric_names]
+    metrics = [key_description(METRICS[n].describe()) for n in metric_names]
     payload = [STUDY_VERSION, tags, sweeps, metrics]
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return cache_key(payload, 64, separators=LEGACY_SEPARATORS)  # legacy text: existing studies stay current
 
 
 def to_rgb8(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
@@ -227,7 +228,7 @@ def run_study(
         return target
     if len(image_ids) * degraded_per_image() > ANNOUNCE_ABOVE:
         first = read_png_u8(out / "ground_truth" / f"{image_ids[0]}.png")
-        print(announce(len(image_ids), first.shape[1] * first.shape[2], compile_enabled()), file=sys.stderr)
+        logger.info("%s", announce(len(image_ids), first.shape[1] * first.shape[2], compile_enabled()))
     rows: list[dict[str, object]] = []
     variant_rows: list[dict[str, object]] = []
     examples: dict[str, list[torch.Tensor]] = {}

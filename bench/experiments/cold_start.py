@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shlex
 import subprocess
@@ -29,8 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import console
 from bench.errors import BenchError
 from bench.schema import write_json
+
+logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -115,11 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (clone, logs, run folders)")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args(argv)
+    console.configure()
     try:
         result = measure(reuse_python=args.reuse_python, warm=not args.no_warm, extra=shlex.split(args.run_args),
                          keep=args.keep)
     except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        logger.error("%s", exc)
         return 1
     print(summary(result))
     if args.json:

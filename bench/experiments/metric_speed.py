@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import statistics
@@ -36,8 +37,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from bench import console
 from bench.color import lab_to_rgb, rgb_to_lab
 from metrics.registry import DISTRIBUTION_METRICS, METRICS, compute
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_COCO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "coco-mini"
 
@@ -228,7 +232,7 @@ def run_suite(args: argparse.Namespace, device: torch.device) -> dict[str, objec
             features[name][1].append(gt_features)
         done = start + count
         if done % (10 * args.batch_size) == 0 or done == args.images:
-            print(f"  {done}/{args.images} images, {time.perf_counter() - wall:.0f} s", flush=True)
+            logger.info("%d/%d images, %.0f s", done, args.images, time.perf_counter() - wall)
     values: dict[str, float] = {}
     for name in sets:
         metric = DISTRIBUTION_METRICS[name]
@@ -265,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suite", action="store_true", help="time every metric on --images generated inputs")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
+    console.configure()
     device = torch.device(args.device)
     results = run_suite(args, device) if args.suite else run_compare(args, device)
     results["settings"] = {k: str(v) for k, v in vars(args).items()}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -26,8 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import console
 from bench.errors import BenchError
 from bench.schema import write_json
+
+logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 COCO_MINI = REPO.parent / "shared" / "data" / "coco-mini"
@@ -79,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-args", default=DEFAULT_RUN_ARGS, help=f"options for run (default {DEFAULT_RUN_ARGS!r})")
     parser.add_argument("--json", type=Path, help="write the figures to this file (after each N)")
     args = parser.parse_args(argv)
+    console.configure()
     result: dict[str, object] = {"model": args.model, "run_args": args.run_args, "cpus": os.cpu_count(),
                                  "note": "wall times include any other load on the machine (load averages)",
                                  "points": []}
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.json:
                     write_json(args.json, result)
     except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        logger.error("%s", exc)
         return 1
     return 0
 

@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import resource
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,12 +45,15 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench import console
 from bench.data import ModelInputs
 from bench.device import autocast, memory_format, resolve_device, synchronize
 from bench.schema import write_json
 from bench.train import GanTrainer
 from models.chromagan import VARIANTS, build
 from models.teachers import Targets, teacher_classes
+
+logger = logging.getLogger(__name__)
 
 COCO_TRAIN_IMAGES = 118_287
 PAPER_ANCHORS = (
@@ -210,11 +213,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Measure, print the summary (stderr) and the JSON figures (stdout, and ``--json``)."""
+    """Measure, log the summary (stderr) and print the JSON figures (stdout, and ``--json``)."""
     result = measure(args.model, resolve_device(args.device), batch_size=args.batch_size, steps=args.steps,
                      warmup=args.warmup, size=args.size, width=args.width, bf16=args.bf16,
                      compile_generator=args.compile, peak=args.peak_tflops)
-    print(report(result), file=sys.stderr)
+    logger.info("%s", report(result))
     print(json.dumps(result, indent=2))
     if args.json:
         write_json(args.json, result)
@@ -224,7 +227,9 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.experiments.throughput", description=__doc__.split("\n")[0])
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    console.configure()
+    return run(args)
 
 
 if __name__ == "__main__":
