@@ -122,6 +122,45 @@ def test_warm_run_compiles_no_new_graph(trained_runs, tmp_path):
     assert xla_metric("CompileTime") - before == 0
 
 
+@pytest.mark.parametrize("name", TRAINED)
+def test_training_step_stays_on_the_device(name, tmp_path):
+    """The model's training step, driven as the trainer drives it (models/trainable.py): after two warm-up steps
+    (the first creates the optimisers' state), further steps compile nothing, copy nothing to the host (no
+    ``.item()``, no branch on a tensor value) and run no operation as a CPU fallback."""
+    from bench.data import Preprocess, iterate_batches, make_loader
+    from bench.device import resolve_device, step_done
+    from bench.sources import open_source
+    from bench.splits import build_manifest
+    from models.trainable import StepContext, TrainableModel, TrainingData
+
+    device = resolve_device("xla")
+    model = model_specs()[name].build(profile="smoke", seed=0, epochs=1)
+    assert isinstance(model, TrainableModel)
+    settings = model.loop_settings()
+    entries = build_manifest(open_source("sample:train"), "full", progress=False).usable
+    model.prepare_training(TrainingData(entries, "sample:train", "resize", tmp_path, device, progress=False))
+    nets = {key: module.to(device).train() for key, module in model.trained_modules().items()}
+    optimizers = model.make_optimizers()
+
+    def update(key: str, loss: torch.Tensor) -> None:
+        optimizers[key].zero_grad(set_to_none=True)
+        loss.backward()
+        optimizers[key].step()
+
+    step = StepContext(device, torch.Generator().manual_seed(0), nets, update, bf16=False)
+    loader = make_loader(entries, Preprocess(settings.image_size), batch_size=min(settings.batch_size, len(entries)),
+                         drop_last=True)
+    batch = next(iter(iterate_batches(loader, device)))
+    counts = []
+    for _ in range(5):
+        losses = model.training_step(batch, step)
+        step_done(device)
+        counts.append((xla_metric("CompileTime"), xla_metric("TransferFromDeviceTime"), cpu_fallbacks()))
+    assert set(losses) <= set(model.loss_names)
+    assert counts[2:] == [counts[1]] * 3, f"(compiles, host transfers, CPU fallbacks) after each step: {counts}"
+    assert all(torch.isfinite(v.cpu()) for v in losses.values())
+
+
 LAUNCH = ("import sys; import bench.device as d; d.launches_xla_processes = lambda name: True; "
           "from bench.cli import main; sys.exit(main(sys.argv[1:]))")
 
