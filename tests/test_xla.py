@@ -26,6 +26,7 @@ import pytest
 import torch
 
 from bench.cli import main
+from bench.device import resolve_device
 from models.registry import model_specs
 from tests.test_runner import read_rows
 
@@ -42,9 +43,12 @@ RUN_ARGS = ["run", "--models", ",".join(TRAINED), "--profile", "smoke", "--size"
             "--batch-size", "3", "--no-study", "--no-progress", "--seed", "0"]
 
 
-@pytest.fixture(autouse=True)
-def _pjrt_cpu(monkeypatch):
-    monkeypatch.setenv("PJRT_DEVICE", os.environ.get("PJRT_DEVICE", "CPU"))
+@pytest.fixture(scope="module", autouse=True)
+def _xla_runtime():
+    """torch-xla's CPU runtime, started before this process's first backward pass: autograd sizes its per-device
+    queues then, and a later XLA backward fails an internal assert (CPU and XLA runs share this test process)."""
+    os.environ.setdefault("PJRT_DEVICE", "CPU")
+    torch.zeros(1, device=resolve_device("xla")).cpu()
 
 
 def xla_metric(name: str) -> int:
@@ -128,7 +132,7 @@ def test_training_step_stays_on_the_device(name, tmp_path):
     (the first creates the optimisers' state), further steps compile nothing, copy nothing to the host (no
     ``.item()``, no branch on a tensor value) and run no operation as a CPU fallback."""
     from bench.data import Preprocess, iterate_batches, make_loader
-    from bench.device import resolve_device, step_done
+    from bench.device import step_done
     from bench.sources import open_source
     from bench.splits import build_manifest
     from models.trainable import StepContext, TrainableModel, TrainingData
