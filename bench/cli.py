@@ -20,13 +20,13 @@ from pathlib import Path
 
 from bench import console
 from bench import device as devices
-from bench.analysis.study import DEFAULT_STUDY_IMAGES, parse_study_images
 from bench.checkpoints import check_readable
 from bench.data import Preprocess
 from bench.device import DEVICE_CHOICES
 from bench.errors import BenchError, unknown_name
 from bench.images import RESIZE_MODES
-from bench.train import PROFILE_CHOICES
+from bench.layout import RunLayout
+from bench.run_context import DEFAULT_STUDY_IMAGES
 from bench.weights import WEIGHTS_DIR_ENV
 from models.teachers import TEACHER_CHOICES
 
@@ -60,6 +60,16 @@ def _keep(value: str) -> int | None:
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"takes a number of epochs (at least 1) or 'all', not {value!r}")
     return int(value)
+
+
+def _profile(value: str) -> str:
+    """``--profile``, checked against the trainer's profiles only when ``run`` parses it (so that other commands,
+    ``list`` above all, never import the trainer)."""
+    from bench.training.profiles import PROFILE_CHOICES
+
+    if value not in PROFILE_CHOICES:
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(PROFILE_CHOICES)})")
+    return value
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -100,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                      help="load a model's weights from a safetensors file instead of fitting/training it")
     run.add_argument("--no-study", action="store_true", help="skip the perturbation study")
-    run.add_argument("--profile", choices=PROFILE_CHOICES, default="auto",
+    run.add_argument("--profile", type=_profile, default="auto", metavar="{auto,smoke,paper}",
                      help="training profile of trained models: smoke (small and fast), paper (224x224, the paper's "
                           "hyper-parameters); auto = smoke on the built-in sample, paper otherwise")
     run.add_argument("--teacher", choices=TEACHER_CHOICES, default="auto",
@@ -212,6 +222,7 @@ def default_train_source(evaluate: str, models: Sequence[str], weights: Mapping[
 
 
 def _run(args: argparse.Namespace) -> int:
+    from bench.analysis.study import parse_study_images, run_study
     from bench.runner import RunConfig, execute
     from models.registry import resolve_model_names
     from reports.html import build_report
@@ -242,19 +253,20 @@ def _run(args: argparse.Namespace) -> int:
         study=study_only or not args.no_study, study_images=parse_study_images(args.study_images),
         bf16=getattr(args, "bf16", True), **training,
     )
-    out = execute(cfg, report=build_report)
+    out = execute(cfg, study=run_study, report=build_report)
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"results in {out} (open {out / 'index.html'})")
+        print(f"results in {out} (open {RunLayout(out).index_html})")
     return 0
 
 
 def _score(args: argparse.Namespace) -> int:
     from bench.score_folders import score_folders
+    from reports.html import build_report
 
     out = score_folders(args.pred, args.gt, name=args.name, out=args.out, metric_names=_metric_names(args.metrics),
                         device_name=args.device, segments_dir=args.segments,
-                        batch_size=args.batch_size, progress=not args.no_progress)
-    print(f"results in {out} (open {out / 'index.html'})")
+                        batch_size=args.batch_size, progress=not args.no_progress, report=build_report)
+    print(f"results in {out} (open {RunLayout(out).index_html})")
     return 0
 
 
@@ -262,7 +274,7 @@ def _report(args: argparse.Namespace) -> int:
     from bench.runfolder import lock
     from reports.html import build_report
 
-    if not (args.results / "run.json").is_file():
+    if not RunLayout(args.results).run_json.is_file():
         raise BenchError(f"{args.results} is not a run folder (no run.json)")
     with lock(args.results):
         print(f"report in {build_report(args.results, crop_run=args.crop_run)}")
@@ -277,13 +289,14 @@ def _bapps(args: argparse.Namespace) -> int:
     from metrics.registry import select_metrics
     from reports.html import build_report
 
-    if not (args.into / "run.json").is_file():
+    layout = RunLayout(args.into)
+    if not layout.run_json.is_file():
         raise BenchError(f"{args.into} is not a run folder (no run.json); run `python -m bench run` or `study` first")
     with lock(args.into):
         rows = agreement(load_bapps(args.root), select_metrics(_metric_names(args.metrics)).per_image,
                          device=resolve_device(args.device), batch_size=args.batch_size)
-        write_csv(args.into / "analysis" / "bapps_agreement.csv", AGREEMENT_COLUMNS, rows)
-        print(f"agreement table in {args.into / 'analysis' / 'bapps_agreement.csv'}; "
+        write_csv(layout.bapps_agreement, AGREEMENT_COLUMNS, rows)
+        print(f"agreement table in {layout.bapps_agreement}; "
               f"report in {build_report(args.into)}")
     return 0
 

@@ -12,6 +12,7 @@ from typing import ParamSpec, TypeVar
 
 from bench import integrity
 from bench.aggregate import leaderboard
+from bench.layout import RunLayout
 from bench.prepared import close_shards
 from bench.provenance import provenance, utc_now
 from bench.schema import SCHEMA_VERSION, leaderboard_columns, per_image_columns, write_csv, write_json
@@ -19,6 +20,9 @@ from bench.sources import open_source
 from bench.weights import recording_weights, used_weights
 from metrics.registry import MetricSelection
 
+#: Builds the report of a finished run folder; the CLI passes reports.html.build_report to run, study and score
+#: (the harness never imports reports).
+ReportBuilder = Callable[[Path], object]
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -42,7 +46,7 @@ def per_run(command: Callable[_P, _R]) -> Callable[_P, _R]:
 
 
 def write_results(
-    out: Path,
+    layout: RunLayout,
     by_model: Mapping[str, Sequence[Mapping[str, object]]],
     metrics: MetricSelection,
     *,
@@ -62,12 +66,12 @@ def write_results(
     columns stay empty.
     """
     rows = [{"model": model, **record} for model, records in by_model.items() for record in records]
-    write_csv(out / "per_image.csv", per_image_columns(metrics.per_image), rows)
+    write_csv(layout.per_image, per_image_columns(metrics.per_image), rows)
     table = leaderboard(by_model, metrics.per_image, seed=seed)
     for row in table:
         row.update(set_level.get(str(row["model"]), {}))
-    write_csv(out / "leaderboard.csv", leaderboard_columns(metrics.names), table)
-    write_json(out / "run.json", {
+    write_csv(layout.leaderboard, leaderboard_columns(metrics.names), table)
+    write_json(layout.run_json, {
         "schema_version": SCHEMA_VERSION,
         "command": sys.argv,
         "created": utc_now(),

@@ -79,14 +79,14 @@ RUN_FIELDS = {
     "device": "device the run used",
     "seed": "global seed (model init, shuffles, bootstrap)",
     "config": "the full run configuration (sources, splits, preprocessing, models, metrics)",
-    "protocol": "what the claims table states per row (bench.runner.Run.protocol): eval/train source and split, "
+    "protocol": "what the claims table states per row (bench.runner.protocol): eval/train source and split, "
                 "builtin_sample, n_eval_images, working_size, resize_mode, seeds, segment_source, "
                 "train_eval_overlap (files shared by the two manifests); null for `score`",
     "splits": "per role (eval/train): source, split, manifest sha256, counts by status; overlap: files (sha256) "
               "shared by the training and evaluation manifests and whether --allow-overlap permitted them",
     "models": "per model: registry entry (spec, with its definition version), options, weights sha256, cache key, "
               "how the weights were obtained, "
-              "the training record of trained models (settings, best/worst epoch, divergence flag: bench.train), "
+              "the training record of trained models (settings, best/worst epoch, divergence flag: bench.training), "
               "adversarial (trained against a critic), for trained models replica_of (registry name), seed (this "
               "replica's; --seeds N names replica k > 0 NAME@seed{k}) and protocol (profile, image_size, width, "
               "batch_size, epochs, teacher, seed, n_train_images, batch_exceeds_training_set), "

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from bench.device import resolve_device
 from bench.errors import BenchError, IncompleteError
-from bench.outputs import per_run, write_results
+from bench.layout import RunLayout
+from bench.outputs import ReportBuilder, per_run, write_results
 from bench.paths import child, printable, text_bytes
 from bench.runfolder import claim
 from bench.scoring import SetLevelScorer, match_folders, score_pairs
 from bench.segments import SegmentSource, needs_segments, segments_from, slic_segments, slic_source
 from metrics.registry import select_metrics
-from reports.html import build_report
 
 
 @per_run
@@ -29,11 +29,13 @@ def score_folders(
     batch_size: int = 16,
     progress: bool = True,
     segments_dir: Path | None = None,
+    report: ReportBuilder | None = None,
 ) -> Path:
     """Score every matched pair at the files' own resolution and write tables, run.json and the report.
 
     Segment metrics read label maps named like the images from ``segments_dir`` (e.g. a run folder's
-    ``segments/``, to reproduce its numbers), else use SLIC superpixels of each ground truth.
+    ``segments/``, to reproduce its numbers), else use SLIC superpixels of each ground truth. ``report`` builds
+    the report of the finished folder (the CLI passes it, as for ``run`` and ``study``).
 
     The folder is claimed for this command (bench.runfolder: never a run's folder). When no pair could be
     scored the tables and report are still written, then :class:`IncompleteError` says why (exit status 1)."""
@@ -62,12 +64,13 @@ def score_folders(
         config = {"pred": str(pred_dir), "gt": str(gt_dir), "name": model, "batch_size": batch_size,
                   "metrics": list(metric_names) if metric_names else None,
                   "segments": str(segments_dir) if segments_dir else None}
-        write_results(out, {model: records}, metrics, seed=0, device=str(device), config=config,
+        write_results(RunLayout(out), {model: records}, metrics, seed=0, device=str(device), config=config,
                       models={model: {"predictions": str(pred_dir.resolve()), "n_pairs": len(pairs)}},
                       splits={}, skipped=[s.as_dict() for s in skips], set_level={model: set_level},
                       segments=segment_source.describe() if with_segments else None)
-        build_report(out)
+        if report is not None:
+            report(out)
     if not records:
         raise IncompleteError(f"no image was scored: {len(pairs)} matched pairs, {len(skips)} skipped (reasons in "
-                              f"{out / 'run.json'} and the report)")
+                              f"{RunLayout(out).run_json} and the report)")
     return out

@@ -42,8 +42,8 @@ class StageTimer:
                 "total_s": time.perf_counter() - self.began}
 
 
-def record_in_run_json(out: Path, timer: StageTimer) -> None:
-    """Write the timer's figures into ``out/run.json`` (a stage that ran after the tables, the report, included)."""
-    path = out / "run.json"
+def record_in_run_json(path: Path, timer: StageTimer) -> None:
+    """Write the timer's figures into the run folder's ``run.json`` at ``path`` (a stage that ran after the
+    tables, the report, included)."""
     if path.is_file():
         write_json(path, {**json.loads(path.read_text()), "timings": timer.as_dict()})

@@ -17,25 +17,19 @@ import warnings
 from pathlib import Path
 
 import torch
-from torchvision.models import AlexNet_Weights, VGG16_Weights
 
 from bench.errors import BenchError
-from bench.weights import (
-    cached_with_weights,
-    file_name_of,
-    find_weights,
-    load_state_dict,
-    missing_message,
-    unavailable_reason,
-)
+from bench.weights import cached_with_weights, find_weights, load_state_dict, missing_message, unavailable_reason
 
-#: The torchvision ImageNet weights each LPIPS backbone was trained on.
-BACKBONE_WEIGHTS = {"alex": AlexNet_Weights.IMAGENET1K_V1, "vgg": VGG16_Weights.IMAGENET1K_V1}
+#: File names of the torchvision ImageNet weights each LPIPS backbone was trained on (AlexNet_Weights and
+#: VGG16_Weights.IMAGENET1K_V1; spelled out so that listing the metrics does not import torchvision, and checked
+#: against torchvision in tests/test_perceptual.py).
+BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
 
 
 def backbone_file(net: str) -> str:
     """File name of the backbone weights, e.g. ``alexnet-owt-7be5be79.pth`` for ``alex``."""
-    return file_name_of(BACKBONE_WEIGHTS[net].url)
+    return BACKBONE_FILES[net]
 
 
 def lpips_unavailable(net: str) -> str | None:

@@ -14,7 +14,8 @@ from bench.data import Batch, ModelInputs
 class Colorizer(nn.Module):
     """Base class of all models.
 
-    Subclasses implement :meth:`colorize`; models with ``training="fit"`` also implement :meth:`fit`.
+    Subclasses implement :meth:`colorize`; models with ``training="fit"`` also implement :meth:`fit`, models with
+    ``training="train"`` the protocol of models/trainable.py (driven by bench/training/).
     :meth:`options` returns the hyper-parameters that change the output; together with the weights hash it
     forms the model's cache key, and both are written to ``run.json``.
     """
@@ -24,8 +25,9 @@ class Colorizer(nn.Module):
         NaN, Inf and out-of-range values before scoring)."""
         raise NotImplementedError
 
-    def fit(self, batches: Iterable[Batch]) -> None:
-        """Learn from one streaming pass over training batches (statistics models only)."""
+    def fit(self, batches: Iterable[Batch], progress: bool = True) -> None:
+        """Learn from one streaming pass over training batches (statistics models only); ``progress``: whether
+        to draw a progress bar (the harness passes False for --no-progress and on ranks other than 0)."""
         raise NotImplementedError(f"{type(self).__name__} is not fitted from statistics")
 
     def options(self) -> dict[str, object]:

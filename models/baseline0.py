@@ -64,8 +64,8 @@ class Baseline0(Colorizer):
         means = self.rgb_sums / self.pixel_counts.clamp_min(1)
         self.table = fill_unseen(means, self.pixel_counts)
 
-    def fit(self, batches: Iterable[Batch]) -> None:
-        for batch in tqdm(batches, desc="fit baseline0", unit="batch"):
+    def fit(self, batches: Iterable[Batch], progress: bool = True) -> None:
+        for batch in tqdm(batches, desc="fit baseline0", unit="batch", disable=not progress):
             if len(batch):
                 self.accumulate(batch)
         self.finish()

@@ -1,183 +1,130 @@
-"""The ChromaGAN family (Vitoria et al., WACV 2020; paper Sec. 2, 4.2, 6.2, 6.4): one generator and one critic module
-shared by four registry entries that differ only in their class head, adversarial loss and optimiser settings.
-
-Generator (reference.md sec. 2), for an input of S x S (S = 224 in the paper) and channel widths scaled by
-``width`` (1.0 = the paper's):
-
-- trunk: VGG-16's convolutions up to block4_conv3 (S/8 grid), laid out as torchvision's ``vgg16().features[:23]``
-  so ImageNet weights load from torchvision's file when the user has it, else Xavier-initialized;
-- global branch: four 3x3 convs (stride 2, 1, 2, 1; ReLU then BatchNorm, Keras order) to an S/32 grid, flattened,
-  dense 1024 -> 512 -> 256 (linear, as in the original), broadcast over the S/8 grid;
-- class head (optional): dense 4096 -> 4096 -> K logits from the same flattened features (K = the teacher's
-  classes; softmax in the loss);
-- mid-level branch: 3x3 convs 512 -> 256 with BatchNorm; fusion: concat(mid-level, global) -> 512 channels;
-- decoder: 1x1 conv 256, 3x3 conv 128, up x2, conv 64, conv 64, up x2, conv 32, conv 2 + sigmoid, up x2 (nearest).
+"""The ChromaGAN family (Vitoria et al., WACV 2020; paper Sec. 2, 4.2, 6.2, 6.4): one generator and one critic
+(models/chromagan_nets.py) shared by four registry entries that differ only in their class head, adversarial loss
+and optimiser settings; the family's settings, profiles, class-teacher targets and training step.
 
 The input is the Lab lightness scaled to [0, 1] and copied into three channels; the output is ab on ChromaGAN's
 [0, 1] scale, ab01 = (ab + 128) / 255. :meth:`ChromaGAN.colorize` works at any input size: it resizes L to the
 network's S, predicts ab, upsamples it bilinearly to the input size and combines it with the full-resolution L.
 
-Critic: a PatchGAN on concat(L, ab), 4x4 convs with stride 2 to 64, 128, 256 channels, then stride 1 to 512 and
-1, LeakyReLU (slope 0.3, Keras' default), no normalization, "same" padding as in Keras: an S/8 x S/8 map of patch
-scores (28 x 28 at 224).
+One training step (models/trainable.py): a generator step, then a critic step (ChromaGAN's order). The generator
+minimises
 
-BatchNorm uses PyTorch's defaults (momentum 0.1), not Keras' 0.99 averaging, so that short runs have usable
-running statistics at evaluation time.
+    L_G = w_mse * MSE(ab) + w_class * KL(teacher || class head) + w_adv * L_adv(critic(L, fake ab))
+
+(paper Sec. 2: L = L_e + gamma_s L_s + gamma_g L_g; ChromaGAN's weights 1, 0.003, 0.1); the critic minimises the
+WGAN loss plus ``gp_weight`` times the gradient penalty, or the BCE GAN loss (Model A.2), see models/gan.py.
+``adversarial="none"`` trains the generator alone (a plain regression model, used by tests).
+
+Extending the family (the caption models): override :meth:`ChromaGAN.generator_forward` to feed the generator
+more than L, and :meth:`ChromaGAN.generator_losses` plus :attr:`ChromaGAN.generator_terms` and
+:meth:`ChromaGAN.loss_weights` to add a weighted term to L_G; the critic step and logging follow.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import TypeVar
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from bench.color import rgb_from_l_ab
-from bench.data import ModelInputs
+from bench.data import Batch, ModelInputs
 from bench.errors import BenchError
-from bench.train import PROFILES, TrainSettings, settings_for
 from models.base import Colorizer
+from models.chromagan_nets import INIT_SCHEME, Critic, Generator, materialized
+from models.gan import GanLosses, critic_update, generator_adversarial
 from models.registry import register_model
-from models.teachers import VGG16_FILE, has_vgg16_weights, load_vgg16_state, resolve_teacher, teacher_classes
+from models.teachers import (
+    VGG16_FILE,
+    Targets,
+    batch_targets,
+    has_vgg16_weights,
+    load_vgg16_state,
+    resolve_teacher,
+    teacher_classes,
+    teacher_targets,
+)
+from models.trainable import LoopSettings, StepContext, TrainingData
 
-#: torchvision's VGG-16 configuration "D" up to block4_conv3 ("M" = 2x2 max pooling).
-VGG16_TO_BLOCK4 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512)
 TRUNK_INITS = ("auto", "imagenet", "xavier")
-M = TypeVar("M", bound=nn.Module)
+ADVERSARIAL = ("wgan-gp", "bce", "none")
 
 
-def scaled(channels: int, width: float) -> int:
-    return max(1, round(channels * width))
+@dataclass(frozen=True)
+class ChromaGANSettings:
+    """Every hyper-parameter of a ChromaGAN training (a profile, then the variant's own choices): the fields the
+    loop reads (:meth:`loop`), the network width, Adam's settings, the loss weights and the adversarial loss
+    (:attr:`gan`). Flat, in this order, because :meth:`ChromaGAN.options` (so every cache key) is its ``asdict``.
 
-
-def vgg16_trunk(width: float) -> nn.Sequential:
-    """VGG-16 convolutions to block4_conv3 with ReLU; module indices equal torchvision's ``features``."""
-    layers: list[nn.Module] = []
-    channels = 3
-    for item in VGG16_TO_BLOCK4:
-        if item == "M":
-            layers.append(nn.MaxPool2d(2, 2))
-        else:
-            layers += [nn.Conv2d(channels, scaled(item, width), 3, padding=1), nn.ReLU(inplace=True)]
-            channels = scaled(item, width)
-    return nn.Sequential(*layers)
-
-
-def conv_relu_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, padding=1), nn.ReLU(inplace=True), nn.BatchNorm2d(c_out))
-
-
-def conv_relu(c_in: int, c_out: int, kernel: int = 3) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2), nn.ReLU(inplace=True))
-
-
-def strided_size(size: int) -> int:
-    """Output size of a 3x3, stride-2, padding-1 convolution."""
-    return (size - 1) // 2 + 1
-
-
-class Upsample2x(nn.Module):
-    """Nearest-neighbour upsampling by 2 (the decoder's ``UpSampling2D``) as an expand and a reshape: the same values
-    as ``nn.Upsample(scale_factor=2)``, but its gradient is a plain sum that XLA compiles into the training step,
-    where ``upsample_nearest2d_backward`` falls back to the CPU (a device-to-host round trip per layer and step)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        return x[:, :, :, None, :, None].expand(b, c, h, 2, w, 2).reshape(b, c, 2 * h, 2 * w)
-
-
-class Generator(nn.Module):
-    """ChromaGAN's colorization network: (B, 3, S, S) grey input -> (ab01 (B, 2, S, S), class logits or None)."""
-
-    def __init__(self, image_size: int = 224, width: float = 1.0, n_classes: int | None = 1000) -> None:
-        super().__init__()
-        if image_size % 8:
-            raise BenchError(f"ChromaGAN's image size must be a multiple of 8, not {image_size}")
-        w = lambda c: scaled(c, width)  # noqa: E731
-        self.trunk = vgg16_trunk(width)
-        self.global_convs = nn.Sequential(conv_relu_bn(w(512), w(512), 2), conv_relu_bn(w(512), w(512)),
-                                          conv_relu_bn(w(512), w(512), 2), conv_relu_bn(w(512), w(512)))
-        grid = strided_size(strided_size(image_size // 8))
-        flat = w(512) * grid * grid
-        self.global_dense = nn.Sequential(nn.Flatten(), nn.Linear(flat, w(1024)), nn.Linear(w(1024), w(512)),
-                                          nn.Linear(w(512), w(256)))
-        self.class_head = (nn.Sequential(nn.Flatten(), nn.Linear(flat, w(4096)), nn.Linear(w(4096), w(4096)),
-                                         nn.Linear(w(4096), n_classes)) if n_classes else None)
-        self.mid = nn.Sequential(conv_relu_bn(w(512), w(512)), conv_relu_bn(w(512), w(256)))
-        self.decoder = nn.Sequential(
-            conv_relu(2 * w(256), w(256), 1), conv_relu(w(256), w(128)), Upsample2x(),
-            conv_relu(w(128), w(64)), conv_relu(w(64), w(64)), Upsample2x(),
-            conv_relu(w(64), w(32)), nn.Conv2d(w(32), 2, 3, padding=1), nn.Sigmoid(), Upsample2x())
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        features = self.trunk(x)
-        summary = self.global_convs(features)
-        global_features = self.global_dense(summary)[:, :, None, None].expand(-1, -1, *features.shape[2:])
-        ab = self.decoder(torch.cat((self.mid(features), global_features), dim=1))
-        return ab, self.class_head(summary) if self.class_head is not None else None
-
-
-class Critic(nn.Module):
-    """PatchGAN critic on concat(L, ab), both on [0, 1]: (B, 1, S, S), (B, 2, S, S) -> (B, 1, S/8, S/8) scores."""
-
-    def __init__(self, width: float = 1.0) -> None:
-        super().__init__()
-        w = lambda c: scaled(c, width)  # noqa: E731
-        layers: list[nn.Module] = []
-        channels = 3
-        for out in (w(64), w(128), w(256)):
-            layers += [nn.Conv2d(channels, out, 4, 2, padding=1), nn.LeakyReLU(0.3)]
-            channels = out
-        # Stride 1 with a 4x4 kernel: Keras' "same" pads one row/column before and two after.
-        layers += [nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(channels, w(512), 4), nn.LeakyReLU(0.3),
-                   nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(w(512), 1, 4)]
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, L01: torch.Tensor, ab01: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat((L01, ab01), dim=1))
-
-
-#: Recorded in the model's options (so in every cache key): how the weights are initialized.
-INIT_SCHEME = "glorot-uniform per layer, seeded by (seed, layer name)"
-
-
-def layer_seed(seed: int, name: str) -> int:
-    """A 63-bit seed for one layer from the run's seed and the layer's qualified name (stable across processes)."""
-    digest = hashlib.sha256(f"colorbench-init-v1:{seed}:{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-def xavier_init(module: nn.Module, seed: int, prefix: str) -> None:
-    """Keras' defaults: Glorot-uniform weights and zero biases for every convolution and dense layer; BatchNorm
-    at ones and zeros.
-
-    Each layer draws from its own generator seeded by ``(seed, prefix.layer_name)``, so two models that share a
-    layer name share that layer's initial weights at the same seed: ``chromagan`` and ``chromagan-noclass``
-    (claim C4) start equal in every layer but the class head, whatever the head's size.
+    ``batch_size`` None in a profile means the variant's batch (ChromaGAN's 10, the paper's 256).
     """
-    for name, layer in module.named_modules():
-        if isinstance(layer, nn.Conv2d | nn.Linear):
-            generator = torch.Generator().manual_seed(layer_seed(seed, f"{prefix}.{name}"))
-            with torch.no_grad():
-                layer.weight.copy_(nn.init.xavier_uniform_(torch.empty(layer.weight.shape), generator=generator))
-            nn.init.zeros_(layer.bias)
-        elif isinstance(layer, nn.BatchNorm2d):
-            layer.reset_parameters()
+
+    profile: str
+    image_size: int
+    width: float
+    batch_size: int | None
+    epochs: int
+    lr: float = 2e-5
+    betas: tuple[float, float] = (0.5, 0.999)
+    mse_weight: float = 1.0
+    class_weight: float = 0.003
+    adversarial: str = "wgan-gp"
+    adversarial_weight: float = 0.1
+    gp_weight: float = 10.0
+    n_val: int = 500
+    log_every: int = 10
+    divergence_min_points: int = 5
+    divergence_false_positive_bound: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.adversarial not in ADVERSARIAL:
+            raise BenchError(f"unknown adversarial loss {self.adversarial!r}; choose one of {', '.join(ADVERSARIAL)}")
+
+    def loop(self) -> LoopSettings:
+        if self.batch_size is None:
+            raise BenchError("training settings without a batch size (the model variant sets the paper's)")
+        return LoopSettings(self.profile, self.image_size, self.batch_size, self.epochs, self.seed, self.n_val,
+                            self.log_every, self.divergence_min_points, self.divergence_false_positive_bound)
+
+    @property
+    def gan(self) -> GanLosses | None:
+        """The adversarial settings (models/gan.py), None without a critic."""
+        if self.adversarial == "none":
+            return None
+        return GanLosses(self.adversarial, self.adversarial_weight, self.gp_weight)
 
 
-def materialized(build: Callable[[], M], seed: int, prefix: str) -> M:
-    """Build a module on the meta device (no default initialization, no draw from the global RNG), allocate it
-    on the CPU and initialize every layer with :func:`xavier_init`."""
-    with torch.device("meta"):
-        module = build()
-    module = module.to_empty(device="cpu")
-    xavier_init(module, seed, prefix)
-    return module
+#: ``smoke``: the built-in sample trains in seconds on a laptop CPU (a plumbing run, not a model).
+#: ``paper``: 224x224, full VGG-16 widths, the paper's optimiser settings and 5 epochs (Sec. 6.4).
+PROFILES = {
+    "smoke": ChromaGANSettings("smoke", image_size=64, width=0.25, batch_size=4, epochs=10, lr=2e-4, n_val=1,
+                               log_every=1),
+    "paper": ChromaGANSettings("paper", image_size=224, width=1.0, batch_size=None, epochs=5),
+}
+
+
+def settings_for(profile: str, **overrides: object) -> ChromaGANSettings:
+    """A profile's settings with some fields replaced (``None`` values leave the profile's)."""
+    if profile not in PROFILES:
+        raise BenchError(f"unknown training profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    return replace(PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def ab_to_unit(ab: torch.Tensor) -> torch.Tensor:
+    """Lab ab -> ChromaGAN's [0, 1] scale: (ab + 128) / 255."""
+    return (ab + 128) / 255
+
+
+def class_kl(target: torch.Tensor, labelled: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || class head) = sum_k p_k log(p_k / q_k), q = softmax(logits), averaged over the labelled
+    images of the batch (images the teacher has no label for are left out; 0 when there is none). Written out
+    (0 log 0 = 0 by ``xlogy``) rather than ``F.kl_div``, which has no autograd kernel on XLA."""
+    per_image = (torch.xlogy(target, target) - target * logits.float().log_softmax(dim=1)).sum(dim=1)
+    weights = labelled.to(per_image.dtype)
+    return (per_image * weights).sum() / weights.sum().clamp_min(1)
 
 
 @dataclass(frozen=True)
@@ -207,9 +154,16 @@ VARIANTS = {
 
 class ChromaGAN(Colorizer):
     """A ChromaGAN-family colorizer: the generator (its weights are the model's weights), the settings it is
-    trained with, its class teacher and how its trunk was initialized."""
+    trained with, its class teacher and how its trunk was initialized; a :class:`~models.trainable.TrainableModel`.
 
-    def __init__(self, settings: TrainSettings, teacher: str | None = None, trunk_init: str = "auto") -> None:
+    The critic is built on the first :meth:`trained_modules` call and is not a submodule: the model's state (the
+    final weights file, ``weights_sha256``) is the generator's alone.
+    """
+
+    #: The generator's loss terms, in column order; ``g_total`` is their weighted sum (:meth:`loss_weights`).
+    generator_terms: tuple[str, ...] = ("mse", "class_kl", "g_adv")
+
+    def __init__(self, settings: ChromaGANSettings, teacher: str | None = None, trunk_init: str = "auto") -> None:
         super().__init__()
         if trunk_init not in TRUNK_INITS:
             raise BenchError(f"unknown trunk initialization {trunk_init!r}; choose one of {', '.join(TRUNK_INITS)}")
@@ -227,6 +181,8 @@ class ChromaGAN(Colorizer):
             state = load_vgg16_state()
             self.generator.trunk.load_state_dict({k.removeprefix("features."): v for k, v in state.items()
                                                   if k.startswith("features.") and int(k.split(".")[1]) < 23})
+        self.targets: dict[str, Targets] | None = None
+        self._critic: list[Critic] = []  # a list, so that nn.Module does not register the critic as a submodule
 
     def make_critic(self) -> Critic:
         """A freshly initialized critic (seeded from the settings, so training is reproducible)."""
@@ -250,6 +206,75 @@ class ChromaGAN(Colorizer):
     def options(self) -> dict[str, object]:
         return {**asdict(self.settings), "teacher": self.teacher, "trunk_init": self.trunk_init, "init": INIT_SCHEME,
                 **({"trunk_weights": VGG16_FILE} if self.trunk_init == "imagenet" else {})}
+
+    # -- training (models/trainable.py) ---------------------------------------------------------------------
+    @property
+    def loss_names(self) -> tuple[str, ...]:
+        return (*self.generator_terms, "g_total", "critic", "gp", "c_total")
+
+    @property
+    def adversarial_terms(self) -> tuple[str, str] | None:
+        return ("g_adv", "critic") if self.settings.gan is not None else None
+
+    def loop_settings(self) -> LoopSettings:
+        return self.settings.loop()
+
+    def trained_modules(self) -> dict[str, nn.Module]:
+        if self.settings.gan is not None and not self._critic:
+            self._critic.append(self.make_critic())
+        return {"generator": self.generator, **({"critic": self._critic[0]} if self._critic else {})}
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        s = self.settings
+        return {name: torch.optim.Adam(module.parameters(), lr=s.lr, betas=s.betas)
+                for name, module in self.trained_modules().items()}
+
+    def prepare_training(self, data: TrainingData) -> None:
+        """The teacher's class distribution of every training image (cached in ``data.cache_dir`` by file
+        sha256), when the model has a class head."""
+        if self.teacher is not None and self.settings.class_weight:
+            self.targets = teacher_targets(
+                self.teacher, data.entries, data.source, data.resize_mode,
+                data.cache_dir / f"teacher-{self.teacher}-{data.resize_mode}.safetensors", data.device, data.workers,
+                data.progress)
+
+    def loss_weights(self) -> dict[str, float]:
+        """The weight of each generator term in ``g_total`` (paper Sec. 2: 1, gamma_s, gamma_g)."""
+        s = self.settings
+        return {"mse": s.mse_weight, "class_kl": s.class_weight, "g_adv": s.adversarial_weight}
+
+    def generator_forward(self, batch: Batch, step: StepContext) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The training generator (``step.nets["generator"]``) on the batch's L: (fake ab01 in float32, class
+        logits or None). Override to condition the generator on more than L."""
+        with step.autocast():
+            fake, logits = step.nets["generator"](self.network_input(batch.L).contiguous(
+                memory_format=step.memory_format))
+        return fake.float(), logits
+
+    def generator_losses(self, batch: Batch, step: StepContext) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The generator's loss terms (named in :attr:`generator_terms`; the critic frozen) and the fake ab01.
+        ``class_kl`` only with a class head and teacher targets, ``g_adv`` only with a critic."""
+        fake, logits = self.generator_forward(batch, step)
+        terms = {"mse": F.mse_loss(fake, ab_to_unit(batch.ab))}
+        if logits is not None and self.targets is not None and self.settings.class_weight:
+            targets = batch_targets(self.targets, batch)
+            terms["class_kl"] = class_kl(targets.probs, targets.labelled, logits)
+        gan = self.settings.gan
+        if gan is not None:
+            terms.update(generator_adversarial(step, batch.L / 100, fake, gan))
+        return terms, fake
+
+    def training_step(self, batch: Batch, step: StepContext) -> dict[str, torch.Tensor]:
+        """One generator update, then one critic update on this step's fakes (generated before the generator
+        update). Returns the detached loss terms."""
+        losses, fake = self.generator_losses(batch, step)
+        weights = self.loss_weights()
+        losses["g_total"] = sum(weights[name] * term for name, term in losses.items())  # type: ignore[assignment]
+        step.update("generator", losses["g_total"])
+        gan = self.settings.gan
+        if gan is not None:
+            losses.update(critic_update(step, batch.L / 100, ab_to_unit(batch.ab), fake, gan))
+        return {k: v.detach() for k, v in losses.items()}
 
 
 def build(variant: str, profile: str = "paper", teacher: str = "auto", seed: int = 0, epochs: int | None = None,

@@ -1,13 +1,19 @@
 """The model registry: a name -> how to build it, what it reads, and whether it must be fitted or trained.
 
 A model family is one file in ``models/`` whose build functions carry ``@register_model(...)``; adding a family
-is that file plus one line in :data:`FAMILY_MODULES`. Families are imported on first lookup, so listing the
-registry does not pay for importing every network.
+is that file plus one line in :data:`FAMILY_MODULES`. A family outside the source tree (a plug-in, a test-only
+family) is named in the environment variable :data:`FAMILIES_ENV` (``pkg.module[,pkg.other]``) and imported after
+those. Families are imported on first lookup, so listing the registry does not pay for importing every network.
+
+Builds are called as ``build(profile=..., seed=..., epochs=..., **family_options)``: the harness passes
+``profile``, ``seed`` and ``epochs`` to trained models, and a family option (ChromaGAN's ``teacher``) only to
+builds whose signature names it.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -25,6 +31,9 @@ FAMILY_MODULES = (
     "models.oracle",
 )
 
+#: Environment variable naming extra family modules, comma-separated, imported after :data:`FAMILY_MODULES`.
+FAMILIES_ENV = "COLORBENCH_MODEL_FAMILIES"
+
 #: What a model may read from a batch. ``ab`` is ground truth: only ``reference`` entries may read it.
 INPUTS = ("L", "luma", "caption", "ab")
 Training = Literal["none", "fit", "train"]
@@ -33,7 +42,7 @@ Training = Literal["none", "fit", "train"]
 @dataclass(frozen=True)
 class ModelSpec:
     """Registry entry. ``training``: ``none`` (nothing to learn), ``fit`` (one streaming pass of statistics
-    over the training source), ``train`` (gradient training, see bench.train). ``reference`` marks entries that
+    over the training source), ``train`` (gradient training, see bench.training). ``reference`` marks entries that
     are yardsticks rather than colorizers (they may read ground truth) and are left out of rankings.
     ``adversarial`` says whether the model is trained against a critic (the GAN claims C3 and C5 read it).
     ``version`` is the version of the model's definition: bump it when what the model computes changes; it goes
@@ -84,11 +93,22 @@ def register_model(
     return decorate
 
 
+def family_modules() -> tuple[str, ...]:
+    """:data:`FAMILY_MODULES`, then the modules named in ``$COLORBENCH_MODEL_FAMILIES``."""
+    extra = [name.strip() for name in os.environ.get(FAMILIES_ENV, "").split(",") if name.strip()]
+    return (*FAMILY_MODULES, *(name for name in extra if name not in FAMILY_MODULES))
+
+
 def _load_families() -> None:
     global _loaded
     if not _loaded:
-        for module in FAMILY_MODULES:
-            importlib.import_module(module)
+        for module in family_modules():
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if module in FAMILY_MODULES or exc.name is None or not module.startswith(exc.name):
+                    raise
+                raise BenchError(f"{FAMILIES_ENV}: model family module {module!r} not found") from exc
         _loaded = True
 
 

@@ -12,7 +12,7 @@ looks at the same grey input. colorbench offers three teachers, chosen by name a
 - ``coco-labels``: no network; the area-weighted distribution of COCO's 80 instance categories in the image
   (``instances_<split>.json``), i.e. the share of annotated object area that each category covers. An image with
   no instance annotation has no label: its target is the uniform distribution and ``labelled`` is False, and the
-  training loss leaves such images out of the class term (see ``bench.train.class_kl``).
+  training loss leaves such images out of the class term (see ``models.chromagan.class_kl``).
 
 ImageNet teachers see the grey input: the Lab lightness rendered as a 3-channel grey sRGB image at
 ``TEACHER_SIZE``, normalized as the classifier expects.
@@ -20,15 +20,21 @@ ImageNet teachers see the grey input: the Lab lightness rendered as a 3-channel 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
+from bench.checkpoints import cached_state, save_state
 from bench.color import rgb_from_l_ab
-from bench.data import Batch
+from bench.data import Batch, Preprocess, iterate_batches, make_loader
 from bench.errors import BenchError
+from bench.sources import open_source
+from bench.splits import ManifestEntry
 from bench.weights import efficientnet_lite0, find_weights, load_weights
 
 TEACHERS = ("efficientnet-lite0", "vgg16", "coco-labels")
@@ -143,3 +149,38 @@ def build_teacher(name: str, instances: Any | None = None) -> ImageNetTeacher | 
             raise BenchError("the coco-labels teacher needs instances_<split>.json beside the training captions")
         return CocoLabelTeacher(instances)
     return _vgg16() if name == "vgg16" else _efficientnet_lite0()
+
+
+def teacher_targets(teacher_name: str, entries: Sequence[ManifestEntry], source: str, mode: str, cache: Path,
+                    device: torch.device, workers: int = 0, progress: bool = True) -> dict[str, Targets]:
+    """Each image's class distribution, computed once (the teacher is frozen and inputs are not augmented) and
+    cached in ``cache`` keyed by the file's sha256. Returns image id -> single-row targets on the CPU."""
+    by_sha: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    cached = cached_state(cache, "teacher targets")
+    if cached is not None:
+        stored, shas = cached[0], cached[1]["sha256"]
+        by_sha = {sha: (stored["probs"][i], stored["labelled"][i]) for i, sha in enumerate(shas)}  # type: ignore[arg-type]
+    todo = [e for e in entries if e.sha256 not in by_sha]
+    if todo:
+        instances = open_source(source).instances() if teacher_name == "coco-labels" else None
+        teacher = build_teacher(teacher_name, instances).to(device)
+        loader = make_loader(todo, Preprocess(TEACHER_SIZE, mode), batch_size=16, workers=workers)
+        sha_of = {e.image_id: e.sha256 for e in todo}
+        for batch in tqdm(iterate_batches(loader, device), desc=f"teacher {teacher_name}", unit="batch",
+                          total=len(loader), leave=False, disable=not progress):
+            out = teacher(batch)  # float32 on every device: runs on the CPU, CUDA and XLA train against equal targets
+            probs, labelled = out.probs.float().cpu(), out.labelled.cpu()  # one copy to the host per batch
+            for i, image_id in enumerate(batch.image_ids):
+                by_sha[sha_of[image_id]] = (probs[i], labelled[i])
+        shas = sorted(by_sha)
+        save_state(cache, {"probs": torch.stack([by_sha[s][0] for s in shas]),
+                           "labelled": torch.stack([by_sha[s][1] for s in shas])},
+                   {"teacher": teacher_name, "resize_mode": mode, "size": TEACHER_SIZE, "sha256": shas})
+    return {e.image_id: Targets(*by_sha[e.sha256]) for e in entries if e.sha256 in by_sha}
+
+
+def batch_targets(table: dict[str, Targets], batch: Batch) -> Targets:
+    """The rows of ``table`` for the images of ``batch``, stacked on the batch's device."""
+    rows = [table[image_id] for image_id in batch.image_ids]
+    return Targets(torch.stack([r.probs for r in rows]).to(batch.L.device),
+                   torch.stack([r.labelled for r in rows]).to(batch.L.device))

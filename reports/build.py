@@ -18,6 +18,7 @@ from bench.analysis.rules import RULE_TABLE
 from bench.analysis.study import load_study, load_variants
 from bench.analysis.tables import rank_correlations, sweep_curves, sweep_sensitivity, win_rates
 from bench.errors import BenchError
+from bench.layout import EPOCHS_FILE, STEPS_FILE, RunLayout
 from bench.schema import read_csv, write_csv
 from reports import plots
 
@@ -44,10 +45,15 @@ class RunFolder:
     @classmethod
     def load(cls, out: Path) -> RunFolder:
         try:
-            run = json.loads((out / "run.json").read_text())
-            return cls(out, run, read_csv(out / "leaderboard.csv"), read_csv(out / "per_image.csv"), load_study(out))
+            layout = RunLayout(out)
+            run = json.loads(layout.run_json.read_text())
+            return cls(out, run, read_csv(layout.leaderboard), read_csv(layout.per_image), load_study(out))
         except (OSError, ValueError) as exc:
             raise BenchError(f"{out} is not a finished colorbench run folder: {exc}") from exc
+
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.out)
 
     @property
     def per_image_metrics(self) -> list[str]:
@@ -94,17 +100,17 @@ def _paired_study(folder: RunFolder) -> Path | None:
     metrics = folder.per_image_metrics
     table = paired_preferences(outputs_table(variants, folder.per_image, learned, metrics), metrics,
                                seed=int(folder.run.get("seed", 0)))
-    write_csv(folder.out / "analysis" / "paired_study.csv", PAIRED_COLUMNS, table.to_dict("records"))
+    write_csv(folder.layout.paired_study, PAIRED_COLUMNS, table.to_dict("records"))
     if not table["metric"].isin(FIGURE_METRICS).any():
         return None
-    return plots.paired_preference_dots(table, FIGURE_METRICS, folder.out / "figures" / "paired_study.png")
+    return plots.paired_preference_dots(table, FIGURE_METRICS, folder.layout.figure("paired_study.png"))
 
 
 def _claims(folder: RunFolder, crop_run: Path | None, **analyses: object) -> list[Claim]:
     """Evaluate the claims under every rule version and write ``claims.csv``, ``analysis/claim_rules.csv`` (the
     rule table) and, with a crop run, ``analysis/common_pixels.csv``. Reads the paired study
     (``analysis/paired_study.csv``) when present and measures near-grey pixels of adversarial models' PNGs."""
-    paired = folder.out / "analysis" / "paired_study.csv"
+    paired = folder.layout.paired_study
     evidence = folder.evidence(paired_study=read_csv(paired) if paired.is_file() else [], **analyses)
     images = sorted({r["image_id"] for r in folder.per_image})
     evidence.near_grey = near_grey_shares(folder.out, evidence.adversarial(), images, C3["grey_chroma"])
@@ -112,59 +118,59 @@ def _claims(folder: RunFolder, crop_run: Path | None, **analyses: object) -> lis
         crop = RunFolder.load(crop_run)
         evidence.crop = crop.evidence()
         metrics = [m for m in C7_METRICS if m in folder.per_image_metrics and m in crop.per_image_metrics]
-        originals = {r["image_id"]: (int(r["width"]), int(r["height"])) for r in read_csv(folder.out / "manifest.csv")
+        originals = {r["image_id"]: (int(r["width"]), int(r["height"])) for r in read_csv(folder.layout.manifest)
                      if r["status"] == "ok" and r.get("width") and r.get("height")}
         models = ["gray", *(m for m in evidence.trained() if m in evidence.crop.trained())]
         size = int(folder.run["config"]["preprocess"]["size"])
         evidence.common_pixels = common_pixel_rows(folder.out, crop_run, size, originals, models, metrics)
-        write_csv(folder.out / "analysis" / "common_pixels.csv", COMMON_PIXEL_COLUMNS, evidence.common_pixels)
+        write_csv(folder.layout.analysis("common_pixels.csv"), COMMON_PIXEL_COLUMNS, evidence.common_pixels)
     claims = evaluate_claims(evidence)
-    write_csv(folder.out / "claims.csv", CLAIM_COLUMNS, [c.as_row() for c in claims])
-    write_csv(folder.out / "analysis" / "claim_rules.csv", RULE_COLUMNS, [t.as_row() for t in RULE_TABLE])
+    write_csv(folder.layout.claims, CLAIM_COLUMNS, [c.as_row() for c in claims])
+    write_csv(folder.layout.analysis("claim_rules.csv"), RULE_COLUMNS, [t.as_row() for t in RULE_TABLE])
     return claims
 
 
 def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
     """Run every analysis the records allow, write their CSVs and figures, and evaluate the claims."""
-    out, metrics, seed = folder.out, folder.per_image_metrics, int(folder.run.get("seed", 0))
-    analysis = out / "analysis"
+    out, layout, metrics, seed = folder.out, folder.layout, folder.per_image_metrics, int(folder.run.get("seed", 0))
     curves = sweep_curves(folder.study, metrics) if folder.study else []
     sensitivity = sweep_sensitivity(folder.study, metrics) if folder.study else []
     colorizer_rows = [r for r in folder.per_image if r["model"] in folder.colorizers]
     correlations = rank_correlations(colorizer_rows, metrics, seed=seed) if colorizer_rows else []
     paired_figure = _paired_study(folder)
-    human = read_csv(analysis / "bapps_agreement.csv") if (analysis / "bapps_agreement.csv").is_file() else []
+    human = read_csv(layout.bapps_agreement) if layout.bapps_agreement.is_file() else []
     claims = _claims(folder, crop_run, sensitivity=sensitivity, curves=curves, correlations=correlations,
                      human=human)
     report = Report(claims, sensitivity=sensitivity, human=human)
     if curves:
-        write_csv(analysis / "perturbation_curves.csv", list(curves[0]), curves)
-        write_csv(analysis / "perturbation_sensitivity.csv", list(sensitivity[0]), sensitivity)
+        write_csv(layout.analysis("perturbation_curves.csv"), list(curves[0]), curves)
+        write_csv(layout.analysis("perturbation_sensitivity.csv"), list(sensitivity[0]), sensitivity)
         for sweep in dict.fromkeys(str(c["sweep"]) for c in curves):
             _figure(report, "perturbations", plots.sweep_curves(curves, sweep, SWEEPS_BY_NAME[sweep].unit,
-                                                                out / "figures" / f"curves_{sweep}.png"), out)
+                                                                layout.figure(f"curves_{sweep}.png")), out)
     if paired_figure is not None:
         _figure(report, "paired", paired_figure, out)
     if correlations:
-        write_csv(analysis / "rank_correlations.csv", CORRELATION_COLUMNS, correlations)
-        _figure(report, "correlations", plots.correlation_heatmaps(correlations, out / "figures" / "correlations.png"),
+        write_csv(layout.analysis("rank_correlations.csv"), CORRELATION_COLUMNS, correlations)
+        _figure(report, "correlations", plots.correlation_heatmaps(correlations, layout.figure("correlations.png")),
                 out)
         for x_metric, y_metric in SCATTERS:
             if x_metric in metrics and y_metric in metrics:
-                path = out / "figures" / f"scatter_{y_metric}_vs_{x_metric}.png"
+                path = layout.figure(f"scatter_{y_metric}_vs_{x_metric}.png")
                 _figure(report, "scatter", plots.metric_scatter(colorizer_rows, x_metric, y_metric, path,
                                                                 skip=folder.references), out)
     if len(folder.colorizers) >= 2:
         wins = win_rates(colorizer_rows, metrics, folder.colorizers, seed=seed)
         report.win_rates, report.metric_ranks = wins.rows, wins.metric_ranks
-        write_csv(analysis / "win_rates.csv", ["model", "win_rate", "win_rate_lo", "win_rate_hi"], wins.rows)
+        write_csv(layout.analysis("win_rates.csv"), ["model", "win_rate", "win_rate_lo", "win_rate_hi"], wins.rows)
         ranks = [{"metric": m, **ranks} for m, ranks in wins.metric_ranks.items()]
-        write_csv(analysis / "metric_ranks.csv", ["metric", *folder.colorizers], ranks)
-        _figure(report, "leaderboard", plots.win_rate_bars(wins.rows, out / "figures" / "win_rates.png"), out)
+        write_csv(layout.analysis("metric_ranks.csv"), ["metric", *folder.colorizers], ranks)
+        _figure(report, "leaderboard", plots.win_rate_bars(wins.rows, layout.figure("win_rates.png")), out)
     for model, info in folder.run["models"].items():
-        logs = Path((info.get("training") or {}).get("folder", out / "train" / model))
-        if (logs / "steps.csv").is_file() and (logs / "epochs.csv").is_file():
-            path = plots.training_curves(read_csv(logs / "steps.csv"), read_csv(logs / "epochs.csv"), model,
-                                         info.get("training") or {}, out / "figures" / f"training_{model}.png")
+        logs = Path((info.get("training") or {}).get("folder", layout.train_dir(model)))
+        steps, epochs = logs / STEPS_FILE, logs / EPOCHS_FILE
+        if steps.is_file() and epochs.is_file():
+            path = plots.training_curves(read_csv(steps), read_csv(epochs), model, info.get("training") or {},
+                                         layout.figure(f"training_{model}.png"))
             _figure(report, "training", path, out)
     return report

@@ -84,15 +84,17 @@ def _gallery(folder: RunFolder, limit: int) -> list[list[Tile]]:
         by_image.setdefault(row["image_id"], {})[row["model"]] = row
     working = _working_size(folder.run)
     verb = working.split(" ")[0]
-    rows = []
+    rows, layout = [], folder.layout
     config = folder.run["config"]
     score_folders = {role: images_by_id(Path(config[role]), role)[0] if Path(config[role]).is_dir() else {}
                      for role in ("gt", "pred") if config.get(role)}  # a `bench score` folder: files by image id
     for image_id, models in list(by_image.items())[:limit]:
-        if (folder.out / "ground_truth").is_dir():
-            tiles = [Tile(f"ground truth ({verb})", f"ground_truth/{image_id}.png", (f"image {image_id}", working)),
-                     Tile(f"{verb} input", f"gray/{image_id}.png", ("the lightness L the models see",))]
-            tiles += [Tile(model, f"predictions/{model}/{image_id}.png", _notes(row)) for model, row in models.items()]
+        if layout.ground_truth_dir.is_dir():
+            src = layout.relative
+            tiles = [Tile(f"ground truth ({verb})", src(layout.ground_truth(image_id)), (f"image {image_id}", working)),
+                     Tile(f"{verb} input", src(layout.gray(image_id)), ("the lightness L the models see",))]
+            tiles += [Tile(model, src(layout.prediction(model, image_id)), _notes(row))
+                      for model, row in models.items()]
         else:
             model, row = next(iter(models.items()))
             tiles = [Tile(label, _relative(path, folder.out), _notes(row) if role == "pred" else ())
@@ -110,8 +112,8 @@ def build_report(out: Path, *, crop_run: Path | None = None) -> Path:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["number"] = _number
     env.filters["direction_mark"] = direction_mark
-    examples = [(sweep, f"figures/sweep_{sweep.name}.png") for sweep in SWEEPS
-                if (out / "figures" / f"sweep_{sweep.name}.png").is_file()]
+    examples = [(sweep, folder.layout.relative(path)) for sweep in SWEEPS
+                if (path := folder.layout.figure(f"sweep_{sweep.name}.png")).is_file()]
     html = env.get_template("index.html.j2").render(
         run=folder.run,
         metrics=folder.run["metrics"],
@@ -128,5 +130,5 @@ def build_report(out: Path, *, crop_run: Path | None = None) -> Path:
         provenance=json.dumps(folder.run["provenance"], indent=2),
         config=json.dumps(folder.run["config"], indent=2),
     )
-    atomic_write_bytes(out / "index.html", html.encode())
-    return out / "index.html"
+    atomic_write_bytes(folder.layout.index_html, html.encode())
+    return folder.layout.index_html

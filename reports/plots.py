@@ -160,13 +160,23 @@ def win_rate_bars(rows: Sequence[Mapping[str, object]], path: Path) -> Path:
     return save_figure(figure, path)
 
 
+def loss_columns(steps: Sequence[Mapping[str, str]], epochs: Sequence[Mapping[str, str]]) -> list[str]:
+    """The loss terms a training logged, in the model's column order: the ``train_*`` columns of ``epochs.csv``
+    (``steps.csv``'s loss columns when it has none), without the ``*_total`` sums of the others."""
+    names = [c.removeprefix("train_") for c in (epochs[0] if epochs else {}) if c.startswith("train_")]
+    if not names and steps:
+        names = [c for c in steps[0] if c not in ("epoch", "step")]
+    return [n for n in names if not n.endswith("_total")]
+
+
 def training_curves(steps: Sequence[Mapping[str, str]], epochs: Sequence[Mapping[str, str]], title: str,
                     training: Mapping[str, object], path: Path) -> Path:
-    """Left: per-step loss terms (generator: mse, class_kl, g_adv; critic: critic, gp). Right: per-epoch
-    validation PSNR and colorfulness, with the best and worst epoch and the divergence epoch marked."""
+    """Left: per-step loss terms, whatever the model logged (:func:`loss_columns`; ChromaGAN: mse, class_kl,
+    g_adv, critic, gp). Right: per-epoch validation PSNR and colorfulness, with the best and worst epoch and the
+    divergence epoch marked."""
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
     x = column(steps, "step")
-    for name in ("mse", "class_kl", "g_adv", "critic", "gp"):
+    for name in loss_columns(steps, epochs):
         values = column(steps, name) if steps and name in steps[0] else np.array([])
         if np.isfinite(values).any():
             left.plot(x, values, linewidth=1, label=name)

@@ -16,7 +16,8 @@ from bench.cachekey import cache_key, key_description
 from bench.cli import main
 from bench.data import Preprocess
 from bench.images import read_png_text
-from bench.runner import KEY_TAG, RunConfig, prediction_key
+from bench.model_stage import KEY_TAG, prediction_key
+from bench.runner import RunConfig
 from bench.scoring import metric_set_id
 from metrics import registry as metric_registry
 from models import registry as model_registry

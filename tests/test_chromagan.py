@@ -1,5 +1,5 @@
-"""The ChromaGAN family (models/chromagan.py) and its class teachers (models/teachers.py): registry entries,
-shapes and ranges, the VGG-16 trunk layout, and valid class distributions from every teacher."""
+"""The ChromaGAN family (models/chromagan.py, models/chromagan_nets.py) and its class teachers (models/teachers.py):
+registry entries, shapes and ranges, the VGG-16 trunk layout, and valid class distributions from every teacher."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from bench.color import luma_bt601, rgb_to_lab
 from bench.data import Batch
 from bench.errors import BenchError
 from bench.sources import open_source
-from bench.train import settings_for
-from models.chromagan import VARIANTS, ChromaGAN, Critic, Generator, Upsample2x, build, vgg16_trunk
+from models.chromagan import VARIANTS, ChromaGAN, build, settings_for
+from models.chromagan_nets import Critic, Generator, Upsample2x, vgg16_trunk
 from models.registry import get_model_spec
 from models.teachers import (
     COCO_CLASSES,

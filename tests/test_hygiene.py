@@ -18,8 +18,6 @@ from tests.conftest import REPO
 PACKAGES = ("bench", "metrics", "models", "reports")
 #: Modules whose stdout is their output (command lines and stand-alone measurement scripts).
 COMMAND_LINES = ("bench/cli.py", "reports/check.py", "bench/experiments/")
-#: Still printing or drawing unconditionally until the trainer rewrite (i8-trainer) lands; remove on merge.
-PENDING_TRAINER = ("bench/train.py", "models/baseline0.py")
 FAST = ["--size", "32", "--no-progress", "--no-study", "--quiet"]
 
 
@@ -37,7 +35,7 @@ def calls(name: str) -> list[tuple[str, ast.Call]]:
 
 def test_library_code_logs_instead_of_printing():
     printing = [f"{path}:{node.lineno}" for path, node in calls("print")
-                if not path.startswith(COMMAND_LINES + PENDING_TRAINER)]
+                if not path.startswith(COMMAND_LINES)]
     assert not printing, printing
 
 
@@ -45,7 +43,7 @@ def test_every_progress_bar_can_be_turned_off():
     bars = calls("tqdm")
     assert bars
     unconditional = [f"{path}:{node.lineno}" for path, node in bars
-                     if path not in PENDING_TRAINER and "disable" not in {k.arg for k in node.keywords}]
+                     if "disable" not in {k.arg for k in node.keywords}]
     assert not unconditional, unconditional
 
 

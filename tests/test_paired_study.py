@@ -24,10 +24,11 @@ from bench.analysis.recolour import (
     tiny_image_features,
     transfer_ab,
 )
-from bench.analysis.study import announce, degraded_per_image, parse_study_images, study_subset, to_rgb8
+from bench.analysis.study import announce, degraded_per_image, parse_study_images, to_rgb8
 from bench.cli import main
 from bench.color import chroma, rgb_to_lab
 from bench.errors import BenchError
+from bench.run_context import study_subset
 from tests.conftest import to_batch_tensor
 from tests.test_runner import read_rows
 

@@ -8,12 +8,10 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
-from bench.device import DistInfo
 from bench.errors import BenchError
+from bench.layout import RunLayout
 from bench.paths import child, inside, is_safe_component, printable, safe_component
-from bench.runner import Run, RunConfig
 
 HOSTILE = {
     "parent": "..",
@@ -83,11 +81,11 @@ def test_printable_is_one_encodable_line():
 
 @pytest.mark.parametrize("kind", ["relative-up", "absolute", "nul", "non-utf8", "parent"])
 def test_runner_paths_stay_in_the_run_folder(kind, tmp_path):
-    """gt_path / gray_path / pred_path / segments_path / records_dir for hostile ids and model names."""
-    run = Run(RunConfig(models=["gray"], out=tmp_path / "out", metrics=["psnr"]), torch.device("cpu"), DistInfo())
+    """ground truth / gray / segments / prediction / records paths for hostile ids and model names."""
+    layout = RunLayout(tmp_path / "out")
     text = HOSTILE[kind]
-    paths = [run.gt_path(text), run.gray_path(text), run.segments_path(text), run.pred_path(text, text),
-             run.pred_path("gray", text), run.records_dir(text)]
+    paths = [layout.ground_truth(text), layout.gray(text), layout.segments(text), layout.prediction(text, text),
+             layout.prediction("gray", text), layout.records_dir(text, "psnr"), layout.records_dir("gray", text)]
     for path in paths:
         assert inside(tmp_path / "out", path) and "\x00" not in str(path)
         assert len(path.relative_to(tmp_path / "out").parts) == (3 if "predictions" in path.parts

@@ -42,6 +42,10 @@ def save_random_backbone(net: str, directory, as_net: str | None = None, seed: i
 
 
 def test_file_names_come_from_torchvision():
+    from torchvision.models import AlexNet_Weights, VGG16_Weights
+
+    for net, torchvision_weights in (("alex", AlexNet_Weights.IMAGENET1K_V1), ("vgg", VGG16_Weights.IMAGENET1K_V1)):
+        assert backbone_file(net) == weights.file_name_of(torchvision_weights.url)
     assert backbone_file("alex") == "alexnet-owt-7be5be79.pth"
     assert backbone_file("vgg") == "vgg16-397923af.pth"
 

@@ -19,7 +19,8 @@ from bench.data import Preprocess
 from bench.errors import BenchError
 from bench.runfolder import IDENTITY_FILE, lock
 from bench.runner import RunConfig
-from bench.train import Checkpoints, GanTrainer, disk_note
+from bench.training.checkpoints import Checkpoints
+from bench.training.loop import disk_note, prepare_state
 from bench.weights import load_state_dict
 from models.registry import get_model_spec
 from tests.conftest import REPO
@@ -180,10 +181,10 @@ def test_keep_checkpoints_keeps_the_last_and_the_best(tmp_path):
 
 def test_disk_note_states_the_expected_use(tmp_path):
     model = get_model_spec("chromagan-noclass").build(profile="smoke", teacher="auto", seed=0, epochs=3)
-    trainer = GanTrainer(model, torch.device("cpu"))
-    note = disk_note("chromagan-noclass", Checkpoints(tmp_path, keep_last=1), trainer, 3)
-    each = Checkpoints(tmp_path).size_bytes(trainer)
-    params = sum(p.numel() for m in trainer.modules().values() for p in m.parameters())
+    state, _ = prepare_state(model, torch.device("cpu"))
+    note = disk_note("chromagan-noclass", Checkpoints(tmp_path, keep_last=1), state, 3)
+    each = state.size_bytes()
+    params = sum(p.numel() for m in state.modules.values() for p in m.parameters())
     assert each >= 3 * 4 * params  # weights and Adam's two moments, float32
     assert f"{each / 2**20:.1f} MiB" in note and f"{2 * each / 2**20:.1f} MiB" in note
     assert "the last 1 and the best" in note

@@ -15,7 +15,10 @@ import torch
 from PIL import Image
 
 from bench.cli import main
+from bench.layout import EPOCH_CHECKPOINTS, EPOCHS_FILE, STEPS_FILE, SUMMARY_FILE, RunLayout
+from bench.runfolder import IDENTITY_FILE, LOCK_FILE
 from bench.schema import LEADERBOARD_METRIC_COLUMNS, RUN_FIELDS, leaderboard_columns, per_image_columns
+from bench.scoring import metric_set_id
 from models import registry
 from models.base import Colorizer
 from models.registry import ModelSpec
@@ -238,3 +241,27 @@ def test_nonfinite_predictions_are_counted_clipped_and_reported(tmp_path, monkey
     assert tuple(pixels[0, 0]) == (0, 255, 128) and pixels[1, 1, 2] == 255
     assert all(row["psnr"] for row in read_rows(out / "per_image.csv"))
     assert "images with non-finite values" in (out / "index.html").read_text()
+
+
+def test_the_layout_names_every_file_a_run_writes(sample_run):
+    """Every file of a finished run lies at a path bench.layout.RunLayout names (no module spells its own)."""
+    layout = RunLayout(sample_run)
+    run = json.loads(layout.run_json.read_text())
+    ids = [row["image_id"] for row in read_rows(layout.manifest) if row["status"] == "ok"]
+    models = list(run["models"])
+    metric_set = metric_set_id([n for n, m in run["metrics"].items() if not m.get("set_level")])
+    named = {layout.manifest, layout.train_manifest, layout.run_json, layout.per_image, layout.leaderboard,
+             layout.claims, layout.index_html, layout.study_records, layout.study_variants, layout.study_fingerprint}
+    named |= {path(i) for i in ids for path in (layout.ground_truth, layout.gray, layout.segments)}
+    named |= {layout.prediction(m, i) for m in models for i in ids} | {layout.set_level(m) for m in models}
+    named |= {layout.checkpoint(m) for m in models if run["models"][m]["spec"]["training"] != "none"}
+    named |= {layout.train_file(m, name) for m in models for name in (STEPS_FILE, EPOCHS_FILE, SUMMARY_FILE)
+              if run["models"][m]["spec"]["training"] == "train"}
+    folders = [layout.figures_dir, layout.analysis_dir, *(layout.records_dir(m, metric_set) for m in models),
+               *(layout.train_file(m, EPOCH_CHECKPOINTS) for m in models)]
+    teachers = {layout.teacher_cache(p.name) for p in (sample_run / "train").glob("teacher-*")}
+    stray = [p for p in sample_run.rglob("*") if p.is_file() and p not in named | teachers
+             and not any(folder in p.parents for folder in folders) and p.name not in (IDENTITY_FILE, LOCK_FILE)]
+    assert not stray
+    assert teachers and all(layout.prediction(m, i).is_file() for m in models for i in ids)
+    assert {layout.relative(layout.gray(i)) for i in ids} == {f"gray/{i}.png" for i in ids}

@@ -1,5 +1,6 @@
-"""The trainer (bench/train.py): loss functions, one step lowers each loss, checkpoints, bit-for-bit resume,
-the divergence rule, validation hold-out, the runner's train path and a two-process (gloo) DDP step."""
+"""The trainer (bench/training/) driving ChromaGAN (models/chromagan.py, models/gan.py): loss functions, one step
+lowers each loss, checkpoints, bit-for-bit resume, the divergence rule, validation hold-out, the runner's train
+path and a two-process (gloo) DDP step."""
 
 from __future__ import annotations
 
@@ -24,22 +25,20 @@ from bench.device import DistInfo
 from bench.errors import BenchError
 from bench.sources import open_source
 from bench.splits import build_manifest, split_key
-from bench.train import (
-    Checkpoints,
-    GanTrainer,
-    ab_to_unit,
+from bench.training.checkpoints import Checkpoints
+from bench.training.divergence import detect_divergence
+from bench.training.loop import prepare_state, train
+from bench.training.profiles import resolve_profile
+from bench.training.validation import split_validation
+from models.chromagan import ab_to_unit, build, class_kl
+from models.gan import (
     bce_critic_loss,
     bce_generator_loss,
-    class_kl,
-    detect_divergence,
+    critic_update,
     gradient_penalty,
-    resolve_profile,
-    split_validation,
-    train,
     wgan_critic_loss,
     wgan_generator_loss,
 )
-from models.chromagan import build
 from models.teachers import Targets
 
 TINY = {"profile": "smoke", "image_size": 64, "width": 0.0625, "trunk_init": "xavier"}
@@ -129,10 +128,26 @@ def test_profiles():
         resolve_profile("huge", "sample:train")
 
 
-def model_and_targets(name: str):
-    model = build(name, **TINY, teacher="efficientnet-lite0", lr=1e-5)
+def model_and_step(name: str, **settings: object):
+    """A tiny family member with teacher targets for :func:`photo_batch`'s images, its state and step context."""
+    model = build(name, **{**TINY, "lr": 1e-5, **settings}, teacher="efficientnet-lite0")
     probs = torch.randn(3, 1000, generator=torch.Generator().manual_seed(1)).softmax(dim=1)
-    return model, Targets(probs, torch.ones(3, dtype=torch.bool))
+    model.targets = {image_id: Targets(probs[k], torch.tensor(True)) for k, image_id in enumerate(["1", "2", "3"])}
+    state, step = prepare_state(model, CPU)
+    step.rng = torch.Generator().manual_seed(0)
+    return model, state, step
+
+
+def judging(step, nets):
+    """``step`` with other networks, no updates and a fixed rng: evaluates losses without training."""
+    return replace(step, nets=nets, update=lambda name, loss: None, rng=torch.Generator().manual_seed(0))
+
+
+def generator_total(model, batch, step) -> float:
+    with torch.no_grad():
+        terms, _ = model.generator_losses(batch, step)
+    weights = model.loss_weights()
+    return float(sum(weights[name] * term for name, term in terms.items()))
 
 
 @pytest.mark.parametrize(("name", "adversarial"), [("chromagan", None), ("model-a2", None),
@@ -140,28 +155,26 @@ def model_and_targets(name: str):
 def test_one_step_lowers_the_generator_and_critic_losses(name, adversarial):
     """On a fixed batch: the generator's total loss (against the critic it was updated with) and the critic's
     total loss (on the fakes it was updated with) both fall after one step; for WGAN-GP, BCE and no critic."""
-    model, targets = model_and_targets(name)
-    if adversarial:
-        model.settings = replace(model.settings, adversarial=adversarial)
-    trainer = GanTrainer(model, CPU)
-    batch = photo_batch()
-    L01, ab01 = batch.L / 100, ab_to_unit(batch.ab)
-    eps = torch.rand(3, 1, 1, 1, generator=torch.Generator().manual_seed(0))
+    model, state, step = model_and_step(name, **({"adversarial": adversarial} if adversarial else {}))
+    batch, gan = photo_batch(), model.settings.gan
+    old = {k: copy.deepcopy(v) for k, v in state.modules.items()}
+    g_before = generator_total(model, batch, judging(step, old))
     with torch.no_grad():
-        g_before, fake = trainer.generator_losses(L01, ab01, targets)
-    old_critic = copy.deepcopy(trainer.critic)
-    c_before = trainer.critic_losses(L01, ab01, fake, eps)["c_total"].detach() if trainer.critic else None
-    losses = trainer.step(L01, ab01, targets, torch.Generator().manual_seed(0))
+        fake, _ = model.generator_forward(batch, judging(step, old))
+    real = ab_to_unit(batch.ab)
+    c_before = None
+    if gan is not None:
+        c_before = float(critic_update(judging(step, old), batch.L / 100, real, fake, gan)["c_total"].detach())
+    losses = model.training_step(batch, step)
     assert set(losses) >= {"mse", "g_total"} and ("class_kl" in losses) == (name != "chromagan-noclass")
-    new_critic, trainer.critic = trainer.critic, old_critic
-    with torch.no_grad():
-        g_after, _ = trainer.generator_losses(L01, ab01, targets)
-    assert float(g_after["g_total"]) < float(g_before["g_total"])
-    if new_critic is not None:
-        trainer.critic = trainer.c_net = new_critic
-        assert float(trainer.critic_losses(L01, ab01, fake, eps)["c_total"].detach()) < float(c_before)
+    assert set(losses) <= set(model.loss_names)
+    g_after = generator_total(model, batch, judging(step, {**old, "generator": state.modules["generator"]}))
+    assert g_after < g_before
+    if gan is not None:
+        c_after = critic_update(judging(step, {"critic": state.modules["critic"]}), batch.L / 100, real, fake, gan)
+        assert float(c_after["c_total"]) < c_before
     else:
-        assert {"critic", "gp", "g_adv"}.isdisjoint(losses)
+        assert {"critic", "gp", "g_adv"}.isdisjoint(losses) and model.adversarial_terms is None
 
 
 @pytest.mark.parametrize("name", ["chromagan", "model-a2"])
@@ -169,46 +182,42 @@ def test_a_generator_step_raises_the_critics_score_of_fakes(name):
     """The adversarial term's sign: after one generator step (adversarial term alone, as in training otherwise),
     the critic that judged the step scores the new fakes higher (WGAN score, BCE logit). A sign error in
     wgan_generator_loss or bce_generator_loss would lower it; "the loss fell" tests cannot see that."""
-    model, targets = model_and_targets(name)
-    model.settings = replace(model.settings, mse_weight=0.0, class_weight=0.0, adversarial_weight=1.0)
-    trainer = GanTrainer(model, CPU)
+    model, state, step = model_and_step(name, mse_weight=0.0, class_weight=0.0, adversarial_weight=1.0)
     batch = photo_batch()
-    L01, ab01 = batch.L / 100, ab_to_unit(batch.ab)
-    judge = copy.deepcopy(trainer.critic)
+    judge = copy.deepcopy(state.modules["critic"])
 
     def fake_score() -> float:
         with torch.no_grad():
-            return float(judge(L01, trainer.generator_losses(L01, ab01, targets)[1]).mean())
+            return float(judge(batch.L / 100, model.generator_forward(batch, step)[0]).mean())
 
     before = fake_score()
-    trainer.step(L01, ab01, targets, torch.Generator().manual_seed(0))
+    model.training_step(batch, step)
     assert fake_score() > before
 
 
-def test_a_batch_larger_than_the_training_set_is_warned_and_recorded(sample_manifest, tmp_path, capsys):
+def test_a_batch_larger_than_the_training_set_is_warned_and_recorded(sample_manifest, tmp_path, caplog):
     """Model A's paper batch of 256 on a small training set: each epoch is one step; the run says so."""
     model = build("model-a", **{**TINY, "image_size": 32}, teacher="efficientnet-lite0", epochs=1)
     assert model.settings.batch_size == 4
     model.settings = replace(model.settings, batch_size=256)
-    record = train(model, "model-a", sample_manifest, tmp_path, device=CPU, progress=False)
+    record = train(model, "model-a", ("L",), sample_manifest, tmp_path, device=CPU, progress=False)
     assert record["training"]["batch_exceeds_training_set"] is True and record["training"]["steps"] == 1
-    assert "batch 256 of the smoke profile exceeds the 4 training images" in capsys.readouterr().err
+    assert "batch 256 of the smoke profile exceeds the 4 training images" in caplog.text
 
 
 def test_checkpoint_round_trip(tmp_path):
-    model, targets = model_and_targets("chromagan")
-    trainer = GanTrainer(model, CPU)
+    model, state, step = model_and_step("chromagan")
     batch = photo_batch()
-    trainer.step(batch.L / 100, ab_to_unit(batch.ab), targets, torch.Generator().manual_seed(0))
-    checkpoints = Checkpoints(tmp_path, {"k": 1})
-    checkpoints.save(1, trainer, {"history": [{"epoch": 1}]})
-    assert checkpoints.latest() == 1 and Checkpoints(tmp_path, {"k": 2}).latest() == 0
-    fresh_model, _ = model_and_targets("chromagan")
-    fresh = GanTrainer(fresh_model, CPU)
+    model.training_step(batch, step)
+    checkpoints = Checkpoints(tmp_path, "k1")
+    checkpoints.save(1, state, {"history": [{"epoch": 1}]})
+    assert checkpoints.latest() == 1 and Checkpoints(tmp_path, "k2").latest() == 0
+    fresh_model, fresh, _ = model_and_step("chromagan")
     assert checkpoints.load(1, fresh)["history"] == [{"epoch": 1}]
-    for (name, module), restored in zip(trainer.modules().items(), fresh.modules().values(), strict=True):
+    assert set(state.modules) == set(fresh.modules) == {"generator", "critic"}
+    for (name, module), restored in zip(state.modules.items(), fresh.modules.values(), strict=True):
         assert state_sha256(module.state_dict()) == state_sha256(restored.state_dict()), name
-    for name, optimizer in trainer.optimizers.items():
+    for name, optimizer in state.optimizers.items():
         ours, theirs = optimizer.state_dict(), fresh.optimizers[name].state_dict()
         assert ours["param_groups"] == theirs["param_groups"]
         for index, slots in ours["state"].items():
@@ -236,16 +245,16 @@ def sample_manifest():
 def test_resume_equals_uninterrupted_training_bit_for_bit(sample_manifest, tmp_path):
     """Three epochs in one go == two epochs, a crash in the third (a torn steps.csv row), then resume."""
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    first = train(build("chromagan", **TINY, epochs=3), "chromagan", sample_manifest, whole, device=CPU,
+    first = train(build("chromagan", **TINY, epochs=3), "chromagan", ("L",), sample_manifest, whole, device=CPU,
                   progress=False)
     assert first["weights_from"] == "trained" and first["training"]["epochs"] == 3
     (parts / "train").mkdir(parents=True)
     for cached in (whole / "train").glob("teacher-*.safetensors"):  # the teacher's targets, keyed by sha256
         (parts / "train" / cached.name).write_bytes(cached.read_bytes())
-    train(build("chromagan", **TINY, epochs=2), "chromagan", sample_manifest, parts, device=CPU, progress=False)
+    train(build("chromagan", **TINY, epochs=2), "chromagan", ("L",), sample_manifest, parts, device=CPU, progress=False)
     with (parts / "train" / "chromagan" / "steps.csv").open("a") as handle:
         handle.write("3,5,0.1,0.1,0.1,0.1,0.1,0.1,0.1\n")
-    resumed = train(build("chromagan", **TINY, epochs=3), "chromagan", sample_manifest, parts, device=CPU,
+    resumed = train(build("chromagan", **TINY, epochs=3), "chromagan", ("L",), sample_manifest, parts, device=CPU,
                     progress=False)
     assert resumed["training"]["resumed_from_epoch"] == 2
     final = "checkpoints/chromagan.safetensors"
@@ -257,7 +266,7 @@ def test_resume_equals_uninterrupted_training_bit_for_bit(sample_manifest, tmp_p
     for table in ("steps.csv", "epochs.csv"):
         assert read_table(whole / "train" / "chromagan" / table) == read_table(parts / "train" / "chromagan" / table)
     # A finished training is reused, not repeated.
-    again = train(build("chromagan", **TINY, epochs=3), "chromagan", sample_manifest, whole, device=CPU,
+    again = train(build("chromagan", **TINY, epochs=3), "chromagan", ("L",), sample_manifest, whole, device=CPU,
                   progress=False)
     assert again["weights_from"] == "cached training" and again["training"]["epochs"] == 3
 
@@ -303,13 +312,16 @@ def _ddp_worker(rank: int, port: int, results: dict) -> None:
     try:
         torch.set_num_threads(1)
         model = build("chromagan", **TINY, teacher="efficientnet-lite0")
-        trainer = GanTrainer(model, CPU, DistInfo(rank, 2))
-        batch = photo_batch()
+        state, step = prepare_state(model, CPU, DistInfo(rank, 2))
+        full = photo_batch()
         shard = slice(rank, 3, 2)  # each rank its own images
-        targets = Targets(torch.full((3, 1000), 1e-3)[shard], torch.ones(3, dtype=torch.bool)[shard])
+        batch = Batch(full.image_ids[shard], full.captions[shard], full.rgb_u8[shard], full.rgb[shard], full.L[shard],
+                      full.ab[shard], full.luma[shard])
+        model.targets = {i: Targets(torch.full((1000,), 1e-3), torch.tensor(True)) for i in full.image_ids}
         for _ in range(2):
-            trainer.step(batch.L[shard] / 100, ab_to_unit(batch.ab[shard]), targets, torch.Generator().manual_seed(0))
-        results[rank] = [state_sha256(dict(m.named_parameters())) for m in (trainer.generator, trainer.critic)]
+            step.rng = torch.Generator().manual_seed(0)
+            model.training_step(batch, step)
+        results[rank] = [state_sha256(dict(m.named_parameters())) for m in state.modules.values()]
     finally:
         torch.distributed.destroy_process_group()
 

@@ -18,6 +18,7 @@ import torch
 
 from bench.color import chroma, rgb_to_lab
 from bench.images import read_label_png, read_png_u8
+from bench.layout import RunLayout
 from metrics.registry import METRICS, compute
 
 
@@ -32,7 +33,7 @@ def near_grey_shares(out: Path, models: Sequence[str], image_ids: Sequence[str],
     """Model -> image id -> near-grey share of its saved prediction (images without a PNG left out)."""
     shares: dict[str, dict[str, float]] = {}
     for model in models:
-        paths = {i: out / "predictions" / model / f"{i}.png" for i in image_ids}
+        paths = {i: RunLayout(out).prediction(model, i) for i in image_ids}
         shares[model] = {i: grey_share(read_png_u8(p), max_chroma) for i, p in paths.items() if p.is_file()}
     return shares
 
@@ -48,12 +49,12 @@ def centre_square(width: int, height: int, size: int) -> tuple[slice, slice]:
 
 def _region_scores(out: Path, model: str, image_id: str, region: tuple[slice, slice],
                    metrics: Sequence[str]) -> dict[str, float]:
-    rows, cols = region
-    pred = read_png_u8(out / "predictions" / model / f"{image_id}.png")[:, rows, cols]
-    truth = read_png_u8(out / "ground_truth" / f"{image_id}.png")[:, rows, cols]
+    rows, cols, layout = *region, RunLayout(out)
+    pred = read_png_u8(layout.prediction(model, image_id))[:, rows, cols]
+    truth = read_png_u8(layout.ground_truth(image_id))[:, rows, cols]
     extras = {}
     if any("segments" in METRICS[m].needs for m in metrics):
-        labels = out / "segments" / f"{image_id}.png"
+        labels = layout.segments(image_id)
         extras["segments"] = (read_label_png(labels)[rows, cols] if labels.is_file()
                               else torch.zeros(truth.shape[1:], dtype=torch.int64)).unsqueeze(0)
     values = compute(metrics, pred.unsqueeze(0).float() / 255, truth.unsqueeze(0).float() / 255, **extras)
@@ -68,7 +69,7 @@ def common_pixel_rows(resize_out: Path, crop_out: Path, size: int, originals: Ma
     out: list[dict[str, object]] = []
     for model in models:
         for image_id, (width, height) in originals.items():
-            if not all((run / "predictions" / model / f"{image_id}.png").is_file() for run in (resize_out, crop_out)):
+            if not all(RunLayout(run).prediction(model, image_id).is_file() for run in (resize_out, crop_out)):
                 continue
             resize = _region_scores(resize_out, model, image_id, centre_square(width, height, size), metrics)
             crop = _region_scores(crop_out, model, image_id, whole, metrics)

@@ -123,7 +123,7 @@ def claim_c2(e: Evidence) -> Claim:
 
 
 def _training(e: Evidence, model: str) -> Mapping[str, object]:
-    """The training record of a model (bench.train.summarize), empty when it was not trained in this run."""
+    """The training record of a model (bench.training.summary.summarize), empty when it was not trained in this run."""
     return e.models[model].get("training") or {}  # type: ignore[return-value]
 
 
@@ -137,7 +137,7 @@ def claim_c3(e: Evidence) -> Claim:
             "divergence flag) need mean colorfulness above the ground truth's. Inconclusive when no run diverged")
     if missing := e.missing('channel_equality', 'colorfulness', 'delta_colorfulness'):
         return Claim("C3", statement, test, f"not computed in this run: {missing}", NOT_RUN)
-    gans = e.trained()
+    gans = e.adversarial()
     if not gans:
         return Claim("C3", statement, test, "no trained GAN in this run", NOT_RUN)
     truth, numbers, stable_grey, diverged_vivid = e.truth_colorfulness(), [], [], []
@@ -191,7 +191,7 @@ def claim_c5(e: Evidence) -> Claim:
     test = (f"training records: supported if some run carries the divergence flag and its best and worst epochs "
             f"differ by >= {C5['wild_gap_db']:g} dB validation PSNR; not supported if no run diverged over >= "
             f"{C5['min_epochs']:g} epochs and every best-worst gap is < {C5['calm_gap_db']:g} dB")
-    gans = [m for m in e.trained() if _training(e, m)]
+    gans = [m for m in e.adversarial() if _training(e, m)]
     if not gans:
         return Claim("C5", statement, test, "no GAN training records in this run", NOT_RUN)
     numbers, wild, calm = [], [], []

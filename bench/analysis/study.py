@@ -45,6 +45,7 @@ from bench.color import lab_to_rgb, rgb_to_lab
 from bench.errors import BenchError
 from bench.images import PIXELS_TAG, file_sha256, quantize, read_label_png, read_png_text, read_png_u8, write_png
 from bench.integrity import read_sealed_json, report_corrupt, write_sealed_json
+from bench.layout import RunLayout
 from bench.schema import read_csv, write_csv
 from metrics.kernels import compile_enabled, workload
 from metrics.registry import METRICS, compute
@@ -60,9 +61,6 @@ STUDY_VERSION = 2
 SWEEP_VARIANTS = {"grey": ("desaturation", 0.0), "desaturated_50": ("desaturation", 0.5),
                   "oversaturated_150": ("oversaturation", 1.5), "oversaturated_200": ("oversaturation", 2.0)}
 RECOLOURINGS = ("object_hue_plausible", "colour_transfer")
-#: Default of ``--study-images`` for ``run`` and ``study``: 16 images x 35 variants = 560 degraded images, about
-#: 7 CPU-minutes compiled and 21 eager by SECONDS_PER_DEGRADED; ``all`` for the full split.
-DEFAULT_STUDY_IMAGES = 16
 #: Studies with more degraded images than this print their size and expected cost before starting.
 ANNOUNCE_ABOVE = 500
 #: CPU seconds per degraded 224x224 image for the default metric set, measured on coco-mini on the 2-core
@@ -85,11 +83,6 @@ def parse_study_images(value: str) -> int | None:
     return count
 
 
-def study_subset(image_ids: Sequence[str], limit: int | None) -> list[str]:
-    """The first ``limit`` images in split order (all of them for None)."""
-    return list(image_ids if limit is None else image_ids[:limit])
-
-
 def degraded_per_image() -> int:
     """Distinct degraded images scored per study image: one undegraded, every non-identity sweep point, and the
     two recolourings of the paired study (its other variants are sweep points)."""
@@ -109,7 +102,8 @@ def study_fingerprint(
 ) -> str:
     """Changes when the images, their ground truth or segment maps (the pixel hashes in their tags) or classes,
     the sweeps or the metric definitions change."""
-    tags = [(i, *(read_png_text(out / folder / f"{i}.png").get(PIXELS_TAG) for folder in ("ground_truth", "segments")),
+    layout = RunLayout(out)
+    tags = [(i, *(read_png_text(path).get(PIXELS_TAG) for path in (layout.ground_truth(i), layout.segments(i))),
              sorted((categories.get(i) or {}).items()))
             for i in image_ids]
     sweeps = [(s.name, s.strengths, s.regime) for s in SWEEPS]
@@ -139,10 +133,11 @@ class _Batch:
 
 
 def _read_batches(out: Path, image_ids: Sequence[str], batch_size: int, device: torch.device):
+    layout = RunLayout(out)
     for start in range(0, len(image_ids), batch_size):
         ids = list(image_ids[start:start + batch_size])
-        gt = torch.stack([read_png_u8(out / "ground_truth" / f"{i}.png") for i in ids]).to(device).float() / 255
-        segments = torch.stack([read_label_png(out / "segments" / f"{i}.png") for i in ids]).to(device)
+        gt = torch.stack([read_png_u8(layout.ground_truth(i)) for i in ids]).to(device).float() / 255
+        segments = torch.stack([read_label_png(layout.segments(i)) for i in ids]).to(device)
         lab = rgb_to_lab(gt)
         yield _Batch(ids, gt, lab, segments, vivid_object_masks(lab[:, 1:], segments))
 
@@ -220,14 +215,14 @@ def run_study(
 ) -> Path:
     """Score all sweeps and paired variants over the given images of the run folder ``out``; ``categories`` maps
     an image id to the class name of each segment label (COCO instances). Returns the records CSV path."""
-    categories = categories or {}
-    target = out / "study" / "perturbations.csv"
-    fingerprint_file = out / "study" / "fingerprint.json"
+    categories, layout = categories or {}, RunLayout(out)
+    target = layout.study_records
+    fingerprint_file = layout.study_fingerprint
     fingerprint = study_fingerprint(image_ids, metric_names, out, categories)
-    if study_is_cached(target, fingerprint_file, fingerprint):
+    if study_is_cached(layout, fingerprint):
         return target
     if len(image_ids) * degraded_per_image() > ANNOUNCE_ABOVE:
-        first = read_png_u8(out / "ground_truth" / f"{image_ids[0]}.png")
+        first = read_png_u8(layout.ground_truth(image_ids[0]))
         logger.info("%s", announce(len(image_ids), first.shape[1] * first.shape[2], compile_enabled()))
     rows: list[dict[str, object]] = []
     variant_rows: list[dict[str, object]] = []
@@ -267,7 +262,7 @@ def run_study(
                                  for i, detail, values in zip(index, details, score(rgb8, batch, index), strict=True)]
             bar.update(len(everyone) * len(RECOLOURINGS))
     write_csv(target, [*STUDY_KEYS, *metric_names], rows)
-    variants = out / "study" / "paired_variants.csv"
+    variants = layout.study_variants
     write_csv(variants, [*VARIANT_KEYS, *metric_names], variant_rows)
     _write_examples(out, examples)
     write_sealed_json(fingerprint_file, {"fingerprint": fingerprint, "csv_sha256": file_sha256(target),
@@ -282,14 +277,14 @@ def _keep_example(examples: dict[str, list[torch.Tensor]], sweep: Sweep, degrade
         examples.setdefault(sweep.name, []).append(degraded[int(torch.nonzero(keep)[0])].cpu())
 
 
-def study_is_cached(target: Path, fingerprint_file: Path, fingerprint: str) -> bool:
+def study_is_cached(layout: RunLayout, fingerprint: str) -> bool:
     """The study's records (perturbations.csv, paired_variants.csv) exist for this fingerprint and are the bytes
     written then (the fingerprint file holds their sha256, sealed); a corrupt record file or fingerprint file is
     reported and the study redone."""
-    stored = read_sealed_json(fingerprint_file, "study fingerprint")
+    stored = read_sealed_json(layout.study_fingerprint, "study fingerprint")
     if stored is None or stored.get("fingerprint") != fingerprint:
         return False
-    for path, key in ((target, "csv_sha256"), (target.parent / "paired_variants.csv", "variants_sha256")):
+    for path, key in ((layout.study_records, "csv_sha256"), (layout.study_variants, "variants_sha256")):
         if not path.is_file() or file_sha256(path) != stored.get(key):
             report_corrupt("study records", path, "missing, or its bytes do not match the sha256 stored with them")
             return False
@@ -302,16 +297,16 @@ def _write_examples(out: Path, examples: dict[str, list[torch.Tensor]]) -> None:
         resized = [torch.nn.functional.interpolate(i[None].float(), size=(EXAMPLE_SIZE, EXAMPLE_SIZE), mode="area")[0]
                    for i in images]
         strip = torch.cat(resized, dim=2).round().clamp(0, 255).to(torch.uint8)
-        write_png(out / "figures" / f"sweep_{name}.png", strip)
+        write_png(RunLayout(out).figure(f"sweep_{name}.png"), strip)
 
 
 def load_study(out: Path) -> list[dict[str, str]]:
     """The study's records of a run folder (empty when no study was run)."""
-    path = out / "study" / "perturbations.csv"
+    path = RunLayout(out).study_records
     return read_csv(path) if path.is_file() else []
 
 
 def load_variants(out: Path) -> list[dict[str, str]]:
     """The paired study's variant records of a run folder (empty when the study predates them or did not run)."""
-    path = out / "study" / "paired_variants.csv"
+    path = RunLayout(out).study_variants
     return read_csv(path) if path.is_file() else []

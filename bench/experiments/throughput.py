@@ -5,7 +5,8 @@ utilisation (MFU), beside the paper's anchors.
     python -m bench throughput --model chromagan --batch-size 4 --steps 3 --warmup 1    # a quick CPU figure
     python -m bench throughput --model chromagan --device cuda --compile --json chromagan-cuda.json
 
-What one training step is: the trainer's own step (:meth:`bench.train.GanTrainer.step`): generator forward and
+What one training step is: the trainer's own step (:meth:`models.chromagan.ChromaGAN.training_step` in
+:func:`bench.training.loop.prepare_state`'s context): generator forward and
 backward (MSE + KL + adversarial term), Adam update, critic forward on real, fake and interpolated ab, gradient
 penalty (double backward), Adam update. One inference step is what ``run`` does per batch:
 :meth:`models.chromagan.ChromaGAN.colorize` (generator forward, ab upsampled, Lab -> sRGB) under ``no_grad``.
@@ -46,10 +47,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench import console
-from bench.data import ModelInputs
-from bench.device import autocast, memory_format, resolve_device, synchronize
+from bench.data import Batch, ModelInputs
+from bench.device import autocast, memory_format, resolve_device, step_done, synchronize
 from bench.schema import write_json
-from bench.train import GanTrainer
 from models.chromagan import VARIANTS, build
 from models.teachers import Targets, teacher_classes
 
@@ -118,29 +118,34 @@ def measure(model_name: str, device: torch.device, *, batch_size: int, steps: in
             width: float = 1.0, bf16: bool = True, compile_generator: bool = False,
             peak: float | None = None) -> dict[str, Any]:
     """Training and inference throughput of ``model_name``; returns the figures and the settings used."""
+    from bench.training.loop import prepare_state  # here: every command's parser adds this one's options
+
     model = build(model_name, profile="paper", image_size=size, width=width, batch_size=batch_size)
-    trainer = GanTrainer(model, device, bf16=bf16)
+    state, step = prepare_state(model, device, bf16=bf16)
     generator = torch.Generator().manual_seed(0)
-    L01 = torch.rand(batch_size, 1, size, size, generator=generator).to(device)
-    ab01 = torch.rand(batch_size, 2, size, size, generator=generator).to(device)
-    targets = None
+    L = torch.rand(batch_size, 1, size, size, generator=generator).to(device) * 100
+    ab = torch.rand(batch_size, 2, size, size, generator=generator).to(device) * 255 - 128
+    ids = [str(i) for i in range(batch_size)]
+    blank = torch.zeros(batch_size, 3, size, size, device=device)
+    batch = Batch(ids, [""] * batch_size, blank.byte(), blank, L, ab, L / 100)
     if model.teacher is not None:
         probs = torch.rand(batch_size, teacher_classes(model.teacher), generator=generator).softmax(dim=1)
-        targets = Targets(probs.to(device), torch.ones(batch_size, dtype=torch.bool, device=device))
+        model.targets = {i: Targets(probs[k], torch.tensor(True)) for k, i in enumerate(ids)}
     losses: dict[str, torch.Tensor] = {}
 
     def train_step() -> None:
-        losses.update(trainer.step(L01, ab01, targets, generator))
+        losses.update(model.training_step(batch, step))
+        step_done(device)
 
     train_flops = counted_flops(train_step)
     if compile_generator:
-        trainer.g_net = torch.compile(trainer.generator)
+        step.nets["generator"] = torch.compile(model.generator)  # type: ignore[assignment]
     _reset_peak_memory(device)
     train_seconds = timed(train_step, device, steps=steps, warmup=warmup)
     train_memory = _peak_memory(device)
 
     model.generator.eval()
-    inputs = ModelInputs({"L": (L01 * 100).contiguous(memory_format=memory_format(device))}, batch_size)
+    inputs = ModelInputs({"L": L.contiguous(memory_format=memory_format(device))}, batch_size)
 
     def predict_step() -> None:
         with torch.no_grad(), autocast(device, bf16):
@@ -148,7 +153,7 @@ def measure(model_name: str, device: torch.device, *, batch_size: int, steps: in
 
     predict_flops = counted_flops(predict_step)
     if compile_generator:
-        model.generator = torch.compile(trainer.generator)  # type: ignore[assignment]
+        model.generator = torch.compile(state.modules["generator"])  # type: ignore[assignment]
     _reset_peak_memory(device)
     predict_seconds = timed(predict_step, device, steps=steps, warmup=warmup)
     bf16_used = bf16 and device.type in ("cuda", "xla")
@@ -167,8 +172,9 @@ def measure(model_name: str, device: torch.device, *, batch_size: int, steps: in
             "channels_last": memory_format(device) == torch.channels_last, "compiled_generator": compile_generator,
             "threads": torch.get_num_threads(), "peak_tflops": peak, "peak_source": source,
             "finite_losses": all(bool(torch.isfinite(v)) for v in losses.values()),
-            "parameters": {"generator": sum(p.numel() for p in trainer.generator.parameters()),
-                           "critic": sum(p.numel() for p in trainer.critic.parameters()) if trainer.critic else 0},
+            "parameters": {"generator": sum(p.numel() for p in state.modules["generator"].parameters()),
+                           "critic": sum(p.numel() for p in state.modules["critic"].parameters())
+                           if "critic" in state.modules else 0},
             "training": figures(train_seconds, train_flops, train_memory),
             "inference": figures(predict_seconds, predict_flops, _peak_memory(device))}
 

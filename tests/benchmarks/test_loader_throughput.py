@@ -15,11 +15,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.data import OriginalsDataset, Preprocess, collate
+from bench.color import luma_bt601, rgb_to_lab
+from bench.data import Batch, OriginalsDataset, Preprocess, collate
 from bench.prepared import prepare
 from bench.sources import open_source
 from bench.splits import build_manifest
-from bench.train import GanTrainer
+from bench.training.loop import prepare_state
 from models.chromagan import build
 from models.teachers import Targets, teacher_classes
 from tests.conftest import COCO_MINI
@@ -59,12 +60,15 @@ def test_training_step_throughput(benchmark):
     """One generator + critic step of ChromaGAN's smoke profile (64x64, quarter widths, batch 4) on the CPU."""
     model = build("chromagan", profile="smoke")
     s = model.settings
-    trainer = GanTrainer(model, torch.device("cpu"))
+    _, step = prepare_state(model, torch.device("cpu"))
     generator = torch.Generator().manual_seed(0)
-    L01 = torch.rand(s.batch_size, 1, s.image_size, s.image_size, generator=generator)
-    ab01 = torch.rand(s.batch_size, 2, s.image_size, s.image_size, generator=generator)
-    probs = torch.rand(s.batch_size, teacher_classes(model.teacher), generator=generator).softmax(dim=1)
-    targets = Targets(probs, torch.ones(s.batch_size, dtype=torch.bool))
-    benchmark.extra_info.update(images=s.batch_size, size=s.image_size, width=s.width)
-    losses = benchmark(trainer.step, L01, ab01, targets, generator)
+    n, size = s.batch_size, s.image_size
+    rgb = torch.rand(n, 3, size, size, generator=generator)
+    lab = rgb_to_lab(rgb)
+    ids = [str(i) for i in range(n)]
+    batch = Batch(ids, [""] * n, (rgb * 255).byte(), rgb, lab[:, :1], lab[:, 1:], luma_bt601(rgb))
+    probs = torch.rand(n, teacher_classes(model.teacher), generator=generator).softmax(dim=1)
+    model.targets = {image_id: Targets(probs[k], torch.tensor(True)) for k, image_id in enumerate(ids)}
+    benchmark.extra_info.update(images=n, size=size, width=s.width)
+    losses = benchmark(model.training_step, batch, step)
     assert all(bool(torch.isfinite(v)) for v in losses.values())
