@@ -93,6 +93,33 @@ def device_loader(loader: Iterable[object], device: torch.device) -> Iterable[ob
     return MpDeviceLoader(loader, device)
 
 
+@dataclass(frozen=True)
+class XlaCounters:
+    """torch-xla's running totals in this process: graphs compiled, device-to-host copies (each one a wait for the
+    device) and operations run as CPU kernels instead of in the graph (``aten::`` fallbacks)."""
+
+    compiles: int
+    host_transfers: int
+    cpu_fallbacks: int
+
+    def __sub__(self, other: XlaCounters) -> XlaCounters:
+        return XlaCounters(self.compiles - other.compiles, self.host_transfers - other.host_transfers,
+                           self.cpu_fallbacks - other.cpu_fallbacks)
+
+
+def xla_counters() -> XlaCounters:
+    """The current :class:`XlaCounters` (torch_xla.debug.metrics: ``CompileTime`` and ``TransferFromDeviceTime``
+    sample counts, ``aten::*`` counters)."""
+    import torch_xla.debug.metrics as met
+
+    def samples(name: str) -> int:
+        data = met.metric_data(name)
+        return int(data[0]) if data else 0
+
+    fallbacks = sum(met.counter_value(n) or 0 for n in met.counter_names() if n.startswith("aten::"))
+    return XlaCounters(samples("CompileTime"), samples("TransferFromDeviceTime"), int(fallbacks))
+
+
 def memory_format(device: torch.device) -> torch.memory_format:
     """channels_last on CUDA (tensor-core friendly convolutions), contiguous elsewhere."""
     return torch.channels_last if device.type == "cuda" else torch.contiguous_format

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,20 +26,18 @@ import torch
 
 from bench.cli import main
 from bench.device import resolve_device
-from models.registry import model_specs
+from bench.experiments.xla_parity import measure, trained_models
 from tests.test_runner import read_rows
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch_xla") is None,
                                 reason="torch-xla is not installed (run `tox -e xla`)")
 
-TRAINED = sorted(name for name, spec in model_specs().items() if spec.training == "train")
+TRAINED = trained_models()
 #: Per-image record tolerances, CPU vs XLA, bf16 off (8-bit PNG predictions; measured maxima in the README).
 RECORD_TOLERANCE = {"mse": 1e-4, "psnr": 0.05, "ssim": 1e-3}
 #: Trained parameters: ||w_xla - w_cpu|| is at most this share of the training's own update ||w_cpu - w_init||.
 WEIGHT_TOLERANCE = 0.05
 EPOCHS = 2
-RUN_ARGS = ["run", "--models", ",".join(TRAINED), "--profile", "smoke", "--size", "64", "--metrics", "mse,psnr,ssim",
-            "--batch-size", "3", "--no-study", "--no-progress", "--seed", "0"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -51,30 +48,11 @@ def _xla_runtime():
     torch.zeros(1, device=resolve_device("xla")).cpu()
 
 
-def xla_metric(name: str) -> int:
-    """How often torch-xla recorded metric ``name`` in this process (0 before the first)."""
-    import torch_xla.debug.metrics as met
-
-    data = met.metric_data(name)
-    return int(data[0]) if data else 0
-
-
-def cpu_fallbacks() -> int:
-    """How many times an operation ran as a CPU kernel instead of in the XLA graph (``aten::`` counters)."""
-    import torch_xla.debug.metrics as met
-
-    return sum(met.counter_value(n) or 0 for n in met.counter_names() if n.startswith("aten::"))
-
-
 @pytest.fixture(scope="module")
-def trained_runs(tmp_path_factory) -> dict[str, Path]:
-    """The trained models on the CPU and on XLA (bf16 off), same seeds and data: the sample's 4 usable test images
-    in batches of 3 (so the last one is padded on XLA)."""
-    root = tmp_path_factory.mktemp("trained")
-    for device in ("cpu", "xla"):
-        assert main([*RUN_ARGS, "--epochs", str(EPOCHS), "--device", device, "--no-bf16",
-                     "--out", str(root / device)]) == 0
-    return {"cpu": root / "cpu", "xla": root / "xla"}
+def parity(tmp_path_factory) -> dict[str, object]:
+    """bench.experiments.xla_parity over every trained model: CPU and XLA runs (bf16 off, the sample's 4 usable
+    test images in batches of 3, so the last batch is padded on XLA), a warm XLA run, per-step counters."""
+    return measure(tmp_path_factory.mktemp("parity"), TRAINED, EPOCHS)
 
 
 def test_xla_run_matches_cpu(tmp_path):
@@ -88,81 +66,33 @@ def test_xla_run_matches_cpu(tmp_path):
         assert float(a["ssim"]) == pytest.approx(float(b["ssim"]), abs=1e-3)
 
 
-def test_trained_models_records_match_cpu(trained_runs):
-    cpu, xla = (read_rows(trained_runs[d] / "per_image.csv") for d in ("cpu", "xla"))
-    assert sorted({r["model"] for r in xla}) == TRAINED
-    assert [(r["model"], r["image_id"]) for r in cpu] == [(r["model"], r["image_id"]) for r in xla]
-    for a, b in zip(cpu, xla, strict=True):
-        for metric, tolerance in RECORD_TOLERANCE.items():
-            assert float(a[metric]) == pytest.approx(float(b[metric]), abs=tolerance), (a["model"], metric)
+def test_trained_models_records_match_cpu(parity):
+    xla = read_rows(Path(parity["runs"]["xla"]) / "per_image.csv")
+    assert sorted({r["model"] for r in xla}) == TRAINED and len(xla) == 4 * len(TRAINED)
+    for metric, tolerance in RECORD_TOLERANCE.items():
+        assert parity["record_gaps"][metric] <= tolerance, metric
 
 
 @pytest.mark.parametrize("name", TRAINED)
-def test_trained_weights_match_cpu(trained_runs, name):
-    from bench.checkpoints import load_state
-
-    initial = model_specs()[name].build(profile="smoke", seed=0, epochs=EPOCHS).state_dict()
-    cpu, xla = (load_state(trained_runs[d] / "checkpoints" / f"{name}.safetensors") for d in ("cpu", "xla"))
-    trained = [k for k, v in initial.items() if v.is_floating_point() and not torch.equal(v, cpu[k])]
-    assert trained, f"{name}: training changed no weight"
-    moved = torch.stack([(cpu[k] - initial[k]).float().norm() for k in trained]).norm()
-    apart = torch.stack([(xla[k] - cpu[k]).float().norm() for k in trained]).norm()
-    assert float(apart) <= WEIGHT_TOLERANCE * float(moved), f"{name}: {float(apart):.3g} vs update {float(moved):.3g}"
+def test_trained_weights_match_cpu(parity, name):
+    gap = parity["weight_gaps"][name]
+    assert gap["moved"] > 0 and gap["ratio"] <= WEIGHT_TOLERANCE, gap
 
 
-def test_warm_run_compiles_no_new_graph(trained_runs, tmp_path):
-    """After the warm-up run, a run with one more epoch and 2 evaluation images (one short batch in prediction and
+def test_warm_run_compiles_no_new_graph(parity):
+    """After the cold runs, a run with one more epoch and 2 evaluation images (one short batch in prediction and
     scoring) compiles nothing: the training step, validation, prediction and scoring graphs are all reused."""
-    evaluation = tmp_path / "eval"
-    evaluation.mkdir()
-    usable = [r for r in read_rows(trained_runs["xla"] / "manifest.csv") if r["status"] == "ok"]
-    for row in usable[:2]:
-        source = trained_runs["xla"] / "ground_truth" / f"{row['image_id']}.png"
-        shutil.copy(source, evaluation / source.name)
-    before = xla_metric("CompileTime")
-    assert main([*RUN_ARGS, "--epochs", str(EPOCHS + 1), "--device", "xla", "--no-bf16", "--eval",
-                 f"folder:{evaluation}", "--train", "sample:train", "--out", str(tmp_path / "warm")]) == 0
-    assert len(read_rows(tmp_path / "warm" / "per_image.csv")) == 2 * len(TRAINED)
-    assert xla_metric("CompileTime") - before == 0
+    assert len(read_rows(Path(parity["runs"]["warm"]) / "per_image.csv")) == 2 * len(TRAINED)
+    assert parity["compiles"]["warm_run"] == 0
 
 
 @pytest.mark.parametrize("name", TRAINED)
-def test_training_step_stays_on_the_device(name, tmp_path):
-    """The model's training step, driven as the trainer drives it (models/trainable.py): after two warm-up steps
-    (the first creates the optimisers' state), further steps compile nothing, copy nothing to the host (no
-    ``.item()``, no branch on a tensor value) and run no operation as a CPU fallback."""
-    from bench.data import Preprocess, iterate_batches, make_loader
-    from bench.device import step_done
-    from bench.sources import open_source
-    from bench.splits import build_manifest
-    from models.trainable import StepContext, TrainableModel, TrainingData
-
-    device = resolve_device("xla")
-    model = model_specs()[name].build(profile="smoke", seed=0, epochs=1)
-    assert isinstance(model, TrainableModel)
-    settings = model.loop_settings()
-    entries = build_manifest(open_source("sample:train"), "full", progress=False).usable
-    model.prepare_training(TrainingData(entries, "sample:train", "resize", tmp_path, device, progress=False))
-    nets = {key: module.to(device).train() for key, module in model.trained_modules().items()}
-    optimizers = model.make_optimizers()
-
-    def update(key: str, loss: torch.Tensor) -> None:
-        optimizers[key].zero_grad(set_to_none=True)
-        loss.backward()
-        optimizers[key].step()
-
-    step = StepContext(device, torch.Generator().manual_seed(0), nets, update, bf16=False)
-    loader = make_loader(entries, Preprocess(settings.image_size), batch_size=min(settings.batch_size, len(entries)),
-                         drop_last=True)
-    batch = next(iter(iterate_batches(loader, device)))
-    counts = []
-    for _ in range(5):
-        losses = model.training_step(batch, step)
-        step_done(device)
-        counts.append((xla_metric("CompileTime"), xla_metric("TransferFromDeviceTime"), cpu_fallbacks()))
-    assert set(losses) <= set(model.loss_names)
-    assert counts[2:] == [counts[1]] * 3, f"(compiles, host transfers, CPU fallbacks) after each step: {counts}"
-    assert all(torch.isfinite(v.cpu()) for v in losses.values())
+def test_training_step_stays_on_the_device(parity, name):
+    """The model's training step, driven as the trainer drives it: after two warm-up steps (the first creates the
+    optimisers' state), further steps compile nothing, copy nothing to the host (no ``.item()``, no branch on a
+    tensor value) and run no operation as a CPU fallback."""
+    counts = parity["steps"][name]
+    assert counts[2:] == [counts[1]] * (len(counts) - 2), counts
 
 
 LAUNCH = ("import sys; import bench.device as d; d.launches_xla_processes = lambda name: True; "
