@@ -122,8 +122,9 @@ def ab_to_unit(ab: torch.Tensor) -> torch.Tensor:
 
 def class_kl(target: torch.Tensor, labelled: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """KL(teacher || class head) = sum_k p_k log(p_k / q_k), q = softmax(logits), averaged over the labelled
-    images of the batch (images the teacher has no label for are left out; 0 when there is none)."""
-    per_image = F.kl_div(logits.float().log_softmax(dim=1), target, reduction="none").sum(dim=1)
+    images of the batch (images the teacher has no label for are left out; 0 when there is none). Written out
+    (0 log 0 = 0 by ``xlogy``) rather than ``F.kl_div``, which has no autograd kernel on XLA."""
+    per_image = (torch.xlogy(target, target) - target * logits.float().log_softmax(dim=1)).sum(dim=1)
     weights = labelled.to(per_image.dtype)
     return (per_image * weights).sum() / weights.sum().clamp_min(1)
 
