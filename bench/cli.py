@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bench import console
+from bench import device as devices
 from bench.checkpoints import check_readable
 from bench.data import Preprocess
 from bench.device import DEVICE_CHOICES
@@ -128,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue training from the last epoch checkpoint and reuse finished trainings (default)")
     run.add_argument("--keep-checkpoints", type=_keep, default=1, metavar="N|all",
                      help="epoch checkpoints kept besides the best by validation MSE: the last N (default 1), or all")
+    run.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                     help="bf16 autocast for training and prediction on CUDA/XLA (default; the CPU runs fp32)")
     _common(run)
 
     study = commands.add_parser("study", help="the perturbation study alone: degrade ground truth, score, report")
@@ -251,7 +254,8 @@ def _run(args: argparse.Namespace) -> int:
         preprocess=Preprocess(args.size, args.resize_mode), out=args.out, device=args.device, seed=args.seed,
         limit=args.limit, batch_size=args.batch_size, workers=args.workers,
         weights=weights, gallery=args.gallery, progress=not args.no_progress,
-        study=study_only or not args.no_study, study_images=parse_study_images(args.study_images), **training,
+        study=study_only or not args.no_study, study_images=parse_study_images(args.study_images),
+        bf16=getattr(args, "bf16", True), **training,
     )
     out = execute(cfg, study=run_study, report=build_report)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -339,6 +343,7 @@ COMMANDS = {"run": _run, "study": _run, "score": _score, "report": _report, "bap
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     console.configure(quiet=args.quiet)
     if getattr(args, "weights_dir", None) is not None:
@@ -347,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         os.environ[WEIGHTS_DIR_ENV] = str(args.weights_dir.resolve())
     try:
+        if args.command in ("run", "study") and devices.launches_xla_processes(args.device):
+            return devices.launch_xla(main, argv)
         return COMMANDS[args.command](args)
     except BenchError as exc:
         logger.error("%s", exc)

@@ -4,10 +4,17 @@ Decoding and resizing (or reading the prepared input cache, :mod:`bench.prepared
 the CPU and yield uint8 tensors; the colour conversion
 (:func:`to_batch`) runs batched on the target device. A file that fails to decode at load time is not a crash:
 it is returned in ``Batch.failed`` so the runner can record the skip.
+
+Fixed shapes (XLA compiles one graph per input shape): a loader made with ``pad=True`` fills every short batch (the
+last one, one with failed files, or a pass smaller than a batch) up to ``batch_size`` rows by repeating its last
+image, so every pass at that batch size runs one graph; the padding rows carry no image id and consumers read only
+the first ``len(batch)`` rows.
+Training loaders drop the last partial batch instead (``drop_last``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -16,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from bench.color import luma_bt601, rgb_to_lab
+from bench.device import device_loader
 from bench.images import UnreadableImageError, open_rgb, preprocess, to_tensor_u8
 from bench.prepared import PreparedStore
 from bench.splits import ManifestEntry
@@ -37,7 +45,8 @@ class Batch:
     """A batch of originals at the working size, ground truth and grey inputs together.
 
     Models read only the inputs they declare (``L``, ``luma``, ``caption``); ``rgb``/``ab`` are ground truth
-    for training, fitting and scoring.
+    for training, fitting and scoring. Tensors (and ``captions``) may hold padding rows after the ``len(batch)``
+    real images (a loader made with ``pad=True``); :attr:`rows` counts them all.
     """
 
     image_ids: list[str]
@@ -52,10 +61,15 @@ class Batch:
     def __len__(self) -> int:
         return len(self.image_ids)
 
+    @property
+    def rows(self) -> int:
+        """Rows of the tensors: the real images and any padding after them."""
+        return len(self.rgb_u8)
+
     def inputs_for(self, names: tuple[str, ...]) -> ModelInputs:
-        """The model's view of this batch: only the inputs its registry entry declares."""
+        """The model's view of this batch (padding rows included): only the inputs its registry entry declares."""
         fields = {"L": self.L, "luma": self.luma, "caption": self.captions, "ab": self.ab}
-        return ModelInputs({name: fields[name] for name in names}, len(self))
+        return ModelInputs({name: fields[name] for name in names}, self.rows)
 
 
 class ModelInputs:
@@ -116,13 +130,16 @@ class OriginalsDataset(Dataset):
         return {"image_id": entry.image_id, "caption": entry.caption, "rgb_u8": pixels}
 
 
-def collate(items: list[dict[str, object]]) -> dict[str, object]:
+def collate(items: list[dict[str, object]], pad_to: int = 0) -> dict[str, object]:
+    """Stack the decoded items; failed ones go to ``failed``. With ``pad_to``, a non-empty short batch is filled
+    to ``pad_to`` rows (pixels and captions) by repeating its last image; ``image_ids`` lists the real ones."""
     good = [i for i in items if "error" not in i]
+    rows = good + good[-1:] * (pad_to - len(good)) if good else []
     return {
         "image_ids": [i["image_id"] for i in good],
-        "captions": [i["caption"] for i in good],
+        "captions": [i["caption"] for i in rows],
         # numpy's stack: a plain copy, where torch.stack of uint8 costs up to 7 ms an image on a busy 2-core CPU
-        "rgb_u8": torch.from_numpy(np.stack([i["rgb_u8"].numpy() for i in good])) if good
+        "rgb_u8": torch.from_numpy(np.stack([i["rgb_u8"].numpy() for i in rows])) if rows
         else torch.empty(0, 3, 0, 0, dtype=torch.uint8),
         "failed": [(i["image_id"], i["error"]) for i in items if "error" in i],
     }
@@ -151,8 +168,10 @@ def make_loader(
     seed: int = 0,
     drop_last: bool = False,
     distributed: bool = False,
+    pad: bool = False,
 ) -> DataLoader:
-    """A DataLoader over manifest entries; with ``distributed`` each rank gets its own shard."""
+    """A DataLoader over manifest entries; with ``distributed`` each rank gets its own shard. ``pad``: every
+    batch has ``batch_size`` rows (see the module's docstring), for fixed-shape devices."""
     dataset = OriginalsDataset(entries, preprocess_cfg)
     sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last) if distributed else None
     generator = torch.Generator().manual_seed(seed)
@@ -162,7 +181,7 @@ def make_loader(
         shuffle=shuffle and sampler is None,
         sampler=sampler,
         num_workers=workers,
-        collate_fn=collate,
+        collate_fn=functools.partial(collate, pad_to=batch_size if pad else 0),
         drop_last=drop_last,
         generator=generator,
         persistent_workers=workers > 0,
@@ -170,6 +189,8 @@ def make_loader(
 
 
 def iterate_batches(loader: DataLoader, device: torch.device) -> Iterator[Batch]:
-    """Yield device batches from a loader, including those whose every file failed (for the skip records)."""
-    for raw in loader:
+    """Yield device batches from a loader, including those whose every file failed (for the skip records). On
+    XLA the uint8 pixels are copied to the device by torch-xla's parallel loader, ahead of the step that reads
+    them (:func:`bench.device.device_loader`)."""
+    for raw in device_loader(loader, device):
         yield to_batch(raw, device)

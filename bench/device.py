@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +17,8 @@ import torch.distributed as dist
 from bench.errors import BenchError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "xla")
+#: Set in the processes that torch-xla's launcher starts (they run the command themselves, never launch again).
+XLA_WORKER_ENV = "COLORBENCH_XLA_WORKER"
 
 
 def _xla_device() -> torch.device:
@@ -75,9 +77,99 @@ def synchronize(device: torch.device) -> None:
         torch_xla.sync(wait=True)
 
 
+def fixed_shapes(device: torch.device) -> bool:
+    """Whether every new input shape costs a graph compilation (XLA): loaders then pad short batches."""
+    return device.type == "xla"
+
+
+def device_loader(loader: Iterable[object], device: torch.device) -> Iterable[object]:
+    """On XLA, torch-xla's parallel loader: background threads copy each batch's tensors to the device while the
+    previous step runs, so the step never waits on a host-to-device copy. Elsewhere the loader itself (the CPU
+    needs no copy; CUDA's pinned, non-blocking copy happens in :func:`bench.data.to_batch`)."""
+    if device.type != "xla":
+        return loader
+    from torch_xla.distributed.parallel_loader import MpDeviceLoader
+
+    return MpDeviceLoader(loader, device)
+
+
+@dataclass(frozen=True)
+class XlaCounters:
+    """torch-xla's running totals in this process: graphs compiled, device-to-host copies (each one a wait for the
+    device) and operations run as CPU kernels instead of in the graph (``aten::`` fallbacks)."""
+
+    compiles: int
+    host_transfers: int
+    cpu_fallbacks: int
+
+    def __sub__(self, other: XlaCounters) -> XlaCounters:
+        return XlaCounters(self.compiles - other.compiles, self.host_transfers - other.host_transfers,
+                           self.cpu_fallbacks - other.cpu_fallbacks)
+
+
+def xla_counters() -> XlaCounters:
+    """The current :class:`XlaCounters` (torch_xla.debug.metrics: ``CompileTime`` and ``TransferFromDeviceTime``
+    sample counts, ``aten::*`` counters)."""
+    import torch_xla.debug.metrics as met
+
+    def samples(name: str) -> int:
+        data = met.metric_data(name)
+        return int(data[0]) if data else 0
+
+    fallbacks = sum(met.counter_value(n) or 0 for n in met.counter_names() if n.startswith("aten::"))
+    return XlaCounters(samples("CompileTime"), samples("TransferFromDeviceTime"), int(fallbacks))
+
+
 def memory_format(device: torch.device) -> torch.memory_format:
     """channels_last on CUDA (tensor-core friendly convolutions), contiguous elsewhere."""
     return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
+# -- one process per XLA device (torch-xla's launcher) ----------------------------------------------------------
+class WorkerExitError(Exception):
+    """A launched process ended with a non-zero exit status (it has printed its own error line)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def launches_xla_processes(device_name: str) -> bool:
+    """Whether a command on ``--device device_name`` starts its processes through torch-xla's launcher: on an XLA
+    runtime other than the CPU (``PJRT_DEVICE=TPU``: one process per TPU chip), unless torchrun started this
+    process or it is itself a launched one. On ``PJRT_DEVICE=CPU`` the launcher would start a single process, so
+    the command runs in this one."""
+    if os.environ.get(XLA_WORKER_ENV) or "WORLD_SIZE" in os.environ:
+        return False
+    runtime = os.environ.get("PJRT_DEVICE", "").upper()
+    wants_xla = device_name == "xla" or (device_name == "auto" and not torch.cuda.is_available() and bool(runtime))
+    return wants_xla and runtime not in ("", "CPU")
+
+
+def launch_xla(command: Callable[[Sequence[str]], int], argv: Sequence[str]) -> int:
+    """Run ``command(argv)`` in one process per XLA device (``torch_xla.launch``) and return the first non-zero exit
+    status (0 when all succeed). Each process gets ``RANK``/``WORLD_SIZE`` from the runtime, so the command shards,
+    reduces and writes exactly as under torchrun (:func:`init_distributed`: rank 0 writes)."""
+    import torch_xla
+
+    try:
+        torch_xla.launch(_xla_worker, args=(command, list(argv)))
+    except WorkerExitError as exc:
+        return exc.code
+    return 0
+
+
+def _xla_worker(index: int, command: Callable[[Sequence[str]], int], argv: list[str]) -> None:
+    import torch_xla.runtime as xr
+
+    if xr.addressable_device_count() > 1:
+        raise BenchError(f"this XLA process drives {xr.addressable_device_count()} devices in threads (TPU v2/v3 "
+                         "cores, or CPU_NUM_DEVICES > 1), which colorbench does not support: one device per process "
+                         "(TPU v4 and later), or set TPU_NUM_DEVICES=1 / CPU_NUM_DEVICES=1")
+    os.environ.update({XLA_WORKER_ENV: "1", "RANK": str(index), "WORLD_SIZE": str(xr.world_size())})
+    code = command(argv)
+    if code:
+        raise WorkerExitError(code)
 
 
 @dataclass(frozen=True)
@@ -111,6 +203,12 @@ def init_distributed(device: torch.device) -> DistInfo:
             dist.init_process_group("xla", init_method="xla://")
         else:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if dist.get_world_size() != world_size:
+        joined = dist.get_world_size()
+        dist.destroy_process_group()
+        raise BenchError(f"{world_size} processes were started, but the {device.type} runtime joined {joined} "
+                         "(torch-xla's CPU runtime gives every process its own one-device world, so it cannot run "
+                         "multi-process jobs; use a TPU runtime, or one process)")
     return DistInfo(dist.get_rank(), dist.get_world_size())
 
 

@@ -100,7 +100,7 @@ class ModelStage:
             info = train(model, entry.name, spec.inputs, self.train_manifest, self.out,  # type: ignore[arg-type]
                          device=self.device, dist=self.dist, resize_mode=self.cfg.preprocess.mode,
                          workers=self.cfg.workers, resume=self.cfg.resume, progress=self.progress,
-                         keep_checkpoints=self.cfg.keep_checkpoints, version=spec.version)
+                         keep_checkpoints=self.cfg.keep_checkpoints, version=spec.version, bf16=self.cfg.bf16)
         else:
             info = {"weights_from": "none needed"}
         model.to(self.device).eval()
@@ -155,18 +155,21 @@ class ModelStage:
             return
         bar = tqdm(total=len(todo), desc=f"predict {name}", unit="img", disable=not self.progress)
         with torch.no_grad(), bar:
-            for batch in iterate_batches(self.ctx.loader(todo), self.device):
+            for batch in iterate_batches(self.ctx.loader(todo, padded=True), self.device):
                 self.ctx.record_failed(batch.failed, f"predict {name}")
                 if not len(batch):
                     continue
-                with autocast(self.device):
+                with autocast(self.device, self.cfg.bf16):
                     rgb = model.colorize(batch.inputs_for(inputs)).float()
-                step_done(self.device)
                 nonfinite = (~torch.isfinite(rgb)).flatten(1).sum(1)
                 clean = torch.nan_to_num(rgb, nan=0.5, posinf=0.5, neginf=0.5)  # finite values only
                 out_of_range = ((clean < -RANGE_SLACK) | (clean > 1 + RANGE_SLACK)).flatten(1).sum(1)
+                pixels = quantize(rgb)
+                step_done(self.device)
+                # one copy to the host per batch (padding rows included: slicing on the device is a new graph)
+                pixels, nonfinite, out_of_range = pixels.cpu(), nonfinite.cpu(), out_of_range.cpu()
                 for i, image_id in enumerate(batch.image_ids):
-                    write_png(self.layout.prediction(name, image_id), quantize(rgb[i]), {
+                    write_png(self.layout.prediction(name, image_id), pixels[i], {
                         KEY_TAG: key, SOURCE_TAG: self.sha[image_id],
                         NONFINITE_TAG: str(int(nonfinite[i])), OUT_OF_RANGE_TAG: str(int(out_of_range[i]))})
                 bar.update(len(batch))

@@ -14,7 +14,7 @@ import torch
 
 from bench.cachekey import LEGACY_SEPARATORS, cache_key
 from bench.data import Preprocess, make_loader
-from bench.device import DistInfo
+from bench.device import DistInfo, fixed_shapes
 from bench.layout import RunLayout
 from bench.splits import ManifestEntry
 from bench.timings import StageTimer
@@ -41,6 +41,7 @@ class RunConfig:
     preprocess: Preprocess = field(default_factory=Preprocess)
     out: Path | None = None
     device: str = "auto"
+    bf16: bool = True  # bf16 autocast on CUDA/XLA (training and prediction); the CPU always runs fp32
     seed: int = 0
     seeds: int = 1
     allow_overlap: bool = False
@@ -166,9 +167,11 @@ class RunContext:
         """This process's share of ``entries`` (by position) under torchrun."""
         return list(entries[self.dist.rank::self.dist.world_size])
 
-    def loader(self, entries: Sequence[ManifestEntry], *, batch_size: int | None = None):
+    def loader(self, entries: Sequence[ManifestEntry], *, batch_size: int | None = None, padded: bool = False):
+        """A loader over ``entries``; ``padded``: the consumer reads only ``len(batch)`` rows, so on fixed-shape
+        devices short batches are padded (one graph per pass, :mod:`bench.data`)."""
         return make_loader(entries, self.cfg.preprocess, batch_size=batch_size or self.cfg.batch_size,
-                           workers=self.cfg.workers, seed=self.cfg.seed)
+                           workers=self.cfg.workers, seed=self.cfg.seed, pad=padded and fixed_shapes(self.device))
 
     def record_failed(self, failed: list[tuple[str, str]], stage: str) -> None:
         for image_id, reason in failed:

@@ -138,7 +138,7 @@ class GroundTruth:
         todo = [e for e in ctx.shard(self.manifest.usable) if not self._is_valid(e, tag[e.image_id])]
         sizes = {e.image_id: (e.width, e.height) for e in todo}
         sha = {e.image_id: e.sha256 for e in self.manifest.entries}
-        for batch in iterate_batches(ctx.loader(todo), ctx.device):
+        for batch in iterate_batches(ctx.loader(todo, padded=True), ctx.device):
             ctx.record_failed(batch.failed, "ground truth")
             grey = quantize(lab_to_rgb(torch.cat((batch.L, torch.zeros_like(batch.ab)), dim=1)))
             for i, image_id in enumerate(batch.image_ids):

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from bench.cachekey import LEGACY_SEPARATORS, cache_key, key_description
+from bench.device import fixed_shapes
 from bench.errors import BenchError
 from bench.images import UnreadableImageError, read_png_u8
 from bench.paths import printable
@@ -108,8 +109,11 @@ def score_pairs(
 
     Consecutive pairs of equal size share a batch, so a folder of mixed sizes is scored at each file's own
     resolution. The number of pairs is declared to the compile policy (:func:`metrics.kernels.workload`).
-    ``extras_for`` supplies the extra inputs of metrics with ``needs``.
+    ``extras_for`` supplies the extra inputs of metrics with ``needs``. On fixed-shape devices (XLA) a short batch
+    is padded with copies of its last pair to ``batch_size`` rows, so equal-sized images run one graph at any count
+    (:mod:`bench.data`'s rule for prediction).
     """
+    rows_per_batch = batch_size if fixed_shapes(device) else 0
     with ThreadPoolExecutor(max_workers=4) as pool, tqdm(total=len(pairs), desc=desc, unit="img",
                                                           disable=not progress) as bar, workload(len(pairs)):
         for start in range(0, len(pairs), batch_size):
@@ -118,10 +122,12 @@ def score_pairs(
             skips = [skip for _, notes in loaded for skip in notes]
             records: list[dict[str, object]] = []
             for group in same_size_groups([item for item, _ in loaded if item is not None], lambda i: i.pred):
-                pred = torch.stack([g.pred for g in group]).to(device).float() / 255
-                target = torch.stack([g.target for g in group]).to(device).float() / 255
-                extras = {name: torch.stack([g.extras[name] for g in group]).to(device) for name in group[0].extras}
-                values = compute(metric_names, pred, target, **extras)
+                rows = group + group[-1:] * (rows_per_batch - len(group))  # padding: see rows_per_batch
+                pred = torch.stack([g.pred for g in rows]).to(device).float() / 255
+                target = torch.stack([g.target for g in rows]).to(device).float() / 255
+                extras = {name: torch.stack([g.extras[name] for g in rows]).to(device) for name in group[0].extras}
+                # one copy to the host per batch and metric; padding rows are never read
+                values = {k: v.cpu() for k, v in compute(metric_names, pred, target, **extras).items()}
                 for i, item in enumerate(group):
                     record: dict[str, object] = {"image_id": item.pair.image_id, "file": item.pair.file}
                     record.update({name: float(values[name][i]) for name in metric_names})

@@ -1,6 +1,7 @@
 """The ChromaGAN family (Vitoria et al., WACV 2020; paper Sec. 2, 4.2, 6.2, 6.4): one generator and one critic
-(models/chromagan_nets.py) shared by four registry entries that differ only in their class head, adversarial loss
-and optimiser settings; the family's settings, profiles, class-teacher targets and training step.
+(models/chromagan_nets.py) shared by five registry entries that differ only in their class head, adversarial loss,
+optimiser settings and (``chromagan-vivid``) the vividness term of Sec. 7.6; the family's settings, profiles,
+class-teacher targets and training step.
 
 The input is the Lab lightness scaled to [0, 1] and copied into three channels; the output is ab on ChromaGAN's
 [0, 1] scale, ab01 = (ab + 128) / 255. :meth:`ChromaGAN.colorize` works at any input size: it resizes L to the
@@ -47,6 +48,7 @@ from models.teachers import (
     teacher_targets,
 )
 from models.trainable import LoopSettings, StepContext, TrainingData
+from models.vividness import VividnessTerm
 
 TRUNK_INITS = ("auto", "imagenet", "xavier")
 ADVERSARIAL = ("wgan-gp", "bce", "none")
@@ -128,16 +130,18 @@ def rgb_from_ab01(L: torch.Tensor, ab01: torch.Tensor) -> torch.Tensor:
 
 def class_kl(target: torch.Tensor, labelled: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """KL(teacher || class head) = sum_k p_k log(p_k / q_k), q = softmax(logits), averaged over the labelled
-    images of the batch (images the teacher has no label for are left out; 0 when there is none)."""
-    per_image = F.kl_div(logits.float().log_softmax(dim=1), target, reduction="none").sum(dim=1)
+    images of the batch (images the teacher has no label for are left out; 0 when there is none). Written out
+    (0 log 0 = 0 by ``xlogy``) rather than ``F.kl_div``, which has no autograd kernel on XLA."""
+    per_image = (torch.xlogy(target, target) - target * logits.float().log_softmax(dim=1)).sum(dim=1)
     weights = labelled.to(per_image.dtype)
     return (per_image * weights).sum() / weights.sum().clamp_min(1)
 
 
 @dataclass(frozen=True)
 class Variant:
-    """What distinguishes the registry entries: the class head, the adversarial loss, Adam's beta1 and the batch
-    size used by the ``paper`` profile (ChromaGAN's 10, or the paper's 256 over 8 TPU cores)."""
+    """What distinguishes the registry entries: the class head, the adversarial loss, Adam's beta1, the batch
+    size used by the ``paper`` profile (ChromaGAN's 10, or the paper's 256 over 8 TPU cores) and whether the
+    generator also minimises the vividness term (:class:`VividChromaGAN`)."""
 
     class_head: bool
     adversarial: str
@@ -145,6 +149,7 @@ class Variant:
     paper_batch_size: int
     paper: str
     description: str
+    vivid: bool = False
 
 
 VARIANTS = {
@@ -156,7 +161,12 @@ VARIANTS = {
                        "WGAN-GP, Adam beta1 0.9, batch 256 (paper profile)"),
     "model-a2": Variant(True, "bce", 0.9, 256, "Sec. 4.2.2, 6.4; Tables 3-4", "Model A with binary cross-entropy "
                         "adversarial losses; keeps the KL class loss and MSE"),
+    "chromagan-vivid": Variant(True, "wgan-gp", 0.5, 10, "Sec. 7.6 (proposal, claim C6)", "chromagan plus the "
+                               "vividness loss (per-segment chroma deficit against the truth)", vivid=True),
 }
+#: The vividness term's weight in L_G: at a chroma deficit of 20 Lab units (vivid_recall's threshold) in every
+#: segment it equals the MSE of a 20-unit error on ChromaGAN's ab01 scale, (20 / 255)^2 = w * 20.
+VIVID_WEIGHT = 20 / 255**2
 
 
 class ChromaGAN(Colorizer):
@@ -280,6 +290,32 @@ class ChromaGAN(Colorizer):
         return {k: v.detach() for k, v in losses.items()}
 
 
+class VividChromaGAN(ChromaGAN):
+    """ChromaGAN whose generator also minimises the vividness term (paper Sec. 7.6, :mod:`models.vividness`):
+    L_G gains ``VIVID_WEIGHT * vivid``, the chroma deficit of the fake ab against the truth per segment."""
+
+    generator_terms = (*ChromaGAN.generator_terms, "vivid")
+
+    def __init__(self, settings: ChromaGANSettings, teacher: str | None = None, trunk_init: str = "auto") -> None:
+        super().__init__(settings, teacher, trunk_init)
+        self.vivid = VividnessTerm(VIVID_WEIGHT)
+
+    def prepare_training(self, data: TrainingData) -> None:
+        super().prepare_training(data)
+        self.vivid.prepare(data, self.settings.image_size)
+
+    def loss_weights(self) -> dict[str, float]:
+        return {**super().loss_weights(), "vivid": self.vivid.weight}
+
+    def generator_losses(self, batch: Batch, step: StepContext) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        terms, fake = super().generator_losses(batch, step)
+        terms["vivid"] = self.vivid.loss(fake * 255 - 128, batch.ab, batch.image_ids)
+        return terms, fake
+
+    def options(self) -> dict[str, object]:
+        return {**super().options(), **self.vivid.options()}
+
+
 def build(variant: str, profile: str = "paper", teacher: str = "auto", seed: int = 0, epochs: int | None = None,
           trunk_init: str = "auto", **overrides: object) -> ChromaGAN:
     """A family member under a training profile; ``overrides`` replace single settings (image_size, width...)."""
@@ -291,7 +327,7 @@ def build(variant: str, profile: str = "paper", teacher: str = "auto", seed: int
         "batch_size": base.batch_size or v.paper_batch_size, "betas": (v.beta1, base.betas[1]),
         "adversarial": v.adversarial, "class_weight": base.class_weight if v.class_head else 0.0, "seed": seed,
         "epochs": epochs, **overrides})
-    return ChromaGAN(settings, teacher if v.class_head else None, trunk_init)
+    return (VividChromaGAN if v.vivid else ChromaGAN)(settings, teacher if v.class_head else None, trunk_init)
 
 
 def _register_variants() -> None:

@@ -66,6 +66,16 @@ def strided_size(size: int) -> int:
     return (size - 1) // 2 + 1
 
 
+class Upsample2x(nn.Module):
+    """Nearest-neighbour upsampling by 2 (the decoder's ``UpSampling2D``) as an expand and a reshape: the same values
+    as ``nn.Upsample(scale_factor=2)``, but its gradient is a plain sum that XLA compiles into the training step,
+    where ``upsample_nearest2d_backward`` falls back to the CPU (a device-to-host round trip per layer and step)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        return x[:, :, :, None, :, None].expand(b, c, h, 2, w, 2).reshape(b, c, 2 * h, 2 * w)
+
+
 class Generator(nn.Module):
     """ChromaGAN's colorization network: (B, 3, S, S) grey input -> (ab01 (B, 2, S, S), class logits or None)."""
 
@@ -85,9 +95,9 @@ class Generator(nn.Module):
                                          nn.Linear(w(4096), n_classes)) if n_classes else None)
         self.mid = nn.Sequential(conv_relu_bn(w(512), w(512)), conv_relu_bn(w(512), w(256)))
         self.decoder = nn.Sequential(
-            conv_relu(2 * w(256), w(256), 1), conv_relu(w(256), w(128)), nn.Upsample(scale_factor=2),
-            conv_relu(w(128), w(64)), conv_relu(w(64), w(64)), nn.Upsample(scale_factor=2),
-            conv_relu(w(64), w(32)), nn.Conv2d(w(32), 2, 3, padding=1), nn.Sigmoid(), nn.Upsample(scale_factor=2))
+            conv_relu(2 * w(256), w(256), 1), conv_relu(w(256), w(128)), Upsample2x(),
+            conv_relu(w(128), w(64)), conv_relu(w(64), w(64)), Upsample2x(),
+            conv_relu(w(64), w(32)), nn.Conv2d(w(32), 2, 3, padding=1), nn.Sigmoid(), Upsample2x())
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         features = self.trunk(x)

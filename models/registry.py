@@ -29,6 +29,8 @@ FAMILY_MODULES = (
     "models.baseline0",
     "models.chromagan",
     "models.caption_gan",
+    "models.unet",
+    "models.zhang",
     "models.oracle",
 )
 

@@ -32,7 +32,6 @@ from tqdm import tqdm
 from bench.checkpoints import cached_state, save_state
 from bench.color import rgb_from_l_ab
 from bench.data import Batch, Preprocess, iterate_batches, make_loader
-from bench.device import autocast
 from bench.errors import BenchError
 from bench.sources import open_source
 from bench.splits import ManifestEntry
@@ -169,10 +168,10 @@ def teacher_targets(teacher_name: str, entries: Sequence[ManifestEntry], source:
         sha_of = {e.image_id: e.sha256 for e in todo}
         for batch in tqdm(iterate_batches(loader, device), desc=f"teacher {teacher_name}", unit="batch",
                           total=len(loader), leave=False, disable=not progress):
-            with autocast(device):
-                out = teacher(batch)
+            out = teacher(batch)  # float32 on every device: runs on the CPU, CUDA and XLA train against equal targets
+            probs, labelled = out.probs.float().cpu(), out.labelled.cpu()  # one copy to the host per batch
             for i, image_id in enumerate(batch.image_ids):
-                by_sha[sha_of[image_id]] = (out.probs[i].float().cpu(), out.labelled[i].cpu())
+                by_sha[sha_of[image_id]] = (probs[i], labelled[i])
         shas = sorted(by_sha)
         save_state(cache, {"probs": torch.stack([by_sha[s][0] for s in shas]),
                            "labelled": torch.stack([by_sha[s][1] for s in shas])},

@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from bench.analysis.claims import current, plumbing_banner
 from bench.analysis.perturbations import SWEEPS
-from bench.analysis.rules import CURRENT_VERSION, VERSIONS, in_force
+from bench.analysis.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS
 from bench.images import atomic_write_bytes
 from bench.paths import text_bytes
 from bench.scoring import images_by_id
@@ -123,7 +123,7 @@ def build_report(out: Path, *, crop_run: Path | None = None) -> Path:
         claims=current(report.claims),
         rule_version=CURRENT_VERSION,
         rule_versions=VERSIONS,
-        rules=in_force(CURRENT_VERSION),
+        rules=[t for t in RULE_TABLE if t.version == CURRENT_VERSION],
         plumbing=plumbing_banner(folder.evidence()),
         examples=examples,
         gallery=_gallery(folder, int(folder.run["config"].get("gallery", 8))),

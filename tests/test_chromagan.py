@@ -15,7 +15,7 @@ from bench.data import Batch
 from bench.errors import BenchError
 from bench.sources import open_source
 from models.chromagan import VARIANTS, ChromaGAN, build, settings_for
-from models.chromagan_nets import Critic, Generator, vgg16_trunk
+from models.chromagan_nets import Critic, Generator, Upsample2x, vgg16_trunk
 from models.registry import get_model_spec
 from models.teachers import (
     COCO_CLASSES,
@@ -212,12 +212,22 @@ def test_decoder_layer_list_is_pinned():
         ("3.0.weight", (64, 128, 3, 3)), ("3.0.bias", (64,)), ("4.0.weight", (64, 64, 3, 3)), ("4.0.bias", (64,)),
         ("6.0.weight", (32, 64, 3, 3)), ("6.0.bias", (32,)), ("7.weight", (2, 32, 3, 3)), ("7.bias", (2,))]
     kinds = [type(layer).__name__ for layer in generator.decoder]
-    assert kinds == ["Sequential", "Sequential", "Upsample", "Sequential", "Sequential", "Upsample", "Sequential",
-                     "Conv2d", "Sigmoid", "Upsample"]
+    assert kinds == ["Sequential", "Sequential", "Upsample2x", "Sequential", "Sequential", "Upsample2x", "Sequential",
+                     "Conv2d", "Sigmoid", "Upsample2x"]
     assert generator.forward.__func__ is Generator.forward  # type: ignore[attr-defined]
     with torch.device("meta"):
         ab, logits = generator(torch.empty(2, 3, 224, 224))
     assert ab.shape == (2, 2, 224, 224) and logits is None
+
+
+def test_upsample2x_equals_nearest_upsampling_and_its_gradient():
+    x = torch.randn(2, 3, 5, 7, requires_grad=True)
+    reference = x.detach().clone().requires_grad_(True)
+    weights = torch.randn(2, 3, 10, 14)
+    (Upsample2x()(x) * weights).sum().backward()
+    (torch.nn.Upsample(scale_factor=2)(reference) * weights).sum().backward()
+    assert torch.equal(Upsample2x()(x), torch.nn.Upsample(scale_factor=2)(x))
+    assert torch.allclose(x.grad, reference.grad, atol=1e-6)
 
 
 def test_registry_marks_the_chromagan_family_adversarial():

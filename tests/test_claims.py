@@ -9,7 +9,7 @@ import torch
 from skimage.color import rgb2lab
 
 from bench.aggregate import leaderboard
-from bench.analysis import claims_v2, claims_v3
+from bench.analysis import claims_v2, claims_v4
 from bench.analysis.claim_pixels import centre_square, common_pixel_rows, grey_share
 from bench.analysis.claims import current, evaluate_claims
 from bench.analysis.evidence import (
@@ -21,7 +21,7 @@ from bench.analysis.evidence import (
     Evidence,
     crossed_bootstrap,
 )
-from bench.analysis.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS, in_force, parameters
+from bench.analysis.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS, parameters
 from bench.cli import main
 from bench.images import write_label_png, write_png
 from bench.schema import read_csv
@@ -64,25 +64,24 @@ def rows(model: str, rng: np.random.Generator, **metrics: tuple[float, float]) -
 
 # -- the rule table ------------------------------------------------------------------------------------------
 def test_rule_table_is_versioned_and_sourced():
-    assert list(VERSIONS) == ["1", "2", "3"] and CURRENT_VERSION == "3"
+    assert list(VERSIONS) == ["1", "2", "3", "4"] and CURRENT_VERSION == "4"
     assert all(t.source.startswith(("paper", "ours")) for t in RULE_TABLE)
     assert parameters("1", "C1")["ssim"] == parameters("2", "C1")["ssim"] == 0.9
     assert parameters("2", "C3")["grey_chroma"] == 2.3
+    assert all(parameters("4", c) == parameters("3", c) == parameters("2", c)
+               for c in ("C1", "C2", "C3", "C4", "C5", "C6"))
     with pytest.raises(ValueError, match="unknown rule version '9'"):
         parameters("9", "C1")
-    # version 3 adds C8 and keeps version 2's thresholds for C1-C7 (what the report's threshold table shows)
-    assert {(t.version, t.claim) for t in in_force("3")} == {("2", c) for c in ("C1", "C2", "C3", "C4", "C5", "C6")
-                                                             } | {("3", "C8")}  # C7 has no threshold
-    assert parameters("3", "C8")["alpha"] == 0.05 and not parameters("3", "C1")
+    assert parameters("4", "C8")["alpha"] == 0.05 and not parameters("3", "C8")  # version 4 adds C8
 
 
-def test_both_versions_are_evaluated_and_the_old_verdict_is_kept():
+def test_every_version_is_evaluated_and_the_old_verdict_is_kept():
     rng = np.random.default_rng(0)
     per_image = rows("gray", rng, ssim=(0.93, 0.01), psnr=(24.7, 0.5), colorfulness=(0.0, 0.0),
                      delta_colorfulness=(-30.0, 3.0))
     claims = evaluate_claims(make({"gray": info("none")}, per_image))
-    assert [(c.rule_version, c.claim) for c in claims] == ([(v, f"C{i}") for v in "12" for i in range(1, 8)]
-                                                           + [("3", f"C{i}") for i in range(1, 9)])
+    assert [(c.rule_version, c.claim) for c in claims] == ([(v, f"C{i}") for v in "123" for i in range(1, 8)]
+                                                           + [("4", f"C{i}") for i in range(1, 9)])
     new = current(claims)
     assert new[0].verdict == SUPPORTED and new[0].previous == claims[0].verdict == SUPPORTED
     assert all(c.previous for c in new if c.claim != "C8") and not any(c.previous for c in claims[:7])
@@ -358,7 +357,7 @@ def test_c8_outcomes():
                     row.update({f"caption_sensitivity_{metric}": str(sensitivity[0]),
                                 f"caption_sensitivity_{metric}_lo": str(sensitivity[1]),
                                 f"caption_sensitivity_{metric}_hi": str(sensitivity[2])})
-        return claims_v3.claim_c8(e)
+        return claims_v4.claim_c8(e)
     assert c8("model-c1", 0.2).outcome == SUPPORTED
     assert c8("model-c1", -0.2).outcome == NOT_SUPPORTED
     assert c8("model-c1", 0.2, (0.0, -0.01, 0.01)).outcome == INCONCLUSIVE  # better, but not through the caption
@@ -368,4 +367,4 @@ def test_c8_outcomes():
     assert one_seed.outcome == INCONCLUSIVE and "only 1 seed" in one_seed.numbers
     alone = make({"model-c1": info()}, rows("model-c1", np.random.default_rng(0), segment_chroma_ratio=(0.6, 0.1),
                                             vivid_recall=(0.5, 0.1)))
-    assert claims_v3.claim_c8(alone).outcome == NOT_RUN
+    assert claims_v4.claim_c8(alone).outcome == NOT_RUN

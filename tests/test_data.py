@@ -167,3 +167,20 @@ def test_loader_reports_files_that_fail_at_load_time(tmp_path):
     batch = batches[0]
     assert batch.L.shape == (len(batch), 1, 16, 16) and batch.ab.shape == (len(batch), 2, 16, 16)
     assert float(batch.L.min()) >= 0 and float(batch.L.max()) <= 100
+
+
+def test_padded_loader_keeps_one_shape_and_names_only_real_rows(tmp_path):
+    write_odd_files(tmp_path)
+    usable = build_manifest(FolderSource(tmp_path), "full", progress=False).usable
+    assert len(usable) == 4
+    usable[0].path.write_bytes(b"broken after the scan")  # a short batch from a failed file, then the last one
+    batches = list(iterate_batches(make_loader(usable, Preprocess(16), batch_size=3, pad=True), torch.device("cpu")))
+    assert [(len(b), b.rows) for b in batches] == [(2, 3), (1, 3)]
+    assert [i for b in batches for i in b.image_ids] == [e.image_id for e in usable[1:]]
+    for batch in batches:
+        assert len(batch.captions) == batch.rows == len(batch.inputs_for(("L", "caption")).captions)
+        assert torch.equal(batch.rgb_u8[len(batch):], batch.rgb_u8[len(batch) - 1:len(batch)].expand(
+            batch.rows - len(batch), -1, -1, -1))  # padding repeats the last real image
+    unpadded = list(iterate_batches(make_loader(usable[1:3], Preprocess(16), batch_size=3, pad=True),
+                                    torch.device("cpu")))
+    assert [(len(b), b.rows) for b in unpadded] == [(2, 3)]  # a pass smaller than a batch has the same shape

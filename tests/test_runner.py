@@ -50,7 +50,8 @@ def test_run_writes_every_output(sample_run):
         assert (sample_run / name).is_file(), name
     board = read_rows(sample_run / "leaderboard.csv")
     assert {row["model"] for row in board} == {"gray", "groundtruth", "baseline0", "chromagan", "chromagan-noclass",
-                                               "model-a", "model-a2", "model-b", "model-c1", "model-c2"}
+                                               "model-a", "model-a2", "chromagan-vivid", "unet-l1", "unet-l1-vivid",
+                                               "zhang-eccv16", "model-b", "model-c1", "model-c2"}
     assert all(row["n_images"] == "4" for row in board)
     assert {"ssim", "ssim_lo", "ssim_hi", "psnr", "channel_equality", "delta_colorfulness"} <= board[0].keys()
     for row in board:

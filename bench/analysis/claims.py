@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from bench.analysis import claims_v1, claims_v2, claims_v3
+from bench.analysis import claims_v1, claims_v2, claims_v3, claims_v4
 from bench.analysis.evidence import (
     INCONCLUSIVE,
     NOT_RUN,
@@ -30,8 +30,8 @@ from bench.analysis.rules import CURRENT_VERSION, VERSIONS
 __all__ = ["INCONCLUSIVE", "NOT_RUN", "NOT_SUPPORTED", "PLUMBING_ONLY", "SUPPORTED", "Claim", "Evidence",
            "current", "evaluate_claims", "plumbing_banner"]
 VERDICTS = (*OUTCOMES, NOT_RUN, PLUMBING_ONLY)
-RULE_SETS = {claims_v1.VERSION: claims_v1.RULES, claims_v2.VERSION: claims_v2.RULES,
-             claims_v3.VERSION: claims_v3.RULES}
+RULE_SETS = {claims_v1.VERSION: claims_v1.RULES, claims_v2.VERSION: claims_v2.RULES, claims_v3.VERSION: claims_v3.RULES,
+             claims_v4.VERSION: claims_v4.RULES}
 if set(RULE_SETS) != set(VERSIONS):
     raise RuntimeError(f"rule functions {sorted(RULE_SETS)} do not match the rule table's versions {list(VERSIONS)}")
 

@@ -241,9 +241,10 @@ def claim_c3(e: Evidence) -> Claim:
 
 
 # -- C4 / C6: arms paired by seed and image -------------------------------------------------------------------
-def _arm_differences(e: Evidence, treated: str, base: str, metric: str) -> tuple[np.ndarray, list[int]]:
-    """(seed, image) table of goodness(treated) - goodness(base), pairing replica k of one arm with the
-    replica of the other arm that has the same seed; the seeds used."""
+def _arm_differences(e: Evidence, treated: str, base: str, metric: str,
+                     score: Callable[[str, np.ndarray], np.ndarray] = goodness) -> tuple[np.ndarray, list[int]]:
+    """(seed, image) table of score(treated) - score(base) (``goodness`` unless told), pairing replica k of one
+    arm with the replica of the other arm that has the same seed; the seeds used."""
     a, b = e.replicas(treated), e.replicas(base)
     seeds = [s for s in a if s in b]
     per_seed = [(e.values(a[s], metric), e.values(b[s], metric)) for s in seeds]
@@ -252,7 +253,7 @@ def _arm_differences(e: Evidence, treated: str, base: str, metric: str) -> tuple
     for k, (va, vb) in enumerate(per_seed):
         for j, image in enumerate(images):
             if image in va and image in vb:
-                table[k, j] = goodness(metric, np.array([va[image]]))[0] - goodness(metric, np.array([vb[image]]))[0]
+                table[k, j] = score(metric, np.array([va[image]]))[0] - score(metric, np.array([vb[image]]))[0]
     table[~np.isfinite(table)] = np.nan
     return table, seeds
 

@@ -5,13 +5,14 @@ A threshold's source is the paper (with its section) or "ours" (with the reason)
 the earlier versions stay in :data:`RULE_TABLE` and are evaluated beside the current one, so a reader sees the
 old verdict next to the new (``claims.csv`` has one row per claim and version). Version 1 is the rule set
 shipped before issue 12; version 2 is issue 12's (paired within-image C2, intervals everywhere, protocol labels);
-version 3 is issue 9's (version 2 plus the caption claim C8).
+version 3 is issue 10's (C6 compares every vivid variant with its plain twin and reports colorfulness; its
+thresholds are version 2's).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 
@@ -35,7 +36,9 @@ VERSIONS: Mapping[str, str] = MappingProxyType({
     "1": "as first shipped: cross-image discrimination for C2, channel equality for C3, one seed, C6 premise only",
     "2": "issue 12: paired within-image C2 against a semantic yardstick, Lab-chroma grey for C3, seed-aware C4-C6, "
          "C7 on common pixels with a grey negative control, smoke/sample verdicts labelled plumbing only",
-    "3": "issue 9: C1-C7 as version 2; adds C8 (captions improve colorization): caption models against "
+    "3": "issue 10: C6 tests every vivid variant against its plain twin (chromagan-vivid / chromagan, unet-l1-vivid "
+         "/ unet-l1), each pair on its own, and reports the colorfulness difference; thresholds as version 2",
+    "4": "issue 9: C1-C7 as version 3; adds C8 (captions improve colorization): caption models against "
          "chromagan-noclass on the segment metrics, with positive caption sensitivity",
 })
 CURRENT_VERSION = next(reversed(VERSIONS))
@@ -81,20 +84,15 @@ RULE_TABLE: tuple[Threshold, ...] = (
               "between the paper's own models, Table 4)"),
     Threshold("2", "C6", "ssim_margin", 0.01, "ours: at most 0.01 SSIM (about the spread in Table 4)"),
     Threshold("2", "C6", "min_seeds", 3, "ours: as C4"),
-    # -- version 3 (C1-C7: version 2's thresholds, read by version 2's rules) -------------------------------
-    Threshold("3", "C8", "alpha", 0.05, "ours: the conventional 5% family-wise error, Bonferroni-split over the "
-              "caption models compared with chromagan-noclass"),
-    Threshold("3", "C8", "min_seeds", 3, "ours: as C4 (a seed change moved a smoke effect several-fold)"),
 )
-
-
-def in_force(version: str) -> list[Threshold]:
-    """The thresholds a version's rules read: per claim, those of the latest version up to ``version`` that sets
-    any (version 3 reads version 2's for C1-C7)."""
-    known = list(VERSIONS)
-    upto = known[:known.index(version) + 1]
-    latest = {t.claim: t.version for t in RULE_TABLE if t.version in upto}
-    return [t for t in RULE_TABLE if t.version == latest[t.claim] and t.version in upto]
+#: Version 3 (issue 10) keeps every threshold of version 2; what changes is which arms C6 compares.
+RULE_TABLE = RULE_TABLE + tuple(replace(t, version="3") for t in RULE_TABLE if t.version == "2")
+#: Version 4 (issue 9) keeps every threshold of version 3 and adds those of C8.
+RULE_TABLE = RULE_TABLE + tuple(replace(t, version="4") for t in RULE_TABLE if t.version == "3") + (
+    Threshold("4", "C8", "alpha", 0.05, "ours: the conventional 5% family-wise error, Bonferroni-split over the "
+              "caption models compared with chromagan-noclass"),
+    Threshold("4", "C8", "min_seeds", 3, "ours: as C4 (a seed change moved a smoke effect several-fold)"),
+)
 
 
 def parameters(version: str, claim: str) -> Mapping[str, float]:

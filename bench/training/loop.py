@@ -32,7 +32,7 @@ from bench.cachekey import cache_key
 from bench.checkpoints import cached_state, load_state, save_state
 from bench.crashpoints import crash_point
 from bench.data import Batch, Preprocess, iterate_batches, make_loader
-from bench.device import DistInfo, all_reduce_sum, barrier, memory_format, step_done
+from bench.device import DistInfo, all_reduce_sum, barrier, fixed_shapes, memory_format, step_done
 from bench.errors import BenchError
 from bench.images import atomic_write_bytes
 from bench.layout import EPOCH_CHECKPOINTS, EPOCHS_FILE, STEPS_FILE, SUMMARY_FILE, RunLayout
@@ -130,15 +130,18 @@ def train(model: TrainableModel, name: str, inputs: tuple[str, ...], manifest: M
     began = time.perf_counter()
     for epoch in range(start + 1, loop.epochs + 1):
         tick = time.perf_counter()
+        # XLA: the last partial batch is dropped (a new shape is a new graph); its images come up in other
+        # epochs' shuffles. A batch larger than the data stays one step on all of it (one shape every epoch).
         loader = make_loader(fit_entries, preprocess, batch_size=loop.batch_size, workers=workers, shuffle=True,
-                             seed=epoch_seed(loop.seed, epoch), distributed=dist.enabled)
+                             seed=epoch_seed(loop.seed, epoch), distributed=dist.enabled,
+                             drop_last=fixed_shapes(device) and not batch_exceeds_data(loop, len(fit_entries)))
         bar = tqdm(iterate_batches(loader, device), total=len(loader), desc=f"train {name} {epoch}/{loop.epochs}",
                    unit="step", disable=not (progress and dist.is_main), leave=False)
         step.rng = torch.Generator().manual_seed(epoch_seed(loop.seed, epoch))
         means, n_steps = run_epoch(model, name, step, bar, epoch, done, steps_log)
         done += n_steps
         row = {"epoch": epoch, "step": done, "steps": n_steps, **means,
-               **validate(model, inputs, state.modules, val_entries, preprocess, device),
+               **validate(model, inputs, state.modules, val_entries, preprocess, device, bf16),
                "seconds": time.perf_counter() - tick}
         history.append(row)
         epochs_log.append(row)
@@ -164,10 +167,12 @@ def train(model: TrainableModel, name: str, inputs: tuple[str, ...], manifest: M
 def run_epoch(model: TrainableModel, name: str, step: StepContext, batches: Iterable[Batch], epoch: int, done: int,
               log: CsvLog) -> tuple[dict[str, float], int]:
     """Train on every batch once (``done``: steps before this epoch). Every ``log_every``-th step's losses go to
-    ``log``, the only host synchronisation besides the epoch means. A loss name the model did not declare in
+    ``log`` at the end of the epoch, copied to the host together with the epoch means: the step itself never waits
+    for the device (no ``.item()``, ``float()`` or branch on a loss). A loss name the model did not declare in
     ``loss_names`` is an error. Returns the epoch's mean losses (over all ranks) and its steps."""
     declared, log_every = set(model.loss_names), model.loop_settings().log_every
     sums: dict[str, torch.Tensor] = {}
+    logged: list[tuple[int, dict[str, torch.Tensor]]] = []
     n_steps = 0
     for batch in batches:
         if not len(batch):
@@ -181,7 +186,19 @@ def run_epoch(model: TrainableModel, name: str, step: StepContext, batches: Iter
         for k, v in losses.items():
             sums[k] = sums.get(k, 0) + v.detach()
         if (done + n_steps) % log_every == 0:
-            log.append({"epoch": epoch, "step": done + n_steps, **{k: float(v) for k, v in losses.items()}})
+            logged.append((done + n_steps, {k: v.detach() for k, v in losses.items()}))
+    write_step_log(log, epoch, logged)
     names = sorted(sums)
     totals = all_reduce_sum(torch.stack([sums[k] for k in names] + [torch.tensor(float(n_steps), device=step.device)]))
+    totals = totals.cpu()
     return {f"train_{k}": float(totals[i]) / max(float(totals[-1]), 1) for i, k in enumerate(names)}, n_steps
+
+
+def write_step_log(log: CsvLog, epoch: int, logged: list[tuple[int, dict[str, torch.Tensor]]]) -> None:
+    """Append the logged steps' losses (``(step, losses)`` pairs) to ``steps.csv`` after one copy to the host
+    (float64, so each value reads as ``float(loss)`` would)."""
+    if not logged:
+        return
+    values = iter(torch.stack([v.double() for _, losses in logged for v in losses.values()]).cpu().tolist())
+    for number, losses in logged:
+        log.append({"epoch": epoch, "step": number, **{k: next(values) for k in losses}})

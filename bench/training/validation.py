@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from bench.data import Preprocess, iterate_batches, make_loader
-from bench.device import autocast
+from bench.device import autocast, fixed_shapes
 from bench.errors import BenchError
 from bench.splits import ManifestEntry, split_key
 from metrics.registry import compute
@@ -33,18 +33,21 @@ def split_validation(entries: Sequence[ManifestEntry], n_val: int) -> tuple[list
 
 @torch.no_grad()
 def validate(model: Colorizer, inputs: tuple[str, ...], modules: dict[str, nn.Module],
-             entries: Sequence[ManifestEntry], preprocess: Preprocess, device: torch.device) -> dict[str, float]:
+             entries: Sequence[ManifestEntry], preprocess: Preprocess, device: torch.device,
+             bf16: bool = True) -> dict[str, float]:
     """Mean validation metrics of the model's colorizations (of ``inputs``) at its training resolution; the
-    trained ``modules`` are in eval mode meanwhile."""
+    trained ``modules`` are in eval mode meanwhile. On XLA short batches are padded (bench.data) and the padding
+    rows count for nothing."""
     for module in modules.values():
         module.eval()
     sums = dict.fromkeys(VAL_METRICS, 0.0)
     count = 0
-    for batch in iterate_batches(make_loader(entries, preprocess, batch_size=16), device):
-        with autocast(device):
+    for batch in iterate_batches(make_loader(entries, preprocess, batch_size=16, pad=fixed_shapes(device)), device):
+        with autocast(device, bf16):
             rgb = model.colorize(batch.inputs_for(inputs)).float().clamp(0, 1)
+        real = (torch.arange(batch.rows) < len(batch)).to(device)  # data, not a constant: one graph for any count
         for name, values in compute(VAL_METRICS, rgb, batch.rgb).items():
-            sums[name] += float(values.sum())
+            sums[name] += float(torch.where(real, values, 0).sum())
         count += len(batch)
     for module in modules.values():
         module.train()

@@ -1,0 +1,166 @@
+"""The XLA path against the CPU path (issue 15), on torch-xla's CPU runtime (or a TPU VM):
+
+    PJRT_DEVICE=CPU python -m bench.experiments.xla_parity [--models NAMES] [--epochs 2] [--json F]
+
+1. **Parity**: every model with ``training="train"`` (or ``--models``) runs ``bench run`` on the built-in sample
+   (``smoke`` profile, ``--epochs`` epochs, 64x64, metrics mse/psnr/ssim, batches of 3 so the last prediction and
+   scoring batch is short, bf16 off, no study) on the CPU and on XLA. Reported: the largest per-image record
+   difference per metric, and per model the distance between the two trained weight sets relative to the
+   training's own update, ||w_xla - w_cpu|| / ||w_cpu - w_init|| over the tensors training changed.
+2. **Fixed shapes**: a warm XLA run in the same process (one epoch more, 2 evaluation images instead of 4):
+   the graphs it compiles (0 when every shape recurs).
+3. **Step**: each model's training step driven as the trainer drives it (``bench.training.loop.prepare_state``):
+   compiles, device-to-host copies and CPU fallbacks after each step (bench.device.xla_counters).
+
+Wall times are those of this process; on a shared machine they say little about a TPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from bench import console
+from bench.checkpoints import load_state
+from bench.cli import main as bench_main
+from bench.data import Preprocess, iterate_batches, make_loader
+from bench.device import XlaCounters, resolve_device, step_done, xla_counters
+from bench.errors import BenchError
+from bench.layout import RunLayout
+from bench.schema import write_json
+from bench.sources import open_source
+from bench.splits import build_manifest
+from bench.training.loop import prepare_state
+from models.registry import model_specs
+from models.trainable import TrainingData
+
+logger = logging.getLogger(__name__)
+
+RECORD_METRICS = ("mse", "psnr", "ssim")
+RUN_ARGS = ("run", "--profile", "smoke", "--size", "64", "--metrics", ",".join(RECORD_METRICS), "--batch-size", "3",
+            "--no-study", "--no-progress", "--no-bf16", "--seed", "0")
+
+
+def trained_models() -> list[str]:
+    """Every registered model that the trainer trains (registry ``training="train"``)."""
+    return sorted(name for name, spec in model_specs().items() if spec.training == "train")
+
+
+def run_bench(args: list[str]) -> float:
+    """``bench run ARGS`` in this process; its wall seconds (a non-zero exit status raises)."""
+    began = time.perf_counter()
+    code = bench_main(args)
+    if code:
+        raise BenchError(f"bench {' '.join(args)} exited with {code}")
+    return time.perf_counter() - began
+
+
+def read_records(run: Path) -> list[dict[str, str]]:
+    with RunLayout(run).per_image.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def record_gaps(cpu: Path, xla: Path) -> dict[str, float]:
+    """The largest absolute difference per metric between the per-image records of two runs of the same images
+    and models (which must list the same (model, image) rows)."""
+    a, b = read_records(cpu), read_records(xla)
+    if [(r["model"], r["image_id"]) for r in a] != [(r["model"], r["image_id"]) for r in b]:
+        raise BenchError(f"{cpu} and {xla} scored different (model, image) rows")
+    return {m: max(abs(float(x[m]) - float(y[m])) for x, y in zip(a, b, strict=True)) for m in RECORD_METRICS}
+
+
+def weight_gap(name: str, epochs: int, cpu: Path, xla: Path) -> dict[str, float]:
+    """||w_xla - w_cpu|| and the training's update ||w_cpu - w_init|| over the floating tensors training changed
+    (w_init: the registry build at the same seed), and their ratio."""
+    initial = model_specs()[name].build(profile="smoke", seed=0, epochs=epochs).state_dict()
+    trained = {d: load_state(RunLayout(run).checkpoint(name)) for d, run in (("cpu", cpu), ("xla", xla))}
+    changed = [k for k, v in initial.items() if v.is_floating_point() and not torch.equal(v, trained["cpu"][k])]
+    if not changed:
+        raise BenchError(f"{name}: training changed no weight")
+    moved = float(torch.stack([(trained["cpu"][k] - initial[k]).double().norm() for k in changed]).norm())
+    apart = float(torch.stack([(trained["xla"][k] - trained["cpu"][k]).double().norm() for k in changed]).norm())
+    return {"apart": apart, "moved": moved, "ratio": apart / moved}
+
+
+def step_counts(name: str, steps: int, cache_dir: Path) -> list[XlaCounters]:
+    """Drive ``name``'s training step ``steps`` times on XLA as the trainer does (one full batch of the sample's
+    training images, bf16 off); the counters after each step."""
+    device = resolve_device("xla")
+    model = model_specs()[name].build(profile="smoke", seed=0, epochs=1)
+    entries = build_manifest(open_source("sample:train"), "full", progress=False).usable
+    model.prepare_training(TrainingData(entries, "sample:train", "resize", cache_dir, device, progress=False))
+    _, step = prepare_state(model, device, bf16=False)
+    settings = model.loop_settings()
+    loader = make_loader(entries, Preprocess(settings.image_size), batch_size=min(settings.batch_size, len(entries)),
+                         drop_last=True)
+    batch = next(iter(iterate_batches(loader, device)))
+    counts = []
+    for _ in range(steps):
+        model.training_step(batch, step)
+        step_done(device)
+        counts.append(xla_counters())
+    return counts
+
+
+def measure(out: Path, models: list[str], epochs: int, steps: int = 5) -> dict[str, object]:
+    """Parity, warm-run compiles and per-step counters (see the module's docstring), with the run folders. ``out``
+    must be new or empty: runs in it must train and compile afresh."""
+    if out.exists() and any(out.iterdir()):
+        raise BenchError(f"{out} is not empty; give xla_parity a new --out folder")
+    torch.zeros(1, device=resolve_device("xla")).cpu()  # the runtime starts before any backward (autograd's queues)
+    base = [*RUN_ARGS, "--models", ",".join(models), "--epochs", str(epochs)]
+    runs = {d: out / d for d in ("cpu", "xla", "warm")}
+    seconds = {d: run_bench([*base, "--device", d, "--out", str(runs[d])]) for d in ("xla", "cpu")}
+    cold = xla_counters()  # after both cold runs (the CPU run compiles nothing on XLA)
+    evaluation = out / "warm-eval"
+    evaluation.mkdir(parents=True, exist_ok=True)
+    with RunLayout(runs["xla"]).manifest.open(newline="") as handle:
+        usable = [r["image_id"] for r in csv.DictReader(handle) if r["status"] == "ok"]
+    for image_id in usable[:2]:
+        shutil.copy(RunLayout(runs["xla"]).ground_truth(image_id), evaluation)
+    warm_args = [*RUN_ARGS, "--models", ",".join(models), "--epochs", str(epochs + 1), "--device", "xla",
+                 "--train", "sample:train", "--eval", f"folder:{evaluation}", "--out", str(runs["warm"])]
+    seconds["warm"] = run_bench(warm_args)
+    warm = xla_counters() - cold
+    steps_by_model = {name: [vars(c) for c in step_counts(name, steps, out / "steps" / name)] for name in models}
+    return {
+        "runs": {d: str(p) for d, p in runs.items()}, "seconds": seconds, "epochs": epochs,
+        "compiles": {"cold_run": cold.compiles, "warm_run": warm.compiles},
+        "host_transfers": {"cold_run": cold.host_transfers, "warm_run": warm.host_transfers},
+        "record_gaps": record_gaps(runs["cpu"], runs["xla"]),
+        "weight_gaps": {name: weight_gap(name, epochs, runs["cpu"], runs["xla"]) for name in models},
+        "steps": steps_by_model,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", help="comma-separated model names (default: every trained model)")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5, help="training steps driven per model (default 5)")
+    parser.add_argument("--out", type=Path, default=Path("results/xla-parity"))
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    console.configure()
+    args = parse_args(argv)
+    models = args.models.split(",") if args.models else trained_models()
+    result = measure(args.out, models, args.epochs, args.steps)
+    logger.info("record gaps %s; weight gap / update %s; warm-run compiles %s; seconds %s", result["record_gaps"],
+                {k: round(v["ratio"], 5) for k, v in result["weight_gaps"].items()},  # type: ignore[union-attr]
+                result["compiles"], result["seconds"])
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
