@@ -4,7 +4,8 @@ ab from L with an L1 loss and no adversary, optionally with the vividness term o
 
 Network, for an input of S x S (S divisible by 2^depth) and channel widths scaled by ``width``: ``depth`` + 1
 stages of two 3x3 convolutions (BatchNorm, ReLU) at 64, 128, ... channels, 2x2 max pooling between them; the
-decoder upsamples bilinearly, concatenates the encoder stage of the same size and applies two 3x3 convolutions;
+decoder upsamples x2 (nearest neighbour: bilinear's backward runs as a CPU fallback on XLA), concatenates the
+encoder stage of the same size and applies two 3x3 convolutions;
 a 1x1 convolution gives ab. Input (L - 50) / 100, output ab / 110 (the normalisation of Zhang et al., reference.md
 sec. 4); the loss is L1(ab / 110), plus ``vivid_weight`` times the chroma deficit (Lab units) when the vividness
 term is on. Weights start from PyTorch's default initialization drawn from a generator seeded by the run's seed,
@@ -82,7 +83,7 @@ class UNet(nn.Module):
             x = stage(F.max_pool2d(x, 2) if index else x)
             skips.append(x)
         for stage, skip in zip(self.up, reversed(skips[:-1]), strict=True):
-            x = stage(torch.cat((F.interpolate(x, size=skip.shape[-2:], mode="bilinear"), skip), dim=1))
+            x = stage(torch.cat((F.interpolate(x, scale_factor=2, mode="nearest"), skip), dim=1))
         return self.head(x)
 
 
