@@ -4,7 +4,8 @@ ab from L with an L1 loss and no adversary, optionally with the vividness term o
 
 Network, for an input of S x S (S divisible by 2^depth) and channel widths scaled by ``width``: ``depth`` + 1
 stages of two 3x3 convolutions (BatchNorm, ReLU) at 64, 128, ... channels, 2x2 max pooling between them; the
-decoder upsamples bilinearly, concatenates the encoder stage of the same size and applies two 3x3 convolutions;
+decoder's 2x2 up-convolutions (stride 2, halving the channels; interpolation's backward runs as a CPU fallback on
+XLA) are concatenated with the encoder stage of the same size, then two 3x3 convolutions;
 a 1x1 convolution gives ab. Input (L - 50) / 100, output ab / 110 (the normalisation of Zhang et al., reference.md
 sec. 4); the loss is L1(ab / 110), plus ``vivid_weight`` times the chroma deficit (Lab units) when the vividness
 term is on. Weights start from PyTorch's default initialization drawn from a generator seeded by the run's seed,
@@ -73,7 +74,9 @@ class UNet(nn.Module):
         widths = [max(1, round(64 * 2**i * width)) for i in range(depth + 1)]
         inputs = [1, *widths[:-1]]
         self.down = nn.ModuleList(double_conv(c_in, c_out) for c_in, c_out in zip(inputs, widths, strict=True))
-        self.up = nn.ModuleList(double_conv(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(depth)))
+        self.upsample = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
+                                      for i in reversed(range(depth)))
+        self.up = nn.ModuleList(double_conv(2 * widths[i], widths[i]) for i in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], 2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,8 +84,8 @@ class UNet(nn.Module):
         for index, stage in enumerate(self.down):
             x = stage(F.max_pool2d(x, 2) if index else x)
             skips.append(x)
-        for stage, skip in zip(self.up, reversed(skips[:-1]), strict=True):
-            x = stage(torch.cat((F.interpolate(x, size=skip.shape[-2:], mode="bilinear"), skip), dim=1))
+        for upsample, stage, skip in zip(self.upsample, self.up, reversed(skips[:-1]), strict=True):
+            x = stage(torch.cat((upsample(x), skip), dim=1))
         return self.head(x)
 
 

@@ -125,10 +125,12 @@ class VividnessTerm:
         self.table_sha256 = state_sha256(state)
 
     def loss(self, pred_ab: torch.Tensor, true_ab: torch.Tensor, image_ids: Sequence[str]) -> torch.Tensor:
-        """:func:`chroma_deficit` of a training batch (ab in Lab units at the training size)."""
+        """:func:`chroma_deficit` of a training batch (ab in Lab units at the training size); padding rows after the
+        batch's images (bench.data's fixed shapes) repeat its last image, as the loader's padding does."""
         if self.labels is None or self.rows is None:
             raise RuntimeError("VividnessTerm.prepare must run before the first training step")
-        rows = torch.tensor([self.rows[i] for i in image_ids])
+        ids = [*image_ids, *image_ids[-1:] * (len(pred_ab) - len(image_ids))]  # padding rows repeat the last image
+        rows = torch.tensor([self.rows[i] for i in ids])
         segments = self.labels[rows].to(pred_ab.device, non_blocking=True)
         return chroma_deficit(pred_ab, true_ab, segments)
 

@@ -280,7 +280,7 @@ class ZhangColorizer(Colorizer):
                           total=len(loader), leave=False, disable=not data.progress):
             ab = target_ab(batch.ab, self.output_size).permute(0, 2, 3, 1).reshape(-1, 2)
             nearest = squared_distances(ab, centres).argmin(dim=1)
-            counts += torch.bincount(nearest, minlength=len(centres)).double()
+            counts.index_add_(0, nearest, torch.ones_like(nearest, dtype=counts.dtype))
         return counts.cpu()
 
     def training_step(self, batch: Batch, step: StepContext) -> dict[str, torch.Tensor]:

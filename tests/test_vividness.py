@@ -92,3 +92,14 @@ def test_prepared_coco_instances_are_the_segments_of_a_coco_source(tmp_path, coc
                               progress=False), 32)
     assert term.source.kind == "coco-instances" and term.labels.shape == (len(entries), 32, 32)
     assert int(term.labels.max()) >= 1
+
+
+def test_padding_rows_repeat_the_last_image(tmp_path):
+    """A batch padded to a fixed shape (XLA) carries fewer ids than rows: the extra rows are the last image again."""
+    data, batch = sample_training(tmp_path, size=32, images=2)
+    term = VividnessTerm(1.0)
+    term.prepare(data, 32)
+    padded = torch.cat([torch.zeros_like(batch.ab), torch.zeros_like(batch.ab[-1:])])
+    truth = torch.cat([batch.ab, batch.ab[-1:]])
+    three = float(term.loss(padded, truth, batch.image_ids))
+    assert three == pytest.approx(float(term.loss(padded, truth, [*batch.image_ids, batch.image_ids[-1]])))
