@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import caption_sensitivity
+from bench.analysis.claim_c7 import C7_METRICS
 from bench.analysis.claim_pixels import common_pixel_rows, near_grey_shares
 from bench.analysis.claims import Claim, Evidence, evaluate_claims
-from bench.analysis.claims_v2 import C3, C7_METRICS
+from bench.analysis.claims_v2 import C3
 from bench.analysis.paired import FIGURE_METRICS, PAIRED_COLUMNS, outputs_table, paired_preferences
 from bench.analysis.perturbations import SWEEPS_BY_NAME
 from bench.analysis.rules import RULE_TABLE

@@ -139,7 +139,9 @@ ALL_METRICS = ("mse", "psnr", "ssim", "channel_equality", "colorfulness", "delta
 
 
 def evidence(boards, per_image=(), training="fit", metrics=ALL_METRICS, **analyses) -> Evidence:
-    models = {b["model"]: {"spec": {"training": training}, "error": None} for b in boards}
+    """Run evidence; trained models here are the paper's GANs, so they carry run.json's adversarial flag."""
+    models = {b["model"]: {"spec": {"training": training}, "adversarial": training == "train", "error": None}
+              for b in boards}
     return Evidence({"models": models, "metrics": {m: {} for m in metrics}}, boards, list(per_image), **analyses)
 
 

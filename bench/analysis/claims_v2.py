@@ -11,10 +11,12 @@ pixels both contain, with the grey model as a negative control. Metric direction
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from bench.analysis.arms import arm_differences, capped, seed_note
+from bench.analysis.claim_c7 import CONTROL, claim_c7
 from bench.analysis.claims_v1 import claim_c6 as premise_c6
 from bench.analysis.evidence import (
     INCONCLUSIVE,
@@ -30,7 +32,6 @@ from bench.analysis.evidence import (
     interval_text,
 )
 from bench.analysis.rules import parameters
-from metrics.registry import goodness
 
 VERSION = "2"
 C1, C2, C3, C4, C5, C6 = (parameters(VERSION, c) for c in ("C1", "C2", "C3", "C4", "C5", "C6"))
@@ -42,9 +43,7 @@ PLAUSIBLE = ("object_hue_plausible", "colour_transfer")
 OVERSATURATED = ("oversaturated_150", "oversaturated_200")
 YARDSTICKS = ("semantic_kl",)
 FIDELITY = ("psnr", "ssim")
-CONTROL = "gray"
 C6_VARIANT, C6_BASE = "chromagan-vivid", "chromagan"
-C7_METRICS = ("psnr", "deltae2000", "segment_chroma_ratio")
 
 
 def _mean(values: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -240,35 +239,7 @@ def claim_c3(e: Evidence) -> Claim:
     return Claim("C3", statement, test, "; ".join(numbers), verdict, n=n, models=tuple(gans), change=change)
 
 
-# -- C4 / C6: arms paired by seed and image -------------------------------------------------------------------
-def _arm_differences(e: Evidence, treated: str, base: str, metric: str,
-                     score: Callable[[str, np.ndarray], np.ndarray] = goodness) -> tuple[np.ndarray, list[int]]:
-    """(seed, image) table of score(treated) - score(base) (``goodness`` unless told), pairing replica k of one
-    arm with the replica of the other arm that has the same seed; the seeds used."""
-    a, b = e.replicas(treated), e.replicas(base)
-    seeds = [s for s in a if s in b]
-    per_seed = [(e.values(a[s], metric), e.values(b[s], metric)) for s in seeds]
-    images = sorted({i for va, vb in per_seed for i in va if i in vb})
-    table = np.full((len(seeds), len(images)), np.nan)
-    for k, (va, vb) in enumerate(per_seed):
-        for j, image in enumerate(images):
-            if image in va and image in vb:
-                table[k, j] = score(metric, np.array([va[image]]))[0] - score(metric, np.array([vb[image]]))[0]
-    table[~np.isfinite(table)] = np.nan
-    return table, seeds
-
-
-def _seed_note(seeds: Sequence[int], min_seeds: float) -> str:
-    if len(seeds) >= min_seeds:
-        return f"{len(seeds)} seeds ({', '.join(map(str, seeds))}), two-way bootstrap over seeds and images"
-    return (f"only {len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))}): the interval "
-            f"omits most seed variance, so the verdict is at most inconclusive (needs >= {min_seeds:g}; --seeds N)")
-
-
-def _capped(verdict: str, seeds: Sequence[int], min_seeds: float) -> str:
-    return verdict if len(seeds) >= min_seeds else INCONCLUSIVE
-
-
+# -- C4 / C6: arms paired by seed and image (bench/analysis/arms.py) ------------------------------------------
 def claim_c4(e: Evidence) -> Claim:
     statement = "Dropping ChromaGAN's class-distribution head gives higher PSNR/SSIM than keeping it."
     test = ("chromagan-noclass minus chromagan, paired by seed replica and image, 95% two-way bootstrap over seeds "
@@ -282,14 +253,14 @@ def claim_c4(e: Evidence) -> Claim:
                      "seed", NOT_RUN, change="train both arms (--models chromagan,chromagan-noclass --seeds 3)")
     parts, above, below, n = [], [], [], 0
     for metric in FIDELITY:
-        table, _ = _arm_differences(e, "chromagan-noclass", "chromagan", metric)
+        table, _ = arm_differences(e, "chromagan-noclass", "chromagan", metric)
         mean, lo, hi = crossed_bootstrap(table, seed=e.seed)
         n = max(n, table.shape[1])
         parts.append(f"{metric} difference {interval_text(mean, lo, hi)}")
         above.append(lo > 0)
         below.append(hi < 0)
-    parts.append(_seed_note(seeds, C4["min_seeds"]))
-    verdict = _capped(SUPPORTED if all(above) else NOT_SUPPORTED if any(below) else INCONCLUSIVE, seeds,
+    parts.append(seed_note(seeds, C4["min_seeds"]))
+    verdict = capped(SUPPORTED if all(above) else NOT_SUPPORTED if any(below) else INCONCLUSIVE, seeds,
                       C4["min_seeds"])
     change = {SUPPORTED: "a seed or image sample pulling a lower bound below 0",
               NOT_SUPPORTED: "more seeds pulling the negative interval up to 0",
@@ -347,86 +318,22 @@ def claim_c6(e: Evidence) -> Claim:
                      change=f"train {C6_VARIANT} beside {C6_BASE} (issue 10)")
     results, n = {}, 0
     for metric in ("segment_chroma_ratio", "vivid_recall", *FIDELITY):
-        table, _ = _arm_differences(e, C6_VARIANT, C6_BASE, metric)
+        table, _ = arm_differences(e, C6_VARIANT, C6_BASE, metric)
         results[metric] = crossed_bootstrap(table, seed=e.seed)
         n = max(n, table.shape[1])
     improves = results["segment_chroma_ratio"][1] > 0 or results["vivid_recall"][1] > 0
     keeps = results["psnr"][1] > -C6["psnr_margin_db"] and results["ssim"][1] > -C6["ssim_margin"]
     no_gain = results["segment_chroma_ratio"][2] <= 0 and results["vivid_recall"][2] <= 0
-    verdict = _capped(SUPPORTED if improves and keeps else NOT_SUPPORTED if no_gain else INCONCLUSIVE, seeds,
+    verdict = capped(SUPPORTED if improves and keeps else NOT_SUPPORTED if no_gain else INCONCLUSIVE, seeds,
                       C6["min_seeds"])
     numbers = [f"{m} goodness difference {interval_text(*r)}" for m, r in results.items()]
-    numbers.append(_seed_note(seeds, C6["min_seeds"]))
+    numbers.append(seed_note(seeds, C6["min_seeds"]))
     change = {SUPPORTED: "a segment gain whose interval reaches 0, or a fidelity loss beyond the margin",
               NOT_SUPPORTED: "a variant whose segment metrics improve",
               INCONCLUSIVE: f"at least {C6['min_seeds']:g} seeds" if len(seeds) < C6["min_seeds"]
               else "narrower intervals (more images or seeds)"}[verdict]
     models = tuple(e.replicas(C6_VARIANT).values()) + tuple(e.replicas(C6_BASE).values())
     return Claim("C6", statement, test, "; ".join(numbers), verdict, n=n, models=models, change=change)
-
-
-# -- C7 ----------------------------------------------------------------------------------------------------
-def _crop_effect(e: Evidence, model: str) -> dict[str, tuple[float, float, float, int]]:
-    """Per metric, mean goodness(crop) - goodness(resize) on common pixels, paired by image, with its interval."""
-    out = {}
-    for metric in C7_METRICS:
-        rows = [r for r in e.common_pixels if r["model"] == model and r["metric"] == metric]
-        crop = goodness(metric, np.array([float(r["crop"]) for r in rows]))  # type: ignore[arg-type]
-        resize = goodness(metric, np.array([float(r["resize"]) for r in rows]))  # type: ignore[arg-type]
-        diffs = (crop - resize)[np.isfinite(crop - resize)]
-        if diffs.size:
-            out[metric] = (*bootstrap(_mean, diffs, seed=e.seed), int(diffs.size))
-    return out
-
-
-def _weights_note(e: Evidence, model: str) -> str:
-    same = (e.crop is not None and e.models[model].get("weights_sha256") is not None
-            and e.models[model].get("weights_sha256") == e.crop.models.get(model, {}).get("weights_sha256"))
-    return "same weights in both arms" if same else "retrained for the crop arm"
-
-
-def claim_c7(e: Evidence) -> Claim:
-    statement = "Resizing COCO's non-square images distorts shapes; center crops may colorize better."
-    test = (f"a resize run and a center-crop run, both scored on the centre square both contain (mapped into each "
-            f"arm's own output, against each arm's ground truth), paired by image, per trained model: better with "
-            f"crops if at least 2 of {', '.join(C7_METRICS)} improve (goodness, 95% interval above 0), worse if at "
-            f"least 2 worsen. The {CONTROL} model is the negative control: if any of its intervals excludes 0 the "
-            "verdict is inconclusive. Supported if some model is better and none worse, not supported if the "
-            "reverse")
-    if e.crop is None:
-        return Claim("C7", statement, test, "no center-crop run given", NOT_RUN,
-                     change="bench report RUN --crop-run CROP_RUN")
-    tested = [m for m in e.trained() if m in e.crop.trained()]
-    if not tested:
-        return Claim("C7", statement, test, "no trained model in both runs", NOT_RUN, change="train in both runs")
-    if not e.common_pixels:
-        return Claim("C7", statement, test, "no common-pixel scores (predictions or originals missing)", NOT_RUN,
-                     models=tuple(tested))
-    control = _crop_effect(e, CONTROL)
-    control_moves = [m for m, (_, lo, hi, _) in control.items() if lo > 0 or hi < 0]
-    numbers = [f"control {CONTROL}: " + ", ".join(f"{m} {interval_text(*r[:3])}" for m, r in control.items())]
-    better, worse, n = 0, 0, 0
-    for model in tested:
-        effect = _crop_effect(e, model)
-        ups = sum(lo > 0 for _, lo, _, _ in effect.values())
-        downs = sum(hi < 0 for _, _, hi, _ in effect.values())
-        better += ups >= 2
-        worse += downs >= 2
-        n = max([n, *(r[3] for r in effect.values())])
-        numbers.append(f"{model} ({_weights_note(e, model)}): " + ", ".join(
-            f"{m} gain with crops {interval_text(*r[:3])}" for m, r in effect.items()))
-    if not control:
-        verdict = INCONCLUSIVE
-        numbers.append(f"no {CONTROL} control scored")
-    elif control_moves:
-        verdict = INCONCLUSIVE
-        numbers.append(f"control moves on {', '.join(control_moves)}: the arms score different pixels or targets")
-    else:
-        verdict = SUPPORTED if better and not worse else NOT_SUPPORTED if worse and not better else INCONCLUSIVE
-    change = {SUPPORTED: "a model worse with crops, or the control moving",
-              NOT_SUPPORTED: "a model better with crops, or the control moving",
-              INCONCLUSIVE: "a control that stays put and models that move one way"}[verdict]
-    return Claim("C7", statement, test, "; ".join(numbers), verdict, n=n, models=(CONTROL, *tested), change=change)
 
 
 RULES: tuple[Callable[[Evidence], Claim], ...] = (claim_c1, claim_c2, claim_c3, claim_c4, claim_c5, claim_c6, claim_c7)

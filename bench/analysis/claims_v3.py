@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from bench.analysis import claims_v2
-from bench.analysis.claims_v2 import FIDELITY, _arm_differences, _capped, _seed_note
+from bench.analysis.arms import arm_differences, capped, seed_note
+from bench.analysis.claims_v2 import FIDELITY
 from bench.analysis.evidence import (
     INCONCLUSIVE,
     NOT_RUN,
@@ -43,21 +44,21 @@ def _pair_verdict(e: Evidence, treated: str, base: str) -> tuple[str, str, int]:
     """(verdict, numbers, n images) of one vivid variant against its twin, under version 2's C6 decision."""
     results, n = {}, 0
     for metric in (*SEGMENT_METRICS, *FIDELITY):
-        table, _ = _arm_differences(e, treated, base, metric)
+        table, _ = arm_differences(e, treated, base, metric)
         results[metric] = crossed_bootstrap(table, seed=e.seed)
         n = max(n, table.shape[1])
     improves = any(results[m][1] > 0 for m in SEGMENT_METRICS)
     keeps = results["psnr"][1] > -C6["psnr_margin_db"] and results["ssim"][1] > -C6["ssim_margin"]
     no_gain = all(results[m][2] <= 0 for m in SEGMENT_METRICS)
     seeds = [s for s in e.replicas(treated) if s in e.replicas(base)]
-    verdict = _capped(SUPPORTED if improves and keeps else NOT_SUPPORTED if no_gain else INCONCLUSIVE, seeds,
+    verdict = capped(SUPPORTED if improves and keeps else NOT_SUPPORTED if no_gain else INCONCLUSIVE, seeds,
                       C6["min_seeds"])
     parts = [f"{m} goodness difference {interval_text(*r)}" for m, r in results.items()]
     for metric in CONTEXT_METRICS:
         if not e.missing(metric):
-            table, _ = _arm_differences(e, treated, base, metric, score=_raw)
+            table, _ = arm_differences(e, treated, base, metric, score=_raw)
             parts.append(f"{metric} difference (context) {interval_text(*crossed_bootstrap(table, seed=e.seed))}")
-    parts.append(_seed_note(seeds, C6["min_seeds"]))
+    parts.append(seed_note(seeds, C6["min_seeds"]))
     return verdict, f"{treated} minus {base}: {'; '.join(parts)}; pair {verdict}", n
 
 

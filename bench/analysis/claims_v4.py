@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from bench.analysis import claims_v3
-from bench.analysis.claims_v2 import _arm_differences, _capped, _seed_note
+from bench.analysis.arms import arm_differences, capped, seed_note
 from bench.analysis.evidence import (
     INCONCLUSIVE,
     NOT_RUN,
@@ -60,7 +60,7 @@ def _judge_model(e: Evidence, model: str, level: float) -> tuple[str, list[str],
     parts, above, below, n = [], [], [], 0
     seeds = [s for s in e.replicas(model) if s in e.replicas(BASELINE)]
     for metric in SEGMENT_METRICS:
-        table, _ = _arm_differences(e, model, BASELINE, metric)
+        table, _ = arm_differences(e, model, BASELINE, metric)
         mean, lo, hi = crossed_bootstrap(table, seed=e.seed, level=level)
         n = max(n, table.shape[1])
         parts.append(f"{model} - {BASELINE} {metric} {interval_text(mean, lo, hi)}")
@@ -110,10 +110,10 @@ def claim_c8(e: Evidence) -> Claim:
     if skipped:
         parts.append(f"left out (another budget than {BASELINE}): {', '.join(skipped)}")
     seeds = min(shared, key=len)
-    parts.append(_seed_note(seeds, C8["min_seeds"]))
+    parts.append(seed_note(seeds, C8["min_seeds"]))
     outcome = (SUPPORTED if "meets" in states.values()
                else NOT_SUPPORTED if all(s == "fails" for s in states.values()) else INCONCLUSIVE)
-    verdict = _capped(outcome, seeds, C8["min_seeds"])
+    verdict = capped(outcome, seeds, C8["min_seeds"])
     change = {SUPPORTED: "a seed or image sample pulling a lower bound to 0",
               NOT_SUPPORTED: "a caption model whose segment-metric gain and caption sensitivity both exclude 0",
               INCONCLUSIVE: f"at least {C8['min_seeds']:g} seeds" if len(seeds) < C8["min_seeds"]
