@@ -88,12 +88,7 @@ def test_warm_run_compiles_no_new_graph(parity):
 
 #: Known host round trips in a training step, by model (strict: the test fails once the model is fixed, so the entry
 #: is removed). Measured: 4 device-to-host copies and 4 CPU fallbacks per step, one per decoder stage.
-HOST_SYNC_KNOWN = {name: "F.interpolate(mode='bilinear') in the U-Net decoder: upsample_bilinear2d_backward falls "
-                         "back to the CPU on XLA" for name in ("unet-l1", "unet-l1-vivid")}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=HOST_SYNC_KNOWN[n]))
-                                  if n in HOST_SYNC_KNOWN else n for n in TRAINED])
+@pytest.mark.parametrize("name", TRAINED)
 def test_training_step_stays_on_the_device(parity, name):
     """The model's training step, driven as the trainer drives it: after two warm-up steps (the first creates the
     optimisers' state), further steps compile nothing, copy nothing to the host (no ``.item()``, no branch on a
