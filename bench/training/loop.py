@@ -97,7 +97,8 @@ def train(model: TrainableModel, name: str, inputs: tuple[str, ...], manifest: M
     model.prepare_training(TrainingData(fit_entries, manifest.source, resize_mode, layout.training_cache, device,
                                         workers, progress and dist.is_main))
     final = layout.checkpoint(name)
-    payload = {"model": name, "version": version, "options": model.options(), "train_manifest": manifest.sha256,
+    options = model.options()
+    payload = {"model": name, "version": version, "options": options, "train_manifest": manifest.sha256,
                "resize_mode": resize_mode}
     key = cache_key(payload)
     cached = cached_state(final, "trained weights") if resume else None
@@ -105,7 +106,6 @@ def train(model: TrainableModel, name: str, inputs: tuple[str, ...], manifest: M
         model.load_state_dict(cached[0])
         return {"weights_from": "cached training", "checkpoint": str(final), "training": cached[1].get("summary")}
 
-    options = model.options()
     if options.get("epochs") != loop.epochs:
         raise BenchError(f"model {name}: options() must record the epochs under 'epochs' ({loop.epochs}), so that a "
                          "longer run resumes a shorter one's checkpoints")
@@ -149,7 +149,7 @@ def train(model: TrainableModel, name: str, inputs: tuple[str, ...], manifest: M
             checkpoints.save(epoch, state, {"history": history})
             checkpoints.prune(history)
         crash_point("train-epoch")
-    summary = summarize(history, loop, model.options(), model.adversarial_terms, fit_entries, val_entries, start)
+    summary = summarize(history, loop, options, model.adversarial_terms, fit_entries, val_entries, start)
     summary.update({"seconds_this_run": time.perf_counter() - began, "folder": str(folder)})
     model.eval()  # type: ignore[attr-defined]
     for module in state.modules.values():
