@@ -67,10 +67,6 @@ def swap_key(swapped: Mapping[str, str]) -> str:
     return cache_key({"swapped_captions": sorted(swapped.items())})
 
 
-def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(x, axis=axis)
-
-
 def paired_difference(true: np.ndarray, swapped: np.ndarray, *, seed: int,
                       level: float = LEVEL) -> tuple[float, float, float, int]:
     """Mean of true - swapped over images where both are finite, its percentile-bootstrap interval and n."""
@@ -83,7 +79,7 @@ def paired_difference(true: np.ndarray, swapped: np.ndarray, *, seed: int,
         return mean, float("nan"), float("nan"), 1
     if np.ptp(diff) == 0:  # every image moved alike (e.g. a model that ignores the caption entirely)
         return mean, mean, mean, int(diff.size)
-    result = stats.bootstrap((diff,), _mean, vectorized=True, confidence_level=level, n_resamples=N_RESAMPLES,
+    result = stats.bootstrap((diff,), np.mean, vectorized=True, confidence_level=level, n_resamples=N_RESAMPLES,
                              method="percentile", rng=np.random.default_rng(seed))
     return mean, float(result.confidence_interval.low), float(result.confidence_interval.high), int(diff.size)
 

@@ -46,10 +46,6 @@ FIDELITY = ("psnr", "ssim")
 C6_VARIANT, C6_BASE = "chromagan-vivid", "chromagan"
 
 
-def _mean(values: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(values, axis=axis)
-
-
 def _finite_pairs(a: Mapping[str, float], b: Mapping[str, float]) -> list[str]:
     return [i for i in a if i in b and np.isfinite(a[i]) and np.isfinite(b[i])]
 
@@ -72,8 +68,8 @@ def claim_c1(e: Evidence) -> Claim:
         ssim, psnr, cf, delta = (e.values(model, m) for m in ("ssim", "psnr", "colorfulness", "delta_colorfulness"))
         ids = [i for i in _finite_pairs(ssim, psnr) if i in cf and i in delta]
         n = max(n, len(ids))
-        s = bootstrap(_mean, np.array([ssim[i] for i in ids]), seed=e.seed)
-        p = bootstrap(_mean, np.array([psnr[i] for i in ids]), seed=e.seed)
+        s = bootstrap(np.mean, np.array([ssim[i] for i in ids]), seed=e.seed)
+        p = bootstrap(np.mean, np.array([psnr[i] for i in ids]), seed=e.seed)
         pred, truth = np.array([cf[i] for i in ids]), np.array([cf[i] - delta[i] for i in ids])
         share = bootstrap(lambda a, b, axis=-1: np.mean(a, axis=axis) / np.mean(b, axis=axis), pred, truth,
                           seed=e.seed)
@@ -213,14 +209,14 @@ def claim_c3(e: Evidence) -> Claim:
     for model in gans:
         if _diverged(e, model):
             delta = e.values(model, "delta_colorfulness")
-            m, lo, hi = bootstrap(_mean, np.array(list(delta.values())), seed=e.seed)
+            m, lo, hi = bootstrap(np.mean, np.array(list(delta.values())), seed=e.seed)
             numbers.append(f"{model} (diverged): colorfulness - truth's {interval_text(m, lo, hi)}")
             holds.append(("diverged", lo > 0))
             fails.append(hi < 0)
             n = max(n, len(delta))
         else:
             share = e.near_grey[model]
-            m, lo, hi = bootstrap(_mean, np.array(list(share.values())), seed=e.seed)
+            m, lo, hi = bootstrap(np.mean, np.array(list(share.values())), seed=e.seed)
             numbers.append(f"{model} (stable): near-grey pixel share {interval_text(m, lo, hi)}")
             holds.append(("stable", lo > C3["near_grey"]))
             fails.append(hi < C3["near_grey"])
