@@ -19,16 +19,16 @@ from bench.color import lab_to_rgb
 from bench.data import iterate_batches
 from bench.errors import BenchError
 from bench.images import quantize, write_label_png, write_png
-from bench.run_context import RunConfig, RunContext
-from bench.segments import (
+from bench.label_maps import (
     SegmentSource,
     coco_label_categories,
     coco_label_map,
-    needs_segments,
     slic_label_map,
     slic_source,
     to_working_size,
 )
+from bench.run_context import RunConfig, RunContext
+from bench.segments import needs_segments
 from bench.sources import CocoSource, ImageSource, open_source
 from bench.splits import Manifest, ManifestEntry, build_manifest
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from bench.device import resolve_device
 from bench.errors import BenchError, IncompleteError
+from bench.label_maps import SegmentSource, slic_source
 from bench.layout import RunLayout
 from bench.outputs import ReportBuilder, per_run, write_results
 from bench.paths import child, printable, text_bytes
 from bench.runfolder import claim
 from bench.scoring import SetLevelScorer, match_folders, score_pairs
-from bench.segments import SegmentSource, needs_segments, segments_from, slic_segments, slic_source
+from bench.segments import needs_segments, segments_from, slic_segments
 from metrics.registry import select_metrics
 
 

@@ -1,6 +1,6 @@
 """Segment label maps for the segment metrics (paper Sec. 7.6): the scoring extras that hand each image's map to
 the metrics, and which metrics need them. The maps themselves (COCO instance masks, or SLIC superpixels, at the
-working size) are built in :mod:`bench.label_maps` and re-exported here.
+working size) are built in :mod:`bench.label_maps`.
 
 Sources without instance annotations (folders, the built-in sample, ``bench score``) get SLIC superpixels
 computed on the ground truth at the working size. Which of the two a run used is recorded in run.json.
@@ -14,20 +14,9 @@ from pathlib import Path
 import torch
 
 from bench.images import read_label_png
-from bench.label_maps import (
-    SLIC_PARAMS,
-    SegmentSource,
-    coco_label_categories,
-    coco_label_map,
-    slic_label_map,
-    slic_source,
-    to_working_size,
-)
+from bench.label_maps import slic_label_map
 from bench.paths import inside, safe_component
 from metrics.registry import METRICS
-
-__all__ = ["SLIC_PARAMS", "SegmentSource", "coco_label_categories", "coco_label_map", "needs_segments",
-           "segments_from", "slic_label_map", "slic_segments", "slic_source", "to_working_size"]
 
 
 def slic_segments(_: object, target: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -333,7 +333,7 @@ def test_malformed_instances_file_is_one_clear_error(tmp_path):
 
 
 def test_malformed_segmentation_is_one_clear_error(tmp_path):
-    from bench.segments import coco_label_map
+    from bench.label_maps import coco_label_map
 
     root = coco_root(tmp_path)
     instances = {"images": [{"id": 1, "file_name": "1.png", "width": 30, "height": 20}], "categories": [],

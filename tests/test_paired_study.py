@@ -196,7 +196,7 @@ def test_trained_models_join_the_variants_as_alternatives():
 
 
 def test_coco_segment_labels_carry_their_class(coco_mini):
-    from bench.segments import coco_label_categories, coco_label_map
+    from bench.label_maps import coco_label_categories, coco_label_map
     from bench.sources import open_source
 
     coco = open_source(f"coco:{coco_mini}:val2017").instances()

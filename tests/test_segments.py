@@ -11,7 +11,7 @@ import torch
 from pycocotools.coco import COCO
 
 from bench.data import Preprocess
-from bench.segments import coco_label_map, slic_label_map, to_working_size
+from bench.label_maps import coco_label_map, slic_label_map, to_working_size
 from bench.sources import CocoSource
 
 
