@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from scipy import stats
 
 N_RESAMPLES = 1000
 LEVEL = 0.95
@@ -17,6 +18,21 @@ def bootstrap_means(values: np.ndarray, *, seed: int, n_resamples: int = N_RESAM
         return np.full(n_resamples, np.nan)
     rng = np.random.default_rng(seed)
     return finite[rng.integers(0, finite.size, size=(n_resamples, finite.size))].mean(axis=1)
+
+
+def bootstrap(statistic, *samples: np.ndarray, seed: int,  # type: ignore[no-untyped-def]
+              level: float = LEVEL) -> tuple[float, float, float]:
+    """``statistic`` of paired samples (one entry per image) and its percentile-bootstrap ``level`` (95%) interval
+    over images (scipy.stats.bootstrap); NaN bounds with fewer than two images, the value itself when no sample
+    varies."""
+    value = float(statistic(*samples))
+    if samples[0].size < 2:
+        return value, float("nan"), float("nan")
+    if all(np.ptp(s) == 0 for s in samples):
+        return value, value, value
+    result = stats.bootstrap(samples, statistic, paired=True, vectorized=True, confidence_level=level,
+                             n_resamples=N_RESAMPLES, method="percentile", rng=np.random.default_rng(seed))
+    return value, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def mean_and_interval(values: Sequence[float], *, seed: int, level: float = LEVEL) -> tuple[float, float, float]:

@@ -19,9 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from scipy import stats
 
-from bench.aggregate import LEVEL, N_RESAMPLES
+from bench.aggregate import LEVEL, bootstrap
 from bench.cachekey import cache_key
 from metrics.registry import goodness, ranked
 
@@ -74,14 +73,8 @@ def paired_difference(true: np.ndarray, swapped: np.ndarray, *, seed: int,
     diff = true[keep] - swapped[keep]
     if diff.size == 0:
         return float("nan"), float("nan"), float("nan"), 0
-    mean = float(diff.mean())
-    if diff.size < 2:
-        return mean, float("nan"), float("nan"), 1
-    if np.ptp(diff) == 0:  # every image moved alike (e.g. a model that ignores the caption entirely)
-        return mean, mean, mean, int(diff.size)
-    result = stats.bootstrap((diff,), np.mean, vectorized=True, confidence_level=level, n_resamples=N_RESAMPLES,
-                             method="percentile", rng=np.random.default_rng(seed))
-    return mean, float(result.confidence_interval.low), float(result.confidence_interval.high), int(diff.size)
+    mean, lo, hi = bootstrap(np.mean, diff, seed=seed, level=level)
+    return mean, lo, hi, int(diff.size)
 
 
 def sensitivity(true_records: Sequence[Mapping[str, object]], swapped_records: Sequence[Mapping[str, object]],

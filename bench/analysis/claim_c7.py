@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.aggregate import bootstrap
 from bench.analysis.evidence import (
     INCONCLUSIVE,
     NOT_RUN,
@@ -14,7 +15,6 @@ from bench.analysis.evidence import (
     SUPPORTED,
     Claim,
     Evidence,
-    bootstrap,
     interval_text,
 )
 from metrics.registry import goodness

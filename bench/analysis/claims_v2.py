@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from bench.aggregate import bootstrap
 from bench.analysis.arms import arm_differences, capped, seed_note
 from bench.analysis.claim_c7 import CONTROL, claim_c7
 from bench.analysis.claims_v1 import claim_c6 as premise_c6
@@ -26,7 +27,6 @@ from bench.analysis.evidence import (
     Claim,
     Evidence,
     best_worst_gap,
-    bootstrap,
     crossed_bootstrap,
     fmt,
     interval_text,

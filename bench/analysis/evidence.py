@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 from bench.aggregate import LEVEL, N_RESAMPLES
 from bench.analysis.tables import column
@@ -116,19 +115,6 @@ def fmt(value: float, digits: int = 3) -> str:
 
 def interval_text(mean: float, lo: float, hi: float, digits: int = 3) -> str:
     return f"{fmt(mean, digits)} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
-
-
-def bootstrap(statistic, *samples: np.ndarray, seed: int) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
-    """``statistic`` of paired samples (one entry per image) and its percentile-bootstrap 95% interval over
-    images (scipy.stats.bootstrap); NaN when there are fewer than two images."""
-    value = float(statistic(*samples))
-    if samples[0].size < 2:
-        return value, float("nan"), float("nan")
-    if all(np.ptp(s) == 0 for s in samples):
-        return value, value, value
-    result = stats.bootstrap(samples, statistic, paired=True, vectorized=True, confidence_level=LEVEL,
-                             n_resamples=N_RESAMPLES, method="percentile", rng=np.random.default_rng(seed))
-    return value, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def crossed_bootstrap(differences: np.ndarray, *, seed: int, level: float = LEVEL) -> tuple[float, float, float]:
