@@ -44,6 +44,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -117,8 +118,13 @@ class Kernel:
         self.fn, self.cost, self.version = fn, cost, version
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         self.__doc__, self.__wrapped__ = fn.__doc__, fn
-        self._compiled = torch.compile(fn, dynamic=True)
         self._ready: set[str] = set()  # variants (constants, device type) compiled in this process
+
+    @cached_property
+    def _compiled(self) -> Callable[..., object]:
+        """The compiled twin, made on first use: ``torch.compile`` imports the compiler stack, which cost 4.7 s of a
+        7.3 s ``bench report`` on the 2-core development machine when every kernel made it at import."""
+        return torch.compile(self.fn, dynamic=True)
 
     def variant(self, tensors: tuple[torch.Tensor, ...], constants: dict[str, object]) -> str:
         """What a compiled artifact is specific to: the kernel and its definition version, its constants, device
@@ -145,12 +151,12 @@ class Kernel:
         state = "warm cache" if warm else "cold cache"
         return Decision(work_mpx > break_even, f"{work_mpx:.3g} Mpx vs break-even {break_even:.3g} Mpx ({state})")
 
-    def _apply(self, kernel: Callable[..., object], tensors: tuple[torch.Tensor, ...],
-               constants: dict[str, object]) -> object:
+    def _apply(self, compiled: bool, tensors: tuple[torch.Tensor, ...], constants: dict[str, object]) -> object:
+        kernel = self._compiled if compiled else self.fn
         if tensors[0].device.type == "cpu" and len(tensors[0]) > 1:
             return _concatenate([kernel(*(t[i : i + 1] for t in tensors), **constants)
                                  for i in range(len(tensors[0]))])
-        if kernel is self._compiled:
+        if compiled:
             for tensor in tensors:
                 torch._dynamo.maybe_mark_dynamic(tensor, 0)
         return kernel(*tensors, **constants)
@@ -159,16 +165,16 @@ class Kernel:
         global _broken
         variant = self.variant(tensors, constants)
         if not self.decide(len(tensors[0]), tensors[0].shape[-2] * tensors[0].shape[-1], variant).compiled:
-            return self._apply(self.fn, tensors, constants)
+            return self._apply(False, tensors, constants)
         first = variant not in self._ready
         compile_cache_dir()
         began = time.perf_counter()
         try:
-            result = self._apply(self._compiled, tensors, constants)
+            result = self._apply(True, tensors, constants)
         except Exception as exc:  # any backend failure means: stay eager
             _broken = True
             logger.warning("torch.compile failed for %s, metrics run eagerly: %s", self.name, exc)
-            return self._apply(self.fn, tensors, constants)
+            return self._apply(False, tensors, constants)
         if first:
             self._ready.add(variant)
             marker = {"kernel": self.name, "first_call_s": time.perf_counter() - began,

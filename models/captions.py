@@ -30,7 +30,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from bench.errors import BenchError
 from bench.images import atomic_write_bytes, file_sha256
@@ -44,6 +43,9 @@ VOCAB_WORDS = 1500
 VOCAB_CAPACITY = VOCAB_WORDS + len(SPECIALS)
 #: Words kept per caption (COCO captions average about 10 words; longer ones are cut).
 MAX_WORDS = 30
+#: Token positions of every batch (the words plus <bos> and <eos>): one tensor shape for all captions, so an XLA
+#: device compiles one graph, and the LSTMs read padded sequences (no packed sequences, which XLA cannot run).
+TOKEN_SLOTS = MAX_WORDS + 2
 #: Word embedding size of Model B and C.1 (paper Sec. 4.2.3: "a 50 dimensional caption word vector").
 WORD_DIM = 50
 APOSTROPHES = "'\u2019"
@@ -115,12 +117,13 @@ class Vocabulary:
 
     def batch(self, captions: Sequence[str], device: torch.device, *, bos: bool = False,
               eos: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """(tokens (B, T) padded with <pad> = 0, lengths (B,)) of a batch of captions."""
+        """(tokens (B, :data:`TOKEN_SLOTS`) padded with <pad> = 0 after the words, lengths (B,)) of a batch of
+        captions, both on ``device``."""
         rows = [self.encode(c, bos=bos, eos=eos) for c in captions]
-        tokens = torch.zeros(len(rows), max(len(r) for r in rows), dtype=torch.long)
+        tokens = torch.zeros(len(rows), TOKEN_SLOTS, dtype=torch.long)
         for i, row in enumerate(rows):
             tokens[i, :len(row)] = torch.tensor(row)
-        return tokens.to(device), torch.tensor([len(r) for r in rows])
+        return tokens.to(device), torch.tensor([len(r) for r in rows]).to(device)
 
 
 def build_vocabulary(captions: Iterable[str], size: int = VOCAB_WORDS) -> Vocabulary:
@@ -139,24 +142,33 @@ class VocabularyHolder(nn.Module):
         super().__init__()
         self.register_buffer("vocabulary_json", torch.zeros(0, dtype=torch.uint8))
         self.register_load_state_dict_pre_hook(self._fit_buffer)
+        self.register_load_state_dict_post_hook(self._forget_vocabulary)
+        self._vocabulary: Vocabulary | None = None  # parsed once: reading the buffer is a device-to-host copy
 
     def _fit_buffer(self, module: nn.Module, state: dict[str, torch.Tensor], prefix: str, *args: object) -> None:
         incoming = state.get(prefix + "vocabulary_json")
         if incoming is not None:
             self.vocabulary_json = torch.zeros_like(incoming, device=self.vocabulary_json.device)
 
+    def _forget_vocabulary(self, module: nn.Module, incompatible: object) -> None:
+        self._vocabulary = None
+
     def set_vocabulary(self, vocabulary: Vocabulary) -> None:
         data = torch.frombuffer(bytearray(vocabulary.to_json().encode()), dtype=torch.uint8)
         self.vocabulary_json = data.to(self.vocabulary_json.device)
+        self._vocabulary = None
 
     @property
     def vocabulary(self) -> Vocabulary:
-        if not self.vocabulary_json.numel():
-            raise BenchError("the caption vocabulary is not set: train the model or load its weights first")
-        words = tuple(json.loads(bytes(self.vocabulary_json.cpu().tolist()).decode())["words"])
-        if len(words) > VOCAB_CAPACITY:
-            raise BenchError(f"caption vocabulary of {len(words)} words exceeds the {VOCAB_CAPACITY} embedding rows")
-        return Vocabulary(words)
+        if self._vocabulary is None:
+            if not self.vocabulary_json.numel():
+                raise BenchError("the caption vocabulary is not set: train the model or load its weights first")
+            words = tuple(json.loads(bytes(self.vocabulary_json.cpu().tolist()).decode())["words"])
+            if len(words) > VOCAB_CAPACITY:
+                raise BenchError(f"caption vocabulary of {len(words)} words exceeds the {VOCAB_CAPACITY} "
+                                 "embedding rows")
+            self._vocabulary = Vocabulary(words)
+        return self._vocabulary
 
 
 class MeanWordEmbedding(VocabularyHolder):
@@ -170,24 +182,33 @@ class MeanWordEmbedding(VocabularyHolder):
     def forward(self, captions: Sequence[str]) -> torch.Tensor:
         tokens, lengths = self.vocabulary.batch(captions, self.embedding.weight.device)
         summed = self.embedding(tokens).sum(dim=1)
-        return summed / lengths.to(summed.device, summed.dtype)[:, None]
+        return summed / lengths.to(summed.dtype)[:, None]
 
 
 class BiLSTMEncoder(VocabularyHolder):
     """Model C.1's h: a one-layer bidirectional LSTM over learned word embeddings; h is the concatenation of the
-    two directions' final hidden states (paper Sec. 2, reference.md sec. 3), ``2 * hidden`` wide."""
+    two directions' final hidden states (paper Sec. 2, reference.md sec. 3), ``2 * hidden`` wide.
+
+    Fixed-shape padded sequences instead of packed ones (XLA runs no packed LSTM). A direction's state after the
+    caption's last word in its reading order must not have read any <pad>: the forward direction is read at
+    position n - 1 of the words padded at the end; the backward direction, which reads from the last position
+    down, at position T - n of the same words moved to the end (padded at the start). Both equal the final states
+    of a packed sequence."""
 
     def __init__(self, hidden: int = 256, dim: int = WORD_DIM) -> None:
         super().__init__()
-        self.dim = 2 * hidden
+        self.hidden, self.dim = hidden, 2 * hidden
         self.embedding = nn.Embedding(VOCAB_CAPACITY, dim, padding_idx=0)
         self.lstm = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
 
     def forward(self, captions: Sequence[str]) -> torch.Tensor:
         tokens, lengths = self.vocabulary.batch(captions, self.embedding.weight.device)
-        packed = pack_padded_sequence(self.embedding(tokens), lengths, batch_first=True, enforce_sorted=False)
-        _, (hidden, _) = self.lstm(packed)
-        return torch.cat((hidden[0], hidden[1]), dim=1)
+        rows, slots = torch.arange(len(captions), device=tokens.device), tokens.shape[1]
+        words_last = tokens.gather(1, (torch.arange(slots, device=tokens.device) + lengths[:, None]) % slots)
+        after_words, _ = self.lstm(self.embedding(tokens))
+        before_words, _ = self.lstm(self.embedding(words_last))
+        return torch.cat((after_words[rows, lengths - 1, :self.hidden],
+                          before_words[rows, slots - lengths, self.hidden:]), dim=1)
 
 
 def pretrained_available() -> str | None:

@@ -22,9 +22,10 @@ from metrics.registry import METRICS
 
 
 def save_figure(figure: plt.Figure, path: Path) -> Path:
-    """Save a figure as PNG atomically and close it."""
+    """Save a figure as PNG atomically and close it. A figure laid out by its layout engine (constrained) is saved
+    as laid out; cropping it to the drawn extent again (``bbox_inches="tight"``) would draw it twice."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches=None if figure.get_layout_engine() else "tight")
     plt.close(figure)
     atomic_write_bytes(path, buffer.getvalue())
     return path

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from bench.checkpoints import load_state, save_state, state_sha256
 from bench.color import luma_bt601, rgb_to_lab
@@ -22,7 +23,9 @@ from bench.training.loop import prepare_state, train
 from models.caption_gan import build
 from models.captions import (
     SPECIALS,
+    TOKEN_SLOTS,
     VOCAB_CAPACITY,
+    BiLSTMEncoder,
     PretrainedSentenceEncoder,
     Vocabulary,
     build_vocabulary,
@@ -86,6 +89,22 @@ def test_vocabulary_is_deterministic_frequency_then_alphabetical(tmp_path):
 def test_default_vocabulary_keeps_1500_words():
     captions = [f"word{i} " * (1 + i % 3) for i in range(2000)]
     assert len(build_vocabulary(captions)) == 1500 + len(SPECIALS) == VOCAB_CAPACITY
+
+
+def test_bilstm_on_padded_tokens_equals_the_packed_sequence_lstm():
+    """The encoder reads fixed-shape padded tokens (for XLA); its h must be the two final states of the same LSTM
+    over packed sequences (independent reference: torch's pack_padded_sequence), to float32 rounding (1e-5)."""
+    captions = ["two dogs", "a red square on the table", " ".join(f"w{i}" for i in range(40))]
+    encoder = BiLSTMEncoder(hidden=16)
+    encoder.set_vocabulary(build_vocabulary(captions))
+    torch.manual_seed(0)
+    for parameter in encoder.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    tokens, lengths = encoder.vocabulary.batch(captions, torch.device("cpu"))
+    assert tokens.shape == (3, TOKEN_SLOTS) and lengths.tolist() == [2, 6, 30]
+    packed = pack_padded_sequence(encoder.embedding(tokens), lengths, batch_first=True, enforce_sorted=False)
+    _, (final, _) = encoder.lstm(packed)
+    torch.testing.assert_close(encoder(captions), torch.cat((final[0], final[1]), dim=1), atol=1e-5, rtol=0)
 
 
 # -- networks ----------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from bench.errors import BenchError
 from bench.sources import open_source
 from bench.splits import build_manifest
 from bench.training.loop import prepare_state, train
+from bench.training.validation import split_validation
 from models import registry
 from reports.plots import loss_columns
 from tests.conftest import REPO
@@ -78,6 +80,20 @@ def test_validation_hands_the_model_exactly_its_declared_inputs(tiny_l1, sample_
     with pytest.raises(KeyError, match="caption"):
         train(tiny_l1.build(profile="smoke", epochs=1), "tiny-l1", ("L",), sample_manifest, tmp_path / "no",
               device=CPU, progress=False)
+
+
+def test_images_without_caption_are_left_out_of_training_and_validation(tiny_l1, sample_manifest, tmp_path):
+    """A caption model trains on the captioned images; a caption-less image in the validation hold-out or in the
+    fitting part is left out and recorded, never fed to the model (which would raise) nor a crash."""
+    held_out = split_validation(sample_manifest.usable, 1)[1][0].image_id
+    blank = {held_out, next(e.image_id for e in sample_manifest.usable if e.image_id != held_out)}
+    partly = replace(sample_manifest, entries=[replace(e, caption="") if e.image_id in blank else e
+                                               for e in sample_manifest.entries])
+    record = train(tiny_l1.build(profile="smoke", epochs=1), "tiny-l1", INPUTS, partly, tmp_path, device=CPU,
+                   progress=False)["training"]
+    assert sorted(record["images_without_caption"]) == sorted(blank)
+    assert not blank & set(record["validation_images"])
+    assert record["n_train_images"] + len(record["validation_images"]) == len(sample_manifest.usable) - 2
 
 
 def test_tiny_l1_resume_equals_uninterrupted_training_bit_for_bit(tiny_l1, sample_manifest, tmp_path):

@@ -77,10 +77,10 @@ def measure_in_process(name: str, *, images: int, repeats: int) -> dict[str, flo
     kernel, tensors, constants = _cases()[name](images)
     one = tuple(t[:1] for t in tensors)
     mpx = images * SIZE * SIZE / 1e6
-    eager = _seconds(lambda: kernel._apply(kernel.fn, tensors, constants), repeats)
-    first_call = _seconds(lambda: kernel._apply(kernel._compiled, one, constants))
-    compiled_one = _seconds(lambda: kernel._apply(kernel._compiled, one, constants), repeats)
-    compiled = _seconds(lambda: kernel._apply(kernel._compiled, tensors, constants), repeats)
+    eager = _seconds(lambda: kernel._apply(False, tensors, constants), repeats)
+    first_call = _seconds(lambda: kernel._apply(True, one, constants))
+    compiled_one = _seconds(lambda: kernel._apply(True, one, constants), repeats)
+    compiled = _seconds(lambda: kernel._apply(True, tensors, constants), repeats)
     return {"eager_s_per_mpx": eager[0] / mpx, "compiled_s_per_mpx": compiled[0] / mpx,
             "compile_s": max(first_call[0] - compiled_one[0], 0.0),
             "eager_wall_s_per_mpx": eager[1] / mpx, "compiled_wall_s_per_mpx": compiled[1] / mpx,

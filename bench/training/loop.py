@@ -39,7 +39,7 @@ from bench.layout import EPOCH_CHECKPOINTS, EPOCHS_FILE, STEPS_FILE, SUMMARY_FIL
 from bench.splits import Manifest
 from bench.training.checkpoints import Checkpoints, CsvLog, TrainState
 from bench.training.summary import batch_exceeds_data, summarize
-from bench.training.validation import VAL_METRICS, split_validation, validate
+from bench.training.validation import VAL_METRICS, readable_entries, split_validation, validate
 from models.trainable import StepContext, TrainableModel, TrainingData
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,11 @@ def train(model: TrainableModel, name: str, inputs: tuple[str, ...], manifest: M
     loop = model.loop_settings()
     layout = RunLayout(out)
     folder = layout.train_dir(name)
-    fit_entries, val_entries = split_validation(manifest.usable, loop.n_val)
+    entries, left_out = readable_entries(manifest.usable, inputs)
+    if left_out and dist.is_main:
+        logger.info("%s: %d of %d training images have no caption and are left out of its training (first: %s)",
+                    name, len(left_out), len(manifest.usable), left_out[0].image_id)
+    fit_entries, val_entries = split_validation(entries, loop.n_val)
     model.prepare_training(TrainingData(fit_entries, manifest.source, resize_mode, layout.training_cache, device,
                                         workers, progress and dist.is_main))
     final = layout.checkpoint(name)
@@ -149,7 +153,8 @@ def train(model: TrainableModel, name: str, inputs: tuple[str, ...], manifest: M
             checkpoints.save(epoch, state, {"history": history})
             checkpoints.prune(history)
         crash_point("train-epoch")
-    summary = summarize(history, loop, options, model.adversarial_terms, fit_entries, val_entries, start)
+    summary = summarize(history, loop, options, model.adversarial_terms, fit_entries, val_entries, start,
+                        left_out)
     summary.update({"seconds_this_run": time.perf_counter() - began, "folder": str(folder)})
     model.eval()  # type: ignore[attr-defined]
     for module in state.modules.values():

@@ -36,8 +36,9 @@ def batch_exceeds_data(loop: LoopSettings, n_train: int) -> bool:
 
 def summarize(history: list[dict[str, object]], loop: LoopSettings, options: dict[str, object],
               adversarial_terms: tuple[str, str] | None, fit: Sequence[ManifestEntry], val: Sequence[ManifestEntry],
-              resumed_from: int) -> dict[str, object]:
-    """The training record: settings (the loop's, then the model's options), data sizes, best/worst epoch by the
+              resumed_from: int, left_out: Sequence[ManifestEntry] = ()) -> dict[str, object]:
+    """The training record: settings (the loop's, then the model's options), data sizes (``left_out``: the
+    training images the model cannot read, bench.training.validation.readable_entries), best/worst epoch by the
     selection metric, and the divergence flag (None for a model trained without an adversary)."""
     def pick(best: bool) -> dict[str, object] | None:
         chosen = selected_epoch(history, best)
@@ -55,7 +56,9 @@ def summarize(history: list[dict[str, object]], loop: LoopSettings, options: dic
         "settings": {**asdict(loop), **options}, "epochs": len(history),
         "steps": history[-1]["step"] if history else 0, "resumed_from_epoch": resumed_from or None,
         "n_train_images": len(fit), "batch_exceeds_training_set": batch_exceeds_data(loop, len(fit)),
-        "validation_images": [e.image_id for e in val], "selection_metric": f"val_{SELECTION_METRIC} (lower is better)",
+        "validation_images": [e.image_id for e in val],
+        "images_without_caption": [e.image_id for e in left_out],
+        "selection_metric": f"val_{SELECTION_METRIC} (lower is better)",
         "best_epoch": pick(True), "worst_epoch": pick(False), "evaluated_epoch": len(history),
         "divergence": divergence, "epochs_table": history,
     }
