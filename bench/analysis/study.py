@@ -229,7 +229,9 @@ def run_study(
     examples: dict[str, list[torch.Tensor]] = {}
 
     def score(rgb8: torch.Tensor, batch: _Batch, index: list[int]) -> list[dict[str, float]]:
-        values = compute(metric_names, rgb8.float() / 255, batch.gt[index], segments=batch.segments[index])
+        whole = len(index) == len(batch.ids)  # the batch's own tensors, so per-truth features are reused
+        gt, segments = (batch.gt, batch.segments) if whole else (batch.gt[index], batch.segments[index])
+        values = compute(metric_names, rgb8.float() / 255, gt, segments=segments)
         return [{name: float(values[name][k]) for name in metric_names} for k in range(len(index))]
 
     total = len(image_ids) * degraded_per_image()
