@@ -12,8 +12,8 @@ compiled. The JSON maps each model to its figures.
    scoring batch is short, bf16 off, no study) on the CPU and on XLA. Reported: the largest per-image record
    difference per metric, and per model the distance between the two trained weight sets relative to the
    training's own update, ||w_xla - w_cpu|| / ||w_cpu - w_init|| over the tensors training changed.
-2. **Fixed shapes**: a warm XLA run in the same process (one epoch more, 2 evaluation images instead of 4):
-   the graphs it compiles (0 when every shape recurs).
+2. **Fixed shapes**: a warm XLA run in the same process (one epoch more, 2 evaluation images instead of 4, with
+   their captions in a sidecar): the graphs it compiles (0 when every shape recurs).
 3. **Step**: each model's training step driven as the trainer drives it (``bench.training.loop.prepare_state``):
    compiles, device-to-host copies and CPU fallbacks after each step (bench.device.xla_counters).
 
@@ -130,9 +130,10 @@ def measure(out: Path, models: list[str], epochs: int, steps: int = 5) -> dict[s
     evaluation = out / "warm-eval"
     evaluation.mkdir(parents=True, exist_ok=True)
     with RunLayout(runs["xla"]).manifest.open(newline="") as handle:
-        usable = [r["image_id"] for r in csv.DictReader(handle) if r["status"] == "ok"]
-    for image_id in usable[:2]:
+        usable = [(r["image_id"], r["caption"]) for r in csv.DictReader(handle) if r["status"] == "ok"][:2]
+    for image_id, _ in usable:
         shutil.copy(RunLayout(runs["xla"]).ground_truth(image_id), evaluation)
+    write_json(evaluation / "captions.json", dict(usable))  # the caption models predict these images too
     warm_args = [*RUN_ARGS, "--models", ",".join(models), "--epochs", str(epochs + 1), "--device", "xla",
                  "--train", "sample:train", "--eval", f"folder:{evaluation}", "--out", str(runs["warm"])]
     seconds["warm"] = run_bench(warm_args)
