@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -27,6 +28,8 @@ from bench.device import device_loader
 from bench.images import UnreadableImageError, open_rgb, preprocess, to_tensor_u8
 from bench.prepared import PreparedStore
 from bench.splits import ManifestEntry
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -130,11 +133,17 @@ class OriginalsDataset(Dataset):
         return {"image_id": entry.image_id, "caption": entry.caption, "rgb_u8": pixels}
 
 
+def repeat_last(items: Sequence[T], rows: int) -> list[T]:
+    """``items`` followed by copies of the last one up to ``rows`` (the module's padding rule for fixed shapes);
+    unchanged when they already fill ``rows`` or are empty."""
+    return [*items, *items[-1:] * (rows - len(items))]
+
+
 def collate(items: list[dict[str, object]], pad_to: int = 0) -> dict[str, object]:
     """Stack the decoded items; failed ones go to ``failed``. With ``pad_to``, a non-empty short batch is filled
     to ``pad_to`` rows (pixels and captions) by repeating its last image; ``image_ids`` lists the real ones."""
     good = [i for i in items if "error" not in i]
-    rows = good + good[-1:] * (pad_to - len(good)) if good else []
+    rows = repeat_last(good, pad_to)
     return {
         "image_ids": [i["image_id"] for i in good],
         "captions": [i["caption"] for i in rows],

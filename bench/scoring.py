@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from bench.cachekey import LEGACY_SEPARATORS, cache_key, key_description
+from bench.data import repeat_last
 from bench.device import fixed_shapes
 from bench.errors import BenchError
 from bench.images import UnreadableImageError, read_png_u8
@@ -122,7 +123,7 @@ def score_pairs(
             skips = [skip for _, notes in loaded for skip in notes]
             records: list[dict[str, object]] = []
             for group in same_size_groups([item for item, _ in loaded if item is not None], lambda i: i.pred):
-                rows = group + group[-1:] * (rows_per_batch - len(group))  # padding: see rows_per_batch
+                rows = repeat_last(group, rows_per_batch)  # padding: see rows_per_batch
                 pred = torch.stack([g.pred for g in rows]).to(device).float() / 255
                 target = torch.stack([g.target for g in rows]).to(device).float() / 255
                 extras = {name: torch.stack([g.extras[name] for g in rows]).to(device) for name in group[0].extras}

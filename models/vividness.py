@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from bench.cachekey import cache_key
 from bench.checkpoints import cached_state, save_state, state_sha256
-from bench.data import Preprocess, iterate_batches, make_loader
+from bench.data import Preprocess, iterate_batches, make_loader, repeat_last
 from bench.label_maps import SegmentSource, coco_label_map, slic_label_map, slic_source, to_working_size
 from bench.sources import CocoSource, open_source
 from bench.splits import ManifestEntry
@@ -129,7 +129,7 @@ class VividnessTerm:
         batch's images (bench.data's fixed shapes) repeat its last image, as the loader's padding does."""
         if self.labels is None or self.rows is None:
             raise RuntimeError("VividnessTerm.prepare must run before the first training step")
-        ids = [*image_ids, *image_ids[-1:] * (len(pred_ab) - len(image_ids))]  # padding rows repeat the last image
+        ids = repeat_last(image_ids, len(pred_ab))
         rows = torch.tensor([self.rows[i] for i in ids])
         segments = self.labels[rows].to(pred_ab.device, non_blocking=True)
         return chroma_deficit(pred_ab, true_ab, segments)
