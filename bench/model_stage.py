@@ -34,7 +34,7 @@ from bench.splits import ManifestEntry
 from bench.training.loop import train
 from bench.training.profiles import resolve_profile
 from models.base import Colorizer
-from models.captions import has_caption
+from models.captions import readable_entries
 
 logger = logging.getLogger(__name__)
 
@@ -143,10 +143,10 @@ class ModelStage:
         (image id -> caption) give the swapped-caption evaluation its own folder and captions."""
         name, inputs = name or entry.name, entry.spec.inputs
         kind = f"prediction of {name}"
-        entries = self.ctx.shard(self.manifests.eval.usable)
-        if "caption" in inputs:
-            entries = self.captioned(entries, name, record=captions is None)
-        if captions is not None:
+        entries, unreadable = readable_entries(self.ctx.shard(self.manifests.eval.usable), inputs)
+        if captions is None:
+            self.record_not_applicable(unreadable, name)
+        else:
             entries = [replace(e, caption=captions[e.image_id]) for e in entries]
         todo = [e for e in entries
                 if integrity.verified_png_text(self.layout.prediction(name, e.image_id),
@@ -175,19 +175,17 @@ class ModelStage:
                 bar.update(len(batch))
                 crash_point("predict")
 
-    def captioned(self, entries: Sequence[ManifestEntry], model: str, *, record: bool) -> list[ManifestEntry]:
-        """The entries with a caption; each other one is recorded as a skip (not applicable to ``model``)."""
-        if record:
-            self.ctx.skips += [{"image_id": e.image_id, "stage": f"predict {model}",
-                                "reason": "not applicable: the caption model needs a caption and this image has "
-                                          "none (give a folder source a captions.json or captions.csv sidecar)"}
-                               for e in entries if not has_caption(e.caption)]
-        return [e for e in entries if has_caption(e.caption)]
+    def record_not_applicable(self, entries: Sequence[ManifestEntry], model: str) -> None:
+        """Record each entry ``model`` cannot read (a caption model's images without a caption) as a skip."""
+        self.ctx.skips += [{"image_id": e.image_id, "stage": f"predict {model}",
+                            "reason": "not applicable: the caption model needs a caption and this image has "
+                                      "none (give a folder source a captions.json or captions.csv sidecar)"}
+                           for e in entries]
 
     def swapped_evaluation(self, entry: ModelEntry, model: Colorizer, key: str) -> dict[str, object]:
         """Predict and score the evaluation split again with each image given another image's caption (the
         seeded derangement of bench.caption_sensitivity); returns run.json's record of it."""
-        captioned = [e for e in self.manifests.eval.usable if has_caption(e.caption)]
+        captioned, _ = readable_entries(self.manifests.eval.usable, entry.spec.inputs)
         swapped = swapped_captions([e.image_id for e in captioned], [e.caption for e in captioned], self.cfg.seed)
         name, swapped_key = swapped_name(entry.name), cache_key({"key": key, "swap": swap_key(swapped)})
         self.predict(entry, model, swapped_key, name=name, captions=swapped)

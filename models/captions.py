@@ -33,6 +33,7 @@ from torch import nn
 
 from bench.errors import BenchError
 from bench.images import atomic_write_bytes, file_sha256
+from bench.splits import ManifestEntry
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 #: Special tokens, in index order (<pad> is 0, the embeddings' padding row).
@@ -66,6 +67,18 @@ def tokenize(caption: str) -> list[str]:
 def has_caption(caption: str) -> bool:
     """Whether ``caption`` has a word (an image without one is not applicable to caption-reading models)."""
     return bool(tokenize(caption))
+
+
+def readable_entries(entries: Sequence[ManifestEntry], inputs: tuple[str, ...]
+                     ) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
+    """(the entries a model with these declared inputs can read, the others): a model that reads ``caption`` needs
+    a caption with a word (:func:`has_caption`); every other model reads every entry. Training, validation and
+    prediction all select their images by this rule."""
+    if "caption" not in inputs:
+        return list(entries), []
+    readable = [has_caption(e.caption) for e in entries]
+    return ([e for e, ok in zip(entries, readable, strict=True) if ok],
+            [e for e, ok in zip(entries, readable, strict=True) if not ok])
 
 
 def require_caption(caption: str) -> str:

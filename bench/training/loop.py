@@ -39,7 +39,8 @@ from bench.layout import EPOCH_CHECKPOINTS, EPOCHS_FILE, STEPS_FILE, SUMMARY_FIL
 from bench.splits import Manifest
 from bench.training.checkpoints import Checkpoints, CsvLog, TrainState
 from bench.training.summary import batch_exceeds_data, summarize
-from bench.training.validation import VAL_METRICS, readable_entries, split_validation, validate
+from bench.training.validation import VAL_METRICS, split_validation, validate
+from models.captions import readable_entries
 from models.trainable import StepContext, TrainableModel, TrainingData
 
 logger = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ def summarize(history: list[dict[str, object]], loop: LoopSettings, options: dic
               adversarial_terms: tuple[str, str] | None, fit: Sequence[ManifestEntry], val: Sequence[ManifestEntry],
               resumed_from: int, left_out: Sequence[ManifestEntry] = ()) -> dict[str, object]:
     """The training record: settings (the loop's, then the model's options), data sizes (``left_out``: the
-    training images the model cannot read, bench.training.validation.readable_entries), best/worst epoch by the
+    training images the model cannot read, models.captions.readable_entries), best/worst epoch by the
     selection metric, and the divergence flag (None for a model trained without an adversary)."""
     def pick(best: bool) -> dict[str, object] | None:
         chosen = selected_epoch(history, best)

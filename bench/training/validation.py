@@ -1,7 +1,6 @@
-"""The images a training uses: those its model can read (a caption model needs a caption), then the validation
-hold-out (the first ``n_val`` of them in split-hash order, at most a tenth, at least one; the evaluation split is
-never used) and its per-epoch metrics, computed from the model's colorizations of its declared inputs only
-(registry ``inputs``)."""
+"""The validation hold-out of a training (the first ``n_val`` of the images its model can read, in split-hash
+order, at most a tenth, at least one; the evaluation split is never used) and its per-epoch metrics, computed
+from the model's colorizations of its declared inputs only (registry ``inputs``)."""
 
 from __future__ import annotations
 
@@ -16,19 +15,9 @@ from bench.errors import BenchError
 from bench.splits import ManifestEntry, split_key
 from metrics.registry import compute
 from models.base import Colorizer
-from models.captions import has_caption
 
 #: Validation metrics computed every epoch (metrics.registry names).
 VAL_METRICS = ("mse", "psnr", "ssim", "colorfulness", "channel_equality")
-
-
-def readable_entries(entries: Sequence[ManifestEntry], inputs: tuple[str, ...]
-                     ) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
-    """(entries the model can train on, entries left out): a model whose declared inputs include ``caption``
-    trains on the captioned images only, in training and in validation alike."""
-    if "caption" not in inputs:
-        return list(entries), []
-    return [e for e in entries if has_caption(e.caption)], [e for e in entries if not has_caption(e.caption)]
 
 
 def split_validation(entries: Sequence[ManifestEntry], n_val: int) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
