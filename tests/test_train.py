@@ -150,13 +150,11 @@ def generator_total(model, batch, step) -> float:
     return float(sum(weights[name] * term for name, term in terms.items()))
 
 
-@pytest.mark.parametrize(("name", "adversarial"), [("chromagan", None), ("model-a2", None),
-                                                   ("chromagan-noclass", "none")])
-def test_one_step_lowers_the_generator_and_critic_losses(name, adversarial):
-    """On a fixed batch: the generator's total loss (against the critic it was updated with) and the critic's
-    total loss (on the fakes it was updated with) both fall after one step; for WGAN-GP, BCE and no critic."""
-    model, state, step = model_and_step(name, **({"adversarial": adversarial} if adversarial else {}))
-    batch, gan = photo_batch(), model.settings.gan
+def one_step_effect(model, state, step, batch):  # type: ignore[no-untyped-def]
+    """One training step on ``batch`` and what it did: its losses, the generator's total loss before and after
+    (against the critic it was updated with), and the critic's total loss before and after (on the fakes it was
+    updated with; None for a model without a critic)."""
+    gan = model.settings.gan
     old = {k: copy.deepcopy(v) for k, v in state.modules.items()}
     g_before = generator_total(model, batch, judging(step, old))
     with torch.no_grad():
@@ -166,13 +164,25 @@ def test_one_step_lowers_the_generator_and_critic_losses(name, adversarial):
     if gan is not None:
         c_before = float(critic_update(judging(step, old), batch.L / 100, real, fake, gan)["c_total"].detach())
     losses = model.training_step(batch, step)
+    g_after = generator_total(model, batch, judging(step, {**old, "generator": state.modules["generator"]}))
+    if gan is None:
+        return losses, (g_before, g_after), None
+    c_after = critic_update(judging(step, {"critic": state.modules["critic"]}), batch.L / 100, real, fake, gan)
+    return losses, (g_before, g_after), (c_before, float(c_after["c_total"]))
+
+
+@pytest.mark.parametrize(("name", "adversarial"), [("chromagan", None), ("model-a2", None),
+                                                   ("chromagan-noclass", "none")])
+def test_one_step_lowers_the_generator_and_critic_losses(name, adversarial):
+    """On a fixed batch: the generator's total loss (against the critic it was updated with) and the critic's
+    total loss (on the fakes it was updated with) both fall after one step; for WGAN-GP, BCE and no critic."""
+    model, state, step = model_and_step(name, **({"adversarial": adversarial} if adversarial else {}))
+    losses, (g_before, g_after), critic = one_step_effect(model, state, step, photo_batch())
     assert set(losses) >= {"mse", "g_total"} and ("class_kl" in losses) == (name != "chromagan-noclass")
     assert set(losses) <= set(model.loss_names)
-    g_after = generator_total(model, batch, judging(step, {**old, "generator": state.modules["generator"]}))
     assert g_after < g_before
-    if gan is not None:
-        c_after = critic_update(judging(step, {"critic": state.modules["critic"]}), batch.L / 100, real, fake, gan)
-        assert float(c_after["c_total"]) < c_before
+    if critic is not None:
+        assert critic[1] < critic[0]
     else:
         assert {"critic", "gp", "g_adv"}.isdisjoint(losses) and model.adversarial_terms is None
 
