@@ -26,7 +26,6 @@ import argparse
 import csv
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -157,7 +156,7 @@ def measure_each(out: Path, models: list[str], epochs: int, steps: int) -> dict[
         folder = out / name
         command = [sys.executable, "-m", __spec__.name, "--one", name, "--epochs", str(epochs), "--steps", str(steps),
                    "--out", str(folder), "--json", str(out / f"{name}.json")]
-        done = subprocess.run(command, capture_output=True, text=True, check=False, env=dict(os.environ))
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise BenchError(f"xla parity of {name} exited with {done.returncode}: {done.stderr[-3000:]}")
         figures[name] = json.loads((out / f"{name}.json").read_text())
