@@ -21,9 +21,13 @@ SIZE = 48
 
 @pytest.fixture
 def own_cache(tmp_path, monkeypatch):
-    """A cache folder of this test's own (the session's must not gain a prepared store other tests would read)."""
+    """A cache folder of this test's own (the session's must not gain a prepared store other tests would read).
+    Sources are opened afresh on both sides: a memoised ``sample:`` source points into the cache it was opened in,
+    and this one is deleted when the test passes."""
     monkeypatch.setenv("COLORBENCH_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+    open_source.cache_clear()
+    yield tmp_path / "cache"
+    open_source.cache_clear()
 
 
 def items(entries, cfg: Preprocess) -> dict[str, np.ndarray]:

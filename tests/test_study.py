@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy import stats
 
 from bench.analysis.bapps import agreement, load_bapps
 from bench.analysis.claims import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, Evidence, current, evaluate_claims
 from bench.analysis.claims_v1 import claim_c1, claim_c2, claim_c3, claim_c4, claim_c6
 from bench.analysis.evidence import PLUMBING_ONLY
 from bench.analysis.perturbations import SWEEPS, blur_ab, rotate_ab, vivid_object_masks
-from bench.analysis.tables import discrimination, rank_correlations, sweep_sensitivity, win_rates
+from bench.analysis.tables import discrimination, rank_correlations, resampled_ranks, sweep_sensitivity, win_rates
 from bench.cli import main
 from bench.color import lab_to_rgb, rgb_to_lab
 from bench.errors import BenchError
@@ -116,6 +117,14 @@ def test_rank_correlations_bands_and_intervals():
     assert not any("colorfulness" in (r["metric_a"], r["metric_b"]) for r in table)  # a diagnostic
     assert noise["spearman_lo"] < noise["spearman"] < noise["spearman_hi"]
     assert {r["band"] for r in table} == {"all", "psnr < 22", "psnr >= 22", "ssim < 0.9", "ssim >= 0.9"}
+
+
+def test_resampled_ranks_equal_scipy_rankdata_with_ties():
+    rng = np.random.default_rng(3)
+    values = np.round(rng.normal(size=200), 1)  # about 50 distinct values: many ties, and more in every resample
+    idx = rng.integers(0, values.size, size=(30, values.size))
+    codes = np.unique(values, return_inverse=True)[1]
+    np.testing.assert_array_equal(resampled_ranks(codes, idx), stats.rankdata(values[idx], axis=1))
 
 
 def test_win_rates_rank_the_better_model_first():
