@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn
+from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
 from bench.analysis.tables import PSNR_THRESHOLD, SSIM_THRESHOLD, column
 from bench.images import atomic_write_bytes
@@ -31,11 +32,20 @@ def save_figure(figure: plt.Figure, path: Path) -> Path:
     return path
 
 
-def _grid(count: int, columns: int = 4, size: float = 3.0) -> tuple[plt.Figure, list[plt.Axes]]:
-    """A figure with ``count`` panels in rows of ``columns`` (unused panels hidden), laid out without overlaps."""
+def _grid(count: int, columns: int = 4, size: float = 3.0, *, fixed_margins: bool = False
+          ) -> tuple[plt.Figure, list[plt.Axes]]:
+    """A figure with ``count`` panels in rows of ``columns`` (unused panels hidden), laid out without overlaps:
+    by constrained layout, or with ``fixed_margins`` (for panels with short titles and tick labels) by margins set
+    once. Constrained layout measures every tick label before drawing; on a 16-panel sweep figure the fixed
+    margins take 0.86-1.0 s instead of 1.26-1.57 s to draw and save (seven of them in every report)."""
     rows = math.ceil(count / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * size, rows * size * 0.8), squeeze=False,
-                                layout="constrained")
+    height = rows * size * 0.8
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * size, height), squeeze=False,
+                                layout=None if fixed_margins else "constrained")
+    if fixed_margins:  # inches: 0.7 left for tick labels, 0.55 top for the suptitle, 0.5 bottom for the x label
+        figure.subplots_adjust(left=0.7 / (columns * size), right=0.98, top=1 - 0.55 / height, bottom=0.5 / height,
+                               wspace=0.35, hspace=0.55)
+        figure.set_layout_engine(PlaceHolderLayoutEngine(adjust_compatible=True, colorbar_gridspec=True))  # final
     panels = list(axes.flat)
     for axis in panels[count:]:
         axis.set_visible(False)
@@ -57,7 +67,7 @@ def sweep_curves(curves: Sequence[Mapping[str, object]], sweep: str, unit: str, 
     drawn as a triangle on the top edge labelled 'identical (cap)'."""
     rows = [c for c in curves if c["sweep"] == sweep]
     metrics = list(dict.fromkeys(str(c["metric"]) for c in rows))
-    figure, axes = _grid(len(metrics))
+    figure, axes = _grid(len(metrics), fixed_margins=True)
     for axis, metric in zip(axes, metrics, strict=False):
         points = [c for c in rows if c["metric"] == metric]
         x = np.array([float(c["strength"]) for c in points])  # type: ignore[arg-type]
