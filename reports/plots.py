@@ -45,7 +45,8 @@ def _grid(count: int, columns: int = 4, size: float = 3.0, *, fixed_margins: boo
     if fixed_margins:  # inches: 0.7 left for tick labels, 0.55 top for the suptitle, 0.5 bottom for the x label
         figure.subplots_adjust(left=0.7 / (columns * size), right=0.98, top=1 - 0.55 / height, bottom=0.5 / height,
                                wspace=0.35, hspace=0.55)
-        figure.set_layout_engine(PlaceHolderLayoutEngine(adjust_compatible=True, colorbar_gridspec=True))  # final
+        # An engine that moves nothing: save_figure saves a figure with a layout engine as placed, uncropped.
+        figure.set_layout_engine(PlaceHolderLayoutEngine(adjust_compatible=True, colorbar_gridspec=True))
     panels = list(axes.flat)
     for axis in panels[count:]:
         axis.set_visible(False)

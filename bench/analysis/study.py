@@ -229,7 +229,7 @@ def run_study(
     examples: dict[str, list[torch.Tensor]] = {}
 
     def score(rgb8: torch.Tensor, batch: _Batch, index: list[int]) -> list[dict[str, float]]:
-        whole = len(index) == len(batch.ids)  # the batch's own tensors, so per-truth features are reused
+        whole = index == list(range(len(batch.ids)))  # the batch's own tensors, so per-truth features are reused
         gt, segments = (batch.gt, batch.segments) if whole else (batch.gt[index], batch.segments[index])
         values = compute(metric_names, rgb8.float() / 255, gt, segments=segments)
         return [{name: float(values[name][k]) for name in metric_names} for k in range(len(index))]
