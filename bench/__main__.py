@@ -1,5 +1,5 @@
 """``python -m bench``: the colorbench command line."""
 
-from bench.cli import main
+from colorbench.cli.main import main
 
 raise SystemExit(main())

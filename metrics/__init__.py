@@ -1,1 +1,1 @@
-"""Colorization metrics: batched torch functions and the registry table (:mod:`metrics.registry`)."""
+"""Colorization metrics: batched torch functions and the registry table (:mod:`colorbench.metrics.registry`)."""

@@ -7,7 +7,7 @@ when one chroma is 0 the hue difference is 0 and the mean hue is the sum of the 
 ``deltaE_ciede2000`` follows the same notes; the calibration tests check agreement with it and with pairs of
 the published test table.
 
-Lab comes from :func:`bench.color.rgb_to_lab` (sRGB, D65, 2-degree observer, as ``skimage.color.rgb2lab``).
+Lab comes from :func:`colorbench.data.color.rgb_to_lab` (sRGB, D65, 2-degree observer, as ``skimage.color.rgb2lab``).
 Precision: the conversion and the formula run in float32 and the per-image mean is summed in float64. On the 79
 coco-mini val2017 images at 224x224 with four kinds of chroma damage the per-image means differ from
 scikit-image's float64 by at most 2.2e-6 (float64 throughout: 1.1e-8), at twice the speed (957 vs 504 images/s,
@@ -21,9 +21,8 @@ from __future__ import annotations
 import math
 
 import torch
-
-from bench.color import rgb_to_lab
-from metrics.kernels import KernelCost, compiled_kernel
+from colorbench.data.color import rgb_to_lab
+from colorbench.metrics.kernels import KernelCost, compiled_kernel
 
 _POW25_7 = 25.0**7
 
@@ -79,7 +78,7 @@ def ciede2000(lab1: torch.Tensor, lab2: torch.Tensor, *, kL: float = 1.0, kC: fl
     return torch.sqrt((L_term**2 + C_term**2 + H_term**2 + RT * C_term * H_term).clamp_min(0))
 
 
-#: CPU seconds, one thread, 224x224 (python -m bench.experiments.compile_cost, shared 2-core CPU, 2026-11-29).
+#: CPU seconds, one thread, 224x224 (python -m colorbench.experiments.compile_cost, shared 2-core CPU, 2026-11-29).
 #: Break-even cold / warm: 88 / 62 Mpx: about 1,760 / 1,240 images at 224x224.
 CIEDE2000_COST = KernelCost(eager_s_per_mpx=0.208, compiled_s_per_mpx=0.0991, cold_compile_s=9.57,
                             warm_compile_s=6.73)

@@ -7,7 +7,7 @@ converge to a local Nash equilibrium", the FID), on two feature networks:
   map (after the head 1x1 conv, BN and ReLU6). The distance on it is *not* FID and its numbers are not
   comparable with published FIDs; it is named ``fd_effnet_lite0`` for that reason.
 - :class:`InceptionFIDFeatures`: the standard FID network (pytorch-fid's port of the TensorFlow Inception of
-  2015-12-05, 2048-d pool3 features), only when its weight file is found by :mod:`bench.weights`.
+  2015-12-05, 2048-d pool3 features), only when its weight file is found by :mod:`colorbench.io.weights`.
 
 Each extractor maps RGB in [0, 1], (B, 3, H, W), to features (B, D) in float32; the runner accumulates them
 per model and calls :func:`frechet_distance` once.
@@ -21,9 +21,8 @@ from unittest import mock
 
 import torch
 import torch.nn.functional as F
-
-from bench.weights import efficientnet_lite0, load_weights, unavailable_reason
-from metrics.kernels import KernelCost, compiled_kernel
+from colorbench.io.weights import efficientnet_lite0, load_weights, unavailable_reason
+from colorbench.metrics.kernels import KernelCost, compiled_kernel
 
 #: pytorch-fid's release file (FID_WEIGHTS_URL of pytorch_fid.inception), the weights of the TF FID Inception.
 FID_INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -68,7 +67,7 @@ class EffNetLite0Features(torch.nn.Module):
     """EfficientNet-lite0 (ImageNet-1k) global-average-pooled final features, (B, 1280).
 
     Input: RGB in [0, 1], resized to 224x224 (bilinear, antialiased; no-op at 224) and normalized as the
-    network was trained, (255 x - 127) / 128. The network runs as a :func:`metrics.kernels.compiled_kernel`
+    network was trained, (255 x - 127) / 128. The network runs as a :func:`colorbench.metrics.kernels.compiled_kernel`
     (compiled when the policy finds that it pays, image by image on the CPU)."""
 
     size = 224
@@ -106,7 +105,7 @@ def effnet_lite0_unavailable(purpose: str = "fd_effnet_lite0") -> str | None:
 class InceptionFIDFeatures(torch.nn.Module):
     """The FID Inception-v3 pool3 features, (B, 2048): pytorch-fid's network (input resized to 299x299
     bilinear, scaled to [-1, 1] inside), with the weights of :data:`FID_INCEPTION_FILE` from
-    :mod:`bench.weights`."""
+    :mod:`colorbench.io.weights`."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -10,7 +10,7 @@ per call by :meth:`Kernel.decide` from the amount of work and from what is alrea
   eager minus compiled seconds per megapixel, and the compile cost is the measured cold cost, or the warm cost
   when a previous process left this kernel's artifacts in the compile cache (a marker file says so).
   The break-even is ``compile cost / saving`` megapixels (:meth:`KernelCost.break_even_mpx`); the figures are
-  in each kernel's module, measured with ``python -m bench.experiments.compile_cost`` in CPU seconds of one
+  in each kernel's module, measured with ``python -m colorbench.experiments.compile_cost`` in CPU seconds of one
   thread (wall time on the shared development machine measured the other users). Measured there: SSIM breaks
   even at 103 Mpx cold / 56 Mpx warm (about 2,050 / 1,100 images at 224x224), CIEDE2000 at 88 / 62, AuC at
   36 / 32, segment chroma at 90 / 63. So the built-in sample (4 evaluation images, a 136-image study) runs
@@ -48,9 +48,8 @@ from functools import cached_property
 from pathlib import Path
 
 import torch
-
-from bench.cachekey import cache_key
-from bench.images import atomic_write_bytes
+from colorbench.core.cachekey import cache_key
+from colorbench.core.files import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ def compile_enabled() -> bool:
 def compile_cache_dir() -> Path:
     """Inductor's cache folder: ``$TORCHINDUCTOR_CACHE_DIR``, else ``inductor/`` in colorbench's cache (set in the
     environment here, so that Inductor and any worker process use it)."""
-    from bench.sample import cache_root
+    from colorbench.data.sample import cache_root
 
     return Path(os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor")))
 
@@ -91,7 +90,7 @@ def workload(images: int) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class KernelCost:
-    """A kernel's measured costs on the CPU at 224x224 (``python -m bench.experiments.compile_cost``)."""
+    """A kernel's measured costs on the CPU at 224x224 (``python -m colorbench.experiments.compile_cost``)."""
 
     eager_s_per_mpx: float
     compiled_s_per_mpx: float
@@ -195,7 +194,7 @@ def compiled_kernel(cost: KernelCost | Callable[..., object] | None = None, name
     """Decorator: run ``fn(*tensors, **constants)`` compiled when :meth:`Kernel.decide` says it pays.
     ``fn`` must treat the images of a batch independently. ``@compiled_kernel(COST)`` gives the measured cost;
     a bare ``@compiled_kernel`` (no measured cost) runs eagerly unless ``COLORBENCH_COMPILE=always``. ``version``:
-    the kernel's definition version (bump it with the metrics that use it, see metrics.registry)."""
+    the kernel's definition version (bump it with the metrics that use it, see colorbench.metrics.registry)."""
     if callable(cost):
         return Kernel(cost, None, name, version)
     return lambda fn: Kernel(fn, cost, name, version)

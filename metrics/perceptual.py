@@ -2,7 +2,7 @@
 through the ``lpips`` package (v0.1 linear heads, which ship inside it).
 
 The heads sit on ImageNet-trained torchvision backbones (AlexNet or VGG-16) that the package would download;
-here the backbone state dict is read from the file torchvision itself caches, found by :mod:`bench.weights`
+here the backbone state dict is read from the file torchvision itself caches, found by :mod:`colorbench.io.weights`
 (``--weights-dir``, then ``$TORCH_HOME/hub/checkpoints``). The network is built with a random backbone
 (``pnet_rand=True``) that is overwritten, key by key and strictly, with the file's ``features.*`` weights
 before any use; a missing file makes the metric unavailable (its message names the file and directories),
@@ -17,9 +17,14 @@ import warnings
 from pathlib import Path
 
 import torch
-
-from bench.errors import BenchError
-from bench.weights import cached_with_weights, find_weights, load_state_dict, missing_message, unavailable_reason
+from colorbench.core.errors import BenchError
+from colorbench.io.weights import (
+    cached_with_weights,
+    find_weights,
+    load_state_dict,
+    missing_message,
+    unavailable_reason,
+)
 
 #: File names of the torchvision ImageNet weights each LPIPS backbone was trained on (AlexNet_Weights and
 #: VGG16_Weights.IMAGENET1K_V1; spelled out so that listing the metrics does not import torchvision, and checked

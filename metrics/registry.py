@@ -16,7 +16,7 @@ run with that reason recorded; it never falls back to something else under its n
 The parameters in the tables are the ones passed to the functions and the ones written to ``run.json`` and
 the report glossary. Adding a metric: write the function in a module of this package, add one row below.
 ``version`` is the definition's version (run.json's metric table, and the key of the records it produced,
-bench.cachekey): correcting what a metric computes means bumping it, which recomputes exactly its records.
+colorbench.core.cachekey): correcting what a metric computes means bumping it, which recomputes exactly its records.
 
 Directions (every metric declares one; :func:`goodness` turns values into higher-is-better scores and
 :func:`ranked` keeps the metrics that may rank colorizations):
@@ -39,23 +39,22 @@ from types import MappingProxyType
 
 import numpy as np
 import torch
-
-from bench.errors import unknown_name
-from metrics.auc import auc_ab
-from metrics.ciede2000 import deltae2000
-from metrics.colorfulness import channel_equality, colorfulness, colorfulness_abs, delta_colorfulness
-from metrics.distribution import (
+from colorbench.core.errors import unknown_name
+from colorbench.metrics.auc import auc_ab
+from colorbench.metrics.ciede2000 import deltae2000
+from colorbench.metrics.colorfulness import channel_equality, colorfulness, colorfulness_abs, delta_colorfulness
+from colorbench.metrics.distribution import (
     EffNetLite0Features,
     InceptionFIDFeatures,
     effnet_lite0_unavailable,
     fid_inception_unavailable,
     frechet_distance,
 )
-from metrics.perceptual import backbone_file, lpips_distance, lpips_unavailable
-from metrics.pixel import mse, mse255, psnr
-from metrics.segments import segment_chroma_ratio, vivid_precision, vivid_recall
-from metrics.semantic import semantic_kl, semantic_top1, semantic_unavailable
-from metrics.ssim import MS_SSIM_WEIGHTS, ms_ssim, ssim
+from colorbench.metrics.perceptual import backbone_file, lpips_distance, lpips_unavailable
+from colorbench.metrics.pixel import mse, mse255, psnr
+from colorbench.metrics.segments import segment_chroma_ratio, vivid_precision, vivid_recall
+from colorbench.metrics.semantic import semantic_kl, semantic_top1, semantic_unavailable
+from colorbench.metrics.ssim import MS_SSIM_WEIGHTS, ms_ssim, ssim
 
 DIRECTIONS = ("higher", "lower", "ideal", "diagnostic")
 CLOSENESS = {"difference": "-|x - {ideal}|", "log_ratio": "-|log(x / {ideal})|"}
@@ -294,3 +293,8 @@ def compute(
 ) -> dict[str, torch.Tensor]:
     """Every named per-image metric on one batch, as float64 tensors of shape (B,)."""
     return {name: METRICS[name](pred, target, **extras).double() for name in names}
+
+
+def needs_segments(metric_names: Sequence[str]) -> bool:
+    """Whether any of these metrics reads a segment label map (``needs=("segments",)``)."""
+    return any("segments" in METRICS[name].needs for name in metric_names)

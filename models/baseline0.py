@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
+from colorbench.core.device import all_reduce_sum
+from colorbench.data.loader import Batch, ModelInputs
+from colorbench.models.base import Colorizer
+from colorbench.models.registry import register_model
 from tqdm import tqdm
-
-from bench.data import Batch, ModelInputs
-from bench.device import all_reduce_sum
-from models.base import Colorizer
-from models.registry import register_model
 
 LEVELS = 256
 

@@ -25,20 +25,12 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-from bench.cachekey import cache_key
-from bench.data import Batch, ModelInputs
-from bench.errors import BenchError
-from models.caption_nets import CaptionChannelNet, CaptionDecoderNet, FiLMNet, init_caption_layers
-from models.captions import (
-    TEXT_ENCODERS,
-    VocabularyHolder,
-    build_vocabulary,
-    make_text_encoder,
-    tokenize,
-)
-from models.chromagan import (
+from colorbench.core.cachekey import cache_key
+from colorbench.core.errors import BenchError
+from colorbench.data.loader import Batch, ModelInputs
+from colorbench.models.caption_nets import CaptionChannelNet, CaptionDecoderNet, FiLMNet, init_caption_layers
+from colorbench.models.captions import TEXT_ENCODERS, VocabularyHolder, build_vocabulary, make_text_encoder, tokenize
+from colorbench.models.chromagan import (
     PROFILES,
     VARIANTS,
     ChromaGAN,
@@ -47,10 +39,11 @@ from models.chromagan import (
     rgb_from_ab01,
     settings_for,
 )
-from models.chromagan_nets import scaled
-from models.gan import generator_adversarial
-from models.registry import register_model
-from models.trainable import StepContext, TrainingData
+from colorbench.models.chromagan_nets import scaled
+from colorbench.models.gan import generator_adversarial
+from colorbench.models.registry import register_model
+from colorbench.models.trainable import StepContext, TrainingData
+from torch import nn
 
 #: The ChromaGAN entry whose optimiser, schedule and initial generator the caption models share.
 BASELINE = "chromagan-noclass"

@@ -27,10 +27,9 @@ import functools
 from collections.abc import Sequence
 
 import torch
+from colorbench.models.captions import VOCAB_CAPACITY, WORD_DIM, VocabularyHolder
+from colorbench.models.chromagan_nets import Generator, layer_seed, materialized, xavier_init
 from torch import nn
-
-from models.captions import VOCAB_CAPACITY, WORD_DIM, VocabularyHolder
-from models.chromagan_nets import Generator, layer_seed, materialized, xavier_init
 
 #: Hidden units of Model C.2's caption decoder (per step).
 DECODER_HIDDEN = 256

@@ -29,11 +29,10 @@ from functools import cached_property
 from pathlib import Path
 
 import torch
+from colorbench.core.errors import BenchError
+from colorbench.core.files import atomic_write_bytes, file_sha256
+from colorbench.data.splits import ManifestEntry
 from torch import nn
-
-from bench.errors import BenchError
-from bench.images import atomic_write_bytes, file_sha256
-from bench.splits import ManifestEntry
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 #: Special tokens, in index order (<pad> is 0, the embeddings' padding row).

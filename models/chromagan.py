@@ -28,16 +28,14 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-from bench.color import rgb_from_l_ab
-from bench.data import Batch, ModelInputs
-from bench.errors import BenchError
-from models.base import Colorizer
-from models.chromagan_nets import INIT_SCHEME, Critic, Generator, materialized
-from models.gan import GanLosses, critic_update, generator_adversarial
-from models.registry import register_model
-from models.teachers import (
+from colorbench.core.errors import BenchError
+from colorbench.data.color import rgb_from_l_ab
+from colorbench.data.loader import Batch, ModelInputs
+from colorbench.models.base import Colorizer
+from colorbench.models.chromagan_nets import INIT_SCHEME, Critic, Generator, materialized
+from colorbench.models.gan import GanLosses, critic_update, generator_adversarial
+from colorbench.models.registry import register_model
+from colorbench.models.teachers import (
     VGG16_FILE,
     Targets,
     batch_targets,
@@ -47,8 +45,9 @@ from models.teachers import (
     teacher_classes,
     teacher_targets,
 )
-from models.trainable import LoopSettings, StepContext, TrainingData
-from models.vividness import VividnessTerm
+from colorbench.models.trainable import LoopSettings, StepContext, TrainingData
+from colorbench.models.vividness import VividnessTerm
+from torch import nn
 
 TRUNK_INITS = ("auto", "imagenet", "xavier")
 ADVERSARIAL = ("wgan-gp", "bce", "none")
@@ -171,7 +170,8 @@ VIVID_WEIGHT = 20 / 255**2
 
 class ChromaGAN(Colorizer):
     """A ChromaGAN-family colorizer: the generator (its weights are the model's weights), the settings it is
-    trained with, its class teacher and how its trunk was initialized; a :class:`~models.trainable.TrainableModel`.
+    trained with, its class teacher and how its trunk was initialized; a
+    :class:`~colorbench.models.trainable.TrainableModel`.
 
     The critic is built on the first :meth:`trained_modules` call and is not a submodule: the model's state (the
     final weights file, ``weights_sha256``) is the generator's alone.
@@ -291,7 +291,7 @@ class ChromaGAN(Colorizer):
 
 
 class VividChromaGAN(ChromaGAN):
-    """ChromaGAN whose generator also minimises the vividness term (paper Sec. 7.6, :mod:`models.vividness`):
+    """ChromaGAN whose generator also minimises the vividness term (paper Sec. 7.6, :mod:`colorbench.models.vividness`):
     L_G gains ``VIVID_WEIGHT * vivid``, the chroma deficit of the fake ab against the truth per segment."""
 
     generator_terms = (*ChromaGAN.generator_terms, "vivid")

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from colorbench.core.errors import BenchError
+from colorbench.models.trainable import StepContext
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-
-from bench.errors import BenchError
-from models.trainable import StepContext
 
 ADVERSARIAL = ("wgan-gp", "bce")
 

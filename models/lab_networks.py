@@ -12,11 +12,10 @@ from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
+from colorbench.core.errors import BenchError
+from colorbench.data.color import rgb_from_l_ab
+from colorbench.models.trainable import PROFILE_NAMES, LoopSettings
 from torch import nn
-
-from bench.color import rgb_from_l_ab
-from bench.errors import BenchError
-from models.trainable import PROFILE_NAMES, LoopSettings
 
 L_CENTRE, L_SCALE, AB_SCALE = 50.0, 100.0, 110.0
 M = TypeVar("M", bound=nn.Module)

@@ -7,11 +7,10 @@ truth's own colorfulness on the leaderboard, next to what the models achieve.
 from __future__ import annotations
 
 import torch
-
-from bench.color import rgb_from_l_ab
-from bench.data import ModelInputs
-from models.base import Colorizer
-from models.registry import register_model
+from colorbench.data.color import rgb_from_l_ab
+from colorbench.data.loader import ModelInputs
+from colorbench.models.base import Colorizer
+from colorbench.models.registry import register_model
 
 
 class GroundTruthColorizer(Colorizer):

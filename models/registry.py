@@ -18,20 +18,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from bench.errors import BenchError, unknown_name
+from colorbench.core.errors import BenchError, unknown_name
 
 if TYPE_CHECKING:
-    from models.base import Colorizer
+    from colorbench.models.base import Colorizer
 
 #: One line per model family module.
 FAMILY_MODULES = (
-    "models.gray",
-    "models.baseline0",
-    "models.chromagan",
-    "models.caption_gan",
-    "models.unet",
-    "models.zhang",
-    "models.oracle",
+    "colorbench.models.gray",
+    "colorbench.models.baseline0",
+    "colorbench.models.chromagan",
+    "colorbench.models.caption_gan",
+    "colorbench.models.unet",
+    "colorbench.models.zhang",
+    "colorbench.models.oracle",
 )
 
 #: Environment variable naming extra family modules, comma-separated, imported after :data:`FAMILY_MODULES`.
@@ -45,11 +45,11 @@ Training = Literal["none", "fit", "train"]
 @dataclass(frozen=True)
 class ModelSpec:
     """Registry entry. ``training``: ``none`` (nothing to learn), ``fit`` (one streaming pass of statistics
-    over the training source), ``train`` (gradient training, see bench.training). ``reference`` marks entries that
+    over the training source), ``train`` (gradient training, see colorbench.training). ``reference`` marks entries that
     are yardsticks rather than colorizers (they may read ground truth) and are left out of rankings.
     ``adversarial`` says whether the model is trained against a critic (the GAN claims C3 and C5 read it).
     ``version`` is the version of the model's definition: bump it when what the model computes changes; it goes
-    into run.json and the prediction key (bench.cachekey), so exactly that model's predictions are remade."""
+    into run.json and the prediction key (colorbench.core.cachekey), so exactly that model's predictions are remade."""
 
     name: str
     build: Callable[..., Colorizer]

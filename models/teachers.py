@@ -12,7 +12,7 @@ looks at the same grey input. colorbench offers three teachers, chosen by name a
 - ``coco-labels``: no network; the area-weighted distribution of COCO's 80 instance categories in the image
   (``instances_<split>.json``), i.e. the share of annotated object area that each category covers. An image with
   no instance annotation has no label: its target is the uniform distribution and ``labelled`` is False, and the
-  training loss leaves such images out of the class term (see ``models.chromagan.class_kl``).
+  training loss leaves such images out of the class term (see ``colorbench.models.chromagan.class_kl``).
 
 ImageNet teachers see the grey input: the Lab lightness rendered as a 3-channel grey sRGB image at
 ``TEACHER_SIZE``, normalized as the classifier expects.
@@ -26,16 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from colorbench.core.errors import BenchError
+from colorbench.data.color import rgb_from_l_ab
+from colorbench.data.loader import Batch, Preprocess, iterate_batches, make_loader
+from colorbench.data.sources import open_source
+from colorbench.data.splits import ManifestEntry
+from colorbench.io.checkpoints import cached_state, save_state
+from colorbench.io.weights import efficientnet_lite0, find_weights, load_weights
 from torch import nn
 from tqdm import tqdm
-
-from bench.checkpoints import cached_state, save_state
-from bench.color import rgb_from_l_ab
-from bench.data import Batch, Preprocess, iterate_batches, make_loader
-from bench.errors import BenchError
-from bench.sources import open_source
-from bench.splits import ManifestEntry
-from bench.weights import efficientnet_lite0, find_weights, load_weights
 
 TEACHERS = ("efficientnet-lite0", "vgg16", "coco-labels")
 TEACHER_CHOICES = ("auto", *TEACHERS)

@@ -1,6 +1,6 @@
-"""What a gradient-trained model gives the trainer (``bench.training``), which knows no model.
+"""What a gradient-trained model gives the trainer (``colorbench.training``), which knows no model.
 
-A trained model is a :class:`~models.base.Colorizer` that also satisfies :class:`TrainableModel`: it owns its
+A trained model is a :class:`~colorbench.models.base.Colorizer` that also satisfies :class:`TrainableModel`: it owns its
 hyper-parameters (:class:`LoopSettings` for what the loop reads, anything else in its own settings), its modules
 and optimisers, and its loss terms. One training step is the model's: it computes named losses and asks the
 trainer, through :class:`StepContext`, to apply each optimiser update in the order it wants (a GAN: generator,
@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
+from colorbench.core.device import autocast, memory_format
+from colorbench.data.loader import Batch
+from colorbench.data.splits import ManifestEntry
 from torch import nn
-
-from bench.data import Batch
-from bench.device import autocast, memory_format
-from bench.splits import ManifestEntry
 
 #: The profile names every trained family provides: ``smoke`` (the built-in sample trains in seconds on a CPU, a
 #: plumbing run) and ``paper`` (the paper's or the family's published settings).
@@ -36,7 +35,7 @@ class LoopSettings:
 
     ``image_size``: the square size training batches are resized to. ``n_val``: validation images held out of
     the training manifest (capped at a tenth, at least one). ``divergence_*`` parametrize the divergence rule of
-    adversarial models (``bench.training.divergence``).
+    adversarial models (``colorbench.training.divergence``).
     """
 
     profile: str

@@ -1,6 +1,7 @@
 """The simple-CNN control (paper Sec. 7.3: "it might be more stable, and quicker to iterate on a simpler, deep CNN
 network, than forcing this problem statement into the GAN model"): a U-Net (Ronneberger et al. 2015) that regresses
-ab from L with an L1 loss and no adversary, optionally with the vividness term of Sec. 7.6 (:mod:`models.vividness`).
+ab from L with an L1 loss and no adversary, optionally with the vividness term of Sec. 7.6
+(:mod:`colorbench.models.vividness`).
 
 Network, for an input of S x S (S divisible by 2^depth) and channel widths scaled by ``width``: ``depth`` + 1
 stages of two 3x3 convolutions (BatchNorm, ReLU) at 64, 128, ... channels, 2x2 max pooling between them; the
@@ -18,12 +19,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-from bench.data import Batch, ModelInputs
-from bench.errors import BenchError
-from models.base import Colorizer
-from models.lab_networks import (
+from colorbench.core.errors import BenchError
+from colorbench.data.loader import Batch, ModelInputs
+from colorbench.models.base import Colorizer
+from colorbench.models.lab_networks import (
     AB_SCALE,
     at_network_size,
     flat_options,
@@ -32,9 +31,10 @@ from models.lab_networks import (
     rgb_at_input_size,
     seeded,
 )
-from models.registry import register_model
-from models.trainable import LoopSettings, StepContext, TrainingData
-from models.vividness import VividnessTerm
+from colorbench.models.registry import register_model
+from colorbench.models.trainable import LoopSettings, StepContext, TrainingData
+from colorbench.models.vividness import VividnessTerm
+from torch import nn
 
 INIT_SCHEME = "PyTorch default per layer, drawn from a generator seeded by the run's seed"
 
@@ -90,7 +90,7 @@ class UNet(nn.Module):
 
 
 class UNetColorizer(Colorizer):
-    """The U-Net control, trained by ``bench.training`` through :class:`models.trainable.TrainableModel`."""
+    """The U-Net control, trained by ``colorbench.training`` through :class:`.trainable.TrainableModel`."""
 
     adversarial_terms = None
 

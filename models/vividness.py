@@ -2,7 +2,7 @@
 averages it away (the Frisbee on the lawn, the tail lights on the car).
 
 For one image with segments k (COCO instances, or SLIC superpixels where a source has none, as in
-:mod:`bench.label_maps`) of area A_k and mean Lab chroma C_k = mean sqrt(a^2 + b^2) over the segment's pixels,
+:mod:`colorbench.data.segments`) of area A_k and mean Lab chroma C_k = mean sqrt(a^2 + b^2) over the segment's pixels,
 
     L_vivid = sum_k A_k relu(C_k(truth) - C_k(prediction)) / sum_k A_k
 
@@ -25,15 +25,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from colorbench.core.cachekey import cache_key
+from colorbench.data.loader import Preprocess, iterate_batches, make_loader, repeat_last
+from colorbench.data.segments import SegmentSource, coco_label_map, slic_label_map, slic_source, to_working_size
+from colorbench.data.sources import CocoSource, open_source
+from colorbench.data.splits import ManifestEntry
+from colorbench.io.checkpoints import cached_state, save_state, state_sha256
+from colorbench.models.trainable import TrainingData
 from tqdm import tqdm
-
-from bench.cachekey import cache_key
-from bench.checkpoints import cached_state, save_state, state_sha256
-from bench.data import Preprocess, iterate_batches, make_loader, repeat_last
-from bench.label_maps import SegmentSource, coco_label_map, slic_label_map, slic_source, to_working_size
-from bench.sources import CocoSource, open_source
-from bench.splits import ManifestEntry
-from models.trainable import TrainingData
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +125,7 @@ class VividnessTerm:
 
     def loss(self, pred_ab: torch.Tensor, true_ab: torch.Tensor, image_ids: Sequence[str]) -> torch.Tensor:
         """:func:`chroma_deficit` of a training batch (ab in Lab units at the training size); padding rows after the
-        batch's images (bench.data's fixed shapes) repeat its last image, as the loader's padding does."""
+        batch's images (colorbench.data.loader's fixed shapes) repeat its last image, as the loader's padding does."""
         if self.labels is None or self.rows is None:
             raise RuntimeError("VividnessTerm.prepare must run before the first training step")
         ids = repeat_last(image_ids, len(pred_ab))

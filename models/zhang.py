@@ -15,7 +15,7 @@ classification over quantized ab, the classic anchor the paper never compared wi
 - Network: the ECCV16 release's layout (eight conv blocks, BatchNorm after each of the first seven, dilation 2 in
   blocks 5-6, a transposed convolution up to S/4, a 1x1 convolution to Q logits); input (L - 50) / 100. Channels
   scale with ``width`` (1.0 = the release's). With width 1.0 and the release file
-  ``colorization_release_v2-9b330a0b.pth`` in a weights folder (bench/weights.py), ``init="auto"`` starts from
+  ``colorization_release_v2-9b330a0b.pth`` in a weights folder (colorbench.io.weights), ``init="auto"`` starts from
   the authors' weights (:func:`from_release`), else from a seeded default initialization.
 """
 
@@ -30,16 +30,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-from tqdm import tqdm
-
-from bench.cachekey import cache_key
-from bench.checkpoints import cached_state, save_state, state_sha256
-from bench.data import Batch, ModelInputs, Preprocess, iterate_batches, make_loader
-from bench.errors import BenchError
-from bench.weights import find_weights, load_weights
-from models.base import Colorizer
-from models.lab_networks import (
+from colorbench.core.cachekey import cache_key
+from colorbench.core.errors import BenchError
+from colorbench.data.loader import Batch, ModelInputs, Preprocess, iterate_batches, make_loader
+from colorbench.io.checkpoints import cached_state, save_state, state_sha256
+from colorbench.io.weights import find_weights, load_weights
+from colorbench.models.base import Colorizer
+from colorbench.models.lab_networks import (
     AB_SCALE,
     at_network_size,
     flat_options,
@@ -48,8 +45,10 @@ from models.lab_networks import (
     rgb_at_input_size,
     seeded,
 )
-from models.registry import register_model
-from models.trainable import LoopSettings, StepContext, TrainingData
+from colorbench.models.registry import register_model
+from colorbench.models.trainable import LoopSettings, StepContext, TrainingData
+from torch import nn
+from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +201,7 @@ PROFILES = {
 
 
 class ZhangColorizer(Colorizer):
-    """Zhang et al.'s classifier colorizer, trained by ``bench.training`` (one loss, one optimiser)."""
+    """Zhang et al.'s classifier colorizer, trained by ``colorbench.training`` (one loss, one optimiser)."""
 
     loss_names = ("ce",)
     adversarial_terms = None

@@ -9,20 +9,20 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import caption_sensitivity
-from bench.analysis.claim_c7 import C7_METRICS
-from bench.analysis.claim_pixels import common_pixel_rows, near_grey_shares
-from bench.analysis.claims import Claim, Evidence, evaluate_claims
-from bench.analysis.claims_v2 import C3
-from bench.analysis.paired import FIGURE_METRICS, PAIRED_COLUMNS, outputs_table, paired_preferences
-from bench.analysis.perturbations import SWEEPS_BY_NAME
-from bench.analysis.rules import RULE_TABLE
-from bench.analysis.study import load_study, load_variants
-from bench.analysis.tables import rank_correlations, sweep_curves, sweep_sensitivity, win_rates
-from bench.errors import BenchError
-from bench.layout import EPOCHS_FILE, STEPS_FILE, RunLayout
-from bench.schema import read_csv, write_csv
-from reports import plots
+from colorbench.analysis.paired import FIGURE_METRICS, PAIRED_COLUMNS, outputs_table, paired_preferences
+from colorbench.analysis.tables import rank_correlations, sweep_curves, sweep_sensitivity, win_rates
+from colorbench.claims.c7 import C7_METRICS
+from colorbench.claims.pixels import common_pixel_rows, near_grey_shares
+from colorbench.claims.rules import RULE_TABLE
+from colorbench.claims.table import Claim, Evidence, evaluate_claims
+from colorbench.claims.v2 import C3
+from colorbench.core.errors import BenchError
+from colorbench.io.layout import EPOCHS_FILE, STEPS_FILE, RunLayout
+from colorbench.io.schema import read_csv, write_csv
+from colorbench.pipeline import caption_sensitivity
+from colorbench.reports import plots
+from colorbench.study.perturbations import SWEEPS_BY_NAME
+from colorbench.study.run import load_study, load_variants
 
 CLAIM_COLUMNS = ("rule_version", "claim", "statement", "test", "numbers", "n", "protocol", "outcome", "verdict",
                  "what_would_change")

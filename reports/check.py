@@ -1,7 +1,7 @@
 """Check a report as a reader would: render ``index.html`` in headless Chromium, take a screenshot, and list
 the sections shown and the images that failed to load.
 
-    python -m reports.check RESULTS_DIR [--screenshot PATH]
+    python -m colorbench.reports.check RESULTS_DIR [--screenshot PATH]
 
 A copy of the page with a small probe script is rendered (the report itself carries no script); the probe
 waits for every image, then writes what it found into the DOM, which Chromium dumps.
@@ -18,8 +18,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench import console
-from bench.errors import BenchError
+from colorbench.core import console
+from colorbench.core.errors import BenchError
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def check_report(folder: Path, screenshot: Path | None = None) -> dict[str, obje
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports.check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m colorbench.reports.check", description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path)
     parser.add_argument("--screenshot", type=Path)
     args = parser.parse_args()

@@ -13,17 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from colorbench.claims.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS
+from colorbench.claims.table import current, plumbing_banner
+from colorbench.core.files import atomic_write_bytes
+from colorbench.core.paths import text_bytes
+from colorbench.metrics.registry import METRICS
+from colorbench.pipeline.scoring import images_by_id
+from colorbench.reports.build import RunFolder, analyse
+from colorbench.reports.leaderboard import direction_mark, leaderboard
+from colorbench.study.perturbations import SWEEPS
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-
-from bench.analysis.claims import current, plumbing_banner
-from bench.analysis.perturbations import SWEEPS
-from bench.analysis.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS
-from bench.images import atomic_write_bytes
-from bench.paths import text_bytes
-from bench.scoring import images_by_id
-from metrics.registry import METRICS
-from reports.build import RunFolder, analyse
-from reports.leaderboard import direction_mark, leaderboard
 
 TEMPLATES = Path(__file__).parent / "templates"
 GALLERY_METRICS = ("psnr", "ssim", "colorfulness")

@@ -1,6 +1,7 @@
 """The leaderboard as the report shows it: sorted by a stated key, columns grouped (fidelity, colour, semantic,
 diagnostics) into tables narrow enough for a 1,400 px page, and the best value of each ranked column marked by
-the registry's direction (:func:`metrics.registry.goodness`: for ``ideal`` metrics the value closest to the ideal,
+the registry's direction (:func:`colorbench.metrics.registry.goodness`: for ``ideal`` metrics the value closest to the
+ideal,
 never the largest).
 """
 
@@ -10,8 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from metrics.registry import DISTRIBUTION_METRICS, METRICS, goodness
+from colorbench.metrics.registry import DISTRIBUTION_METRICS, METRICS, goodness
 
 #: Column groups in display order; a metric not listed here goes to "other".
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (

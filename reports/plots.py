@@ -15,11 +15,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn
+from colorbench.analysis.tables import PSNR_THRESHOLD, SSIM_THRESHOLD, column
+from colorbench.core.files import atomic_write_bytes
+from colorbench.metrics.registry import METRICS
 from matplotlib.layout_engine import PlaceHolderLayoutEngine
-
-from bench.analysis.tables import PSNR_THRESHOLD, SSIM_THRESHOLD, column
-from bench.images import atomic_write_bytes
-from metrics.registry import METRICS
 
 
 def save_figure(figure: plt.Figure, path: Path) -> Path:
@@ -217,7 +216,7 @@ def training_curves(steps: Sequence[Mapping[str, str]], epochs: Sequence[Mapping
 
 
 def paired_preference_dots(table: pd.DataFrame, metrics: Sequence[str], path: Path) -> Path:
-    """The paired study (bench.analysis.paired): per dull output (rows) and band (columns), the share of
+    """The paired study (colorbench.analysis.paired): per dull output (rows) and band (columns), the share of
     images on which each metric prefers the dull output to each alternative, with its 95% interval; 0.5 =
     indifferent, above = the metric rewards dullness."""
     data = table[table["metric"].isin(metrics)].copy()

@@ -10,23 +10,22 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from bench import scoring
-from bench.cachekey import cache_key, key_description
-from bench.cli import main
-from bench.data import Preprocess
-from bench.images import read_png_text
-from bench.model_stage import KEY_TAG, prediction_key
-from bench.runner import RunConfig
-from bench.scoring import metric_set_id
-from metrics import registry as metric_registry
-from models import registry as model_registry
+from colorbench.cli.main import main
+from colorbench.core.cachekey import cache_key, key_description
+from colorbench.data.loader import Preprocess
+from colorbench.io.images import read_png_text
+from colorbench.metrics import registry as metric_registry
+from colorbench.models import registry as model_registry
+from colorbench.pipeline import scoring
+from colorbench.pipeline.model_stage import KEY_TAG, prediction_key
+from colorbench.pipeline.runner import RunConfig
+from colorbench.pipeline.scoring import metric_set_id
 
 FAST = ["--size", "32", "--no-progress", "--no-study", "--metrics", "psnr,ssim", "--quiet"]
 
 
 def legacy_key(payload: object, length: int) -> str:
-    """How keys were computed before bench.cachekey (the text that names folders and caches already on disk)."""
+    """How keys were computed before core.cachekey (the text that names folders and caches already on disk)."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:length]
 
 

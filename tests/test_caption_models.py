@@ -10,17 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence
-
-from bench.checkpoints import load_state, save_state, state_sha256
-from bench.color import luma_bt601, rgb_to_lab
-from bench.data import Batch
-from bench.errors import BenchError
-from bench.sources import open_source
-from bench.splits import ManifestEntry, build_manifest
-from bench.training.loop import prepare_state, train
-from models.caption_gan import build
-from models.captions import (
+from colorbench.core.errors import BenchError
+from colorbench.data.color import luma_bt601, rgb_to_lab
+from colorbench.data.loader import Batch
+from colorbench.data.sources import open_source
+from colorbench.data.splits import ManifestEntry, build_manifest
+from colorbench.io.checkpoints import load_state, save_state, state_sha256
+from colorbench.models.caption_gan import build
+from colorbench.models.captions import (
     SPECIALS,
     TOKEN_SLOTS,
     VOCAB_CAPACITY,
@@ -31,9 +28,12 @@ from models.captions import (
     pretrained_available,
     tokenize,
 )
-from models.chromagan import build as build_chromagan
-from models.registry import get_model_spec
-from models.trainable import TrainingData
+from colorbench.models.chromagan import build as build_chromagan
+from colorbench.models.registry import get_model_spec
+from colorbench.models.trainable import TrainingData
+from colorbench.training.loop import prepare_state, train
+from torch.nn.utils.rnn import pack_padded_sequence
+
 from tests.test_train import one_step_effect
 
 CPU = torch.device("cpu")
@@ -142,7 +142,7 @@ def test_shapes_and_registry(name, tmp_path):
     assert ("caption" in spec.inputs) == (name != "model-c2")
     model = with_vocabulary(build(name, **TINY), tmp_path).eval()
     L = torch.rand(2, 1, 50, 70) * 100
-    from bench.data import ModelInputs
+    from colorbench.data.loader import ModelInputs
 
     values = {"L": L, "caption": CAPTIONS[:2]}
     with torch.no_grad():

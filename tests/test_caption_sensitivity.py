@@ -10,17 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from bench.caption_sensitivity import derangement, paired_difference, sensitivity, swapped_captions
-from bench.cli import main
-from bench.color import luma_bt601, rgb_from_l_ab
-from bench.data import Batch, ModelInputs
-from bench.schema import read_csv
-from bench.splits import ManifestEntry
-from bench.training.loop import prepare_state
-from metrics.registry import compute, goodness
-from models.caption_gan import build
-from models.trainable import TrainingData
+from colorbench.cli.main import main
+from colorbench.data.color import luma_bt601, rgb_from_l_ab
+from colorbench.data.loader import Batch, ModelInputs
+from colorbench.data.splits import ManifestEntry
+from colorbench.io.schema import read_csv
+from colorbench.metrics.registry import compute, goodness
+from colorbench.models.caption_gan import build
+from colorbench.models.trainable import TrainingData
+from colorbench.pipeline.caption_sensitivity import derangement, paired_difference, sensitivity, swapped_captions
+from colorbench.training.loop import prepare_state
 
 CPU = torch.device("cpu")
 RED, BLUE = (60.0, 45.0), (5.0, -55.0)  # Lab ab of the two square colours (both in gamut at L 45)

@@ -7,17 +7,14 @@ import json
 
 import pytest
 import torch
-from torchvision.models import vgg16
-from torchvision.models.vgg import cfgs, make_layers
-
-from bench.color import luma_bt601, rgb_to_lab
-from bench.data import Batch
-from bench.errors import BenchError
-from bench.sources import open_source
-from models.chromagan import VARIANTS, ChromaGAN, build, settings_for
-from models.chromagan_nets import Critic, Generator, Upsample2x, vgg16_trunk
-from models.registry import get_model_spec
-from models.teachers import (
+from colorbench.core.errors import BenchError
+from colorbench.data.color import luma_bt601, rgb_to_lab
+from colorbench.data.loader import Batch
+from colorbench.data.sources import open_source
+from colorbench.models.chromagan import VARIANTS, ChromaGAN, build, settings_for
+from colorbench.models.chromagan_nets import Critic, Generator, Upsample2x, vgg16_trunk
+from colorbench.models.registry import get_model_spec
+from colorbench.models.teachers import (
     COCO_CLASSES,
     VGG16_FILE,
     CocoLabelTeacher,
@@ -25,6 +22,8 @@ from models.teachers import (
     resolve_teacher,
     teacher_classes,
 )
+from torchvision.models import vgg16
+from torchvision.models.vgg import cfgs, make_layers
 
 TINY = {"profile": "smoke", "image_size": 32, "width": 0.0625, "trunk_init": "xavier"}
 

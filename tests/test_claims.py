@@ -6,13 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from skimage.color import rgb2lab
-
-from bench.aggregate import leaderboard
-from bench.analysis import claims_v2, claims_v4
-from bench.analysis.claim_pixels import centre_square, common_pixel_rows, grey_share
-from bench.analysis.claims import current, evaluate_claims
-from bench.analysis.evidence import (
+from colorbench.claims import v2 as claims_v2
+from colorbench.claims import v4 as claims_v4
+from colorbench.claims.evidence import (
     INCONCLUSIVE,
     NOT_RUN,
     NOT_SUPPORTED,
@@ -21,10 +17,14 @@ from bench.analysis.evidence import (
     Evidence,
     crossed_bootstrap,
 )
-from bench.analysis.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS, parameters
-from bench.cli import main
-from bench.images import write_label_png, write_png
-from bench.schema import read_csv
+from colorbench.claims.pixels import centre_square, common_pixel_rows, grey_share
+from colorbench.claims.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS, parameters
+from colorbench.claims.table import current, evaluate_claims
+from colorbench.cli.main import main
+from colorbench.core.aggregate import leaderboard
+from colorbench.io.images import write_label_png, write_png
+from colorbench.io.schema import read_csv
+from skimage.color import rgb2lab
 
 METRICS = ("psnr", "ssim", "colorfulness", "delta_colorfulness", "channel_equality", "deltae2000",
            "segment_chroma_ratio", "vivid_recall", "semantic_kl")

@@ -4,10 +4,10 @@ colorfulness as context; synthetic per-image records with known effects (helpers
 from __future__ import annotations
 
 import numpy as np
+from colorbench.claims import v3 as claims_v3
+from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, Evidence
+from colorbench.claims.table import evaluate_claims
 
-from bench.analysis import claims_v3
-from bench.analysis.claims import evaluate_claims
-from bench.analysis.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, Evidence
 from tests.test_claims import arms, info, make, rows
 
 BASE = {"segment_chroma_ratio": 0.6, "vivid_recall": 0.5, "psnr": 23.0, "ssim": 0.9, "colorfulness": 20.0}

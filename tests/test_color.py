@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from colorbench.data.color import BT601_WEIGHTS, lab_to_rgb, luma_bt601, rgb_from_l_ab, rgb_to_lab
 from skimage import color as skcolor
 
-from bench.color import BT601_WEIGHTS, lab_to_rgb, luma_bt601, rgb_from_l_ab, rgb_to_lab
 from tests.conftest import to_batch_tensor
 
 
@@ -69,11 +69,12 @@ def test_gradients_are_finite_at_black_and_white():
 
 
 def test_lab_to_rgb_is_unchanged_under_bf16_autocast(photos):
-    """CUDA/XLA runs predict under bf16 autocast (bench.device.autocast); the Lab -> RGB decoding must not inherit
+    """CUDA/XLA runs predict under bf16 autocast (colorbench.core.device.autocast); the Lab -> RGB decoding must not
+    inherit
     it. CPU autocast is the proxy: before the fix its matrix product moved the gray model's 8-bit output by up to 3
     levels. Under an active bf16 autocast the conversion gives bit-identical float32 output, and bf16 ab from a
     network is decoded in float32."""
-    from models.gray import GrayColorizer
+    from colorbench.models.gray import GrayColorizer
 
     lab = rgb_to_lab(to_batch_tensor(*photos).float())
     L, ab = lab[:, :1], lab[:, 1:]

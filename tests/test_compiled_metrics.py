@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from metrics import kernels
-from metrics.auc import auc_ab
-from metrics.ciede2000 import deltae2000
-from metrics.segments import segment_chroma_ratio
+from colorbench.metrics import kernels
+from colorbench.metrics.auc import auc_ab
+from colorbench.metrics.ciede2000 import deltae2000
+from colorbench.metrics.segments import segment_chroma_ratio
 
 
 @pytest.fixture

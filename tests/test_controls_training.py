@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from colorbench.data.sources import open_source
+from colorbench.data.splits import build_manifest
+from colorbench.io.checkpoints import load_state
+from colorbench.models.registry import get_model_spec
+from colorbench.training.loop import train
 
-from bench.checkpoints import load_state
-from bench.sources import open_source
-from bench.splits import build_manifest
-from bench.training.loop import train
-from models.registry import get_model_spec
 from tests.test_train import read_table
 
 CPU = torch.device("cpu")
@@ -69,7 +69,8 @@ def test_chromagan_vivid_lowers_its_vividness_and_mse_terms_and_round_trips(tmp_
     """The vivid ChromaGAN's own unit checks (its shapes are tested with every variant in tests/test_chromagan.py):
     the generator's loss and its vividness term fall over steps on real photos (its MSE may rise a little: the
     vividness term trades it for chroma), and its weights round-trip."""
-    from bench.checkpoints import save_state
+    from colorbench.io.checkpoints import save_state
+
     from tests.training_helpers import losses_over, sample_training
 
     data, batch = sample_training(tmp_path, size=32)

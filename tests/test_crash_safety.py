@@ -1,5 +1,5 @@
 """Crash safety (issue 13): ``run`` is SIGKILLed during prediction, scoring, fitting, training and report writing
-(bench.crashpoints), rerun after each kill, and must end with the tables and predictions of an uninterrupted
+(colorbench.core.crashpoints), rerun after each kill, and must end with the tables and predictions of an uninterrupted
 run, byte for byte, without redoing work that was finished before a kill."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from colorbench.core.crashpoints import KILL_ENV, STAGES
 
-from bench.crashpoints import KILL_ENV, STAGES
 from tests.conftest import REPO
 
 ARGS = ["run", "--models", "gray,baseline0,chromagan-noclass", "--metrics", "psnr,ssim", "--epochs", "2",

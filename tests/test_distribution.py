@@ -11,10 +11,15 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from colorbench.io import weights
+from colorbench.metrics.distribution import (
+    FID_INCEPTION_FILE,
+    EffNetLite0Features,
+    InceptionFIDFeatures,
+    frechet_distance,
+)
+from colorbench.metrics.registry import DISTRIBUTION_METRICS
 
-from bench import weights
-from metrics.distribution import FID_INCEPTION_FILE, EffNetLite0Features, InceptionFIDFeatures, frechet_distance
-from metrics.registry import DISTRIBUTION_METRICS
 from tests.metric_inputs import damaged, photo_batch
 
 

@@ -22,15 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from colorbench.cli.main import main
+from colorbench.core.errors import BenchError
+from colorbench.core.files import file_sha256
+from colorbench.data.loader import OriginalsDataset, Preprocess
+from colorbench.data.sources import CocoSource, FolderSource
+from colorbench.data.splits import Manifest, build_manifest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
-
-from bench.cli import main
-from bench.data import OriginalsDataset, Preprocess
-from bench.errors import BenchError
-from bench.images import file_sha256
-from bench.sources import CocoSource, FolderSource
-from bench.splits import Manifest, build_manifest
 
 RNG = np.random.default_rng(0)
 COLOUR = RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8)
@@ -333,7 +332,7 @@ def test_malformed_instances_file_is_one_clear_error(tmp_path):
 
 
 def test_malformed_segmentation_is_one_clear_error(tmp_path):
-    from bench.label_maps import coco_label_map
+    from colorbench.data.segments import coco_label_map
 
     root = coco_root(tmp_path)
     instances = {"images": [{"id": 1, "file_name": "1.png", "width": 30, "height": 20}], "categories": [],

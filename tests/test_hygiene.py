@@ -9,15 +9,15 @@ import logging
 from pathlib import Path
 
 import pytest
+from colorbench.cli.main import main
+from colorbench.core import console
+from colorbench.metrics.registry import METRICS
 
-from bench import console
-from bench.cli import main
-from metrics.registry import METRICS
 from tests.conftest import REPO
 
 PACKAGES = ("bench", "metrics", "models", "reports")
 #: Modules whose stdout is their output (command lines and stand-alone measurement scripts).
-COMMAND_LINES = ("bench/cli.py", "reports/check.py", "bench/experiments/")
+COMMAND_LINES = ("bench/cli/", "reports/check.py", "bench/experiments/")
 FAST = ["--size", "32", "--no-progress", "--no-study", "--quiet"]
 
 
@@ -48,7 +48,7 @@ def test_every_progress_bar_can_be_turned_off():
 
 
 def test_messages_read_as_before_and_quiet_keeps_warnings(capsys):
-    logger = logging.getLogger("bench.some_module")
+    logger = logging.getLogger("colorbench.some_module")
     console.configure()
     logger.info("metric x is unavailable")
     logger.warning("skipped 7")
@@ -60,7 +60,7 @@ def test_messages_read_as_before_and_quiet_keeps_warnings(capsys):
     logger.warning("shown")
     assert capsys.readouterr().err.splitlines() == ["warning: shown"]
     console.configure()
-    assert len([h for h in logging.getLogger("bench").handlers if isinstance(h, console._ConsoleHandler)]) == 1
+    assert len([h for h in logging.getLogger("colorbench").handlers if isinstance(h, console._ConsoleHandler)]) == 1
 
 
 def test_cli_errors_are_logged_on_stderr_and_results_printed_on_stdout(capsys):

@@ -13,17 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from colorbench.core.errors import BenchError
+from colorbench.core.files import atomic_write_bytes
+from colorbench.data.loader import Preprocess
+from colorbench.io import integrity
+from colorbench.io.checkpoints import cached_state, load_state, read_checkpoint, save_state
+from colorbench.io.images import PIXELS_TAG, read_png_text, write_label_png, write_png
+from colorbench.io.records import RecordStore
+from colorbench.pipeline.runner import RunConfig, execute
+from colorbench.study.run import run_study
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
-
-from bench import integrity
-from bench.analysis.study import run_study
-from bench.checkpoints import cached_state, load_state, read_checkpoint, save_state
-from bench.data import Preprocess
-from bench.errors import BenchError
-from bench.images import PIXELS_TAG, atomic_write_bytes, read_png_text, write_label_png, write_png
-from bench.records import RecordStore
-from bench.runner import RunConfig, execute
 
 TABLES = ("per_image.csv", "leaderboard.csv")
 

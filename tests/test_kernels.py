@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from colorbench.metrics import kernels
+from colorbench.metrics.kernels import Kernel, KernelCost
+from colorbench.metrics.ssim import ssim, ssim_means
 from torch._dynamo.utils import counters
-
-from metrics import kernels
-from metrics.kernels import Kernel, KernelCost
-from metrics.ssim import ssim, ssim_means
 
 #: SSIM's compiled path fuses the four local moments differently; per-image means agree to float32 rounding.
 TOLERANCE = 1e-6
@@ -54,7 +53,7 @@ def test_one_compiled_ssim_serves_two_sizes_and_equals_eager(compile_cache, monk
     assert variant == ssim_means.variant(pair(80, 96, 0), {"taps": (1.0,), "c1": 1e-4, "c2": 9e-4})
     monkeypatch.setenv("COLORBENCH_COMPILE", "auto")
     # the marker is specific to the constants the metric used
-    from metrics.ssim import gaussian_taps
+    from colorbench.metrics.ssim import gaussian_taps
 
     used = fresh.variant(pair(72, 64, 0), {"taps": gaussian_taps(1.5, 3.5), "c1": 0.01**2, "c2": 0.03**2})
     assert "warm cache" in fresh.decide(1, 224 * 224, used).reason

@@ -14,7 +14,7 @@ from tests.conftest import REPO
 
 PROBE = """
 import json, sys
-from bench.cli import main
+from colorbench.cli.main import main
 rc = main(["list"])
 print(json.dumps({"rc": rc, "modules": sorted(sys.modules)}))
 """
@@ -35,7 +35,7 @@ def test_list_does_not_import_torchvision(listed):
 
 
 def test_list_does_not_import_the_trainer(listed):
-    trainer = [m for m in listed["modules"] if m in ("bench.train", "bench.training")  # type: ignore[union-attr]
-               or m.startswith("bench.training.")]
-    assert "models.chromagan" in listed["modules"]  # the families were imported to list them
+    trainer = [m for m in listed["modules"] if m in ("colorbench.training",)  # type: ignore[union-attr]
+               or m.startswith("colorbench.training.")]
+    assert "colorbench.models.chromagan" in listed["modules"]  # the families were imported to list them
     assert not trainer

@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from colorbench.metrics.colorfulness import channel_equality, colorfulness, colorfulness_of, delta_colorfulness
+from colorbench.metrics.pixel import mse, mse255, psnr
+from colorbench.metrics.registry import METRICS, compute, get_metric, select_metrics
+from colorbench.metrics.ssim import ssim
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-from metrics.colorfulness import channel_equality, colorfulness, colorfulness_of, delta_colorfulness
-from metrics.pixel import mse, mse255, psnr
-from metrics.registry import METRICS, compute, get_metric, select_metrics
-from metrics.ssim import ssim
 from tests.conftest import to_batch_tensor
 
 SSIM_TOL = 1e-4
@@ -157,7 +157,7 @@ def test_compute_returns_one_value_per_image(pairs):
 
 
 def test_unknown_metric_suggests_close_names():
-    from bench.errors import BenchError
+    from colorbench.core.errors import BenchError
 
     with pytest.raises(BenchError, match="did you mean ssim"):
         get_metric("ssmi")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from bench.checkpoints import load_state, save_state, state_sha256
-from bench.color import luma_bt601, rgb_to_lab
-from bench.data import Batch
-from bench.errors import BenchError
-from models.baseline0 import Baseline0, luma_levels
-from models.registry import get_model_spec, model_specs, register_model, resolve_model_names
+from colorbench.core.errors import BenchError
+from colorbench.data.color import luma_bt601, rgb_to_lab
+from colorbench.data.loader import Batch
+from colorbench.io.checkpoints import load_state, save_state, state_sha256
+from colorbench.models.baseline0 import Baseline0, luma_levels
+from colorbench.models.registry import get_model_spec, model_specs, register_model, resolve_model_names
 
 
 def make_batch(rgb: torch.Tensor) -> Batch:

@@ -7,10 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from bench.analysis.paired import PAIRED_COLUMNS, outputs_table, paired_preferences
-from bench.analysis.perturbations import SWEEPS_BY_NAME
-from bench.analysis.recolour import (
+from colorbench.analysis.paired import PAIRED_COLUMNS, outputs_table, paired_preferences
+from colorbench.cli.main import main
+from colorbench.core.errors import BenchError
+from colorbench.data.color import chroma, rgb_to_lab
+from colorbench.pipeline.context import study_subset
+from colorbench.study.perturbations import SWEEPS_BY_NAME
+from colorbench.study.recolour import (
     FALLBACK_HUE_SHIFT,
     ObjectInstance,
     ab_statistics,
@@ -24,11 +27,8 @@ from bench.analysis.recolour import (
     tiny_image_features,
     transfer_ab,
 )
-from bench.analysis.study import announce, degraded_per_image, parse_study_images, to_rgb8
-from bench.cli import main
-from bench.color import chroma, rgb_to_lab
-from bench.errors import BenchError
-from bench.run_context import study_subset
+from colorbench.study.run import announce, degraded_per_image, parse_study_images, to_rgb8
+
 from tests.conftest import to_batch_tensor
 from tests.test_runner import read_rows
 
@@ -196,8 +196,8 @@ def test_trained_models_join_the_variants_as_alternatives():
 
 
 def test_coco_segment_labels_carry_their_class(coco_mini):
-    from bench.label_maps import coco_label_categories, coco_label_map
-    from bench.sources import open_source
+    from colorbench.data.segments import coco_label_categories, coco_label_map
+    from colorbench.data.sources import open_source
 
     coco = open_source(f"coco:{coco_mini}:val2017").instances()
     image_id = next(i for i in coco.getImgIds() if coco.getAnnIds(imgIds=[i], iscrowd=False))

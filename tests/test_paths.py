@@ -1,4 +1,4 @@
-"""bench/paths.py: the one mapping from outside strings to path components, and the stay-under-root check, per
+"""colorbench.core.paths: the one mapping from outside strings to path components, and the stay-under-root check, per
 vector (relative ``..``, absolute, symlink out of the root, NUL, non-UTF-8 bytes), and the runner's path
 functions built on them."""
 
@@ -8,10 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
-
-from bench.errors import BenchError
-from bench.layout import RunLayout
-from bench.paths import child, inside, is_safe_component, printable, safe_component
+from colorbench.core.errors import BenchError
+from colorbench.core.paths import child, inside, is_safe_component, printable, safe_component
+from colorbench.io.layout import RunLayout
 
 HOSTILE = {
     "parent": "..",

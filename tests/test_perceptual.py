@@ -8,12 +8,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-
-from bench import weights
-from bench.errors import BenchError
-from bench.images import file_sha256
-from metrics.perceptual import backbone_file, lpips_distance, lpips_model, lpips_unavailable
-from metrics.registry import METRICS
+from colorbench.core.errors import BenchError
+from colorbench.core.files import file_sha256
+from colorbench.io import weights
+from colorbench.metrics.perceptual import backbone_file, lpips_distance, lpips_model, lpips_unavailable
+from colorbench.metrics.registry import METRICS
 
 pytest.importorskip("lpips")
 

@@ -9,12 +9,11 @@ import logging
 
 import numpy as np
 import pytest
-
-from bench.cli import main
-from bench.data import OriginalsDataset, Preprocess
-from bench.prepared import PreparedStore, prepare, store_dir
-from bench.sources import open_source
-from bench.splits import build_manifest
+from colorbench.cli.main import main
+from colorbench.data.loader import OriginalsDataset, Preprocess
+from colorbench.data.prepared import PreparedStore, prepare, store_dir
+from colorbench.data.sources import open_source
+from colorbench.data.splits import build_manifest
 
 SIZE = 48
 
@@ -76,7 +75,7 @@ def test_damaged_row_is_not_served_and_prepare_mends_it(own_cache, caplog):
     del array
     store = PreparedStore.find(SIZE, "resize")
     damaged = manifest.usable[1]
-    with caplog.at_level(logging.WARNING, logger="bench.prepared"):
+    with caplog.at_level(logging.WARNING, logger="colorbench.data.prepared"):
         assert store.pixels(damaged.sha256) is None
         assert "fails its checksum" in caplog.text
         caplog.clear()

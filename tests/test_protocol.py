@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from colorbench.cli.main import default_train_source, main
+from colorbench.core.errors import BenchError
+from colorbench.data.sample import SAMPLE_PHOTOS
 from PIL import Image
-
-from bench.cli import default_train_source, main
-from bench.errors import BenchError
-from bench.sample import SAMPLE_PHOTOS
 
 QUICK = ["--size", "48", "--no-progress", "--no-study", "--metrics", "psnr,mse"]
 

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from metrics.registry import METRICS
-from reports import html, plots
-from reports.build import RunFolder
-from reports.leaderboard import GROUPS, column_groups, direction_mark, leaderboard
+from colorbench.metrics.registry import METRICS
+from colorbench.reports import html, plots
+from colorbench.reports.build import RunFolder
+from colorbench.reports.leaderboard import GROUPS, column_groups, direction_mark, leaderboard
 
 
 def board_row(model: str, **values: float) -> dict[str, str]:

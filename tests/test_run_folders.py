@@ -11,18 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from colorbench.cli.main import main
+from colorbench.core.errors import BenchError
+from colorbench.data.loader import Preprocess
+from colorbench.io.checkpoints import save_state
+from colorbench.io.runfolder import IDENTITY_FILE, lock
+from colorbench.io.weights import load_state_dict
+from colorbench.models.registry import get_model_spec
+from colorbench.pipeline.runner import RunConfig
+from colorbench.training.epochs import Checkpoints
+from colorbench.training.loop import disk_note, prepare_state
 from PIL import Image
 
-from bench.checkpoints import save_state
-from bench.cli import main
-from bench.data import Preprocess
-from bench.errors import BenchError
-from bench.runfolder import IDENTITY_FILE, lock
-from bench.runner import RunConfig
-from bench.training.checkpoints import Checkpoints
-from bench.training.loop import disk_note, prepare_state
-from bench.weights import load_state_dict
-from models.registry import get_model_spec
 from tests.conftest import REPO
 
 FAST = ["--size", "32", "--no-progress", "--no-study", "--metrics", "psnr"]

@@ -12,17 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from colorbench.cli.main import main
+from colorbench.io.layout import EPOCH_CHECKPOINTS, EPOCHS_FILE, STEPS_FILE, SUMMARY_FILE, RunLayout
+from colorbench.io.runfolder import IDENTITY_FILE, LOCK_FILE
+from colorbench.io.schema import LEADERBOARD_METRIC_COLUMNS, RUN_FIELDS, leaderboard_columns, per_image_columns
+from colorbench.models import registry
+from colorbench.models.base import Colorizer
+from colorbench.models.registry import ModelSpec
+from colorbench.pipeline import caption_sensitivity
+from colorbench.pipeline.scoring import metric_set_id
 from PIL import Image
 
-from bench import caption_sensitivity
-from bench.cli import main
-from bench.layout import EPOCH_CHECKPOINTS, EPOCHS_FILE, STEPS_FILE, SUMMARY_FILE, RunLayout
-from bench.runfolder import IDENTITY_FILE, LOCK_FILE
-from bench.schema import LEADERBOARD_METRIC_COLUMNS, RUN_FIELDS, leaderboard_columns, per_image_columns
-from bench.scoring import metric_set_id
-from models import registry
-from models.base import Colorizer
-from models.registry import ModelSpec
 from tests.conftest import REPO
 
 SMALL = ["--size", "48", "--no-progress"]
@@ -248,12 +248,12 @@ def test_nonfinite_predictions_are_counted_clipped_and_reported(tmp_path, monkey
 
 
 def test_the_layout_names_every_file_a_run_writes(sample_run):
-    """Every file of a finished run lies at a path bench.layout.RunLayout names (no module spells its own)."""
+    """Every file of a finished run lies at a path colorbench.io.layout.RunLayout names (no module spells its own)."""
     layout = RunLayout(sample_run)
     run = json.loads(layout.run_json.read_text())
     ids = [row["image_id"] for row in read_rows(layout.manifest) if row["status"] == "ok"]
     swapped = [info["caption_sensitivity"]["records_as"] for info in run["models"].values()
-               if "caption_sensitivity" in info]  # a caption model's second evaluation (bench.caption_sensitivity)
+               if "caption_sensitivity" in info]  # a caption model's second evaluation
     models = list(run["models"])
     metric_set = metric_set_id([n for n, m in run["metrics"].items() if not m.get("set_level")])
     named = {layout.manifest, layout.train_manifest, layout.run_json, layout.per_image, layout.leaderboard,

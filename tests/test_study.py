@@ -8,19 +8,19 @@ import math
 import numpy as np
 import pytest
 import torch
+from colorbench.analysis.bapps import agreement, load_bapps
+from colorbench.analysis.tables import discrimination, rank_correlations, resampled_ranks, sweep_sensitivity, win_rates
+from colorbench.claims.evidence import PLUMBING_ONLY
+from colorbench.claims.table import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, Evidence, current, evaluate_claims
+from colorbench.claims.v1 import claim_c1, claim_c2, claim_c3, claim_c4, claim_c6
+from colorbench.cli.main import main
+from colorbench.core.errors import BenchError
+from colorbench.data.color import lab_to_rgb, rgb_to_lab
+from colorbench.reports.check import check_report, find_chromium
+from colorbench.study.perturbations import SWEEPS, blur_ab, rotate_ab, vivid_object_masks
 from PIL import Image
 from scipy import stats
 
-from bench.analysis.bapps import agreement, load_bapps
-from bench.analysis.claims import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, Evidence, current, evaluate_claims
-from bench.analysis.claims_v1 import claim_c1, claim_c2, claim_c3, claim_c4, claim_c6
-from bench.analysis.evidence import PLUMBING_ONLY
-from bench.analysis.perturbations import SWEEPS, blur_ab, rotate_ab, vivid_object_masks
-from bench.analysis.tables import discrimination, rank_correlations, resampled_ranks, sweep_sensitivity, win_rates
-from bench.cli import main
-from bench.color import lab_to_rgb, rgb_to_lab
-from bench.errors import BenchError
-from reports.check import check_report, find_chromium
 from tests.conftest import to_batch_tensor
 from tests.test_runner import read_rows
 

@@ -16,22 +16,16 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
-
-from bench.checkpoints import load_state, save_state, state_sha256
-from bench.cli import main
-from bench.color import luma_bt601, rgb_to_lab
-from bench.data import Batch
-from bench.device import DistInfo
-from bench.errors import BenchError
-from bench.sources import open_source
-from bench.splits import build_manifest, split_key
-from bench.training.checkpoints import Checkpoints
-from bench.training.divergence import detect_divergence
-from bench.training.loop import prepare_state, train
-from bench.training.profiles import resolve_profile
-from bench.training.validation import split_validation
-from models.chromagan import ab_to_unit, build, class_kl
-from models.gan import (
+from colorbench.cli.main import main
+from colorbench.core.device import DistInfo
+from colorbench.core.errors import BenchError
+from colorbench.data.color import luma_bt601, rgb_to_lab
+from colorbench.data.loader import Batch
+from colorbench.data.sources import open_source
+from colorbench.data.splits import build_manifest, split_key
+from colorbench.io.checkpoints import load_state, save_state, state_sha256
+from colorbench.models.chromagan import ab_to_unit, build, class_kl
+from colorbench.models.gan import (
     bce_critic_loss,
     bce_generator_loss,
     critic_update,
@@ -39,7 +33,12 @@ from models.gan import (
     wgan_critic_loss,
     wgan_generator_loss,
 )
-from models.teachers import Targets
+from colorbench.models.teachers import Targets
+from colorbench.training.divergence import detect_divergence
+from colorbench.training.epochs import Checkpoints
+from colorbench.training.loop import prepare_state, train
+from colorbench.training.profiles import resolve_profile
+from colorbench.training.validation import split_validation
 
 TINY = {"profile": "smoke", "image_size": 64, "width": 0.0625, "trunk_init": "xavier"}
 CPU = torch.device("cpu")

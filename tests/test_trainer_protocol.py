@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from colorbench.core.errors import BenchError
+from colorbench.data.sources import open_source
+from colorbench.data.splits import build_manifest
+from colorbench.io.checkpoints import load_state
+from colorbench.models import registry
+from colorbench.reports.plots import loss_columns
+from colorbench.training.loop import prepare_state, train
+from colorbench.training.validation import split_validation
 
-from bench.checkpoints import load_state
-from bench.errors import BenchError
-from bench.sources import open_source
-from bench.splits import build_manifest
-from bench.training.loop import prepare_state, train
-from bench.training.validation import split_validation
-from models import registry
-from reports.plots import loss_columns
 from tests.conftest import REPO
 from tests.test_train import photo_batch
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from colorbench.core.errors import BenchError
+from colorbench.io.checkpoints import load_state, save_state
+from colorbench.models.registry import get_model_spec
+from colorbench.models.unet import build, build_unet_l1, build_unet_l1_vivid
 
-from bench.checkpoints import load_state, save_state
-from bench.errors import BenchError
-from models.registry import get_model_spec
-from models.unet import build, build_unet_l1, build_unet_l1_vivid
 from tests.training_helpers import losses_over, sample_training
 
 TINY = {"image_size": 32, "width": 0.0625, "depth": 3}
@@ -28,7 +28,7 @@ def test_shapes_at_the_network_size_and_at_any_input_size():
     model = build("smoke", **TINY).eval()
     with torch.no_grad():
         assert model.net(torch.rand(2, 1, 32, 32)).shape == (2, 2, 32, 32)
-        from bench.data import ModelInputs
+        from colorbench.data.loader import ModelInputs
         rgb = model.colorize(ModelInputs({"L": torch.rand(2, 1, 40, 52) * 100}, 2))
     assert rgb.shape == (2, 3, 40, 52) and float(rgb.min()) >= 0 and float(rgb.max()) <= 1
     with pytest.raises(BenchError, match="multiple of 8"):

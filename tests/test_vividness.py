@@ -8,9 +8,9 @@ import re
 
 import pytest
 import torch
+from colorbench.models import vividness
+from colorbench.models.vividness import MAX_LABEL, VividnessTerm, chroma_deficit, soft_chroma
 
-from models import vividness
-from models.vividness import MAX_LABEL, VividnessTerm, chroma_deficit, soft_chroma
 from tests.training_helpers import sample_training
 
 
@@ -82,9 +82,9 @@ def test_label_maps_are_prepared_once_and_looked_up_by_image_id(tmp_path, monkey
 
 
 def test_prepared_coco_instances_are_the_segments_of_a_coco_source(tmp_path, coco_mini):
-    from bench.sources import open_source
-    from bench.splits import build_manifest
-    from models.trainable import TrainingData
+    from colorbench.data.sources import open_source
+    from colorbench.data.splits import build_manifest
+    from colorbench.models.trainable import TrainingData
 
     entries = build_manifest(open_source(f"coco:{coco_mini}:val2017"), "full", limit=4, progress=False).usable
     term = VividnessTerm(1.0)

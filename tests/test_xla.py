@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from colorbench.cli.main import main
+from colorbench.core.device import resolve_device
+from colorbench.experiments.xla_parity import measure_each, trained_models
 
-from bench.cli import main
-from bench.device import resolve_device
-from bench.experiments.xla_parity import measure_each, trained_models
 from tests.test_runner import read_rows
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch_xla") is None,
@@ -51,7 +51,7 @@ def _xla_runtime():
 
 @pytest.fixture(scope="module", params=TRAINED)
 def parity(request, tmp_path_factory) -> dict[str, object]:
-    """bench.experiments.xla_parity for one trained model, in a process of its own (one process for all of them ran
+    """colorbench.experiments.xla_parity for one trained model, in a process of its own (one process for all of them ran
     out of memory mappings, see that module): CPU and XLA runs (bf16 off, the sample's 4 usable test images in
     batches of 3, so the last batch is padded on XLA), a warm XLA run, per-step counters."""
     name, out = request.param, tmp_path_factory.mktemp(f"parity-{request.param}")
@@ -97,8 +97,8 @@ def test_training_step_stays_on_the_device(parity):
     assert counts[2:] == [counts[1]] * (len(counts) - 2), counts
 
 
-LAUNCH = ("import sys; import bench.device as d; d.launches_xla_processes = lambda name: True; "
-          "from bench.cli import main; sys.exit(main(sys.argv[1:]))")
+LAUNCH = ("import sys; import colorbench.core.device as d; d.launches_xla_processes = lambda name: True; "
+          "from colorbench.cli.main import main; sys.exit(main(sys.argv[1:]))")
 
 
 def run_cli(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:

@@ -8,15 +8,14 @@ import json
 
 import pytest
 import torch
-
-from bench.checkpoints import load_state, save_state
-from bench.color import rgb_to_lab
-from bench.data import ModelInputs
-from bench.errors import BenchError
-from bench.weights import WEIGHTS_DIR_ENV
-from models import zhang
-from models.registry import get_model_spec
-from models.zhang import (
+from colorbench.core.errors import BenchError
+from colorbench.data.color import rgb_to_lab
+from colorbench.data.loader import ModelInputs
+from colorbench.io.checkpoints import load_state, save_state
+from colorbench.io.weights import WEIGHTS_DIR_ENV
+from colorbench.models import zhang
+from colorbench.models.registry import get_model_spec
+from colorbench.models.zhang import (
     BINS_FILE,
     RELEASE_FILE,
     ZhangNet,
@@ -28,6 +27,7 @@ from models.zhang import (
     soft_encode,
     soft_encode_dense,
 )
+
 from tests.training_helpers import losses_over, sample_training
 
 TINY = {"image_size": 32, "width": 0.0625, "init": "scratch"}

@@ -7,11 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
-from bench.data import Batch, Preprocess, iterate_batches, make_loader
-from bench.sources import open_source
-from bench.splits import build_manifest
-from models.trainable import StepContext, TrainableModel, TrainingData
+from colorbench.data.loader import Batch, Preprocess, iterate_batches, make_loader
+from colorbench.data.sources import open_source
+from colorbench.data.splits import build_manifest
+from colorbench.models.trainable import StepContext, TrainableModel, TrainingData
 
 CPU = torch.device("cpu")
 

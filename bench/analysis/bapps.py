@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from bench.aggregate import mean_and_interval
-from bench.errors import BenchError
-from bench.scoring import Pair, score_pairs
-from bench.segments import needs_segments, slic_segments
-from metrics.registry import goodness, ranked
+from colorbench.core.aggregate import mean_and_interval
+from colorbench.core.errors import BenchError
+from colorbench.data.segments import slic_segments
+from colorbench.metrics.registry import goodness, needs_segments, ranked
+from colorbench.pipeline.scoring import Pair, score_pairs
 
 PARTS = ("ref", "p0", "p1", "judge")
 AGREEMENT_COLUMNS = ("metric", "agreement", "agreement_lo", "agreement_hi", "n")

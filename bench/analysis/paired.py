@@ -3,7 +3,7 @@ to a plausible recolouring, to an oversaturated one, or to a trained model's out
 
 The paper (Sec. 1, 7) says that above SSIM 0.9 / PSNR 22 dB, PSNR and SSIM stop telling good colorizations
 from dull ones. Asked within an image, content cannot drive the answer: for each image, each metric's goodness
-(higher = better, ``metrics.registry.goodness``) of the dull output is compared with that of the alternative.
+(higher = better, ``colorbench.metrics.registry.goodness``) of the dull output is compared with that of the alternative.
 
 - ``prefers_dull``: the share of images with goodness(dull) > goodness(alternative), ties counting half;
 - ``mean_diff``: the mean over images of goodness(dull) - goodness(alternative), in the metric's goodness units.
@@ -21,10 +21,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from colorbench.analysis.tables import PSNR_THRESHOLD, SSIM_THRESHOLD
+from colorbench.metrics.registry import METRICS, goodness, ranked
 from scipy import stats
-
-from bench.analysis.tables import PSNR_THRESHOLD, SSIM_THRESHOLD
-from metrics.registry import METRICS, goodness, ranked
 
 DULL = ("grey", "desaturated_50")
 PAIRED_COLUMNS = ("dull", "alternative", "metric", "band", "n", "prefers_dull", "prefers_dull_lo", "prefers_dull_hi",

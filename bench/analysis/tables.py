@@ -2,8 +2,8 @@
 and the direction-aware leaderboard. Pure functions of CSV rows, so ``bench report`` reruns them cheaply.
 
 Direction: every metric value is first turned into a *goodness* (higher = better colorization) by the
-registry's :func:`metrics.registry.goodness`; diagnostics (raw colorfulness, channel equality) have none and
-are left out of every direction-aware analysis here (:func:`metrics.registry.ranked`).
+registry's :func:`colorbench.metrics.registry.goodness`; diagnostics (raw colorfulness, channel equality) have none and
+are left out of every direction-aware analysis here (:func:`colorbench.metrics.registry.ranked`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from colorbench.metrics.registry import goodness, ranked
+from colorbench.study.perturbations import SWEEPS_BY_NAME
 from scipy import stats
-
-from bench.analysis.perturbations import SWEEPS_BY_NAME
-from metrics.registry import goodness, ranked
 
 #: Metrics left out of correlation and win-rate analyses because they rank images exactly like PSNR does
 #: (PSNR is a monotone function of MSE per image), which would count pixel error three times.

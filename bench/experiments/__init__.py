@@ -1,1 +1,1 @@
-"""Measurement scripts beside the harness, each runnable as ``python -m bench.experiments.<name>``."""
+"""Measurement scripts beside the harness, each runnable as ``python -m colorbench.experiments.<name>``."""

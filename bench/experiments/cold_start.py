@@ -1,7 +1,7 @@
 """Cold start, measured: README command 1 on a fresh clone, split by stage.
 
-    python -m bench.experiments.cold_start --json cold_start.json                  # fresh venv + pip install -e .
-    python -m bench.experiments.cold_start --reuse-python /work/main/.venv/bin/python --json cold_start.json
+    python -m colorbench.experiments.cold_start --json cold_start.json                  # fresh venv + pip install -e .
+    python -m colorbench.experiments.cold_start --reuse-python /work/main/.venv/bin/python --json cold_start.json
 
 What it does: ``git clone`` of this checkout's HEAD (committed work only) into a temporary folder; a fresh venv
 there with ``pip install -e .`` (timed as ``install``), or, with ``--reuse-python``, an existing interpreter that
@@ -11,7 +11,7 @@ out again) and an empty ``TORCHINDUCTOR_CACHE_DIR`` (every kernel compiles from 
 Unless ``--no-warm``, the same command runs again into a new output folder with both caches kept: the *warm*
 figure (everything recomputed, only compiled artifacts and the sample reused).
 
-Stages come from the run's ``run.json["timings"]`` (:mod:`bench.timings`); ``startup`` is the command's wall
+Stages come from the run's ``run.json["timings"]`` (:mod:`colorbench.io.timings`); ``startup`` is the command's wall
 time minus the run's own total (interpreter start, imports, argument checks). The JSON records the commit, the
 CPU count and the load average before and after each run: on a shared machine wall times include the other
 users' load, so the figures are labelled with it.
@@ -30,9 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import console
-from bench.errors import BenchError
-from bench.schema import write_json
+from colorbench.core import console
+from colorbench.core.errors import BenchError
+from colorbench.io.schema import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,8 @@ def summary(result: dict[str, object]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.experiments.cold_start", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m colorbench.experiments.cold_start",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--reuse-python", help="an interpreter with the dependencies installed (skips the install)")
     parser.add_argument("--no-warm", action="store_true", help="only the cold run")
     parser.add_argument("--run-args", default="", help="extra options for `bench run --all`, e.g. '--no-study'")

@@ -1,6 +1,6 @@
-"""What compiling a metric kernel costs and saves: the figures behind :class:`metrics.kernels.KernelCost`.
+"""What compiling a metric kernel costs and saves: the figures behind :class:`colorbench.metrics.kernels.KernelCost`.
 
-    python -m bench.experiments.compile_cost --json compile_cost.json
+    python -m colorbench.experiments.compile_cost --json compile_cost.json
 
 For each compiled kernel (SSIM means, CIEDE2000, AuC, segment chroma, EfficientNet-lite0 features) two fresh
 processes share one new, empty compile cache: the first measures the cold compilation, the second the warm one
@@ -28,8 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-
-from metrics.kernels import Kernel, KernelCost
+from colorbench.metrics.kernels import Kernel, KernelCost
 
 SIZE = 224
 
@@ -42,7 +41,7 @@ def _inputs(count: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _cases() -> dict[str, Callable[[int], tuple[Kernel, tuple[torch.Tensor, ...], dict[str, object]]]]:
     """Kernel name -> builder of (kernel, tensors, constants) for ``count`` images, as the metrics call them."""
-    from metrics import auc, ciede2000, distribution, segments, ssim
+    from colorbench.metrics import auc, ciede2000, distribution, segments, ssim
 
     def ssim_case(count: int):
         return ssim.ssim_means, _inputs(count), {"taps": ssim.gaussian_taps(1.5, 3.5), "c1": 0.01**2, "c2": 0.03**2}
@@ -94,7 +93,7 @@ def measure(name: str, *, images: int, repeats: int, threads: int) -> dict[str, 
                "TORCHINDUCTOR_COMPILE_THREADS": "1"}  # compile in this process, so that its CPU time counts
         runs = []
         for _ in ("cold", "warm"):
-            command = [sys.executable, "-m", "bench.experiments.compile_cost", "--one", name,
+            command = [sys.executable, "-m", "colorbench.experiments.compile_cost", "--one", name,
                        "--images", str(images), "--repeats", str(repeats), "--threads", str(threads)]
             done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
             runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -106,7 +105,7 @@ def measure(name: str, *, images: int, repeats: int, threads: int) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.experiments.compile_cost",
+    parser = argparse.ArgumentParser(prog="python -m colorbench.experiments.compile_cost",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--kernels", default=",".join(_cases()), help="comma-separated kernel names")
     parser.add_argument("--images", type=int, default=16, help="images per timed call (224x224)")
@@ -132,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{result['break_even_mpx_warm']:.3g} Mpx", flush=True)
     results["machine"]["load_average_at_end"] = os.getloadavg()
     if args.json:
-        from bench.schema import write_json
+        from colorbench.io.schema import write_json
 
         write_json(args.json, results)
     return 0

@@ -1,21 +1,23 @@
 """Metric speed, measured: colorbench's batched metrics against scikit-image's per-image reference loops, and the
 cost of the whole per-image suite on many images.
 
-    python -m bench.experiments.metric_speed                    # 64 images at 224x224: SSIM, PSNR, CIEDE2000
-    python -m bench.experiments.metric_speed --suite --images 5000 --size 224
+    python -m colorbench.experiments.metric_speed                    # 64 images at 224x224: SSIM, PSNR, CIEDE2000
+    python -m colorbench.experiments.metric_speed --suite --images 5000 --size 224
 
 Compare mode scores the same N images (coco-mini val2017 resized to SIZE when present, else scikit-image's
 photos) with both paths in one process and prints images/s, the ratio and the largest per-image difference.
 Predictions keep the true lightness and damage ab (faded, hue-rotated, grey, noisy), quantized to 8 bits.
 Both paths get float arrays that are already decoded (ours float32 tensors (B, 3, H, W), scikit-image float64
 (H, W, 3)); the reference CIEDE2000 includes its two rgb2lab conversions as ours does. Ours runs as a run would
-(metrics.kernels' compile policy; COLORBENCH_COMPILE=always times the compiled kernels). The first batch of ours
+(colorbench.metrics.kernels' compile policy; COLORBENCH_COMPILE=always times the compiled kernels). The first batch of
+ours
 (compilation, where it happens) is timed apart as warm-up; then each path runs --repeats
 times, alternating, and the median is reported (the machine may be shared: the load average is printed).
 
 Suite mode builds N inputs by cycling the coco-mini originals (train2017 and val2017) with a different random
 crop (60-100% of each side), flip and ab damage per pass, scales them to SIZE, and times every available
-per-image metric (through metrics.registry.compute, as the scorer calls it; segments are the COCO instance maps
+per-image metric (through colorbench.metrics.registry.compute, as the scorer calls it; segments are the COCO instance
+maps
 carried through the same crop) and the set-level metrics' feature extraction and Frechet distance. Nothing is
 extrapolated: every image is scored. Input generation is timed apart and not counted as metric time.
 """
@@ -35,11 +37,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from colorbench.core import console
+from colorbench.data.color import lab_to_rgb, rgb_to_lab
+from colorbench.metrics.registry import DISTRIBUTION_METRICS, METRICS, compute
 from PIL import Image
-
-from bench import console
-from bench.color import lab_to_rgb, rgb_to_lab
-from metrics.registry import DISTRIBUTION_METRICS, METRICS, compute
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """How the wall time of ``bench run`` grows with the number of images, for one trained model.
 
-    python -m bench.experiments.scaling --images 100,1000,5000 --json scaling.json
+    python -m colorbench.experiments.scaling --images 100,1000,5000 --json scaling.json
 
 For each N a folder of N images is made by repeating the coco-mini originals (train2017 and val2017; hard links,
 or copies across file systems), and ``python -m bench run --models MODEL --train folder:DIR --eval folder:DIR``
@@ -27,9 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import console
-from bench.errors import BenchError
-from bench.schema import write_json
+from colorbench.core import console
+from colorbench.core.errors import BenchError
+from colorbench.io.schema import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,8 @@ def time_run(count: int, *, model: str, sources: list[Path], scratch: Path, run_
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.experiments.scaling", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m colorbench.experiments.scaling",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--images", default="100,1000,5000", help="comma-separated image counts")
     parser.add_argument("--model", default="chromagan-noclass", help="the trained model (default chromagan-noclass)")
     parser.add_argument("--coco-mini", type=Path, default=COCO_MINI, help="where the originals come from")

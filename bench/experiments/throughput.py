@@ -5,18 +5,18 @@ utilisation (MFU), beside the paper's anchors.
     python -m bench throughput --model chromagan --batch-size 4 --steps 3 --warmup 1    # a quick CPU figure
     python -m bench throughput --model chromagan --device cuda --compile --json chromagan-cuda.json
 
-What one training step is: the trainer's own step (:meth:`models.chromagan.ChromaGAN.training_step` in
-:func:`bench.training.loop.prepare_state`'s context): generator forward and
+What one training step is: the trainer's own step (:meth:`colorbench.models.chromagan.ChromaGAN.training_step` in
+:func:`colorbench.training.loop.prepare_state`'s context): generator forward and
 backward (MSE + KL + adversarial term), Adam update, critic forward on real, fake and interpolated ab, gradient
 penalty (double backward), Adam update. One inference step is what ``run`` does per batch:
-:meth:`models.chromagan.ChromaGAN.colorize` (generator forward, ab upsampled, Lab -> sRGB) under ``no_grad``.
+:meth:`colorbench.models.chromagan.ChromaGAN.colorize` (generator forward, ab upsampled, Lab -> sRGB) under ``no_grad``.
 The data are synthetic tensors already on the device, so the figures are the model's compute ceiling: no JPEG
 decoding or resizing (the paper's TPU sat idle 73% of the time waiting for input; ``bench data prepare`` is
 colorbench's answer on the input side). The class teacher is not run per step: colorbench computes its targets
 once per image before training, whereas the original ChromaGAN ran VGG-16 on every batch.
 
 Timing: ``--warmup`` untimed steps (they also absorb compilation), then ``--steps`` timed steps between two
-device synchronisations (:func:`bench.device.synchronize`). FLOPs are counted once per step kind with
+device synchronisations (:func:`colorbench.core.device.synchronize`). FLOPs are counted once per step kind with
 :class:`torch.utils.flop_counter.FlopCounterMode` on the eager modules (matmuls and convolutions, forward and
 backward, the gradient penalty's double backward included; elementwise work is not counted, as is usual for
 MFU). MFU = counted FLOPs per step x steps / seconds / the device's peak (:data:`PEAK_TFLOPS`, dense, no
@@ -25,8 +25,8 @@ Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA; on the CPU the process
 
 ``--compile`` compiles the generator with ``torch.compile``; the critic stays eager because the gradient
 penalty needs a double backward, which compiled graphs do not support. bf16 autocast applies on CUDA and XLA
-only (``bench.device.autocast``); on the CPU the step runs in fp32 whatever ``--bf16`` says. channels_last is
-used on CUDA (``bench.device.memory_format``).
+only (``colorbench.core.device.autocast``); on the CPU the step runs in fp32 whatever ``--bf16`` says. channels_last is
+used on CUDA (``colorbench.core.device.memory_format``).
 
 Paper anchors (reference.md sec. 7): about 4 images/s on one GPU with the original code (8 h per epoch of the
 118k COCO train2017 images) and about 131 images/s on a TPU v2-8 (15 min per epoch).
@@ -44,14 +44,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from colorbench.core import console
+from colorbench.core.device import autocast, memory_format, resolve_device, step_done, synchronize
+from colorbench.data.loader import Batch, ModelInputs
+from colorbench.io.schema import write_json
+from colorbench.models.chromagan import VARIANTS, build
+from colorbench.models.teachers import Targets, teacher_classes
 from torch.utils.flop_counter import FlopCounterMode
-
-from bench import console
-from bench.data import Batch, ModelInputs
-from bench.device import autocast, memory_format, resolve_device, step_done, synchronize
-from bench.schema import write_json
-from models.chromagan import VARIANTS, build
-from models.teachers import Targets, teacher_classes
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +117,7 @@ def measure(model_name: str, device: torch.device, *, batch_size: int, steps: in
             width: float = 1.0, bf16: bool = True, compile_generator: bool = False,
             peak: float | None = None) -> dict[str, Any]:
     """Training and inference throughput of ``model_name``; returns the figures and the settings used."""
-    from bench.training.loop import prepare_state  # here: every command's parser adds this one's options
+    from colorbench.training.loop import prepare_state
 
     model = build(model_name, profile="paper", image_size=size, width=width, batch_size=batch_size)
     state, step = prepare_state(model, device, bf16=bf16)
@@ -231,7 +230,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.experiments.throughput", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m colorbench.experiments.throughput",
+                                     description=__doc__.split("\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
     console.configure()

@@ -1,6 +1,6 @@
 """The XLA path against the CPU path (issue 15), on torch-xla's CPU runtime (or a TPU VM):
 
-    PJRT_DEVICE=CPU python -m bench.experiments.xla_parity [--models NAMES] [--epochs 2] [--json F]
+    PJRT_DEVICE=CPU python -m colorbench.experiments.xla_parity [--models NAMES] [--epochs 2] [--json F]
 
 Each model is measured in a process of its own (:func:`measure_each`): with all eleven trained models in one process,
 XLA's CPU compiler ran out of memory mappings after the sixth model's step ("LLVM compilation error: Cannot
@@ -14,8 +14,8 @@ compiled. The JSON maps each model to its figures.
    training's own update, ||w_xla - w_cpu|| / ||w_cpu - w_init|| over the tensors training changed.
 2. **Fixed shapes**: a warm XLA run in the same process (one epoch more, 2 evaluation images instead of 4, with
    their captions in a sidecar): the graphs it compiles (0 when every shape recurs).
-3. **Step**: each model's training step driven as the trainer drives it (``bench.training.loop.prepare_state``):
-   compiles, device-to-host copies and CPU fallbacks after each step (bench.device.xla_counters).
+3. **Step**: each model's training step driven as the trainer drives it (``colorbench.training.loop.prepare_state``):
+   compiles, device-to-host copies and CPU fallbacks after each step (colorbench.core.device.xla_counters).
 
 Wall times are those of this process; on a shared machine they say little about a TPU.
 """
@@ -33,20 +33,19 @@ import time
 from pathlib import Path
 
 import torch
-
-from bench import console
-from bench.checkpoints import load_state
-from bench.cli import main as bench_main
-from bench.data import Preprocess, iterate_batches, make_loader
-from bench.device import XlaCounters, resolve_device, step_done, xla_counters
-from bench.errors import BenchError
-from bench.layout import RunLayout
-from bench.schema import write_json
-from bench.sources import open_source
-from bench.splits import build_manifest
-from bench.training.loop import prepare_state
-from models.registry import model_specs
-from models.trainable import TrainingData
+from colorbench.cli.main import main as bench_main
+from colorbench.core import console
+from colorbench.core.device import XlaCounters, resolve_device, step_done, xla_counters
+from colorbench.core.errors import BenchError
+from colorbench.data.loader import Preprocess, iterate_batches, make_loader
+from colorbench.data.sources import open_source
+from colorbench.data.splits import build_manifest
+from colorbench.io.checkpoints import load_state
+from colorbench.io.layout import RunLayout
+from colorbench.io.schema import write_json
+from colorbench.models.registry import model_specs
+from colorbench.models.trainable import TrainingData
+from colorbench.training.loop import prepare_state
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """The one trainer of colorbench's gradient-trained models; it knows no model, only the protocol of
 models/trainable.py.
 
-Per epoch: a shuffled loader at the model's ``image_size``, one :class:`~models.trainable.StepContext` whose rng
+Per epoch: a shuffled loader at the model's ``image_size``, one :class:`~colorbench.models.trainable.StepContext`
+whose rng
 is seeded by (seed, epoch), the model's ``training_step`` on every batch (its loss terms logged under the names it
 declares), validation with the model's declared inputs, an epoch checkpoint of every trained module and
 optimiser. Then the summary (best/worst epoch, divergence flag of adversarial models) and the final weights.
@@ -26,22 +27,21 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+from colorbench.core.cachekey import cache_key
+from colorbench.core.crashpoints import crash_point
+from colorbench.core.device import DistInfo, all_reduce_sum, barrier, fixed_shapes, memory_format, step_done
+from colorbench.core.errors import BenchError
+from colorbench.core.files import atomic_write_bytes
+from colorbench.data.loader import Batch, Preprocess, iterate_batches, make_loader
+from colorbench.data.splits import Manifest
+from colorbench.io.checkpoints import cached_state, load_state, save_state
+from colorbench.io.layout import EPOCH_CHECKPOINTS, EPOCHS_FILE, STEPS_FILE, SUMMARY_FILE, RunLayout
+from colorbench.models.captions import readable_entries
+from colorbench.models.trainable import StepContext, TrainableModel, TrainingData
+from colorbench.training.epochs import Checkpoints, CsvLog, TrainState
+from colorbench.training.summary import batch_exceeds_data, summarize
+from colorbench.training.validation import VAL_METRICS, split_validation, validate
 from tqdm import tqdm
-
-from bench.cachekey import cache_key
-from bench.checkpoints import cached_state, load_state, save_state
-from bench.crashpoints import crash_point
-from bench.data import Batch, Preprocess, iterate_batches, make_loader
-from bench.device import DistInfo, all_reduce_sum, barrier, fixed_shapes, memory_format, step_done
-from bench.errors import BenchError
-from bench.images import atomic_write_bytes
-from bench.layout import EPOCH_CHECKPOINTS, EPOCHS_FILE, STEPS_FILE, SUMMARY_FILE, RunLayout
-from bench.splits import Manifest
-from bench.training.checkpoints import Checkpoints, CsvLog, TrainState
-from bench.training.summary import batch_exceeds_data, summarize
-from bench.training.validation import VAL_METRICS, split_validation, validate
-from models.captions import readable_entries
-from models.trainable import StepContext, TrainableModel, TrainingData
 
 logger = logging.getLogger(__name__)
 ALONE = DistInfo()

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from bench.errors import BenchError
-from models.trainable import PROFILE_NAMES
+from colorbench.core.errors import BenchError
+from colorbench.models.trainable import PROFILE_NAMES
 
 PROFILE_CHOICES = ("auto", *PROFILE_NAMES)
 

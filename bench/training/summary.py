@@ -7,9 +7,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from bench.splits import ManifestEntry
-from bench.training.divergence import detect_divergence
-from models.trainable import LoopSettings
+from colorbench.data.splits import ManifestEntry
+from colorbench.models.trainable import LoopSettings
+from colorbench.training.divergence import detect_divergence
 
 #: The validation metric that picks the best and the worst epoch (lower is better), as Table 4 reports MSE.
 SELECTION_METRIC = "mse"
@@ -38,7 +38,7 @@ def summarize(history: list[dict[str, object]], loop: LoopSettings, options: dic
               adversarial_terms: tuple[str, str] | None, fit: Sequence[ManifestEntry], val: Sequence[ManifestEntry],
               resumed_from: int, left_out: Sequence[ManifestEntry] = ()) -> dict[str, object]:
     """The training record: settings (the loop's, then the model's options), data sizes (``left_out``: the
-    training images the model cannot read, models.captions.readable_entries), best/worst epoch by the
+    training images the model cannot read, colorbench.models.captions.readable_entries), best/worst epoch by the
     selection metric, and the divergence flag (None for a model trained without an adversary)."""
     def pick(best: bool) -> dict[str, object] | None:
         chosen = selected_epoch(history, best)

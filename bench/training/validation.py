@@ -7,16 +7,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from colorbench.core.device import autocast, fixed_shapes
+from colorbench.core.errors import BenchError
+from colorbench.data.loader import Preprocess, iterate_batches, make_loader
+from colorbench.data.splits import ManifestEntry, split_key
+from colorbench.metrics.registry import compute
+from colorbench.models.base import Colorizer
 from torch import nn
 
-from bench.data import Preprocess, iterate_batches, make_loader
-from bench.device import autocast, fixed_shapes
-from bench.errors import BenchError
-from bench.splits import ManifestEntry, split_key
-from metrics.registry import compute
-from models.base import Colorizer
-
-#: Validation metrics computed every epoch (metrics.registry names).
+#: Validation metrics computed every epoch (colorbench.metrics.registry names).
 VAL_METRICS = ("mse", "psnr", "ssim", "colorfulness", "channel_equality")
 
 
@@ -36,7 +35,8 @@ def validate(model: Colorizer, inputs: tuple[str, ...], modules: dict[str, nn.Mo
              entries: Sequence[ManifestEntry], preprocess: Preprocess, device: torch.device,
              bf16: bool = True) -> dict[str, float]:
     """Mean validation metrics of the model's colorizations (of ``inputs``) at its training resolution; the
-    trained ``modules`` are in eval mode meanwhile. On XLA short batches are padded (bench.data) and the padding
+    trained ``modules`` are in eval mode meanwhile. On XLA short batches are padded (colorbench.data.loader) and the
+    padding
     rows count for nothing."""
     for module in modules.values():
         module.eval()

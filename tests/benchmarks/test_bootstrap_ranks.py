@@ -1,4 +1,4 @@
-"""Ranking bootstrap resamples, the inner loop of the rank-correlation intervals (bench.analysis.tables): counting
+"""Ranking bootstrap resamples, the inner loop of the rank-correlation intervals (colorbench.analysis.tables): counting
 copies of distinct values (``resampled_ranks``) against sorting each resample (``scipy.stats.rankdata``), on the
 same 100 resamples of 15,000 records (5,000 images x 3 models). Under the suite's --benchmark-disable each case runs
 once and the two results are compared; to measure:
@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from colorbench.analysis.tables import resampled_ranks
 from scipy import stats
-
-from bench.analysis.tables import resampled_ranks
 
 RECORDS = 15_000
 RESAMPLES = 100

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from colorbench.data.color import luma_bt601, rgb_to_lab
+from colorbench.data.loader import Batch, OriginalsDataset, Preprocess, collate
+from colorbench.data.prepared import prepare
+from colorbench.data.sources import open_source
+from colorbench.data.splits import build_manifest
+from colorbench.models.chromagan import build
+from colorbench.models.teachers import Targets, teacher_classes
+from colorbench.training.loop import prepare_state
 
-from bench.color import luma_bt601, rgb_to_lab
-from bench.data import Batch, OriginalsDataset, Preprocess, collate
-from bench.prepared import prepare
-from bench.sources import open_source
-from bench.splits import build_manifest
-from bench.training.loop import prepare_state
-from models.chromagan import build
-from models.teachers import Targets, teacher_classes
 from tests.conftest import COCO_MINI
 
 SIZE = 224

@@ -1,5 +1,5 @@
 """Throughput of every metric at 224x224 and 512x512, batch 32, on real photos (coco-mini val2017 when present,
-else scikit-image's photos), through :func:`metrics.registry.compute` as the scorer calls it.
+else scikit-image's photos), through :func:`colorbench.metrics.registry.compute` as the scorer calls it.
 
 The test suite runs with ``--benchmark-disable`` (pyproject addopts): each case then runs once, eagerly, on a
 batch of 2, as a smoke test that keeps CI fast. To measure, enable benchmarking: batches are then 32 (eight
@@ -17,8 +17,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from colorbench.metrics.registry import DISTRIBUTION_METRICS, METRICS, compute
 
-from metrics.registry import DISTRIBUTION_METRICS, METRICS, compute
 from tests.conftest import COCO_MINI
 from tests.metric_inputs import DAMAGE, coco_batch, damaged, photo_batch, slic_segments
 

@@ -13,14 +13,13 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+from colorbench.core.errors import BenchError
+from colorbench.data.color import rgb_from_l_ab
+from colorbench.data.loader import Batch, ModelInputs
+from colorbench.models.base import Colorizer
+from colorbench.models.registry import register_model
+from colorbench.models.trainable import LoopSettings, StepContext, TrainingData
 from torch import nn
-
-from bench.color import rgb_from_l_ab
-from bench.data import Batch, ModelInputs
-from bench.errors import BenchError
-from models.base import Colorizer
-from models.registry import register_model
-from models.trainable import LoopSettings, StepContext, TrainingData
 
 #: ab is predicted on [-1, 1] times this scale (Lab units).
 AB_SCALE = 128.0

@@ -1,0 +1,78 @@
+"""Claim C7 under rule version 2 and later (paper Sec. 7.1: resizing distorts shapes, crops may colorize better):
+a resize run and a center-crop run scored on the pixels both contain (bench/analysis/claim_pixels.py), paired
+by image per trained model, with the grey model as a negative control. Kept apart from claims_v2.py only for
+size; its thresholds are the rule table's."""
+
+from __future__ import annotations
+
+import numpy as np
+from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, Claim, Evidence, interval_text
+from colorbench.core.aggregate import bootstrap
+from colorbench.metrics.registry import goodness
+
+C7_METRICS = ("psnr", "deltae2000", "segment_chroma_ratio")
+#: The negative control: its outputs do not depend on the crop, so any gain it shows is a difference of targets.
+CONTROL = "gray"
+
+
+def _crop_effect(e: Evidence, model: str) -> dict[str, tuple[float, float, float, int]]:
+    """Per metric, mean goodness(crop) - goodness(resize) on common pixels, paired by image, with its interval."""
+    out = {}
+    for metric in C7_METRICS:
+        rows = [r for r in e.common_pixels if r["model"] == model and r["metric"] == metric]
+        crop = goodness(metric, np.array([float(r["crop"]) for r in rows]))  # type: ignore[arg-type]
+        resize = goodness(metric, np.array([float(r["resize"]) for r in rows]))  # type: ignore[arg-type]
+        diffs = (crop - resize)[np.isfinite(crop - resize)]
+        if diffs.size:
+            out[metric] = (*bootstrap(np.mean, diffs, seed=e.seed), int(diffs.size))
+    return out
+
+
+def _weights_note(e: Evidence, model: str) -> str:
+    same = (e.crop is not None and e.models[model].get("weights_sha256") is not None
+            and e.models[model].get("weights_sha256") == e.crop.models.get(model, {}).get("weights_sha256"))
+    return "same weights in both arms" if same else "retrained for the crop arm"
+
+
+def claim_c7(e: Evidence) -> Claim:
+    statement = "Resizing COCO's non-square images distorts shapes; center crops may colorize better."
+    test = (f"a resize run and a center-crop run, both scored on the centre square both contain (mapped into each "
+            f"arm's own output, against each arm's ground truth), paired by image, per trained model: better with "
+            f"crops if at least 2 of {', '.join(C7_METRICS)} improve (goodness, 95% interval above 0), worse if at "
+            f"least 2 worsen. The {CONTROL} model is the negative control: if any of its intervals excludes 0 the "
+            "verdict is inconclusive. Supported if some model is better and none worse, not supported if the "
+            "reverse")
+    if e.crop is None:
+        return Claim("C7", statement, test, "no center-crop run given", NOT_RUN,
+                     change="bench report RUN --crop-run CROP_RUN")
+    tested = [m for m in e.trained() if m in e.crop.trained()]
+    if not tested:
+        return Claim("C7", statement, test, "no trained model in both runs", NOT_RUN, change="train in both runs")
+    if not e.common_pixels:
+        return Claim("C7", statement, test, "no common-pixel scores (predictions or originals missing)", NOT_RUN,
+                     models=tuple(tested))
+    control = _crop_effect(e, CONTROL)
+    control_moves = [m for m, (_, lo, hi, _) in control.items() if lo > 0 or hi < 0]
+    numbers = [f"control {CONTROL}: " + ", ".join(f"{m} {interval_text(*r[:3])}" for m, r in control.items())]
+    better, worse, n = 0, 0, 0
+    for model in tested:
+        effect = _crop_effect(e, model)
+        ups = sum(lo > 0 for _, lo, _, _ in effect.values())
+        downs = sum(hi < 0 for _, _, hi, _ in effect.values())
+        better += ups >= 2
+        worse += downs >= 2
+        n = max([n, *(r[3] for r in effect.values())])
+        numbers.append(f"{model} ({_weights_note(e, model)}): " + ", ".join(
+            f"{m} gain with crops {interval_text(*r[:3])}" for m, r in effect.items()))
+    if not control:
+        verdict = INCONCLUSIVE
+        numbers.append(f"no {CONTROL} control scored")
+    elif control_moves:
+        verdict = INCONCLUSIVE
+        numbers.append(f"control moves on {', '.join(control_moves)}: the arms score different pixels or targets")
+    else:
+        verdict = SUPPORTED if better and not worse else NOT_SUPPORTED if worse and not better else INCONCLUSIVE
+    change = {SUPPORTED: "a model worse with crops, or the control moving",
+              NOT_SUPPORTED: "a model better with crops, or the control moving",
+              INCONCLUSIVE: "a control that stays put and models that move one way"}[verdict]
+    return Claim("C7", statement, test, "; ".join(numbers), verdict, n=n, models=(CONTROL, *tested), change=change)

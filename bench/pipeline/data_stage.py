@@ -1,0 +1,156 @@
+"""The data stages of ``bench run``: the split manifests (``manifest.csv``, ``manifest_train.csv``), the check that
+training and evaluation share no file, and the ground truth, grey inputs and segment label maps of every usable
+evaluation original at the working size.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from colorbench.core.errors import BenchError
+from colorbench.data.color import lab_to_rgb
+from colorbench.data.loader import iterate_batches
+from colorbench.data.segments import (
+    SegmentSource,
+    coco_label_categories,
+    coco_label_map,
+    slic_label_map,
+    slic_source,
+    to_working_size,
+)
+from colorbench.data.sources import CocoSource, ImageSource, open_source
+from colorbench.data.splits import Manifest, ManifestEntry, build_manifest
+from colorbench.io import integrity
+from colorbench.io.images import quantize, write_label_png, write_png
+from colorbench.metrics.registry import needs_segments
+from colorbench.pipeline.context import RunConfig, RunContext
+
+logger = logging.getLogger(__name__)
+
+SOURCE_TAG = "colorbench-source-sha256"
+#: Shared files named in the overlap error (the count gives the rest).
+OVERLAP_SHOWN = 3
+
+
+@dataclass
+class Manifests:
+    """The run's split manifests: evaluation always, training only when some model is fitted or trained here."""
+
+    eval: Manifest
+    train: Manifest | None = None
+    overlap: list[tuple[ManifestEntry, ManifestEntry]] = field(default_factory=list)
+
+    @property
+    def used_training_data(self) -> bool:
+        """Whether some model was fitted or trained (so the training manifest belongs in run.json)."""
+        return self.train is not None
+
+    def overlap_record(self, allowed: bool) -> dict[str, object]:
+        """run.json's record of files shared by the training and evaluation manifests."""
+        return {"n_shared": len(self.overlap), "allowed": allowed,
+                "eval_image_ids": [e.image_id for _, e in self.overlap]}
+
+
+def build_manifests(ctx: RunContext, *, with_training: bool) -> Manifests:
+    """Stage 1 of a run: select the splits, write their manifests (rank 0), list the evaluation skips, and with
+    training data refuse files shared with the evaluation split unless ``--allow-overlap``."""
+    evaluated = _manifest(ctx, open_source(ctx.cfg.eval_source), ctx.cfg.eval_split, ctx.layout.manifest)
+    ctx.skips += [{"image_id": e.image_id, "stage": "manifest", "reason": f"{e.status}: {e.reason}"}
+                  for e in evaluated.skipped]
+    if not with_training:
+        return Manifests(evaluated)
+    trained = _manifest(ctx, open_source(ctx.cfg.train_source), ctx.cfg.train_split, ctx.layout.train_manifest)
+    by_sha = {e.sha256: e for e in trained.usable}
+    manifests = Manifests(evaluated, trained, [(by_sha[e.sha256], e) for e in evaluated.usable if e.sha256 in by_sha])
+    _check_overlap(manifests.overlap, ctx.cfg.allow_overlap, warn=ctx.dist.is_main)
+    return manifests
+
+
+def _manifest(ctx: RunContext, source: ImageSource, split: str, path: Path) -> Manifest:
+    manifest = build_manifest(source, split, limit=ctx.cfg.limit, progress=ctx.progress)
+    if ctx.dist.is_main:
+        manifest.write(path)
+    if not manifest.usable:
+        raise BenchError(f"no usable image in {source.spec} (split {split}): see {path}")
+    return manifest
+
+
+def _check_overlap(overlap: Sequence[tuple[ManifestEntry, ManifestEntry]], allowed: bool, *, warn: bool) -> None:
+    """Refuse to train or fit on a file that is also evaluated, unless ``allowed`` (a deliberate overfitting
+    check, recorded in run.json)."""
+    if overlap and not allowed:
+        shown = ", ".join(f"{t.file} = {e.file}" for t, e in overlap[:OVERLAP_SHOWN])
+        more = f" and {len(overlap) - OVERLAP_SHOWN} more" if len(overlap) > OVERLAP_SHOWN else ""
+        raise BenchError(f"{len(overlap)} evaluation image(s) are also training images (same sha256): "
+                         f"{shown}{more}; pass --allow-overlap only for a deliberate overfitting check")
+    if overlap and warn:
+        logger.warning("%d evaluation image(s) are also training images (--allow-overlap); scores measure "
+                       "fitting, not generalization", len(overlap))
+
+
+def writes_segments(cfg: RunConfig, metric_names: Sequence[str]) -> bool:
+    """Label maps are written when a metric needs them or the perturbation study runs (object sweeps)."""
+    return cfg.study or needs_segments(metric_names)
+
+
+class GroundTruth:
+    """Stage 2 of a run: the ground truth, grey input and segment label map of each usable evaluation original."""
+
+    def __init__(self, ctx: RunContext, manifest: Manifest) -> None:
+        self.ctx, self.manifest = ctx, manifest
+        self.source = open_source(ctx.cfg.eval_source)
+        self.writes_segments = writes_segments(ctx.cfg, ctx.metric_names)
+
+    @cached_property
+    def segment_source(self) -> SegmentSource:
+        """COCO instances when the evaluation source has them, SLIC superpixels otherwise."""
+        if isinstance(self.source, CocoSource) and self.source.instances() is not None:
+            return SegmentSource("coco-instances", f"{self.source.instances_file.name}, smaller instances on top, "
+                                 "crowd regions left out, nearest-neighbour to the working size")
+        return slic_source()
+
+    def _segments(self, image_id: str, rgb_u8: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+        if self.segment_source.kind == "slic":
+            return slic_label_map(rgb_u8)
+        coco = self.source.instances()
+        return to_working_size(coco_label_map(coco, int(image_id), size[1], size[0]), self.ctx.cfg.preprocess)
+
+    def segment_categories(self, image_ids: Sequence[str]) -> dict[str, dict[int, str]]:
+        """Class name of each segment label per image (COCO instances only; empty for SLIC superpixels)."""
+        if not self.writes_segments or self.segment_source.kind != "coco-instances":
+            return {}
+        coco = self.source.instances()
+        return {image_id: coco_label_categories(coco, int(image_id)) for image_id in image_ids}
+
+    def write(self) -> None:
+        """Save this rank's usable originals at the working size, the grey input the models see and, when a
+        metric or the study needs them, the segment label maps; files already valid are kept."""
+        ctx, layout = self.ctx, self.ctx.layout
+        tag = {e.image_id: f"{e.sha256}|{self.segment_source.kind if self.writes_segments else ''}"
+               for e in self.manifest.usable}
+        todo = [e for e in ctx.shard(self.manifest.usable) if not self._is_valid(e, tag[e.image_id])]
+        sizes = {e.image_id: (e.width, e.height) for e in todo}
+        sha = {e.image_id: e.sha256 for e in self.manifest.entries}
+        for batch in iterate_batches(ctx.loader(todo, padded=True), ctx.device):
+            ctx.record_failed(batch.failed, "ground truth")
+            grey = quantize(lab_to_rgb(torch.cat((batch.L, torch.zeros_like(batch.ab)), dim=1)))
+            for i, image_id in enumerate(batch.image_ids):
+                write_png(layout.gray(image_id), grey[i], {SOURCE_TAG: sha[image_id]})
+                write_png(layout.ground_truth(image_id), batch.rgb_u8[i], {SOURCE_TAG: sha[image_id]})
+                if self.writes_segments:
+                    labels = self._segments(image_id, batch.rgb_u8[i].cpu(), sizes[image_id])
+                    write_label_png(layout.segments(image_id), labels, {SOURCE_TAG: tag[image_id]})
+
+    def _is_valid(self, entry: ManifestEntry, segments_tag: str) -> bool:
+        """The ground truth, grey input and label map of an original exist, belong to it and have intact pixels."""
+        layout, wanted = self.ctx.layout, {SOURCE_TAG: entry.sha256}
+        return (integrity.verified_png_text(layout.ground_truth(entry.image_id), wanted, "ground truth") is not None
+                and integrity.verified_png_text(layout.gray(entry.image_id), wanted, "grey input") is not None
+                and (not self.writes_segments or integrity.verified_png_text(
+                    layout.segments(entry.image_id), {SOURCE_TAG: segments_tag}, "segment map") is not None))

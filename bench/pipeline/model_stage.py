@@ -1,0 +1,298 @@
+"""The model stages of ``bench run``, per model entry: obtain its weights (a --weights file, a cached or fresh
+fit, or training), predict the evaluation images into ``predictions/<model>/`` and score them into
+``records/<model>/``; a caption-reading model is evaluated again with swapped captions
+(colorbench.pipeline.caption_sensitivity). Each stage skips what is on disk under a matching key, so a rerun
+recomputes nothing.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from colorbench.core.cachekey import LEGACY_SEPARATORS, cache_key, key_description
+from colorbench.core.crashpoints import crash_point
+from colorbench.core.device import autocast, barrier, step_done
+from colorbench.core.errors import BenchError
+from colorbench.data.loader import Preprocess, iterate_batches
+from colorbench.data.segments import segments_from
+from colorbench.data.splits import ManifestEntry
+from colorbench.io import integrity
+from colorbench.io.checkpoints import cached_state, load_state, save_state
+from colorbench.io.images import PIXELS_TAG, quantize, read_png_text, write_png
+from colorbench.io.records import RecordStore
+from colorbench.metrics.registry import needs_segments
+from colorbench.models.base import Colorizer
+from colorbench.models.captions import readable_entries
+from colorbench.pipeline.caption_sensitivity import swap_key, swapped_captions, swapped_name
+from colorbench.pipeline.context import ModelEntry, ModelOutcome, RunContext
+from colorbench.pipeline.data_stage import SOURCE_TAG, Manifests
+from colorbench.pipeline.scoring import Pair, SetLevelScorer, metric_set_id, score_pairs
+from colorbench.training.loop import train
+from colorbench.training.profiles import resolve_profile
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+KEY_TAG = "colorbench-key"
+NONFINITE_TAG = "colorbench-nonfinite"
+OUT_OF_RANGE_TAG = "colorbench-out-of-range"
+#: A prediction value further than half an 8-bit level outside [0, 1] counts as out of range.
+RANGE_SLACK = 0.5 / 255
+
+
+class ModelStage:
+    """Obtain, predict and score each model entry over the run's evaluation manifest."""
+
+    def __init__(self, ctx: RunContext, manifests: Manifests) -> None:
+        self.ctx, self.manifests = ctx, manifests
+        self.cfg, self.device, self.dist, self.progress = ctx.cfg, ctx.device, ctx.dist, ctx.progress
+        self.out, self.layout = ctx.out, ctx.layout
+        self.train_manifest = manifests.train
+        self.sha = {e.image_id: e.sha256 for e in manifests.eval.entries}
+
+    def evaluate(self, entry: ModelEntry) -> ModelOutcome:
+        """obtain -> predict -> score one model entry; a model that cannot be obtained is recorded as failed."""
+        outcome = ModelOutcome(entry)
+        try:
+            with self.ctx.timer.stage(self.obtain_stage(entry), entry.name):
+                model, outcome.info = self.obtain(entry)
+        except BenchError as exc:
+            outcome.error = str(exc)
+            logger.error("model %s: %s", entry.name, exc)
+            return outcome
+        key = prediction_key(entry.name, outcome.info, self.cfg.preprocess, entry.spec.version)
+        outcome.info["cache_key"] = key
+        with self.ctx.timer.stage("predict", entry.name):
+            self.predict(entry, model, key)
+            barrier(self.dist)
+        with self.ctx.timer.stage("score", entry.name):
+            self.score(entry.name, key)
+            barrier(self.dist)
+            if self.dist.is_main:
+                outcome.set_level = self.set_level(entry.name, key)
+        if "caption" in entry.spec.inputs:
+            with self.ctx.timer.stage("caption sensitivity", entry.name):
+                outcome.info["caption_sensitivity"] = self.swapped_evaluation(entry, model, key)
+        return outcome
+
+    def obtain_stage(self, entry: ModelEntry) -> str:
+        """The timing stage of obtaining a model's weights: ``load`` (a file, or none needed), ``fit``, ``train``."""
+        if entry.name in self.cfg.weights or entry.spec.training not in ("fit", "train"):
+            return "load"
+        return entry.spec.training
+
+    def obtain(self, entry: ModelEntry) -> tuple[Colorizer, dict[str, object]]:
+        """Build the model and give it weights: a user's file, a cached fit, or a fresh fit/training."""
+        spec = entry.spec
+        model = spec.build(**self.build_options(entry))
+        if entry.name in self.cfg.weights:
+            path = self.cfg.weights[entry.name]
+            _load_into(model, path)
+            info: dict[str, object] = {"weights_from": "file", "weights_path": str(path)}
+        elif spec.training == "fit":
+            info = self._fit(entry.name, model)
+        elif spec.training == "train":
+            info = train(model, entry.name, spec.inputs, self.train_manifest, self.out,  # type: ignore[arg-type]
+                         device=self.device, dist=self.dist, resize_mode=self.cfg.preprocess.mode,
+                         workers=self.cfg.workers, resume=self.cfg.resume, progress=self.progress,
+                         keep_checkpoints=self.cfg.keep_checkpoints, version=spec.version, bf16=self.cfg.bf16)
+        else:
+            info = {"weights_from": "none needed"}
+        model.to(self.device).eval()
+        info["weights_sha256"] = model.weights_sha256()
+        info["options"] = model.options()
+        return model, info
+
+    def build_options(self, entry: ModelEntry) -> dict[str, object]:
+        """Build options of trained models: the run's training profile, the replica's seed and the epochs, plus
+        the family options (ChromaGAN's class ``teacher``, the caption models' ``text_encoder``) that the build
+        function names in its signature."""
+        if not entry.trained:
+            return {}
+        options = {"profile": resolve_profile(self.cfg.profile, self.cfg.train_source), "seed": entry.seed,
+                   "epochs": self.cfg.epochs}
+        family = {"teacher": self.cfg.teacher, "text_encoder": self.cfg.text_encoder}
+        accepted = inspect.signature(entry.spec.build).parameters
+        return {**options, **{k: v for k, v in family.items() if k in accepted}}
+
+    def _fit(self, name: str, model: Colorizer) -> dict[str, object]:
+        """Fit a statistics model over the training manifest, reusing a checkpoint fitted on the same data."""
+        checkpoint = self.layout.checkpoint(name)
+        wanted = {"model": name, "options": model.options(), "train_manifest": self.train_manifest.sha256,
+                  "preprocess": self.cfg.preprocess.as_dict()}
+        cached = cached_state(checkpoint, "fitted model")
+        if cached is not None and cached[1] == wanted:
+            _state_into(model, cached[0], checkpoint)
+            return {"weights_from": "cached fit", "checkpoint": str(checkpoint)}
+        model.fit(iterate_batches(self.ctx.loader(self.ctx.shard(self.train_manifest.usable)), self.device),
+                  self.progress)
+        crash_point("fit")
+        if self.dist.is_main:
+            save_state(checkpoint, model.state_dict(), wanted)
+        return {"weights_from": "fitted", "checkpoint": str(checkpoint)}
+
+    def predict(self, entry: ModelEntry, model: Colorizer, key: str, *, name: str | None = None,
+                captions: Mapping[str, str] | None = None) -> None:
+        """Colorize this rank's images that have no prediction under ``key`` yet. A caption-reading model gets
+        only the images with a caption (the others are recorded as not applicable); ``name`` and ``captions``
+        (image id -> caption) give the swapped-caption evaluation its own folder and captions."""
+        name, inputs = name or entry.name, entry.spec.inputs
+        kind = f"prediction of {name}"
+        entries, unreadable = readable_entries(self.ctx.shard(self.manifests.eval.usable), inputs)
+        if captions is None:
+            self.record_not_applicable(unreadable, name)
+        else:
+            entries = [replace(e, caption=captions[e.image_id]) for e in entries]
+        todo = [e for e in entries
+                if integrity.verified_png_text(self.layout.prediction(name, e.image_id),
+                                               {KEY_TAG: key, SOURCE_TAG: e.sha256}, kind) is None]
+        if not todo:
+            return
+        bar = tqdm(total=len(todo), desc=f"predict {name}", unit="img", disable=not self.progress)
+        with torch.no_grad(), bar:
+            for batch in iterate_batches(self.ctx.loader(todo, padded=True), self.device):
+                self.ctx.record_failed(batch.failed, f"predict {name}")
+                if not len(batch):
+                    continue
+                with autocast(self.device, self.cfg.bf16):
+                    rgb = model.colorize(batch.inputs_for(inputs)).float()
+                nonfinite = (~torch.isfinite(rgb)).flatten(1).sum(1)
+                clean = torch.nan_to_num(rgb, nan=0.5, posinf=0.5, neginf=0.5)  # finite values only
+                out_of_range = ((clean < -RANGE_SLACK) | (clean > 1 + RANGE_SLACK)).flatten(1).sum(1)
+                pixels = quantize(rgb)
+                step_done(self.device)
+                # one copy to the host per batch (padding rows included: slicing on the device is a new graph)
+                pixels, nonfinite, out_of_range = pixels.cpu(), nonfinite.cpu(), out_of_range.cpu()
+                for i, image_id in enumerate(batch.image_ids):
+                    write_png(self.layout.prediction(name, image_id), pixels[i], {
+                        KEY_TAG: key, SOURCE_TAG: self.sha[image_id],
+                        NONFINITE_TAG: str(int(nonfinite[i])), OUT_OF_RANGE_TAG: str(int(out_of_range[i]))})
+                bar.update(len(batch))
+                crash_point("predict")
+
+    def record_not_applicable(self, entries: Sequence[ManifestEntry], model: str) -> None:
+        """Record each entry ``model`` cannot read (a caption model's images without a caption) as a skip."""
+        self.ctx.skips += [{"image_id": e.image_id, "stage": f"predict {model}",
+                            "reason": "not applicable: the caption model needs a caption and this image has "
+                                      "none (give a folder source a captions.json or captions.csv sidecar)"}
+                           for e in entries]
+
+    def swapped_evaluation(self, entry: ModelEntry, model: Colorizer, key: str) -> dict[str, object]:
+        """Predict and score the evaluation split again with each image given another image's caption (the
+        seeded derangement of colorbench.pipeline.caption_sensitivity); returns run.json's record of it."""
+        captioned, _ = readable_entries(self.manifests.eval.usable, entry.spec.inputs)
+        swapped = swapped_captions([e.image_id for e in captioned], [e.caption for e in captioned], self.cfg.seed)
+        name, swapped_key = swapped_name(entry.name), cache_key({"key": key, "swap": swap_key(swapped)})
+        self.predict(entry, model, swapped_key, name=name, captions=swapped)
+        barrier(self.dist)
+        self.score(name, swapped_key)
+        barrier(self.dist)
+        return {"records_as": name, "cache_key": swapped_key, "derangement_seed": self.cfg.seed,
+                "n_images": len(captioned),
+                "n_same_caption_text": sum(swapped[e.image_id] == e.caption for e in captioned)}
+
+    def score(self, name: str, key: str) -> None:
+        """Score this rank's predictions that have no record under (key, metric set) yet."""
+        store = RecordStore(self.records_dir(name), self.dist.rank)
+        done = store.load()
+        entries = self.ctx.shard(self.manifests.eval.usable)
+        expected = {e.image_id: self.record_identity(name, key, e) for e in entries}
+        layout = self.layout
+        pairs = [Pair(e.image_id, e.file, layout.prediction(name, e.image_id), layout.ground_truth(e.image_id))
+                 for e in entries
+                 if not _record_is_current(done.get(e.image_id, {}), expected[e.image_id])
+                 and layout.prediction(name, e.image_id).is_file()]
+        extras_for = segments_from(self.layout.segments_dir) if needs_segments(self.ctx.metric_names) else None
+        for records, skips in score_pairs(pairs, self.ctx.metric_names, device=self.device,
+                                          batch_size=self.cfg.batch_size, progress=self.progress,
+                                          desc=f"score {name}", extras_for=extras_for):
+            for record in records:
+                record.update(expected[str(record["image_id"])])
+            store.append(records)
+            self.ctx.skips += [s.as_dict() for s in skips]
+            crash_point("score")
+
+    def record_identity(self, model: str, key: str, entry: ManifestEntry) -> dict[str, str | None]:
+        """What a record must have been computed from to be current: the model's cache key, the original's
+        hash, and the pixel hashes of the prediction and of the ground truth it was scored against (so models
+        are never compared against different ground truths)."""
+        return {"key": key, "source_sha256": entry.sha256,
+                "pred_pixels": read_png_text(self.layout.prediction(model, entry.image_id)).get(PIXELS_TAG),
+                "gt_pixels": read_png_text(self.layout.ground_truth(entry.image_id)).get(PIXELS_TAG)}
+
+    def records_dir(self, model: str) -> Path:
+        return self.layout.records_dir(model, metric_set_id(self.ctx.metric_names))
+
+    @cached_property
+    def set_level_scorer(self) -> SetLevelScorer:
+        return SetLevelScorer(self.ctx.metrics.set_level, device=self.device, batch_size=self.cfg.batch_size,
+                              progress=self.progress)
+
+    def set_level(self, name: str, key: str) -> dict[str, float]:
+        """Set-level metrics of this model's predictions (rank 0), cached beside the per-image records."""
+        if not self.ctx.metrics.set_level:
+            return {}
+        records = self.model_records(name, key)
+        ids = [str(r["image_id"]) for r in records]
+        described = {n: key_description(d) for n, d in self.ctx.metrics.describe().items()}
+        fingerprint = cache_key([key, [r["pred_pixels"] for r in records], [r["gt_pixels"] for r in records], ids,
+                                 described], 64, separators=LEGACY_SEPARATORS)  # legacy text: existing caches
+        cache = self.layout.set_level(name)
+        stored = integrity.read_sealed_json(cache, "set-level values")
+        if stored is not None and stored.get("fingerprint") == fingerprint and isinstance(stored.get("values"), dict):
+            return stored["values"]  # type: ignore[return-value]
+        pairs = [Pair(i, i, self.layout.prediction(name, i), self.layout.ground_truth(i)) for i in ids]
+        values = self.set_level_scorer(pairs, name) if pairs else {}
+        integrity.write_sealed_json(cache, {"fingerprint": fingerprint, "values": values})
+        return values
+
+    def model_records(self, model: str, key: str) -> list[dict[str, object]]:
+        """This model's current records in manifest order (stale ones, under another key, left out)."""
+        done = RecordStore(self.records_dir(model)).load()
+        return [done[e.image_id] for e in self.manifests.eval.usable
+                if _record_is_current(done.get(e.image_id, {}), self.record_identity(model, key, e))]
+
+    def prediction_health(self, model: str) -> dict[str, int]:
+        """Totals over the stored predictions of values that were non-finite or out of range (then clipped)."""
+        totals = {"images_with_nonfinite": 0, "nonfinite_values": 0, "images_out_of_range": 0,
+                  "out_of_range_values": 0}
+        for e in self.manifests.eval.usable:
+            text = read_png_text(self.layout.prediction(model, e.image_id))
+            nonfinite, out_of_range = int(text.get(NONFINITE_TAG, 0)), int(text.get(OUT_OF_RANGE_TAG, 0))
+            totals["images_with_nonfinite"] += nonfinite > 0
+            totals["nonfinite_values"] += nonfinite
+            totals["images_out_of_range"] += out_of_range > 0
+            totals["out_of_range_values"] += out_of_range
+        return totals
+
+
+def _record_is_current(record: dict[str, object], expected: dict[str, str | None]) -> bool:
+    """A metric record was computed for the current prediction of the current original and ground truth."""
+    return all(record.get(k) == v for k, v in expected.items())
+
+
+def _load_into(model: Colorizer, path: Path) -> None:
+    _state_into(model, load_state(path), path)
+
+
+def _state_into(model: Colorizer, state: dict[str, torch.Tensor], path: Path) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise BenchError(f"weights in {path} do not fit this model: {' '.join(str(exc).split())}") from exc
+
+
+def prediction_key(model: str, info: dict[str, object], preprocess: Preprocess, version: int = 1) -> str:
+    """Cache key of a model's predictions: its name, definition version (``ModelSpec.version``), options,
+    weights and the preprocessing. Legacy text: the key tags existing prediction PNGs."""
+    payload = key_description({"model": model, "options": info.get("options"), "version": version,
+                               "weights_sha256": info.get("weights_sha256"), "preprocess": preprocess.as_dict()})
+    return cache_key(payload, 16, separators=LEGACY_SEPARATORS)
+
+
