@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from collections.abc import Callable
 from unittest import mock
 
 import torch
@@ -68,7 +69,8 @@ class EffNetLite0Features(torch.nn.Module):
 
     Input: RGB in [0, 1], resized to 224x224 (bilinear, antialiased; no-op at 224) and normalized as the
     network was trained, (255 x - 127) / 128. The network runs as a :func:`colorbench.metrics.kernels.compiled_kernel`
-    (compiled when the policy finds that it pays, image by image on the CPU)."""
+    (compiled when the policy finds that it pays), one image per pass, so that an image's features do not depend
+    on the batch it came in."""
 
     size = 224
 
@@ -82,16 +84,26 @@ class EffNetLite0Features(torch.nn.Module):
     def _pooled_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.extract_features((x * 255 - 127) / 128).mean(dim=(2, 3))
 
-    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+    def _resized(self, rgb: torch.Tensor) -> torch.Tensor:
         x = rgb.float()
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
-        return self.pooled_features(x)
+        return x
+
+    @staticmethod
+    def _image_by_image(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """``fn`` applied to one image at a time: the kernels of a convolution or matrix product depend on the
+        batch size, so a batched pass would give an image values (up to 2.6e-7 in semantic_kl) that depend on the
+        images beside it."""
+        return torch.cat([fn(x[i:i + 1]) for i in range(x.shape[0])])
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        return self._image_by_image(self.pooled_features, self._resized(rgb))
 
     def logits(self, rgb: torch.Tensor) -> torch.Tensor:
         """ImageNet-1k class logits (B, 1000): the network's own classifier on :meth:`forward`'s pooled features
         (its dropout is the identity in evaluation), so the preprocessing is the same."""
-        return self.net._fc(self(rgb))
+        return self._image_by_image(lambda one: self.net._fc(self.pooled_features(one)), self._resized(rgb))
 
 
 def effnet_lite0_unavailable(purpose: str = "fd_effnet_lite0") -> str | None:
