@@ -21,7 +21,6 @@ from colorbench.io.checkpoints import cached_state, load_state, read_checkpoint,
 from colorbench.io.images import PIXELS_TAG, read_png_text, write_label_png, write_png
 from colorbench.io.records import RecordStore
 from colorbench.pipeline.runner import RunConfig, execute
-from colorbench.study.run import run_study
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
@@ -132,7 +131,7 @@ def config(out: Path) -> RunConfig:
 @pytest.fixture(scope="module")
 def clean_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("integrity") / "clean"
-    execute(config(out), study=run_study)
+    execute(config(out))
     return out
 
 
@@ -172,7 +171,7 @@ def test_damaged_caches_are_reported_and_recomputed(clean_run, tmp_path, damage:
     expected = dict(damaged)
     if damaged["records"].read_bytes().endswith(b"\n"):  # cut between lines: records missing, nothing to detect
         del expected["records"]
-    execute(config(run), study=run_study)
+    execute(config(run))
     for table in TABLES:
         assert (run / table).read_bytes() == (clean_run / table).read_bytes(), table
     reported = {entry["path"] for entry in json.loads((run / "run.json").read_text())["integrity"]["entries"]}
@@ -196,7 +195,7 @@ def test_wrong_pixels_with_tags_kept_are_rewritten(clean_run, tmp_path):
         for key, value in text.items():
             info.add_text(key, value)
         Image.fromarray(255 - np.asarray(Image.open(path))).save(path, pnginfo=info)
-    execute(config(run), study=run_study)
+    execute(config(run))
     for table in TABLES:
         assert (run / table).read_bytes() == (clean_run / table).read_bytes(), table
     assert json.loads((run / "run.json").read_text())["integrity"]["corrupt_entries"] == 2

@@ -229,7 +229,7 @@ def _run(args: argparse.Namespace) -> int:
     from colorbench.models.registry import resolve_model_names
     from colorbench.pipeline.runner import RunConfig, execute
     from colorbench.reports.html import build_report
-    from colorbench.study.run import parse_study_images, run_study
+    from colorbench.study.run import parse_study_images
 
     study_only = args.command == "study"
 
@@ -257,7 +257,7 @@ def _run(args: argparse.Namespace) -> int:
         study=study_only or not args.no_study, study_images=parse_study_images(args.study_images),
         bf16=getattr(args, "bf16", True), **training,
     )
-    out = execute(cfg, study=run_study, report=build_report)
+    out = execute(cfg, report=build_report)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"results in {out} (open {RunLayout(out).index_html})")
     return 0

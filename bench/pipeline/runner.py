@@ -1,10 +1,7 @@
 """``bench run``, the spine: split manifests -> ground truth and segments -> per model obtain (load/fit/train),
-predict, score -> perturbation study -> tables -> report. Each stage lives in its own module
-(colorbench.pipeline.data_stage,
-colorbench.pipeline.model_stage, colorbench.study.run, colorbench.pipeline.outputs) and writes its output to the run
-folder as it goes,
-skipping work already on disk with a matching key, so an interrupted run resumes and a repeated run recomputes
-nothing.
+predict, score -> perturbation study -> tables -> report. Each stage lives in its own module (data_stage,
+model_stage, colorbench.study.run, outputs) and writes its output to the run folder as it goes, skipping work
+already on disk with a matching key, so an interrupted run resumes and a repeated run recomputes nothing.
 
 Under torchrun each process takes a shard of the images (by position in the manifest); rank 0 writes the
 tables and the report once all shards are done.
@@ -16,7 +13,6 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -30,22 +26,13 @@ from colorbench.pipeline.context import ModelEntry, ModelOutcome, RunConfig, Run
 from colorbench.pipeline.data_stage import GroundTruth, Manifests, build_manifests
 from colorbench.pipeline.model_stage import ModelStage
 from colorbench.pipeline.outputs import ReportBuilder, per_run, write_results
-
-
-class StudyStage(Protocol):
-    """Scores the perturbation study over images of a run folder (colorbench.study.run.run_study, passed in by
-    the CLI: the study lives with the analyses that read it, a layer above the harness)."""
-
-    def __call__(self, out: Path, image_ids: Sequence[str], metric_names: Sequence[str], *, device: torch.device,
-                 batch_size: int, progress: bool, categories: Mapping[str, Mapping[int, str]]) -> object: ...
+from colorbench.study.run import run_study
 
 
 @per_run
-def execute(cfg: RunConfig, *, study: StudyStage | None = None, report: ReportBuilder | None = None) -> Path:
-    """Run ``cfg`` end to end and return the run folder; ``study`` is required when ``cfg.study`` is set,
-    ``report`` (colorbench.reports.html.build_report) is optional."""
-    if cfg.study and study is None:
-        raise ValueError("a run with the perturbation study needs its stage: execute(cfg, study=run_study)")
+def execute(cfg: RunConfig, *, report: ReportBuilder | None = None) -> Path:
+    """Run ``cfg`` end to end and return the run folder; ``report`` (colorbench.reports.html.build_report, passed
+    in by the CLI: the report is a layer above the pipeline) is optional."""
     if cfg.seeds < 1:
         raise BenchError(f"--seeds {cfg.seeds}: train every model at least once")
     entries = model_entries(cfg)
@@ -63,12 +50,12 @@ def execute(cfg: RunConfig, *, study: StudyStage | None = None, report: ReportBu
         models = ModelStage(ctx, manifests)
         outcomes = [models.evaluate(entry) for entry in entries]
         if dist.is_main:
-            if cfg.study and study is not None:
+            if cfg.study:
                 with ctx.timer.stage("study"):
                     scored = [e.image_id for e in manifests.eval.usable
                               if ctx.layout.ground_truth(e.image_id).is_file()]
                     studied = study_subset(scored, cfg.study_images)
-                    study(ctx.out, studied, ctx.metric_names, device=device, batch_size=cfg.batch_size,
+                    run_study(ctx.out, studied, ctx.metric_names, device=device, batch_size=cfg.batch_size,
                           progress=cfg.progress, categories=truth.segment_categories(studied))
             with ctx.timer.stage("tables"):
                 write_tables(ctx, manifests, truth, models, outcomes)
