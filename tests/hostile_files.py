@@ -1,0 +1,55 @@
+"""Files for the hostile-input tests, made at test time: tiny photos, PNG headers that declare huge sizes,
+image folders holding one odd entry beside an ordinary photo."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+from colorbench.data.sources import FolderSource
+from colorbench.data.splits import Manifest, build_manifest
+from PIL import Image
+
+RNG = np.random.default_rng(0)
+COLOUR = RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+SMALL = ["--size", "32", "--no-progress", "--metrics", "psnr,ssim"]
+
+
+def colour(height: int = 20, width: int = 30) -> Image.Image:
+    return Image.fromarray(np.resize(COLOUR, (height, width, 3)))
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width x height`` RGB pixels, with a tiny IDAT: what PIL sees of a
+    decompression bomb before decoding it."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+            + chunk(b"IEND", b""))
+
+
+def encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+
+def folder_with(tmp_path: Path, name: str, content: bytes) -> Path:
+    folder = tmp_path / "images"
+    folder.mkdir(exist_ok=True)
+    colour().save(folder / "anchor.png")
+    (folder / name).write_bytes(content)
+    return folder
+
+
+def manifest_of(folder: Path) -> Manifest:
+    manifest = build_manifest(FolderSource(folder), "full", progress=False)
+    manifest.csv_bytes().decode()  # the manifest always writes (no UnicodeEncodeError)
+    return manifest
+
+
