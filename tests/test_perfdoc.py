@@ -14,6 +14,8 @@ from colorbench.core.errors import BenchError
 from colorbench.core.provenance import git_state
 from colorbench.experiments import cold_start, compile_cost, metric_speed, perfdoc, scaling, throughput, xla_parity
 
+from tests.conftest import REPO
+
 PAGE = """# Performance
 
 Prose before, kept byte for byte.
@@ -194,3 +196,9 @@ def test_each_script_writes_its_own_block(tmp_path, name):
         assert "at commit 2a201ed on" in body and "load average 0.3-1.2" in body and "68 s" in body
     if name == "throughput-cpu":
         assert "`python -m bench throughput --model chromagan --device cpu --batch-size 10" in body
+
+
+def test_the_repository_page_has_each_scripts_block_once():
+    text = (REPO / "docs" / "performance.md").read_text()
+    for name in [*SCRIPTS, "throughput-cuda", "throughput-xla"]:
+        assert "Not yet written by the script" in block_of(text, name) or "Measured " in block_of(text, name)
