@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from colorbench.data.color import rgb_to_lab
 from colorbench.metrics.kernels import KernelCost, compiled_kernel
 
-#: CPU seconds, one thread, 224x224 (python -m colorbench.experiments.compile_cost, shared 2-core CPU, 2026-11-29).
-#: Break-even cold / warm: 36 / 32 Mpx: about 710 / 640 images at 224x224.
+#: Compile-policy data (metrics/kernels.py): CPU seconds of one thread at 224x224 from
+#: ``python -m colorbench.experiments.compile_cost``; the run and its break-evens: docs/performance.md.
 AUC_COST = KernelCost(eager_s_per_mpx=0.222, compiled_s_per_mpx=0.0505, cold_compile_s=6.08, warm_compile_s=5.49)
 
 

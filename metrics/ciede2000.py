@@ -10,10 +10,10 @@ the published test table.
 Lab comes from :func:`colorbench.data.color.rgb_to_lab` (sRGB, D65, 2-degree observer, as ``skimage.color.rgb2lab``).
 Precision: the conversion and the formula run in float32 and the per-image mean is summed in float64. On the 79
 coco-mini val2017 images at 224x224 with four kinds of chroma damage the per-image means differ from
-scikit-image's float64 by at most 2.2e-6 (float64 throughout: 1.1e-8), at twice the speed (957 vs 504 images/s,
-2-core CPU, compiled). Single pixels can differ more where CIEDE2000 itself is discontinuous: where the two
-hues are almost opposite (|h1' - h2'| = 180 degrees) float rounding picks one or the other branch of the mean
-hue (up to 0.7 on such a pixel).
+scikit-image's float64 by at most 2.2e-6 (float64 throughout: 1.1e-8); ``python -m
+colorbench.experiments.metric_speed`` compares values and speed (docs/performance.md). Single pixels can differ
+more where CIEDE2000 itself is discontinuous: where the two hues are almost opposite (|h1' - h2'| = 180 degrees)
+float rounding picks one or the other branch of the mean hue (up to 0.7 on such a pixel).
 """
 
 from __future__ import annotations
@@ -78,8 +78,8 @@ def ciede2000(lab1: torch.Tensor, lab2: torch.Tensor, *, kL: float = 1.0, kC: fl
     return torch.sqrt((L_term**2 + C_term**2 + H_term**2 + RT * C_term * H_term).clamp_min(0))
 
 
-#: CPU seconds, one thread, 224x224 (python -m colorbench.experiments.compile_cost, shared 2-core CPU, 2026-11-29).
-#: Break-even cold / warm: 88 / 62 Mpx: about 1,760 / 1,240 images at 224x224.
+#: Compile-policy data (metrics/kernels.py): CPU seconds of one thread at 224x224 from
+#: ``python -m colorbench.experiments.compile_cost``; the run and its break-evens: docs/performance.md.
 CIEDE2000_COST = KernelCost(eager_s_per_mpx=0.208, compiled_s_per_mpx=0.0991, cold_compile_s=9.57,
                             warm_compile_s=6.73)
 

@@ -58,8 +58,8 @@ def frechet_distance(pred_features: torch.Tensor, target_features: torch.Tensor)
     return float(distance)
 
 
-#: Wall seconds at 224x224 from this module's earlier note (2-core CPU: 124 images/s compiled image by image, 24
-#: eager batched, about 20 s to compile); the warm cost is not measured, taken as the cold one.
+#: Compile-policy data (metrics/kernels.py) at 224x224, from an earlier wall-clock measurement (docs/performance.md)
+#: rather than compile_cost's ``effnet_lite0_features`` case; the warm cost is not measured, taken as the cold one.
 EFFNET_FEATURES_COST = KernelCost(eager_s_per_mpx=0.83, compiled_s_per_mpx=0.161, cold_compile_s=20.0,
                                   warm_compile_s=20.0)
 

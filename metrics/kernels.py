@@ -9,12 +9,12 @@ per call by :meth:`Kernel.decide` from the amount of work and from what is alrea
   call's own, or the job's when the caller declared it with :func:`workload`), saving is the kernel's measured
   eager minus compiled seconds per megapixel, and the compile cost is the measured cold cost, or the warm cost
   when a previous process left this kernel's artifacts in the compile cache (a marker file says so).
-  The break-even is ``compile cost / saving`` megapixels (:meth:`KernelCost.break_even_mpx`); the figures are
-  in each kernel's module, measured with ``python -m colorbench.experiments.compile_cost`` in CPU seconds of one
-  thread (wall time on the shared development machine measured the other users). Measured there: SSIM breaks
-  even at 103 Mpx cold / 56 Mpx warm (about 2,050 / 1,100 images at 224x224), CIEDE2000 at 88 / 62, AuC at
-  36 / 32, segment chroma at 90 / 63. So the built-in sample (4 evaluation images, a 136-image study) runs
-  eagerly, and coco-mini's study (79 images x 34 degradations, 135 Mpx) compiles.
+  The break-even is ``compile cost / saving`` megapixels (:meth:`KernelCost.break_even_mpx`). Each kernel's
+  figures are constants in its module, measured with ``python -m colorbench.experiments.compile_cost`` in CPU
+  seconds of one thread, because wall time on a shared machine measures the other users too; the measurement
+  and the break-evens it gives (hundreds to a few thousand 224x224 images) are in docs/performance.md. So the
+  built-in sample (4 evaluation images, a 136-image study) runs eagerly, and coco-mini's study (79 images x 34
+  degradations, 135 Mpx) compiles.
 
 Sizes: the kernel is compiled with dynamic spatial sizes, so one compiled artifact serves every image size
 above 4,096 pixels (Inductor's CPU reductions guard on H x W <= 4096: images up to 64x64, MS-SSIM's coarse
@@ -121,8 +121,8 @@ class Kernel:
 
     @cached_property
     def _compiled(self) -> Callable[..., object]:
-        """The compiled twin, made on first use: ``torch.compile`` imports the compiler stack, which cost 4.7 s of a
-        7.3 s ``bench report`` on the 2-core development machine when every kernel made it at import."""
+        """The compiled twin, made on first use: ``torch.compile`` imports the compiler stack, a cost that commands
+        which never compile (``bench report``) would otherwise pay at import (docs/performance.md)."""
         return torch.compile(self.fn, dynamic=True)
 
     def variant(self, tensors: tuple[torch.Tensor, ...], constants: dict[str, object]) -> str:

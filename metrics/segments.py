@@ -41,8 +41,8 @@ def segment_mean_chroma(
     return area, per_segment_sum(chroma_pred) / area, per_segment_sum(chroma_true) / area
 
 
-#: CPU seconds, one thread, 224x224 (python -m colorbench.experiments.compile_cost, shared 2-core CPU, 2026-11-29).
-#: Break-even cold / warm: 90 / 63 Mpx: about 1,800 / 1,260 images at 224x224.
+#: Compile-policy data (metrics/kernels.py): CPU seconds of one thread at 224x224 from
+#: ``python -m colorbench.experiments.compile_cost``; the run and its break-evens: docs/performance.md.
 CHROMA_MAPS_COST = KernelCost(eager_s_per_mpx=0.119, compiled_s_per_mpx=0.0517, cold_compile_s=6.08,
                               warm_compile_s=4.27)
 

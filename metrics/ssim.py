@@ -64,8 +64,8 @@ def ssim_maps(
     return luminance * contrast_structure, contrast_structure
 
 
-#: CPU seconds, one thread, 224x224 (python -m colorbench.experiments.compile_cost, shared 2-core CPU, 2026-11-29).
-#: Break-even cold / warm: 103 / 56 Mpx: about 2,050 / 1,100 images at 224x224.
+#: Compile-policy data (metrics/kernels.py): CPU seconds of one thread at 224x224 from
+#: ``python -m colorbench.experiments.compile_cost``; the run and its break-evens: docs/performance.md.
 SSIM_MEANS_COST = KernelCost(eager_s_per_mpx=0.125, compiled_s_per_mpx=0.0264, cold_compile_s=10.1, warm_compile_s=5.47)
 
 

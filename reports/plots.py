@@ -35,8 +35,8 @@ def _grid(count: int, columns: int = 4, size: float = 3.0, *, fixed_margins: boo
           ) -> tuple[plt.Figure, list[plt.Axes]]:
     """A figure with ``count`` panels in rows of ``columns`` (unused panels hidden), laid out without overlaps:
     by constrained layout, or with ``fixed_margins`` (for panels with short titles and tick labels) by margins set
-    once. Constrained layout measures every tick label before drawing; on a 16-panel sweep figure the fixed
-    margins take 0.86-1.0 s instead of 1.26-1.57 s to draw and save (seven of them in every report)."""
+    once. Constrained layout measures every tick label before drawing, which makes the seven 16-panel sweep
+    figures of every report markedly slower to draw and save (docs/performance.md)."""
     rows = math.ceil(count / columns)
     height = rows * size * 0.8
     figure, axes = plt.subplots(rows, columns, figsize=(columns * size, height), squeeze=False,

@@ -1,7 +1,7 @@
 """The XLA path (TPUs through torch-xla), run on torch-xla's CPU runtime: `tox -e xla` (its own environment,
 torch 2.9 + torch-xla 2.9). Skips, saying why, in environments without torch-xla.
 
-What is checked (tolerances fixed before measuring on XLA; the measured values are in the README):
+What is checked (tolerances fixed before measuring on XLA; the measured values are in docs/performance.md):
 
 - every registry model with ``training="train"`` trains (``smoke`` profile, 2 epochs) and evaluates with
   ``--device xla --no-bf16``, each model in a process of its own, and its per-image records and trained weights
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch_xla") is None,
                                 reason="torch-xla is not installed (run `tox -e xla`)")
 
 TRAINED = trained_models()
-#: Per-image record tolerances, CPU vs XLA, bf16 off (8-bit PNG predictions; measured maxima in the README).
+#: Per-image record tolerances, CPU vs XLA, bf16 off (8-bit PNG predictions; measured maxima in docs/performance.md).
 RECORD_TOLERANCE = {"mse": 1e-4, "psnr": 0.05, "ssim": 1e-3}
 #: Trained parameters: ||w_xla - w_cpu|| is at most this share of the training's own update ||w_cpu - w_init||.
 WEIGHT_TOLERANCE = 0.05

@@ -1,6 +1,6 @@
 """Claim C7 under rule version 2 and later (paper Sec. 7.1: resizing distorts shapes, crops may colorize better):
-a resize run and a center-crop run scored on the pixels both contain (bench/analysis/claim_pixels.py), paired
-by image per trained model, with the grey model as a negative control. Kept apart from claims_v2.py only for
+a resize run and a center-crop run scored on the pixels both contain (bench/claims/pixels.py), paired
+by image per trained model, with the grey model as a negative control. Kept apart from v2.py only for
 size; its thresholds are the rule table's."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The claims table: each of the paper's claims C1-C7 (reference.md sec. 1), and the caption claim C8, tested
-bench/analysis/rules.py, with the numbers the rule used, the protocol the numbers come from (n images, data
+bench/claims/rules.py, with the numbers the rule used, the protocol the numbers come from (n images, data
 source, image size, training profile, teacher, segment source, seeds) and a verdict computed from them, never
 written by hand.
 

@@ -1,4 +1,4 @@
-"""Claims rules, version 1 (as first shipped; see bench/analysis/rules.py): kept so that every report shows
+"""Claims rules, version 1 (as first shipped; see bench/claims/rules.py): kept so that every report shows
 the old verdict beside the current one. Thresholds come from the rule table; the logic is unchanged.
 """
 

@@ -1,4 +1,4 @@
-"""Claims rules, version 2 (issue 12; thresholds and their sources in bench/analysis/rules.py).
+"""Claims rules, version 2 (issue 12; thresholds and their sources in bench/claims/rules.py).
 
 What changed from version 1: every decision needs a 95% interval on the right side of its threshold; C2 asks the
 paper's question within images (does PSNR/SSIM prefer a dull output over a plausible recolouring that a
@@ -234,7 +234,7 @@ def claim_c3(e: Evidence) -> Claim:
     return Claim("C3", statement, test, "; ".join(numbers), verdict, n=n, models=tuple(gans), change=change)
 
 
-# -- C4 / C6: arms paired by seed and image (bench/analysis/arms.py) ------------------------------------------
+# -- C4 / C6: arms paired by seed and image (bench/claims/arms.py) ------------------------------------------
 def claim_c4(e: Evidence) -> Claim:
     statement = "Dropping ChromaGAN's class-distribution head gives higher PSNR/SSIM than keeping it."
     test = ("chromagan-noclass minus chromagan, paired by seed replica and image, 95% two-way bootstrap over seeds "

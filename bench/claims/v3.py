@@ -1,4 +1,4 @@
-"""Claims rules, version 3 (issue 10; thresholds in bench/analysis/rules.py, equal to version 2's).
+"""Claims rules, version 3 (issue 10; thresholds in bench/claims/rules.py, equal to version 2's).
 
 What changed from version 2: C6 is asked of every vividness-loss variant against its plain twin, each pair on its
 own (ChromaGAN and the U-Net control: the paper's proposal is a loss term, not a property of one network), and

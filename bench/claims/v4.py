@@ -1,6 +1,6 @@
 """Claims rules, version 4 (issue 9): version 3's rules for C1-C7, unchanged, plus C8, the paper's premise that
 captions improve colorization (Sec. 3: the mapping Psi(I_g, t); Models B and C, Sec. 4.2.3-4.2.4), which the
-paper could not test. Thresholds and their sources are in bench/analysis/rules.py.
+paper could not test. Thresholds and their sources are in bench/claims/rules.py.
 
 C8's rule, fixed before any caption model was trained: a caption model M (model-b, model-c1, model-c2) supports
 the claim when, trained on the same data with the same budget as ``chromagan-noclass`` (the same generator

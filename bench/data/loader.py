@@ -147,7 +147,7 @@ def collate(items: list[dict[str, object]], pad_to: int = 0) -> dict[str, object
     return {
         "image_ids": [i["image_id"] for i in good],
         "captions": [i["caption"] for i in rows],
-        # numpy's stack: a plain copy, where torch.stack of uint8 costs up to 7 ms an image on a busy 2-core CPU
+        # numpy's stack, a plain copy: torch.stack of uint8 images was a measurable cost per image (docs/performance.md)
         "rgb_u8": torch.from_numpy(np.stack([i["rgb_u8"].numpy() for i in rows])) if rows
         else torch.empty(0, 3, 0, 0, dtype=torch.uint8),
         "failed": [(i["image_id"], i["error"]) for i in items if "error" in i],

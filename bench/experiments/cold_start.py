@@ -14,7 +14,8 @@ figure (everything recomputed, only compiled artifacts and the sample reused).
 Stages come from the run's ``run.json["timings"]`` (:mod:`colorbench.io.timings`); ``startup`` is the command's wall
 time minus the run's own total (interpreter start, imports, argument checks). The JSON records the commit, the
 CPU count and the load average before and after each run: on a shared machine wall times include the other
-users' load, so the figures are labelled with it.
+users' load, so the figures are labelled with it. ``--docs docs/performance.md`` writes them into that page's
+``colorbench:cold_start`` block.
 """
 
 from __future__ import annotations
@@ -29,14 +30,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from colorbench.core import console
 from colorbench.core.errors import BenchError
+from colorbench.experiments import perfdoc
 from colorbench.io.schema import write_json
 
 logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
+PROG = "python -m colorbench.experiments.cold_start"
 
 
 def _timed(command: list[str], *, cwd: Path, env: dict[str, str], log: Path) -> float:
@@ -80,7 +84,7 @@ def timed_run(python: str, clone_dir: Path, out: Path, *, caches: Path, extra: l
             "load_average_after": os.getloadavg()}
 
 
-def measure(*, reuse_python: str | None, warm: bool, extra: list[str], keep: Path | None) -> dict[str, object]:
+def measure(*, reuse_python: str | None, warm: bool, extra: list[str], keep: Path | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="colorbench-cold-") as scratch:
         root = keep or Path(scratch)
         root.mkdir(parents=True, exist_ok=True)
@@ -101,24 +105,38 @@ def measure(*, reuse_python: str | None, warm: bool, extra: list[str], keep: Pat
             "install": f"skipped: reused {reuse_python}" if reuse_python else "pip install -e ."}
 
 
-def summary(result: dict[str, object]) -> str:
-    lines = [f"commit {result['commit']}, {result['machine']['cpus']} CPUs; install: "  # type: ignore[index]
+def summary(result: dict[str, Any]) -> str:
+    lines = [f"commit {result['commit']}, {result['machine']['cpus']} CPUs; install: "
              + (f"{result['install_s']:.0f} s" if result["install_s"] is not None else str(result["install"]))]
-    for run in result["runs"]:  # type: ignore[attr-defined]
+    for run in result["runs"]:
         stages = ", ".join(f"{name} {seconds:.1f}" for name, seconds in run["stages_s"].items())
         lines.append(f"{run['label']}: run --all {run['wall_s']:.1f} s (startup {run['startup_s']:.1f}, {stages}); "
                      f"load average {run['load_average_before'][0]:.1f} -> {run['load_average_after'][0]:.1f}")
     return "\n".join(lines)
 
 
+def document(path: Path, result: dict[str, Any], command: str) -> None:
+    """The ``cold_start`` block of ``path``: install seconds, then per run its wall time, start-up and stages."""
+    runs = result["runs"]
+    stages = perfdoc.stage_names(runs)
+    rows = [[run["label"], run["wall_s"], run["startup_s"], *(run["stages_s"].get(stage) for stage in stages)]
+            for run in runs]
+    install = f"{result['install_s']:.0f} s" if result["install_s"] is not None else result["install"]
+    loads = perfdoc.first_minute(r[k] for r in runs for k in ("load_average_before", "load_average_after"))
+    perfdoc.update(path, "cold_start", columns=["run", "wall s", "start-up s", *(f"{stage} s" for stage in stages)],
+                   rows=rows, command=command, loads=loads, commit=str(result["commit"])[:7],
+                   notes=[f"Install (`pip install -e .` in a fresh venv): {install}. *cold*: empty sample and "
+                          "compile caches; *warm*: both kept."])
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m colorbench.experiments.cold_start",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("--reuse-python", help="an interpreter with the dependencies installed (skips the install)")
     parser.add_argument("--no-warm", action="store_true", help="only the cold run")
     parser.add_argument("--run-args", default="", help="extra options for `bench run --all`, e.g. '--no-study'")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (clone, logs, run folders)")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
+    perfdoc.add_docs_option(parser)
     args = parser.parse_args(argv)
     console.configure()
     try:
@@ -130,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     print(summary(result))
     if args.json:
         write_json(args.json, result)
+    if args.docs:
+        document(args.docs, result, perfdoc.command_line(PROG, argv))
     return 0
 
 

@@ -10,8 +10,12 @@ run; the compile cost is that minus one compiled run), and the compiled kernel a
 compile cost / (eager - compiled seconds per megapixel). Costs are CPU seconds of the process (compilation
 kept in-process, TORCHINDUCTOR_COMPILE_THREADS=1), which a shared machine inflates far less than wall time;
 wall times and the load average are recorded beside them. Both paths run with ``--threads`` intra-op threads
-(default 1): on an oversubscribed machine a second OpenMP thread spins while it waits for a core, and eager SSIM
-then costs 17x the CPU time it does single-threaded (2.3 vs 0.14 CPU s per megapixel, load average 17 on 2 cores).
+(default 1): on an oversubscribed machine a second OpenMP thread spins while it waits for a core, which inflates
+the CPU time of eager kernels many times over (the figure is in docs/performance.md).
+
+The kernels' :class:`~colorbench.metrics.kernels.KernelCost` constants in ``metrics/*.py`` are copied from this
+script's output by hand; ``--docs docs/performance.md`` writes the table into that page's ``colorbench:compile_cost``
+block, next to the figures the constants hold now.
 """
 
 from __future__ import annotations
@@ -26,11 +30,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
+from colorbench.experiments import perfdoc
 from colorbench.metrics.kernels import Kernel, KernelCost
 
 SIZE = 224
+PROG = "python -m colorbench.experiments.compile_cost"
 
 
 def _inputs(count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,9 +111,25 @@ def measure(name: str, *, images: int, repeats: int, threads: int) -> dict[str, 
             "break_even_mpx_warm": cost.break_even_mpx(warm=True)}
 
 
+def document(path: Path, results: dict[str, Any], command: str) -> None:
+    """The ``compile_cost`` block of ``path``: per kernel the KernelCost figures and the break-even, in megapixels
+    and in 224x224 images."""
+    image_mpx = SIZE * SIZE / 1e6
+    rows = [[k["kernel"], k["cost"]["eager_s_per_mpx"], k["cost"]["compiled_s_per_mpx"], k["cost"]["cold_compile_s"],
+             k["cost"]["warm_compile_s"], k["break_even_mpx_cold"], k["break_even_mpx_warm"],
+             k["break_even_mpx_cold"] / image_mpx, k["break_even_mpx_warm"] / image_mpx] for k in results["kernels"]]
+    machine = results["machine"]
+    perfdoc.update(path, "compile_cost", rows=rows, command=command,
+                   columns=["kernel", "eager s/Mpx", "compiled s/Mpx", "cold compile s", "warm compile s",
+                            "break-even cold Mpx", "break-even warm Mpx", f"cold, {SIZE}px images",
+                            f"warm, {SIZE}px images"],
+                   loads=perfdoc.first_minute([machine["load_average_at_start"], machine["load_average_at_end"]]),
+                   notes=[f"CPU seconds of the process, {results['threads']} intra-op thread(s), {results['images']} "
+                          f"images of {SIZE}x{SIZE} per timed call, median of {results['repeats']}."])
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m colorbench.experiments.compile_cost",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("--kernels", default=",".join(_cases()), help="comma-separated kernel names")
     parser.add_argument("--images", type=int, default=16, help="images per timed call (224x224)")
     parser.add_argument("--repeats", type=int, default=3)
@@ -114,14 +137,16 @@ def main(argv: list[str] | None = None) -> int:
                         "threads spinning while others wait for a core inflate CPU time many times over)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child process: measure one kernel here, print JSON
     parser.add_argument("--json", type=Path, help="write the results to this file")
+    perfdoc.add_docs_option(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.one:
         print(json.dumps(measure_in_process(args.one, images=args.images, repeats=args.repeats)))
         return 0
-    results = {"machine": {"cpus": os.cpu_count(), "threads": torch.get_num_threads(),
-                           "load_average_at_start": os.getloadavg()},
-               "size": SIZE, "images": args.images, "repeats": args.repeats, "threads": args.threads, "kernels": []}
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+                    "load_average_at_start": os.getloadavg()},
+        "size": SIZE, "images": args.images, "repeats": args.repeats, "threads": args.threads, "kernels": []}
     for name in args.kernels.split(","):
         result = measure(name, images=args.images, repeats=args.repeats, threads=args.threads)
         results["kernels"].append(result)
@@ -134,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         from colorbench.io.schema import write_json
 
         write_json(args.json, results)
+    if args.docs:
+        document(args.docs, results, perfdoc.command_line(PROG, argv))
     return 0
 
 

@@ -20,6 +20,9 @@ per-image metric (through colorbench.metrics.registry.compute, as the scorer cal
 maps
 carried through the same crop) and the set-level metrics' feature extraction and Frechet distance. Nothing is
 extrapolated: every image is scored. Input generation is timed apart and not counted as metric time.
+
+``--docs docs/performance.md`` writes the table into that page's ``colorbench:metric_speed`` block (compare mode)
+or ``colorbench:metric_speed-suite`` block (suite mode).
 """
 
 from __future__ import annotations
@@ -34,17 +37,21 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from colorbench.core import console
 from colorbench.data.color import lab_to_rgb, rgb_to_lab
+from colorbench.experiments import perfdoc
 from colorbench.metrics.registry import DISTRIBUTION_METRICS, METRICS, compute
 from PIL import Image
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_COCO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "coco-mini"
+PROG = "python -m colorbench.experiments.metric_speed"
+COMPARED = ("ssim", "psnr", "deltae2000")
 
 
 # ------------------------------------------------------------------------------------------------- inputs
@@ -168,7 +175,7 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> dict[str, obj
           f" batch {args.batch_size}, device {device}, torch threads {torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.1f}")
     results: dict[str, object] = {}
-    for name in ("ssim", "psnr", "deltae2000"):
+    for name in COMPARED:
         metric, reference = METRICS[name], skimage_reference(name)
 
         def ours(metric=metric) -> torch.Tensor:
@@ -259,8 +266,31 @@ def run_suite(args: argparse.Namespace, device: torch.device) -> dict[str, objec
             "unavailable": skipped}
 
 
+def document(path: Path, results: dict[str, Any], *, suite: bool, command: str, loads: list[float],
+             device: str | None) -> None:
+    """Compare mode's rates and differences, or suite mode's seconds per metric, as their block of ``path``."""
+    settings = results["settings"]
+    if suite:
+        images = int(settings["images"])
+        rows = [[name, seconds, None if "Frechet" in name else images / seconds,
+                 results["first_batch_seconds"].get(name), results["nan_counts"].get(name)]
+                for name, seconds in results["seconds"].items()]
+        rows.append(["all metrics", results["metric_total_s"], images / results["metric_total_s"], None, None])
+        name, columns = "metric_speed-suite", ["metric", "seconds", "images/s", "first batch s", "NaN"]
+    else:
+        rows = [[metric, results[metric]["ours_images_per_s"], results[metric]["skimage_images_per_s"],
+                 results[metric]["ratio"], results[metric]["max_abs_difference"], results[metric]["warmup_s"]]
+                for metric in COMPARED]
+        name = "metric_speed"
+        columns = ["metric", "colorbench images/s", "scikit-image images/s", "ratio", "max abs difference",
+                   "first batch s"]
+    perfdoc.update(path, name, columns=columns, rows=rows, command=command, loads=loads, device=device,
+                   notes=[f"{settings['images']} images at {settings['size']}x{settings['size']}, batch "
+                          f"{settings['batch_size']}, device {settings['device']}."])
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -269,13 +299,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coco-root", type=Path, default=DEFAULT_COCO if DEFAULT_COCO.is_dir() else None)
     parser.add_argument("--suite", action="store_true", help="time every metric on --images generated inputs")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    perfdoc.add_docs_option(parser)
     args = parser.parse_args(argv)
     console.configure()
     device = torch.device(args.device)
+    load_before = os.getloadavg()[0]
     results = run_suite(args, device) if args.suite else run_compare(args, device)
     results["settings"] = {k: str(v) for k, v in vars(args).items()}
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
+    if args.docs:
+        document(args.docs, results, suite=args.suite, command=perfdoc.command_line(PROG, argv),
+                 loads=[load_before, os.getloadavg()[0]],
+                 device=torch.cuda.get_device_name(device) if device.type == "cuda" else None)
     return 0
 
 

@@ -30,6 +30,8 @@ used on CUDA (``colorbench.core.device.memory_format``).
 
 Paper anchors (reference.md sec. 7): about 4 images/s on one GPU with the original code (8 h per epoch of the
 118k COCO train2017 images) and about 131 images/s on a TPU v2-8 (15 min per epoch).
+``--docs docs/performance.md`` writes the figures into that page's ``colorbench:throughput-DEVICE`` block (one
+block per device type: ``cpu``, ``cuda``, ``xla``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import resource
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +50,7 @@ import torch
 from colorbench.core import console
 from colorbench.core.device import autocast, memory_format, resolve_device, step_done, synchronize
 from colorbench.data.loader import Batch, ModelInputs
+from colorbench.experiments import perfdoc
 from colorbench.io.schema import write_json
 from colorbench.models.chromagan import VARIANTS, build
 from colorbench.models.teachers import Targets, teacher_classes
@@ -215,10 +219,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the generator")
     parser.add_argument("--peak-tflops", type=float, help="the device's peak TFLOP/s for MFU (default: PEAK_TFLOPS)")
     parser.add_argument("--json", type=Path, help="write the figures to this file (JSON)")
+    perfdoc.add_docs_option(parser)
+
+
+def command(result: dict[str, Any]) -> str:
+    """The ``bench throughput`` command that measures with ``result``'s settings."""
+    flags = [f"--model {result['model']}", f"--device {result['device'].split(':')[0]}",
+             f"--batch-size {result['batch_size']}", f"--size {result['size']}", f"--width {result['width']}",
+             f"--steps {result['steps']}", f"--warmup {result['warmup']}"]
+    if result["compiled_generator"]:
+        flags.append("--compile")
+    if result["device"].startswith(("cuda", "xla")) and not result["bf16_autocast"]:
+        flags.append("--no-bf16")
+    if result["peak_source"] == "--peak-tflops":
+        flags.append(f"--peak-tflops {result['peak_tflops']}")
+    return " ".join(["python -m bench throughput", *flags])
+
+
+def document(path: Path, result: dict[str, Any], loads: list[float]) -> None:
+    """Training and inference figures as the ``throughput-DEVICE`` block of ``path``."""
+    rows = [[kind, part["images_per_s"], part["seconds_per_step"], part["achieved_tflops"], part["mfu"],
+             part["peak_memory_bytes"] / 2**20] for kind, part in (("training", result["training"]),
+                                                                    ("inference", result["inference"]))]
+    anchors = "; ".join(f"{label.removeprefix('paper: ')}: {anchor:.3g} images/s" for label, anchor in PAPER_ANCHORS)
+    device = result["device"].split(":")[0]
+    perfdoc.update(path, f"throughput-{device}", rows=rows, command=command(result), loads=loads,
+                   device=result["device_name"] if device != "cpu" else None,
+                   columns=["step", "images/s", "s/step", "TFLOP/s", "MFU", "peak memory MiB"],
+                   notes=[f"bf16 autocast: {perfdoc.cell(result['bf16_autocast'])}, channels_last: "
+                          f"{perfdoc.cell(result['channels_last'])}, compiled generator: "
+                          f"{perfdoc.cell(result['compiled_generator'])}, {result['threads']} threads; peak TFLOP/s: "
+                          f"{result['peak_source']}; peak memory: {result['training']['memory_kind']}. "
+                          f"Paper anchors: {anchors}."])
 
 
 def run(args: argparse.Namespace) -> int:
-    """Measure, log the summary (stderr) and print the JSON figures (stdout, and ``--json``)."""
+    """Measure, log the summary (stderr) and print the JSON figures (stdout, ``--json`` and ``--docs``)."""
+    load_before = os.getloadavg()[0]
     result = measure(args.model, resolve_device(args.device), batch_size=args.batch_size, steps=args.steps,
                      warmup=args.warmup, size=args.size, width=args.width, bf16=args.bf16,
                      compile_generator=args.compile, peak=args.peak_tflops)
@@ -226,6 +263,8 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(result, indent=2))
     if args.json:
         write_json(args.json, result)
+    if args.docs:
+        document(args.docs, result, [load_before, os.getloadavg()[0]])
     return 0
 
 

@@ -17,7 +17,8 @@ compiled. The JSON maps each model to its figures.
 3. **Step**: each model's training step driven as the trainer drives it (``colorbench.training.loop.prepare_state``):
    compiles, device-to-host copies and CPU fallbacks after each step (colorbench.core.device.xla_counters).
 
-Wall times are those of this process; on a shared machine they say little about a TPU.
+Wall times are those of this process; on a shared machine they say little about a TPU. ``--docs
+docs/performance.md`` writes one row per model into that page's ``colorbench:xla_parity`` block.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ import argparse
 import csv
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from colorbench.cli.main import main as bench_main
@@ -40,6 +43,7 @@ from colorbench.core.errors import BenchError
 from colorbench.data.loader import Preprocess, iterate_batches, make_loader
 from colorbench.data.sources import open_source
 from colorbench.data.splits import build_manifest
+from colorbench.experiments import perfdoc
 from colorbench.io.checkpoints import load_state
 from colorbench.io.layout import RunLayout
 from colorbench.io.schema import write_json
@@ -49,7 +53,10 @@ from colorbench.training.loop import prepare_state
 
 logger = logging.getLogger(__name__)
 
+PROG = "python -m colorbench.experiments.xla_parity"
 RECORD_METRICS = ("mse", "psnr", "ssim")
+#: Training steps driven before the per-step counters must stay flat (the first builds Adam's state).
+WARMUP_STEPS = 2
 RUN_ARGS = ("run", "--profile", "smoke", "--size", "64", "--metrics", ",".join(RECORD_METRICS), "--batch-size", "3",
             "--no-study", "--no-progress", "--no-bf16", "--seed", "0")
 
@@ -165,27 +172,56 @@ def measure_each(out: Path, models: list[str], epochs: int, steps: int) -> dict[
     return figures
 
 
+def after_warmup(steps: list[dict[str, int]]) -> list[int | None]:
+    """Compiles, host transfers and CPU fallbacks of the steps after :data:`WARMUP_STEPS` (counters are running
+    totals); None when no step was driven past the warm-up."""
+    if len(steps) <= WARMUP_STEPS:
+        return [None, None, None]
+    first, last = steps[WARMUP_STEPS - 1], steps[-1]
+    return [last[k] - first[k] for k in ("compiles", "host_transfers", "cpu_fallbacks")]
+
+
+def document(path: Path, figures: dict[str, dict[str, Any]], command: str, loads: list[float]) -> None:
+    """One row per model (record and weight gaps, compiles, what later training steps add) as the ``xla_parity``
+    block of ``path``."""
+    rows = [[name, *(f["record_gaps"][m] for m in RECORD_METRICS), f["weight_gaps"][name]["ratio"],
+             f["compiles"]["cold_run"], f["compiles"]["warm_run"], *after_warmup(f["steps"]), f["seconds"]["cpu"],
+             f["seconds"]["xla"]] for name, f in figures.items()]
+    columns = [*(f"max abs diff {m}" for m in RECORD_METRICS), "weight gap / update", "compiles cold run",
+               "compiles warm run", "step compiles", "step host copies", "step CPU fallbacks", "CPU run s",
+               "XLA run s"]
+    perfdoc.update(path, "xla_parity", columns=["model", *columns], rows=rows, command=command, loads=loads,
+                   device=f"PJRT_DEVICE={os.environ.get('PJRT_DEVICE', 'unset')}",
+                   notes=[f"bf16 off, `smoke` profile; step columns: what training steps after the first "
+                          f"{WARMUP_STEPS} add."])
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", help="comma-separated model names (default: every trained model)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # measure_each's worker: this model, in this process
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5, help="training steps driven per model (default 5)")
     parser.add_argument("--out", type=Path, default=Path("results/xla-parity"))
     parser.add_argument("--json", type=Path, help="write the figures to this file")
+    perfdoc.add_docs_option(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     console.configure()
     args = parse_args(argv)
+    load_before = os.getloadavg()[0]
     if args.one:
-        result: dict[str, object] = measure(args.out, [args.one], args.epochs, args.steps)
+        result: dict[str, Any] = measure(args.out, [args.one], args.epochs, args.steps)
+        by_model = {args.one: result}
     else:
         models = args.models.split(",") if args.models else trained_models()
-        result = measure_each(args.out, models, args.epochs, args.steps)  # type: ignore[assignment]
+        result = by_model = measure_each(args.out, models, args.epochs, args.steps)
     if args.json:
         write_json(args.json, result)
+    if args.docs:
+        document(args.docs, by_model, perfdoc.command_line(PROG, argv), [load_before, os.getloadavg()[0]])
     return 0
 
 

@@ -63,10 +63,9 @@ SWEEP_VARIANTS = {"grey": ("desaturation", 0.0), "desaturated_50": ("desaturatio
 RECOLOURINGS = ("object_hue_plausible", "colour_transfer")
 #: Studies with more degraded images than this print their size and expected cost before starting.
 ANNOUNCE_ABOVE = 500
-#: CPU seconds per degraded 224x224 image for the default metric set, measured on coco-mini on the 2-core
-#: development CPU while it was shared (load average about 15). Eager (COLORBENCH_COMPILE=0): this study, 6
-#: images. Compiled with an empty TORCHINDUCTOR_CACHE_DIR (compilation included): the previous study (without
-#: gamut mapping and the paired variants), 8 images. Used only for the announcement, scaled by pixels.
+#: CPU seconds per degraded 224x224 image for the default metric set, eager (COLORBENCH_COMPILE=0) and compiled
+#: from an empty compile cache (compilation included): a rough coco-mini figure, used only for the announcement,
+#: scaled by pixels (how it was measured: docs/performance.md).
 SECONDS_PER_DEGRADED = {"eager": 2.3, "compiled": 0.8}
 
 

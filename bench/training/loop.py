@@ -8,7 +8,7 @@ declares), validation with the model's declared inputs, an epoch checkpoint of e
 optimiser. Then the summary (best/worst epoch, divergence flag of adversarial models) and the final weights.
 
 Training writes, under ``<run>/train/<model>/``: ``steps.csv`` (losses every ``log_every`` steps), ``epochs.csv``
-(mean losses and validation metrics per epoch), ``checkpoints/epoch-NNN.*`` (bench/training/checkpoints.py) and
+(mean losses and validation metrics per epoch), ``checkpoints/epoch-NNN.*`` (bench/training/epochs.py) and
 ``summary.json``. The final model state goes to ``<run>/checkpoints/<model>.safetensors``; a later run with the
 same model version, options, training manifest and resize mode reuses it and trains nothing.
 
