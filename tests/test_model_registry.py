@@ -112,7 +112,7 @@ def test_every_model_builds_and_a_trained_one_speaks_the_trainers_protocol(name:
 def test_a_trained_model_steps_with_finite_declared_losses(learned: Learned) -> None:
     if learned.losses is None:
         pytest.skip(f"{learned.spec.name} is not trained ({learned.spec.training!r})")
-    assert learned.losses and set(learned.losses) <= set(learned.model.loss_names)  # type: ignore[attr-defined]
+    assert learned.losses and set(learned.losses) <= set(learned.model.loss_names)
     assert all(math.isfinite(value) for value in learned.losses.values()), learned.losses
     assert learned.model.weights_sha256() != learned.built_sha256  # the step updated the weights
 

@@ -207,8 +207,8 @@ def test_a_generator_step_raises_the_critics_score_of_fakes(name):
 def test_a_batch_larger_than_the_training_set_is_warned_and_recorded(sample_manifest, tmp_path, caplog):
     """Model A's paper batch of 256 on a small training set: each epoch is one step; the run says so."""
     model = build("model-a", **{**TINY, "image_size": 32}, teacher="efficientnet-lite0", epochs=1)
-    assert model.settings.batch_size == 4
-    model.settings = replace(model.settings, batch_size=256)
+    assert model.loop_settings().batch_size == 4
+    model.settings = replace(model.settings, loop=replace(model.settings.loop, batch_size=256))
     record = train(model, "model-a", ("L",), sample_manifest, tmp_path, device=CPU, progress=False)
     assert record["training"]["batch_exceeds_training_set"] is True and record["training"]["steps"] == 1
     assert "batch 256 of the smoke profile exceeds the 4 training images" in caplog.text
