@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -30,19 +31,11 @@ from colorbench.core.errors import BenchError
 from colorbench.data.loader import Batch, ModelInputs
 from colorbench.models.caption_nets import CaptionChannelNet, CaptionDecoderNet, FiLMNet, init_caption_layers
 from colorbench.models.captions import TEXT_ENCODERS, VocabularyHolder, build_vocabulary, make_text_encoder, tokenize
-from colorbench.models.chromagan import (
-    PROFILES,
-    VARIANTS,
-    ChromaGAN,
-    ChromaGANSettings,
-    ab_to_unit,
-    rgb_from_ab01,
-    settings_for,
-)
+from colorbench.models.chromagan import PROFILES, VARIANTS, ChromaGAN, ChromaGANSettings, ab_to_unit, rgb_from_ab01
 from colorbench.models.chromagan_nets import scaled
 from colorbench.models.gan import generator_adversarial
 from colorbench.models.registry import register_model
-from colorbench.models.trainable import StepContext, TrainingData
+from colorbench.models.trainable import StepContext, TrainingData, profile_settings
 from torch import nn
 
 #: The ChromaGAN entry whose optimiser, schedule and initial generator the caption models share.
@@ -126,9 +119,9 @@ class CaptionDecoderGAN(CaptionGAN):
 
 def _model_b(settings: ChromaGANSettings, text_encoder: str) -> Callable[[nn.Module], nn.Module]:
     def wrap(generator: nn.Module) -> nn.Module:
-        net = CaptionChannelNet(generator, make_text_encoder(text_encoder, mean_pooled=True), settings.image_size)
+        net = CaptionChannelNet(generator, make_text_encoder(text_encoder, mean_pooled=True), settings.loop.image_size)
         net.widen_input()
-        init_caption_layers(net, settings.seed)
+        init_caption_layers(net, settings.loop.seed)
         return net
     return wrap
 
@@ -136,7 +129,7 @@ def _model_b(settings: ChromaGANSettings, text_encoder: str) -> Callable[[nn.Mod
 def _model_c1(settings: ChromaGANSettings, text_encoder: str) -> Callable[[nn.Module], nn.Module]:
     def wrap(generator: nn.Module) -> nn.Module:
         net = FiLMNet(generator, make_text_encoder(text_encoder, mean_pooled=False))
-        init_caption_layers(net, settings.seed)
+        init_caption_layers(net, settings.loop.seed)
         net.zero_film()
         return net
     return wrap
@@ -145,7 +138,7 @@ def _model_c1(settings: ChromaGANSettings, text_encoder: str) -> Callable[[nn.Mo
 def _model_c2(settings: ChromaGANSettings, text_encoder: str) -> Callable[[nn.Module], nn.Module]:
     def wrap(generator: nn.Module) -> nn.Module:
         net = CaptionDecoderNet(generator, scaled(512, settings.width))
-        init_caption_layers(net, settings.seed)
+        init_caption_layers(net, settings.loop.seed)
         return net
     return wrap
 
@@ -160,20 +153,24 @@ FAMILY = {
 }
 
 
+def caption_profiles(decoder: bool) -> dict[str, ChromaGANSettings]:
+    """The caption models' profiles: ``chromagan-noclass``'s (its optimiser and batch); Model C.2 (``decoder``)
+    keeps the family's gamma_s, the weight of the caption cross-entropy that takes the class loss's place."""
+    profiles = VARIANTS[BASELINE].profiles()
+    if not decoder:
+        return profiles
+    return {name: replace(settings, class_weight=PROFILES[name].class_weight) for name, settings in profiles.items()}
+
+
 def build(variant: str, profile: str = "paper", seed: int = 0, epochs: int | None = None, text_encoder: str = "bilstm",
           trunk_init: str = "auto", **overrides: object) -> CaptionGAN:
-    """A caption model under a ChromaGAN training profile, with ``chromagan-noclass``'s optimiser and batch;
-    ``overrides`` replace single settings (image_size, width, betas...)."""
-    if profile not in PROFILES:
-        raise BenchError(f"unknown training profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    """A caption model under its training profile (:func:`caption_profiles`); ``overrides`` replace single
+    settings (image_size, width, betas...)."""
     if text_encoder not in TEXT_ENCODERS:
         raise BenchError(f"unknown text encoder {text_encoder!r}; choose one of {', '.join(TEXT_ENCODERS)}")
     wrap, cls, _, _ = FAMILY[variant]
-    base, baseline = PROFILES[profile], VARIANTS[BASELINE]
-    settings = settings_for(profile, **{
-        "batch_size": base.batch_size or baseline.paper_batch_size, "betas": (baseline.beta1, base.betas[1]),
-        "adversarial": baseline.adversarial, "class_weight": base.class_weight if cls is CaptionDecoderGAN else 0.0,
-        "seed": seed, "epochs": epochs, **overrides})
+    settings = profile_settings(caption_profiles(cls is CaptionDecoderGAN), profile, seed=seed, epochs=epochs,
+                                **overrides)
     return cls(settings, wrap(settings, text_encoder), None if cls is CaptionDecoderGAN else text_encoder, trunk_init)
 
 

@@ -24,7 +24,7 @@ more than L, and :meth:`ChromaGAN.generator_losses` plus :attr:`ChromaGAN.genera
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +45,7 @@ from colorbench.models.teachers import (
     teacher_classes,
     teacher_targets,
 )
-from colorbench.models.trainable import LoopSettings, StepContext, TrainingData
+from colorbench.models.trainable import LoopSettings, StepContext, TrainingData, flat_options, profile_settings
 from colorbench.models.vividness import VividnessTerm
 from torch import nn
 
@@ -55,18 +55,11 @@ ADVERSARIAL = ("wgan-gp", "bce", "none")
 
 @dataclass(frozen=True)
 class ChromaGANSettings:
-    """Every hyper-parameter of a ChromaGAN training (a profile, then the variant's own choices): the fields the
-    loop reads (:meth:`loop`), the network width, Adam's settings, the loss weights and the adversarial loss
-    (:attr:`gan`). Flat, in this order, because :meth:`ChromaGAN.options` (so every cache key) is its ``asdict``.
+    """Every hyper-parameter of a ChromaGAN training (models/trainable.py's settings pattern): the loop's
+    settings, the network width, Adam's settings, the loss weights and the adversarial loss (:attr:`gan`)."""
 
-    ``batch_size`` None in a profile means the variant's batch (ChromaGAN's 10, the paper's 256).
-    """
-
-    profile: str
-    image_size: int
+    loop: LoopSettings
     width: float
-    batch_size: int | None
-    epochs: int
     lr: float = 2e-5
     betas: tuple[float, float] = (0.5, 0.999)
     mse_weight: float = 1.0
@@ -74,21 +67,10 @@ class ChromaGANSettings:
     adversarial: str = "wgan-gp"
     adversarial_weight: float = 0.1
     gp_weight: float = 10.0
-    n_val: int = 500
-    log_every: int = 10
-    divergence_min_points: int = 5
-    divergence_false_positive_bound: float = 0.01
-    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.adversarial not in ADVERSARIAL:
             raise BenchError(f"unknown adversarial loss {self.adversarial!r}; choose one of {', '.join(ADVERSARIAL)}")
-
-    def loop(self) -> LoopSettings:
-        if self.batch_size is None:
-            raise BenchError("training settings without a batch size (the model variant sets the paper's)")
-        return LoopSettings(self.profile, self.image_size, self.batch_size, self.epochs, self.seed, self.n_val,
-                            self.log_every, self.divergence_min_points, self.divergence_false_positive_bound)
 
     @property
     def gan(self) -> GanLosses | None:
@@ -99,19 +81,18 @@ class ChromaGANSettings:
 
 
 #: ``smoke``: the built-in sample trains in seconds on a laptop CPU (a plumbing run, not a model).
-#: ``paper``: 224x224, full VGG-16 widths, the paper's optimiser settings and 5 epochs (Sec. 6.4).
+#: ``paper``: 224x224, full VGG-16 widths, the paper's optimiser settings, ChromaGAN's batch of 10 and 5 epochs
+#: (Sec. 6.4). Each registry entry changes them by its :class:`Variant` (:meth:`Variant.profiles`).
 PROFILES = {
-    "smoke": ChromaGANSettings("smoke", image_size=64, width=0.25, batch_size=4, epochs=10, lr=2e-4, n_val=1,
-                               log_every=1),
-    "paper": ChromaGANSettings("paper", image_size=224, width=1.0, batch_size=None, epochs=5),
+    "smoke": ChromaGANSettings(LoopSettings("smoke", image_size=64, batch_size=4, epochs=10, n_val=1, log_every=1),
+                               width=0.25, lr=2e-4),
+    "paper": ChromaGANSettings(LoopSettings("paper", image_size=224, batch_size=10, epochs=5), width=1.0),
 }
-
-
-def settings_for(profile: str, **overrides: object) -> ChromaGANSettings:
-    """A profile's settings with some fields replaced (``None`` values leave the profile's)."""
-    if profile not in PROFILES:
-        raise BenchError(f"unknown training profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    return replace(PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None})
+#: The key order of :meth:`ChromaGAN.options`: that of the flat settings the family had before they held a
+#: LoopSettings, so that run.json records read as before (cache keys sort their keys; run.json keeps the order).
+OPTIONS_ORDER = ("profile", "image_size", "width", "batch_size", "epochs", "lr", "betas", "mse_weight", "class_weight",
+                 "adversarial", "adversarial_weight", "gp_weight", "n_val", "log_every", "divergence_min_points",
+                 "divergence_false_positive_bound", "seed")
 
 
 def ab_to_unit(ab: torch.Tensor) -> torch.Tensor:
@@ -149,6 +130,15 @@ class Variant:
     paper: str
     description: str
     vivid: bool = False
+
+    def profiles(self) -> dict[str, ChromaGANSettings]:
+        """The family's :data:`PROFILES` with this variant's choices: Adam's beta1, the adversarial loss, no class
+        weight without a class head and, in the ``paper`` profile, the variant's batch."""
+        return {name: replace(settings, betas=(self.beta1, settings.betas[1]), adversarial=self.adversarial,
+                              class_weight=settings.class_weight if self.class_head else 0.0,
+                              loop=replace(settings.loop, batch_size=self.paper_batch_size) if name == "paper"
+                              else settings.loop)
+                for name, settings in PROFILES.items()}
 
 
 VARIANTS = {
@@ -192,8 +182,8 @@ class ChromaGAN(Colorizer):
             raise BenchError("ImageNet trunk weights fit width 1.0 only")
         self.trunk_init = trunk_init
         classes = teacher_classes(self.teacher) if self.teacher else None
-        self.generator = materialized(lambda: Generator(settings.image_size, settings.width, classes),
-                                      settings.seed, "generator")
+        self.generator = materialized(lambda: Generator(settings.loop.image_size, settings.width, classes),
+                                      settings.loop.seed, "generator")
         if trunk_init == "imagenet":
             state = load_vgg16_state()
             self.generator.trunk.load_state_dict({k.removeprefix("features."): v for k, v in state.items()
@@ -203,11 +193,11 @@ class ChromaGAN(Colorizer):
 
     def make_critic(self) -> Critic:
         """A freshly initialized critic (seeded from the settings, so training is reproducible)."""
-        return materialized(lambda: Critic(self.settings.width), self.settings.seed, "critic")
+        return materialized(lambda: Critic(self.settings.width), self.settings.loop.seed, "critic")
 
     def network_input(self, L: torch.Tensor) -> torch.Tensor:
         """Lab L (B, 1, H, W) in [0, 100] -> (B, 3, S, S) in [0, 1], resized to the network's size."""
-        size = self.settings.image_size
+        size = self.settings.loop.image_size
         if L.shape[-2:] != (size, size):
             L = F.interpolate(L, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         return (L / 100).expand(-1, 3, -1, -1)
@@ -217,8 +207,8 @@ class ChromaGAN(Colorizer):
         return rgb_from_ab01(inputs.L, ab01)
 
     def options(self) -> dict[str, object]:
-        return {**asdict(self.settings), "teacher": self.teacher, "trunk_init": self.trunk_init, "init": INIT_SCHEME,
-                **({"trunk_weights": VGG16_FILE} if self.trunk_init == "imagenet" else {})}
+        return {**flat_options(self.settings, OPTIONS_ORDER), "teacher": self.teacher, "trunk_init": self.trunk_init,
+                "init": INIT_SCHEME, **({"trunk_weights": VGG16_FILE} if self.trunk_init == "imagenet" else {})}
 
     # -- training (models/trainable.py) ---------------------------------------------------------------------
     @property
@@ -230,7 +220,7 @@ class ChromaGAN(Colorizer):
         return ("g_adv", "critic") if self.settings.gan is not None else None
 
     def loop_settings(self) -> LoopSettings:
-        return self.settings.loop()
+        return self.settings.loop
 
     def trained_modules(self) -> dict[str, nn.Module]:
         if self.settings.gan is not None and not self._critic:
@@ -302,7 +292,7 @@ class VividChromaGAN(ChromaGAN):
 
     def prepare_training(self, data: TrainingData) -> None:
         super().prepare_training(data)
-        self.vivid.prepare(data, self.settings.image_size)
+        self.vivid.prepare(data, self.settings.loop.image_size)
 
     def loss_weights(self) -> dict[str, float]:
         return {**super().loss_weights(), "vivid": self.vivid.weight}
@@ -318,15 +308,10 @@ class VividChromaGAN(ChromaGAN):
 
 def build(variant: str, profile: str = "paper", teacher: str = "auto", seed: int = 0, epochs: int | None = None,
           trunk_init: str = "auto", **overrides: object) -> ChromaGAN:
-    """A family member under a training profile; ``overrides`` replace single settings (image_size, width...)."""
+    """A family member under its variant's training profile; ``overrides`` replace single settings (image_size,
+    width...)."""
     v = VARIANTS[variant]
-    if profile not in PROFILES:
-        raise BenchError(f"unknown training profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    base = PROFILES[profile]
-    settings = settings_for(profile, **{
-        "batch_size": base.batch_size or v.paper_batch_size, "betas": (v.beta1, base.betas[1]),
-        "adversarial": v.adversarial, "class_weight": base.class_weight if v.class_head else 0.0, "seed": seed,
-        "epochs": epochs, **overrides})
+    settings = profile_settings(v.profiles(), profile, seed=seed, epochs=epochs, **overrides)
     return (VividChromaGAN if v.vivid else ChromaGAN)(settings, teacher if v.class_head else None, trunk_init)
 
 

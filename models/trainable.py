@@ -8,18 +8,30 @@ then critic; a regression model: one update). The trainer provides the loop arou
 DDP wrapping, bf16 autocast, step marks for XLA, CSV logs of whatever loss names come back, validation with the
 model's declared inputs, epoch checkpoints, bit-for-bit resume on the CPU, best/worst epoch and the divergence
 rule for adversarial models.
+
+Settings, the one pattern of every trained family (models/unet.py is the plainest example):
+
+- a frozen dataclass ``<Family>Settings`` whose first field is ``loop: LoopSettings``, followed by the family's
+  own hyper-parameters (network width, optimiser, loss weights);
+- ``PROFILES = {"smoke": ..., "paper": ...}``, one settings object per name of :data:`PROFILE_NAMES`;
+- ``build(profile="paper", seed=0, epochs=None, ..., **overrides)`` returns the model built from
+  ``profile_settings(PROFILES, profile, seed=seed, epochs=epochs, **overrides)``: an override names a field of
+  either dataclass, ``None`` leaves the profile's value;
+- ``options()`` starts with ``flat_options(self.settings)``: the loop's fields (so ``profile``, ``seed`` and
+  ``epochs`` at the top level, where the trainer and the claims read them), then the family's.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import torch
 from colorbench.core.device import autocast, memory_format
+from colorbench.core.errors import BenchError
 from colorbench.data.loader import Batch
 from colorbench.data.splits import ManifestEntry
 from torch import nn
@@ -47,6 +59,44 @@ class LoopSettings:
     log_every: int = 10
     divergence_min_points: int = 5
     divergence_false_positive_bound: float = 0.01
+
+
+class FamilySettings(Protocol):
+    """A trained family's settings: a dataclass holding the loop's settings in ``loop`` (module text)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def loop(self) -> LoopSettings: ...
+
+
+S = TypeVar("S", bound=FamilySettings)
+
+
+def profile_settings(profiles: Mapping[str, S], profile: str, **overrides: object) -> S:
+    """``profiles[profile]`` with single settings replaced: an override naming a :class:`LoopSettings` field
+    replaces it in ``loop``, any other a field of the family's settings; ``None`` leaves the profile's value (a
+    run's ``epochs=None`` keeps the profile's epochs). An unknown profile or setting is a :class:`BenchError`."""
+    if profile not in PROFILE_NAMES or profile not in profiles:
+        raise BenchError(f"unknown training profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}")
+    base = profiles[profile]
+    given = {name: value for name, value in overrides.items() if value is not None}
+    loop_fields = {f.name for f in fields(LoopSettings)}
+    family_fields = set(base.__dataclass_fields__) - {"loop"}
+    unknown = sorted(set(given) - loop_fields - family_fields)
+    if unknown:
+        raise BenchError(f"unknown training setting(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(sorted(loop_fields | family_fields))}")
+    loop = replace(base.loop, **{k: v for k, v in given.items() if k in loop_fields})  # type: ignore[arg-type]
+    return replace(base, loop=loop, **{k: v for k, v in given.items() if k in family_fields})
+
+
+def flat_options(settings: FamilySettings, order: Sequence[str] = ()) -> dict[str, object]:
+    """A family's settings as one flat dict for ``options()``: the loop's fields, then the family's own; the keys
+    named in ``order`` first, in that order (a family keeps the key order its run.json records were written in)."""
+    own = asdict(settings)
+    flat = {**own.pop("loop"), **own}
+    return {**{key: flat[key] for key in order}, **flat}
 
 
 @dataclass(frozen=True)

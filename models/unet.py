@@ -22,17 +22,9 @@ import torch.nn.functional as F
 from colorbench.core.errors import BenchError
 from colorbench.data.loader import Batch, ModelInputs
 from colorbench.models.base import Colorizer
-from colorbench.models.lab_networks import (
-    AB_SCALE,
-    at_network_size,
-    flat_options,
-    normalized_l,
-    profile_settings,
-    rgb_at_input_size,
-    seeded,
-)
+from colorbench.models.lab_networks import AB_SCALE, at_network_size, normalized_l, rgb_at_input_size, seeded
 from colorbench.models.registry import register_model
-from colorbench.models.trainable import LoopSettings, StepContext, TrainingData
+from colorbench.models.trainable import LoopSettings, StepContext, TrainingData, flat_options, profile_settings
 from colorbench.models.vividness import VividnessTerm
 from torch import nn
 
@@ -143,18 +135,18 @@ def build(profile: str = "paper", seed: int = 0, epochs: int | None = None, vivi
           **overrides: object) -> UNetColorizer:
     """A U-Net under a training profile; ``overrides`` replace loop settings (image_size, batch_size...) or the
     network's (width, depth, lr)."""
-    settings = profile_settings(PROFILES, profile, seed, epochs, overrides)
+    settings = profile_settings(PROFILES, profile, seed=seed, epochs=epochs, **overrides)
     return UNetColorizer(settings, VividnessTerm(VIVID_WEIGHT) if vivid else None)
 
 
 @register_model("unet-l1", inputs=("L",), training="train", adversarial=False, paper="Sec. 7.3 (proposal)",
                 description="the simple-CNN control: a U-Net regressing ab with an L1 loss, no adversary")
 def build_unet_l1(profile: str = "paper", seed: int = 0, epochs: int | None = None, **overrides: object) -> Colorizer:
-    return build(profile, seed, epochs, **overrides)
+    return build(profile, seed, epochs, False, **overrides)
 
 
 @register_model("unet-l1-vivid", inputs=("L",), training="train", adversarial=False, paper="Sec. 7.3 + 7.6 (proposals)",
                 description="unet-l1 plus the vividness loss (per-segment chroma deficit against the truth)")
 def build_unet_l1_vivid(profile: str = "paper", seed: int = 0, epochs: int | None = None,
                         **overrides: object) -> Colorizer:
-    return build(profile, seed, epochs, vivid=True, **overrides)
+    return build(profile, seed, epochs, True, **overrides)

@@ -36,17 +36,9 @@ from colorbench.data.loader import Batch, ModelInputs, Preprocess, iterate_batch
 from colorbench.io.checkpoints import cached_state, save_state, state_sha256
 from colorbench.io.weights import find_weights, load_weights
 from colorbench.models.base import Colorizer
-from colorbench.models.lab_networks import (
-    AB_SCALE,
-    at_network_size,
-    flat_options,
-    normalized_l,
-    profile_settings,
-    rgb_at_input_size,
-    seeded,
-)
+from colorbench.models.lab_networks import AB_SCALE, at_network_size, normalized_l, rgb_at_input_size, seeded
 from colorbench.models.registry import register_model
-from colorbench.models.trainable import LoopSettings, StepContext, TrainingData
+from colorbench.models.trainable import LoopSettings, StepContext, TrainingData, flat_options, profile_settings
 from torch import nn
 from tqdm import tqdm
 
@@ -314,4 +306,4 @@ class ZhangColorizer(Colorizer):
 def build(profile: str = "paper", seed: int = 0, epochs: int | None = None, init: str = "auto",
           **overrides: object) -> ZhangColorizer:
     """zhang-eccv16 under a training profile; ``overrides`` replace loop or method settings."""
-    return ZhangColorizer(profile_settings(PROFILES, profile, seed, epochs, overrides), init)
+    return ZhangColorizer(profile_settings(PROFILES, profile, seed=seed, epochs=epochs, **overrides), init)

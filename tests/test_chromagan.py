@@ -11,7 +11,7 @@ from colorbench.core.errors import BenchError
 from colorbench.data.color import luma_bt601, rgb_to_lab
 from colorbench.data.loader import Batch
 from colorbench.data.sources import open_source
-from colorbench.models.chromagan import VARIANTS, ChromaGAN, build, settings_for
+from colorbench.models.chromagan import PROFILES, VARIANTS, ChromaGAN, build
 from colorbench.models.chromagan_nets import Critic, Generator, Upsample2x, vgg16_trunk
 from colorbench.models.registry import get_model_spec
 from colorbench.models.teachers import (
@@ -22,6 +22,7 @@ from colorbench.models.teachers import (
     resolve_teacher,
     teacher_classes,
 )
+from colorbench.models.trainable import profile_settings
 from torchvision.models import vgg16
 from torchvision.models.vgg import cfgs, make_layers
 
@@ -77,10 +78,10 @@ def test_paper_geometry_and_variant_settings():
     assert generator.global_dense[1].in_features == round(512 * 0.0625) * 7 * 7
     assert Critic(0.0625)(torch.rand(1, 1, 224, 224), torch.rand(1, 2, 224, 224)).shape == (1, 1, 28, 28)
     paper = {name: build(name, profile="paper", width=0.0625, trunk_init="xavier").settings for name in VARIANTS}
-    assert paper["chromagan"].batch_size == 10 and paper["model-a"].batch_size == 256
+    assert paper["chromagan"].loop.batch_size == 10 and paper["model-a"].loop.batch_size == 256
     assert paper["model-a"].betas == (0.9, 0.999) and paper["chromagan"].lr == 2e-5
     assert paper["chromagan-noclass"].class_weight == 0 and paper["chromagan"].class_weight == 0.003
-    assert paper["chromagan"].image_size == 224 and paper["chromagan"].epochs == 5
+    assert paper["chromagan"].loop.image_size == 224 and paper["chromagan"].loop.epochs == 5
 
 
 def test_width_one_trunk_matches_torchvision_vgg16_features():
@@ -110,7 +111,7 @@ def test_vgg16_file_initializes_the_trunk_and_becomes_the_teacher(tmp_path, monk
     torch.save(state, folder / VGG16_FILE)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     assert resolve_teacher("auto") == "vgg16"
-    model = ChromaGAN(settings_for("smoke", width=1.0, image_size=32), "auto")
+    model = ChromaGAN(profile_settings(PROFILES, "smoke", width=1.0, image_size=32), "auto")
     assert model.trunk_init == "imagenet" and model.options()["trunk_weights"] == VGG16_FILE
     assert torch.equal(model.generator.trunk[21].weight, state["features.21.weight"])
     targets = build_teacher("vgg16")(photo_batch)
@@ -120,7 +121,7 @@ def test_vgg16_file_initializes_the_trunk_and_becomes_the_teacher(tmp_path, monk
 def test_without_the_vgg16_file_the_teacher_is_efficientnet(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     assert resolve_teacher("auto") == "efficientnet-lite0"
-    assert ChromaGAN(settings_for("smoke", width=1.0, image_size=32)).trunk_init == "xavier"
+    assert ChromaGAN(profile_settings(PROFILES, "smoke", width=1.0, image_size=32)).trunk_init == "xavier"
     with pytest.raises(BenchError, match=VGG16_FILE):
         build_teacher("vgg16")
 

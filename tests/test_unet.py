@@ -1,12 +1,12 @@
 """The simple-CNN control (models/unet.py, paper Sec. 7.3) and its vivid twin (Sec. 7.6): registry entries,
-shapes, loss decrease through a hand-built StepContext, checkpoint round trip, equal starts of the twins."""
+shapes, loss decrease through a hand-built StepContext, equal starts of the twins (the checkpoint round trip of
+every model: tests/test_model_registry.py)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from colorbench.core.errors import BenchError
-from colorbench.io.checkpoints import load_state, save_state
 from colorbench.models.registry import get_model_spec
 from colorbench.models.unet import build, build_unet_l1, build_unet_l1_vivid
 
@@ -63,20 +63,6 @@ def test_twins_start_from_the_same_weights_and_seeds_differ():
         "smoke", seed=2, **TINY)
     assert plain.weights_sha256() == vivid.weights_sha256() != other.weights_sha256()
     assert plain.options() != vivid.options()
-
-
-def test_checkpoint_round_trip(tmp_path):
-    _, batch = sample_training(tmp_path, size=32)
-    model = build("smoke", **TINY)
-    losses_over(model, batch, 2)
-    save_state(tmp_path / "unet.safetensors", model.state_dict())
-    again = build("smoke", seed=5, **TINY)
-    again.load_state_dict(load_state(tmp_path / "unet.safetensors"))
-    inputs = batch.inputs_for(("L",))
-    with torch.no_grad():
-        assert torch.equal(model.eval().colorize(inputs), again.eval().colorize(inputs))
-    assert again.weights_sha256() == model.weights_sha256()
-
 
 
 def test_options_carry_the_loop_settings_at_the_top_level():

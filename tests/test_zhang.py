@@ -1,6 +1,7 @@
 """Zhang et al.'s classifier colorizer (models/zhang.py, reference.md sec. 4): the 313 bins and their provenance,
-soft encoding, annealed mean, class rebalancing, shapes, loss decrease, checkpoint round trip, and loading the
-authors' release file through a state dict with its names and shapes (no download)."""
+soft encoding, annealed mean, class rebalancing, shapes, loss decrease, and loading the authors' release file
+through a state dict with its names and shapes (no download). The checkpoint round trip of every model:
+tests/test_model_registry.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import torch
 from colorbench.core.errors import BenchError
 from colorbench.data.color import rgb_to_lab
 from colorbench.data.loader import ModelInputs
-from colorbench.io.checkpoints import load_state, save_state
 from colorbench.io.weights import WEIGHTS_DIR_ENV
 from colorbench.models import zhang
 from colorbench.models.registry import get_model_spec
@@ -114,19 +114,6 @@ def test_the_rebalanced_cross_entropy_falls_over_steps(tmp_path):
     model.prepare_training(data)
     losses = losses_over(model, batch, 15)
     assert losses[-1]["ce"] < 0.95 * losses[0]["ce"]  # the soft targets keep it far above 0 (about 1.2 nats)
-
-
-def test_checkpoint_round_trip(tmp_path):
-    data, batch = sample_training(tmp_path, size=32)
-    model = build("smoke", **TINY)
-    model.prepare_training(data)
-    losses_over(model, batch, 2)
-    save_state(tmp_path / "zhang.safetensors", model.state_dict())
-    again = build("smoke", seed=4, **TINY)
-    again.load_state_dict(load_state(tmp_path / "zhang.safetensors"))
-    inputs = batch.inputs_for(("L",))
-    with torch.no_grad():
-        assert torch.equal(model.eval().colorize(inputs), again.eval().colorize(inputs))
 
 
 def release_state(order: torch.Tensor) -> dict[str, torch.Tensor]:

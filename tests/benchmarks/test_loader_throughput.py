@@ -59,7 +59,7 @@ def test_loader_throughput(benchmark, datasets, path):
 def test_training_step_throughput(benchmark):
     """One generator + critic step of ChromaGAN's smoke profile (64x64, quarter widths, batch 4) on the CPU."""
     model = build("chromagan", profile="smoke")
-    s = model.settings
+    s = model.loop_settings()
     _, step = prepare_state(model, torch.device("cpu"))
     generator = torch.Generator().manual_seed(0)
     n, size = s.batch_size, s.image_size
@@ -69,6 +69,6 @@ def test_training_step_throughput(benchmark):
     batch = Batch(ids, [""] * n, (rgb * 255).byte(), rgb, lab[:, :1], lab[:, 1:], luma_bt601(rgb))
     probs = torch.rand(n, teacher_classes(model.teacher), generator=generator).softmax(dim=1)
     model.targets = {image_id: Targets(probs[k], torch.tensor(True)) for k, image_id in enumerate(ids)}
-    benchmark.extra_info.update(images=n, size=size, width=s.width)
+    benchmark.extra_info.update(images=n, size=size, width=model.settings.width)
     losses = benchmark(model.training_step, batch, step)
     assert all(bool(torch.isfinite(v)) for v in losses.values())

@@ -9,7 +9,7 @@ tiny_l1``; nothing in the source tree names it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,7 @@ from colorbench.data.color import rgb_from_l_ab
 from colorbench.data.loader import Batch, ModelInputs
 from colorbench.models.base import Colorizer
 from colorbench.models.registry import register_model
-from colorbench.models.trainable import LoopSettings, StepContext, TrainingData
+from colorbench.models.trainable import LoopSettings, StepContext, TrainingData, flat_options, profile_settings
 from torch import nn
 
 #: ab is predicted on [-1, 1] times this scale (Lab units).
@@ -65,7 +65,7 @@ class TinyL1(Colorizer):
         return rgb_from_l_ab(inputs.L, self.net(inputs.L / 100).float() * AB_SCALE)
 
     def options(self) -> dict[str, object]:
-        return {**asdict(self.settings.loop), "width": self.settings.width, "lr": self.settings.lr}
+        return flat_options(self.settings)
 
     def loop_settings(self) -> LoopSettings:
         return self.settings.loop
@@ -89,8 +89,4 @@ class TinyL1(Colorizer):
 
 @register_model("tiny-l1", inputs=("L", "caption"), training="train", description="test-only two-layer CNN, L1 loss")
 def build(profile: str = "paper", seed: int = 0, epochs: int | None = None) -> TinyL1:
-    if profile not in PROFILES:
-        raise BenchError(f"unknown training profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    base = PROFILES[profile]
-    loop = LoopSettings(**{**asdict(base.loop), "seed": seed, **({"epochs": epochs} if epochs is not None else {})})
-    return TinyL1(TinyL1Settings(loop, base.width, base.lr))
+    return TinyL1(profile_settings(PROFILES, profile, seed=seed, epochs=epochs))
