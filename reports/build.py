@@ -12,10 +12,9 @@ from pathlib import Path
 from colorbench.analysis.paired import FIGURE_METRICS, PAIRED_COLUMNS, outputs_table, paired_preferences
 from colorbench.analysis.tables import rank_correlations, sweep_curves, sweep_sensitivity, win_rates
 from colorbench.claims.c7 import C7_METRICS
+from colorbench.claims.manifest import CURRENT_VERSION, RULE_TABLE, version
 from colorbench.claims.pixels import common_pixel_rows, near_grey_shares
-from colorbench.claims.rules import RULE_TABLE
 from colorbench.claims.table import Claim, Evidence, evaluate_claims
-from colorbench.claims.v2 import C3
 from colorbench.core.errors import BenchError
 from colorbench.io.layout import EPOCHS_FILE, STEPS_FILE, RunLayout
 from colorbench.io.schema import read_csv, write_csv
@@ -116,7 +115,8 @@ def _claims(folder: RunFolder, crop_run: Path | None, **analyses: object) -> lis
     paired = folder.layout.paired_study
     evidence = folder.evidence(paired_study=read_csv(paired) if paired.is_file() else [], **analyses)
     images = sorted({r["image_id"] for r in folder.per_image})
-    evidence.near_grey = near_grey_shares(folder.out, evidence.adversarial(), images, C3["grey_chroma"])
+    grey_chroma = version(CURRENT_VERSION).claims["C3"].values()["grey_chroma"]
+    evidence.near_grey = near_grey_shares(folder.out, evidence.adversarial(), images, grey_chroma)
     if crop_run:
         crop = RunFolder.load(crop_run)
         evidence.crop = crop.evidence()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from colorbench.claims.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS
+from colorbench.claims.manifest import CURRENT_VERSION, VERSIONS, version
 from colorbench.claims.table import current, plumbing_banner
 from colorbench.core.files import atomic_write_bytes
 from colorbench.core.paths import text_bytes
@@ -122,7 +122,7 @@ def build_report(out: Path, *, crop_run: Path | None = None) -> Path:
         claims=current(report.claims),
         rule_version=CURRENT_VERSION,
         rule_versions=VERSIONS,
-        rules=[t for t in RULE_TABLE if t.version == CURRENT_VERSION],
+        rules=version(CURRENT_VERSION).table(),
         plumbing=plumbing_banner(folder.evidence()),
         examples=examples,
         gallery=_gallery(folder, int(folder.run["config"].get("gallery", 8))),

@@ -1,5 +1,6 @@
-"""The claims rules of version 2 (each outcome, not run, plumbing only), the versioned rule table, the shared
-statistics and the pixel-level evidence (near-grey share, common pixels for C7)."""
+"""The claims rules of version 2 (each outcome, not run, plumbing only), the rule-version manifests, the shared
+statistics and the pixel-level evidence (near-grey share, common pixels for C7). Whole rows of every version are
+pinned by tests/test_claims_golden.py."""
 
 from __future__ import annotations
 
@@ -7,18 +8,11 @@ import numpy as np
 import pytest
 import torch
 from colorbench.claims import v2 as claims_v2
-from colorbench.claims import v4 as claims_v4
-from colorbench.claims.evidence import (
-    INCONCLUSIVE,
-    NOT_RUN,
-    NOT_SUPPORTED,
-    PLUMBING_ONLY,
-    SUPPORTED,
-    Evidence,
-    crossed_bootstrap,
-)
+from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, PLUMBING_ONLY, SUPPORTED, Evidence
+from colorbench.claims.manifest import BUILT_IN, CURRENT_VERSION, RULE_TABLE, VERSIONS, version
 from colorbench.claims.pixels import centre_square, common_pixel_rows, grey_share
-from colorbench.claims.rules import CURRENT_VERSION, RULE_TABLE, VERSIONS, parameters
+from colorbench.claims.registry import bound
+from colorbench.claims.stats import crossed_bootstrap
 from colorbench.claims.table import current, evaluate_claims
 from colorbench.cli.main import main
 from colorbench.core.aggregate import leaderboard
@@ -62,17 +56,25 @@ def rows(model: str, rng: np.random.Generator, **metrics: tuple[float, float]) -
                                                     for m, (mu, sd) in metrics.items()}} for i in range(N_IMAGES)]
 
 
-# -- the rule table ------------------------------------------------------------------------------------------
-def test_rule_table_is_versioned_and_sourced():
-    assert list(VERSIONS) == ["1", "2", "3", "4"] and CURRENT_VERSION == "4"
+# -- the rule versions --------------------------------------------------------------------------------------
+def thresholds(version_id: str, claim: str) -> dict[str, float]:
+    return dict(version(version_id).claims[claim].values())
+
+
+def test_rule_versions_are_manifests_with_sourced_thresholds():
+    assert list(VERSIONS)[:4] == ["1", "2", "3", "4"] and list(VERSIONS)[-1] == CURRENT_VERSION
     assert all(t.source.startswith(("paper", "ours")) for t in RULE_TABLE)
-    assert parameters("1", "C1")["ssim"] == parameters("2", "C1")["ssim"] == 0.9
-    assert parameters("2", "C3")["grey_chroma"] == 2.3
-    assert all(parameters("4", c) == parameters("3", c) == parameters("2", c)
+    assert thresholds("1", "C1")["ssim"] == thresholds("2", "C1")["ssim"] == 0.9
+    assert thresholds("2", "C3")["grey_chroma"] == 2.3
+    assert all(thresholds("4", c) == thresholds("3", c) == thresholds("2", c)
                for c in ("C1", "C2", "C3", "C4", "C5", "C6"))
     with pytest.raises(ValueError, match="unknown rule version '9'"):
-        parameters("9", "C1")
-    assert parameters("4", "C8")["alpha"] == 0.05 and not parameters("3", "C8")  # version 4 adds C8
+        version("9")
+    assert thresholds("4", "C8")["alpha"] == 0.05 and "C8" not in version("3").claims  # version 4 adds C8
+    # one function id per logic: later versions bind the earlier functions to their own thresholds
+    assert {c: r.rule for c, r in version("4").claims.items()} == {
+        "C1": "c1@2", "C2": "c2@2", "C3": "c3@2", "C4": "c4@2", "C5": "c5@2", "C6": "c6@3", "C7": "c7@2",
+        "C8": "c8@4"}
 
 
 def test_every_version_is_evaluated_and_the_old_verdict_is_kept():
@@ -80,8 +82,9 @@ def test_every_version_is_evaluated_and_the_old_verdict_is_kept():
     per_image = rows("gray", rng, ssim=(0.93, 0.01), psnr=(24.7, 0.5), colorfulness=(0.0, 0.0),
                      delta_colorfulness=(-30.0, 3.0))
     claims = evaluate_claims(make({"gray": info("none")}, per_image))
-    assert [(c.rule_version, c.claim) for c in claims] == ([(v, f"C{i}") for v in "123" for i in range(1, 8)]
-                                                           + [("4", f"C{i}") for i in range(1, 9)])
+    shipped = [(v, f"C{i}") for v in "123" for i in range(1, 8)] + [("4", f"C{i}") for i in range(1, 9)]
+    assert [(c.rule_version, c.claim) for c in claims] == [(v.id, c) for v in BUILT_IN.values() for c in v.claims]
+    assert [(c.rule_version, c.claim) for c in claims][:len(shipped)] == shipped
     new = current(claims)
     assert new[0].verdict == SUPPORTED and new[0].previous == claims[0].verdict == SUPPORTED
     assert all(c.previous for c in new if c.claim != "C8") and not any(c.previous for c in claims[:7])
@@ -101,11 +104,11 @@ def c1_evidence(ssim: float, colour: float, source: str = "coco:/data:val2017") 
 
 
 def test_c1_outcomes():
-    assert claims_v2.claim_c1(c1_evidence(0.93, 5.0)).outcome == SUPPORTED
-    assert claims_v2.claim_c1(c1_evidence(0.93, 35.0)).outcome == NOT_SUPPORTED
-    inconclusive = claims_v2.claim_c1(c1_evidence(0.9, 5.0))  # the SSIM interval straddles 0.9
+    assert bound("2", "C1")(c1_evidence(0.93, 5.0)).outcome == SUPPORTED
+    assert bound("2", "C1")(c1_evidence(0.93, 35.0)).outcome == NOT_SUPPORTED
+    inconclusive = bound("2", "C1")(c1_evidence(0.9, 5.0))  # the SSIM interval straddles 0.9
     assert inconclusive.outcome == INCONCLUSIVE and "baseline0 SSIM" in inconclusive.change
-    assert claims_v2.claim_c1(make({}, [])).outcome == NOT_RUN
+    assert bound("2", "C1")(make({}, [])).outcome == NOT_RUN
 
 
 def test_sample_and_smoke_verdicts_are_plumbing_only():
@@ -140,12 +143,12 @@ DULL, ALTERNATIVE, UNDECIDED = (0.9, 0.8, 0.97), (0.1, 0.03, 0.2), (0.5, 0.4, 0.
 
 def test_c2_outcomes_from_the_paired_study():
     def outcome(fidelity, yardstick):
-        return claims_v2.claim_c2(make({}, metrics=METRICS, paired_study=study(fidelity, yardstick))).outcome
+        return bound("2", "C2")(make({}, metrics=METRICS, paired_study=study(fidelity, yardstick))).outcome
     assert outcome(DULL, ALTERNATIVE) == SUPPORTED
     assert outcome(ALTERNATIVE, ALTERNATIVE) == NOT_SUPPORTED  # PSNR/SSIM prefer the recolouring
     assert outcome(DULL, DULL) == NOT_SUPPORTED  # PSNR/SSIM side with the yardstick
     assert outcome(DULL, UNDECIDED) == INCONCLUSIVE
-    assert claims_v2.claim_c2(make({}, metrics=("psnr", "ssim"))).outcome == NOT_RUN
+    assert bound("2", "C2")(make({}, metrics=("psnr", "ssim"))).outcome == NOT_RUN
 
 
 def test_c2_judges_each_model_alone_and_never_pools_models():
@@ -153,9 +156,9 @@ def test_c2_judges_each_model_alone_and_never_pools_models():
     # PSNR/SSIM prefer grey over both models; the yardstick prefers "good" and rejects "bad"
     good = study(DULL, ALTERNATIVE, ("good",))
     bad = study(DULL, DULL, ("bad",))
-    assert claims_v2.claim_c2(make(models, metrics=METRICS, paired_study=good)).outcome == SUPPORTED
-    assert claims_v2.claim_c2(make(models, metrics=METRICS, paired_study=bad)).outcome == NOT_SUPPORTED
-    mixed = claims_v2.claim_c2(make(models, metrics=METRICS, paired_study=good + bad))
+    assert bound("2", "C2")(make(models, metrics=METRICS, paired_study=good)).outcome == SUPPORTED
+    assert bound("2", "C2")(make(models, metrics=METRICS, paired_study=bad)).outcome == NOT_SUPPORTED
+    mixed = bound("2", "C2")(make(models, metrics=METRICS, paired_study=good + bad))
     assert mixed.outcome == INCONCLUSIVE and mixed.models == ("good", "bad")
     assert "grey vs good (n 30)" in mixed.numbers and "grey vs bad (n 30)" in mixed.numbers
     smoke = {**models, "good": info(profile="smoke")}
@@ -177,12 +180,12 @@ def c3_evidence(runs: list[tuple[str, bool, float, float]], adversarial: bool = 
 
 def test_c3_outcomes():
     stable_grey, diverged_vivid = ("model-a", False, 0.85, -30.0), ("model-a2", True, 0.1, 25.0)
-    assert claims_v2.claim_c3(c3_evidence([stable_grey, diverged_vivid])).outcome == SUPPORTED
-    assert claims_v2.claim_c3(c3_evidence([("model-a", False, 0.2, -10.0)])).outcome == NOT_SUPPORTED
-    assert claims_v2.claim_c3(c3_evidence([("model-a2", True, 0.1, -10.0)])).outcome == NOT_SUPPORTED
-    only_stable = claims_v2.claim_c3(c3_evidence([stable_grey]))
+    assert bound("2", "C3")(c3_evidence([stable_grey, diverged_vivid])).outcome == SUPPORTED
+    assert bound("2", "C3")(c3_evidence([("model-a", False, 0.2, -10.0)])).outcome == NOT_SUPPORTED
+    assert bound("2", "C3")(c3_evidence([("model-a2", True, 0.1, -10.0)])).outcome == NOT_SUPPORTED
+    only_stable = bound("2", "C3")(c3_evidence([stable_grey]))
     assert only_stable.outcome == INCONCLUSIVE and only_stable.change == "a diverged run"
-    assert claims_v2.claim_c3(c3_evidence([stable_grey], adversarial=False)).outcome == NOT_RUN
+    assert bound("2", "C3")(c3_evidence([stable_grey], adversarial=False)).outcome == NOT_RUN
 
 
 # -- C4 and C6: seeds --------------------------------------------------------------------------------------
@@ -206,7 +209,7 @@ C4_BASE = {"psnr": 23.0, "ssim": 0.9}
 
 def test_c4_outcomes_and_seed_requirement():
     def c4(psnr, ssim, n_seeds=3):
-        return claims_v2.claim_c4(arms("chromagan-noclass", "chromagan", {"psnr": psnr, "ssim": ssim}, C4_BASE,
+        return bound("2", "C4")(arms("chromagan-noclass", "chromagan", {"psnr": psnr, "ssim": ssim}, C4_BASE,
                                        n_seeds))
     assert c4([1.0] * 3, [0.02] * 3).outcome == SUPPORTED
     assert c4([-1.0] * 3, [0.02] * 3).outcome == NOT_SUPPORTED
@@ -215,7 +218,7 @@ def test_c4_outcomes_and_seed_requirement():
     assert one_seed.outcome == INCONCLUSIVE and "only 1 seed" in one_seed.numbers
     assert one_seed.change == "at least 3 seeds"
     not_run = make({"chromagan": info()}, rows("chromagan", np.random.default_rng(0), psnr=(23, 1), ssim=(0.9, 0)))
-    assert claims_v2.claim_c4(not_run).outcome == NOT_RUN
+    assert bound("2", "C4")(not_run).outcome == NOT_RUN
 
 
 def test_crossed_bootstrap_carries_seed_variance():
@@ -235,13 +238,13 @@ def test_c6_outcomes():
     def c6(ratio, recall, psnr):
         effects = {"segment_chroma_ratio": [ratio] * 3, "vivid_recall": [recall] * 3, "psnr": [psnr] * 3,
                    "ssim": [0.0] * 3}
-        return claims_v2.claim_c6(arms("chromagan-vivid", "chromagan", effects, C6_BASE, 3)).outcome
+        return bound("2", "C6")(arms("chromagan-vivid", "chromagan", effects, C6_BASE, 3)).outcome
     assert c6(0.35, 0.3, -0.1) == SUPPORTED
     assert c6(-0.1, -0.1, 0.0) == NOT_SUPPORTED
     assert c6(0.35, 0.3, -2.0) == INCONCLUSIVE  # the gain costs more PSNR than the margin
     fade = [{"sweep": "object_fade", "strength": 0.0, "metric": m, "median": v}
             for m, v in (("psnr", 31.0), ("ssim", 0.99), ("vivid_recall", 0.67), ("segment_chroma_ratio", 0.52))]
-    premise = claims_v2.claim_c6(make({}, metrics=METRICS, curves=fade))
+    premise = bound("2", "C6")(make({}, metrics=METRICS, curves=fade))
     assert premise.outcome == NOT_RUN and "premise" in premise.numbers and "31" in premise.numbers
 
 
@@ -257,11 +260,11 @@ def c5_evidence(runs: list[tuple[str, bool, float, int]], profile: str = "paper"
 
 def test_c5_outcomes():
     unstable, stable = ("model-a", True, 5.0, 5), ("model-a@seed1", False, 0.3, 5)
-    assert claims_v2.claim_c5(c5_evidence([unstable, stable])).outcome == SUPPORTED
-    assert claims_v2.claim_c5(c5_evidence([stable, ("model-a@seed2", False, 0.2, 6)])).outcome == NOT_SUPPORTED
+    assert bound("2", "C5")(c5_evidence([unstable, stable])).outcome == SUPPORTED
+    assert bound("2", "C5")(c5_evidence([stable, ("model-a@seed2", False, 0.2, 6)])).outcome == NOT_SUPPORTED
     short = ("model-a@seed2", False, 0.2, 2)  # too few epochs to call stable
-    assert claims_v2.claim_c5(c5_evidence([stable, short, ("model-a2", True, 1.0, 5)])).outcome == INCONCLUSIVE
-    assert claims_v2.claim_c5(c5_evidence([unstable], adversarial=False)).outcome == NOT_RUN
+    assert bound("2", "C5")(c5_evidence([stable, short, ("model-a2", True, 1.0, 5)])).outcome == INCONCLUSIVE
+    assert bound("2", "C5")(c5_evidence([unstable], adversarial=False)).outcome == NOT_RUN
 
 
 # -- C7 ----------------------------------------------------------------------------------------------------
@@ -282,12 +285,12 @@ def c7_evidence(model_gain: float, control_gain: float) -> Evidence:
 
 
 def test_c7_outcomes_with_the_grey_control():
-    assert claims_v2.claim_c7(c7_evidence(1.0, 0.0)).outcome == SUPPORTED
-    assert claims_v2.claim_c7(c7_evidence(-1.0, 0.0)).outcome == NOT_SUPPORTED
-    confounded = claims_v2.claim_c7(c7_evidence(1.0, -0.5))
+    assert bound("2", "C7")(c7_evidence(1.0, 0.0)).outcome == SUPPORTED
+    assert bound("2", "C7")(c7_evidence(-1.0, 0.0)).outcome == NOT_SUPPORTED
+    confounded = bound("2", "C7")(c7_evidence(1.0, -0.5))
     assert confounded.outcome == INCONCLUSIVE and "control moves" in confounded.numbers
     assert "retrained for the crop arm" in confounded.numbers
-    assert claims_v2.claim_c7(make({"chromagan": info()}, [])).outcome == NOT_RUN
+    assert bound("2", "C7")(make({"chromagan": info()}, [])).outcome == NOT_RUN
 
 
 # -- statistics and pixel evidence ------------------------------------------------------------------------------
@@ -357,7 +360,7 @@ def test_c8_outcomes():
                     row.update({f"caption_sensitivity_{metric}": str(sensitivity[0]),
                                 f"caption_sensitivity_{metric}_lo": str(sensitivity[1]),
                                 f"caption_sensitivity_{metric}_hi": str(sensitivity[2])})
-        return claims_v4.claim_c8(e)
+        return bound("4", "C8")(e)
     assert c8("model-c1", 0.2).outcome == SUPPORTED
     assert c8("model-c1", -0.2).outcome == NOT_SUPPORTED
     assert c8("model-c1", 0.2, (0.0, -0.01, 0.01)).outcome == INCONCLUSIVE  # better, but not through the caption
@@ -367,4 +370,4 @@ def test_c8_outcomes():
     assert one_seed.outcome == INCONCLUSIVE and "only 1 seed" in one_seed.numbers
     alone = make({"model-c1": info()}, rows("model-c1", np.random.default_rng(0), segment_chroma_ratio=(0.6, 0.1),
                                             vivid_recall=(0.5, 0.1)))
-    assert claims_v4.claim_c8(alone).outcome == NOT_RUN
+    assert bound("4", "C8")(alone).outcome == NOT_RUN

@@ -4,12 +4,13 @@ colorfulness as context; synthetic per-image records with known effects (helpers
 from __future__ import annotations
 
 import numpy as np
-from colorbench.claims import v3 as claims_v3
 from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, Evidence
+from colorbench.claims.registry import bound
 from colorbench.claims.table import evaluate_claims
 
 from tests.test_claims import arms, info, make, rows
 
+claim_c6 = bound("3", "C6")
 BASE = {"segment_chroma_ratio": 0.6, "vivid_recall": 0.5, "psnr": 23.0, "ssim": 0.9, "colorfulness": 20.0}
 
 
@@ -26,28 +27,28 @@ def two_pairs(gan: dict[str, list[float]], unet: dict[str, list[float]], n_seeds
 
 
 def test_each_pair_is_tested_and_the_verdict_needs_them_to_agree():
-    both_gain = claims_v3.claim_c6(two_pairs(effects(0.35, 0.3, -0.1, 5.0), effects(0.3, 0.2, 0.0, 4.0)))
+    both_gain = claim_c6(two_pairs(effects(0.35, 0.3, -0.1, 5.0), effects(0.3, 0.2, 0.0, 4.0)))
     assert both_gain.outcome == SUPPORTED
     assert "chromagan-vivid minus chromagan" in both_gain.numbers and "unet-l1-vivid minus unet-l1" in both_gain.numbers
     assert both_gain.numbers.count("colorfulness difference (context)") == 2
-    assert claims_v3.claim_c6(two_pairs(effects(-0.1, -0.1, 0.0), effects(-0.2, -0.1, 0.0))).outcome == NOT_SUPPORTED
-    mixed = claims_v3.claim_c6(two_pairs(effects(0.35, 0.3, 0.0), effects(-0.2, -0.1, 0.0)))
+    assert claim_c6(two_pairs(effects(-0.1, -0.1, 0.0), effects(-0.2, -0.1, 0.0))).outcome == NOT_SUPPORTED
+    mixed = claim_c6(two_pairs(effects(0.35, 0.3, 0.0), effects(-0.2, -0.1, 0.0)))
     assert mixed.outcome == INCONCLUSIVE and "pair supported" in mixed.numbers and "pair not supported" in mixed.numbers
 
 
 def test_a_single_pair_decides_alone_and_fidelity_costs_keep_it_open():
     unet_only = arms("unet-l1-vivid", "unet-l1", effects(0.3, 0.2, 0.0), BASE, 3)
-    assert claims_v3.claim_c6(unet_only).outcome == SUPPORTED
+    assert claim_c6(unet_only).outcome == SUPPORTED
     costly = arms("unet-l1-vivid", "unet-l1", effects(0.3, 0.2, -2.0), BASE, 3)
-    assert claims_v3.claim_c6(costly).outcome == INCONCLUSIVE
+    assert claim_c6(costly).outcome == INCONCLUSIVE
 
 
 def test_one_seed_is_at_most_inconclusive_and_no_twin_is_not_run():
-    one_seed = claims_v3.claim_c6(arms("unet-l1-vivid", "unet-l1", effects(0.3, 0.2, 0.0, n_seeds=1), BASE, 1))
+    one_seed = claim_c6(arms("unet-l1-vivid", "unet-l1", effects(0.3, 0.2, 0.0, n_seeds=1), BASE, 1))
     assert one_seed.outcome == INCONCLUSIVE and "only 1 seed" in one_seed.numbers
     alone = make({"unet-l1-vivid": info(adversarial=False)}, rows("unet-l1-vivid", np.random.default_rng(0),
                  **{m: (v, 0.01) for m, v in BASE.items()}))
-    assert claims_v3.claim_c6(alone).outcome == NOT_RUN
+    assert claim_c6(alone).outcome == NOT_RUN
 
 
 def test_version_3_sits_beside_version_2_with_the_old_verdict_kept():

@@ -11,8 +11,8 @@ import torch
 from colorbench.analysis.bapps import agreement, load_bapps
 from colorbench.analysis.tables import discrimination, rank_correlations, resampled_ranks, sweep_sensitivity, win_rates
 from colorbench.claims.evidence import PLUMBING_ONLY
+from colorbench.claims.registry import bound
 from colorbench.claims.table import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, Evidence, current, evaluate_claims
-from colorbench.claims.v1 import claim_c1, claim_c2, claim_c3, claim_c4, claim_c6
 from colorbench.cli.main import main
 from colorbench.core.errors import BenchError
 from colorbench.data.color import lab_to_rgb, rgb_to_lab
@@ -23,6 +23,8 @@ from scipy import stats
 
 from tests.conftest import to_batch_tensor
 from tests.test_runner import read_rows
+
+claim_c1, claim_c2, claim_c3, claim_c4, claim_c6 = (bound("1", claim) for claim in ("C1", "C2", "C3", "C4", "C6"))
 
 
 @pytest.fixture(scope="module")

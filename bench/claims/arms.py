@@ -1,7 +1,8 @@
 """Paired arms for the claims that compare two trained models (C4, C6, C8): replica k of one arm against the
 replica of the other arm with the same seed, image by image, and the seed-count rule every such verdict obeys
 (fewer than ``min_seeds`` shared seeds give at most inconclusive: the interval then omits most seed variance).
-Shared by rule versions 2 and later (bench/analysis/claims_v*.py)."""
+Shared by the rule functions of versions 2 and later (bench/claims/v*.py) and pinned with them by the golden files:
+a change here is a change of their logic, so new functions under new ids (bench/claims/registry.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from colorbench.claims.evidence import INCONCLUSIVE, Evidence
-from colorbench.metrics.registry import goodness
+from colorbench.claims.stats import goodness
 
 
 def arm_differences(e: Evidence, treated: str, base: str, metric: str,

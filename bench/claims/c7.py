@@ -1,18 +1,27 @@
-"""Claim C7 under rule version 2 and later (paper Sec. 7.1: resizing distorts shapes, crops may colorize better):
-a resize run and a center-crop run scored on the pixels both contain (bench/claims/pixels.py), paired
-by image per trained model, with the grey model as a negative control. Kept apart from v2.py only for
-size; its thresholds are the rule table's."""
+"""Rule function ``c7@2``: claim C7 under rule version 2 and later (paper Sec. 7.1: resizing distorts shapes, crops
+may colorize better): a resize run and a center-crop run scored on the pixels both contain
+(bench/claims/pixels.py), paired by image per trained model, with the grey model as a negative control. It reads
+no threshold. Kept apart from v2.py only for size; frozen like it: a change of logic is a new function under a new
+id (bench/claims/registry.py)."""
 
 from __future__ import annotations
 
 import numpy as np
-from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, Claim, Evidence, interval_text
-from colorbench.core.aggregate import bootstrap
-from colorbench.metrics.registry import goodness
+from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, STATEMENTS, SUPPORTED, Claim, Evidence
+from colorbench.claims.registry import Thresholds, rule
+from colorbench.claims.stats import goodness, paired_bootstrap
+from colorbench.claims.text import interval_text
 
 C7_METRICS = ("psnr", "deltae2000", "segment_chroma_ratio")
 #: The negative control: its outputs do not depend on the crop, so any gain it shows is a difference of targets.
 CONTROL = "gray"
+# The tests in words (colorbench.claims.text.say): a field names a threshold or a word the function passes.
+#: What c7@2 tests, in words.
+TEST_C7 = ("a resize run and a center-crop run, both scored on the centre square both contain (mapped into each arm's "
+           "own output, against each arm's ground truth), paired by image, per trained model: better with crops if at "
+           "least 2 of {metrics} improve (goodness, 95% interval above 0), worse if at least 2 worsen. The {control} "
+           "model is the negative control: if any of its intervals excludes 0 the verdict is inconclusive. Supported "
+           "if some model is better and none worse, not supported if the reverse")
 
 
 def _crop_effect(e: Evidence, model: str) -> dict[str, tuple[float, float, float, int]]:
@@ -24,7 +33,7 @@ def _crop_effect(e: Evidence, model: str) -> dict[str, tuple[float, float, float
         resize = goodness(metric, np.array([float(r["resize"]) for r in rows]))  # type: ignore[arg-type]
         diffs = (crop - resize)[np.isfinite(crop - resize)]
         if diffs.size:
-            out[metric] = (*bootstrap(np.mean, diffs, seed=e.seed), int(diffs.size))
+            out[metric] = (*paired_bootstrap(np.mean, diffs, seed=e.seed), int(diffs.size))
     return out
 
 
@@ -34,14 +43,9 @@ def _weights_note(e: Evidence, model: str) -> str:
     return "same weights in both arms" if same else "retrained for the crop arm"
 
 
-def claim_c7(e: Evidence) -> Claim:
-    statement = "Resizing COCO's non-square images distorts shapes; center crops may colorize better."
-    test = (f"a resize run and a center-crop run, both scored on the centre square both contain (mapped into each "
-            f"arm's own output, against each arm's ground truth), paired by image, per trained model: better with "
-            f"crops if at least 2 of {', '.join(C7_METRICS)} improve (goodness, 95% interval above 0), worse if at "
-            f"least 2 worsen. The {CONTROL} model is the negative control: if any of its intervals excludes 0 the "
-            "verdict is inconclusive. Supported if some model is better and none worse, not supported if the "
-            "reverse")
+@rule("c7@2")
+def claim_c7(e: Evidence, _: Thresholds) -> Claim:
+    statement, test = STATEMENTS["C7"], TEST_C7.format(metrics=", ".join(C7_METRICS), control=CONTROL)
     if e.crop is None:
         return Claim("C7", statement, test, "no center-crop run given", NOT_RUN,
                      change="bench report RUN --crop-run CROP_RUN")

@@ -1,5 +1,7 @@
 """What the claims rules read and return: :class:`Evidence` (a run's records and analyses) and :class:`Claim`
-(one verdict with its numbers), plus the statistics every rule version shares.
+(one verdict with its numbers), and the claims' statements (reference.md sec. 1; the same under every rule
+version). The golden files of tests/claims_golden/ pin all of it: a change here that moves an old version's row is
+a logic change (registry.py).
 
 Verdicts: ``supported``, ``not supported``, ``inconclusive`` (the data do not decide under the rule), ``not run``
 (the records the test needs do not exist in this run) and ``plumbing only`` (the rule ran, but on the built-in
@@ -10,14 +12,34 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
-from colorbench.analysis.tables import column
-from colorbench.core.aggregate import LEVEL, N_RESAMPLES
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_RUN = "supported", "not supported", "inconclusive", "not run"
 PLUMBING_ONLY = "plumbing only"
 OUTCOMES = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
+#: What each claim says (paper sections in reference.md sec. 1); C8 is the premise the paper could not test.
+STATEMENTS: Mapping[str, str] = MappingProxyType({
+    "C1": "A trivial baseline scores SSIM > 0.9 and PSNR > 22 dB while adding little or no colour.",
+    "C2": "Above about SSIM 0.9 / PSNR 22 dB, PSNR and SSIM stop tracking colorization quality (vividness, correct "
+          "object colours); they only separate credible outputs from failed ones.",
+    "C3": "Stable GAN runs output near-grey images (about 82% of pixels R=G=B); diverged runs are oversaturated.",
+    "C4": "Dropping ChromaGAN's class-distribution head gives higher PSNR/SSIM than keeping it.",
+    "C5": "GAN training is unstable: losses fall, then the generator loss climbs once the discriminator wins; best "
+          "and worst epochs differ wildly in metrics.",
+    "C6": "(proposal, Sec. 7.6) A loss that rewards saturation inside segments would fix faded objects that global "
+          "losses and metrics average away.",
+    "C7": "Resizing COCO's non-square images distorts shapes; center crops may colorize better.",
+    "C8": "Captions improve colorization (paper Sec. 3 and 4.2.3-4.2.4: Psi(I_g, t), Models B and C).",
+})
+
+
+def part(entry: Mapping[str, object], key: str) -> Mapping[str, object]:
+    """A nested table of a run.json entry (``spec``, ``options``, ``training``, ...); empty when absent."""
+    found = entry.get(key)
+    return found if isinstance(found, Mapping) else {}
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -75,8 +97,14 @@ class Evidence:
     def board(self, model: str) -> Mapping[str, str] | None:
         return next((r for r in self.leaderboard if r["model"] == model), None)
 
+    def scored(self, model: str) -> Mapping[str, str]:
+        """The leaderboard row of a model the run scored (KeyError when it has none)."""
+        if (row := self.board(model)) is None:
+            raise KeyError(model)
+        return row
+
     def trained(self) -> list[str]:
-        return [m for m, info in self.models.items() if info.get("spec", {}).get("training") == "train"
+        return [m for m, info in self.models.items() if part(info, "spec").get("training") == "train"
                 and info.get("error") is None and self.board(m) is not None]
 
     def adversarial(self) -> list[str]:
@@ -85,8 +113,7 @@ class Evidence:
         def flag(info: Mapping[str, object]) -> bool:
             if "adversarial" in info:
                 return bool(info["adversarial"])
-            settings = (info.get("training") or {}).get("settings") or {}  # type: ignore[union-attr]
-            return settings.get("adversarial", "none") != "none"  # type: ignore[union-attr]
+            return part(part(info, "training"), "settings").get("adversarial", "none") != "none"
         return [m for m in self.trained() if flag(self.models[m])]
 
     def replicas(self, name: str) -> dict[int, str]:
@@ -95,48 +122,23 @@ class Evidence:
         for entry in self.trained():
             info = self.models[entry]
             if info.get("replica_of", entry) == name:
-                out[int(info.get("seed", (info.get("options") or {}).get("seed", self.seed)))] = entry  # type: ignore[union-attr, call-overload]
+                out[int(info.get("seed", part(info, "options").get("seed", self.seed)))] = entry  # type: ignore[call-overload]
         return dict(sorted(out.items()))
+
+    def training(self, model: str) -> Mapping[str, object]:
+        """The training record of a model (training.summary.summarize), empty when it was not trained in this run."""
+        return part(self.models[model], "training")
+
+    def diverged(self, model: str) -> bool:
+        """Whether the model's training record carries the divergence flag."""
+        return bool(part(self.training(model), "divergence").get("diverged"))
 
     def truth_colorfulness(self) -> float:
         """Mean ground-truth colorfulness over the scored images (colorfulness - delta_colorfulness)."""
-        rows = [r for r in self.per_image if r.get("colorfulness") and r.get("delta_colorfulness")]
-        return float(np.mean(column(rows, "colorfulness") - column(rows, "delta_colorfulness"))) if rows else np.nan
+        truth = [float(r["colorfulness"]) - float(r["delta_colorfulness"]) for r in self.per_image
+                 if r.get("colorfulness") and r.get("delta_colorfulness")]
+        return float(np.mean(np.array(truth, dtype=np.float64))) if truth else np.nan
 
     def values(self, model: str, metric: str) -> dict[str, float]:
         return {r["image_id"]: float(r[metric]) for r in self.per_image
                 if r["model"] == model and r.get(metric) not in (None, "")}
-
-
-def fmt(value: float, digits: int = 3) -> str:
-    return f"{value:.{digits}g}" if np.isfinite(value) else "n/a"
-
-
-def interval_text(mean: float, lo: float, hi: float, digits: int = 3) -> str:
-    return f"{fmt(mean, digits)} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
-
-
-def crossed_bootstrap(differences: np.ndarray, *, seed: int, level: float = LEVEL) -> tuple[float, float, float]:
-    """Mean of a (seed, image) table of paired differences and a ``level`` (95%) interval from a two-way crossed
-    bootstrap: seeds and images are resampled independently (with replacement), so the interval carries the
-    variance between seeds as well as between images. With one seed it resamples images only. NaN cells are
-    skipped."""
-    n_seeds, n_images = differences.shape
-    mean = float(np.nanmean(differences))
-    if n_images < 2:
-        return mean, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    seeds = rng.integers(0, n_seeds, size=(N_RESAMPLES, n_seeds))
-    images = rng.integers(0, n_images, size=(N_RESAMPLES, n_images))
-    means = np.array([np.nanmean(differences[s][:, i]) for s, i in zip(seeds, images, strict=True)])
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.nanpercentile(means, [tail, 100 - tail])
-    return mean, float(lo), float(hi)
-
-
-def best_worst_gap(training: Mapping[str, object]) -> float:
-    """|validation PSNR of the best epoch - that of the worst| (epochs chosen by the trainer's selection metric)."""
-    best, worst = training.get("best_epoch") or {}, training.get("worst_epoch") or {}
-    if "val_psnr" not in best or "val_psnr" not in worst:  # type: ignore[operator]
-        return float("nan")
-    return abs(float(best["val_psnr"]) - float(worst["val_psnr"]))  # type: ignore[index]

@@ -2,7 +2,7 @@
 PNGs a run folder keeps (predictions/, ground_truth/, segments/):
 
 - C3: the share of a prediction's pixels that look grey, by Lab chroma below one JND rather than exact 8-bit
-  channel equality (rules.py, C3 ``grey_chroma``);
+  channel equality (threshold ``grey_chroma`` of C3, bench/claims/versions/2.toml);
 - C7: a resize run and a center-crop run scored on the pixels both contain. A center crop keeps the central
   square of the original (side = the shorter side); in the resize run's output that square is a centre band
   (columns for a landscape original, rows for a portrait one). Each arm is scored on that region of its own

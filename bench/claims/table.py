@@ -1,7 +1,7 @@
-"""The claims table: each of the paper's claims C1-C7 (reference.md sec. 1), and the caption claim C8, tested
-bench/claims/rules.py, with the numbers the rule used, the protocol the numbers come from (n images, data
-source, image size, training profile, teacher, segment source, seeds) and a verdict computed from them, never
-written by hand.
+"""The claims table: each of the paper's claims C1-C7 (reference.md sec. 1), and the caption claim C8, tested under
+every rule version (bench/claims/versions/*.toml, read by manifest.py; rule functions by id in registry.py), with
+the numbers the rule used, the protocol the numbers come from (n images, data source, image size, training
+profile, teacher, segment source, seeds) and a verdict computed from them, never written by hand.
 
 A verdict computed from the built-in sample or from ``smoke`` trainings is ``plumbing only``: those runs test
 that the code path works, not the paper (the rule's own outcome stays in the ``outcome`` column). The current
@@ -14,10 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from colorbench.claims import v1 as claims_v1
-from colorbench.claims import v2 as claims_v2
-from colorbench.claims import v3 as claims_v3
-from colorbench.claims import v4 as claims_v4
 from colorbench.claims.evidence import (
     INCONCLUSIVE,
     NOT_RUN,
@@ -27,20 +23,18 @@ from colorbench.claims.evidence import (
     SUPPORTED,
     Claim,
     Evidence,
+    part,
 )
-from colorbench.claims.rules import CURRENT_VERSION, VERSIONS
+from colorbench.claims.manifest import BUILT_IN, CURRENT_VERSION, RuleVersion
+from colorbench.claims.registry import apply
 
 __all__ = ["INCONCLUSIVE", "NOT_RUN", "NOT_SUPPORTED", "PLUMBING_ONLY", "SUPPORTED", "Claim", "Evidence",
            "current", "evaluate_claims", "plumbing_banner"]
 VERDICTS = (*OUTCOMES, NOT_RUN, PLUMBING_ONLY)
-RULE_SETS = {claims_v1.VERSION: claims_v1.RULES, claims_v2.VERSION: claims_v2.RULES, claims_v3.VERSION: claims_v3.RULES,
-             claims_v4.VERSION: claims_v4.RULES}
-if set(RULE_SETS) != set(VERSIONS):
-    raise RuntimeError(f"rule functions {sorted(RULE_SETS)} do not match the rule table's versions {list(VERSIONS)}")
 
 
 def _option(info: Mapping[str, object], key: str) -> object:
-    return (info.get("options") or {}).get(key)  # type: ignore[union-attr]
+    return part(info, "options").get(key)
 
 
 def _seed(info: Mapping[str, object], default: object) -> object:
@@ -53,33 +47,32 @@ def _runs(e: Evidence) -> list[Evidence]:
 
 def source_kind(e: Evidence) -> str:
     """``sample``, ``coco`` or ``folder``: the kind of the evaluation source."""
-    config = e.run.get("config") or {}
-    return str(config.get("eval_source", "folder")).split(":", 1)[0]  # type: ignore[union-attr]
+    return str(part(e.run, "config").get("eval_source", "folder")).split(":", 1)[0]
 
 
 def _geometry(e: Evidence) -> str:
     """Working size and resize mode of a run ("" when not recorded)."""
-    pre = (e.run.get("config") or {}).get("preprocess") or {}  # type: ignore[union-attr]
+    pre = part(part(e.run, "config"), "preprocess")
     return f"{pre['size']} px {pre['mode']}" if pre else ""
 
 
 def protocol(e: Evidence, claim: Claim) -> str:
     """One line: n images, source, image size, and for the models the claim read their profile, teacher and
     seeds, and the segment source."""
-    config = e.run.get("config") or {}
+    config = part(e.run, "config")
     n = claim.n or len({r["image_id"] for r in e.per_image if r["model"] in claim.models})
-    parts = [f"n {n} images", f"source {config.get('eval_source', 'folder')}"]  # type: ignore[union-attr]
+    parts = [f"n {n} images", f"source {config.get('eval_source', 'folder')}"]
     if geometry := " / ".join(dict.fromkeys(g for r in _runs(e) if (g := _geometry(r)))):
         parts.append(geometry)
     infos = [e.models[m] for m in claim.models if m in e.models]
     for key, label in (("profile", "profile"), ("teacher", "teacher")):
         if values := sorted({str(v) for info in infos if (v := _option(info, key)) is not None}):
             parts.append(f"{label} {', '.join(values)}")
-    if overlap := (e.run.get("protocol") or {}).get("train_eval_overlap"):  # type: ignore[union-attr]
+    if overlap := part(e.run, "protocol").get("train_eval_overlap"):
         parts.append(f"{overlap} files shared by training and evaluation")
-    if claim.models and (segments := (e.run.get("segments") or {}).get("kind")):  # type: ignore[union-attr]
+    if claim.models and (segments := part(e.run, "segments").get("kind")):
         parts.append(f"segments {segments}")
-    trained = [info for info in infos if (info.get("spec") or {}).get("training") == "train"]  # type: ignore[union-attr]
+    trained = [info for info in infos if part(info, "spec").get("training") == "train"]
     if trained:
         seeds = sorted({str(_seed(info, e.seed)) for info in trained})
         parts.append(f"seeds {', '.join(seeds)}")
@@ -89,8 +82,8 @@ def protocol(e: Evidence, claim: Claim) -> str:
 def _trained_on_sample(e: Evidence, model: str) -> bool:
     """Whether ``model`` learnt from the built-in sample (fitted or trained there, weights not from a file)."""
     info = e.models[model]
-    train_source = str((e.run.get("config") or {}).get("train_source", ""))  # type: ignore[union-attr]
-    learnt = (info.get("spec") or {}).get("training") in ("fit", "train")  # type: ignore[union-attr]
+    train_source = str(part(e.run, "config").get("train_source", ""))
+    learnt = part(info, "spec").get("training") in ("fit", "train")
     return learnt and info.get("weights_from") != "file" and train_source.startswith("sample:")
 
 
@@ -122,13 +115,13 @@ def _label(e: Evidence, claim: Claim, version: str) -> Claim:
     return claim
 
 
-def evaluate_claims(e: Evidence, versions: Sequence[str] = tuple(VERSIONS)) -> list[Claim]:
-    """Every claim under every rule version (oldest version first, claims in order); each row after the first
-    version carries the verdict of the version before it in ``previous``."""
+def evaluate_claims(e: Evidence, versions: Sequence[RuleVersion] = tuple(BUILT_IN.values())) -> list[Claim]:
+    """Every claim under every rule version (the built-in ones unless told: oldest first, claims in the manifest's
+    order); each row after the first version carries the verdict of the version before it in ``previous``."""
     out: list[Claim] = []
     before: dict[str, str] = {}
     for version in versions:
-        rows = [_label(e, rule(e), version) for rule in RULE_SETS[version]]
+        rows = [_label(e, apply(entry, e), version.id) for entry in version.claims.values()]
         out += [replace(c, previous=before.get(c.claim, "")) for c in rows]
         before = {c.claim: c.verdict for c in rows}
     return out

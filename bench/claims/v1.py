@@ -1,35 +1,63 @@
-"""Claims rules, version 1 (as first shipped; see bench/claims/rules.py): kept so that every report shows
-the old verdict beside the current one. Thresholds come from the rule table; the logic is unchanged.
+"""Rule functions of rule set version 1 (as first shipped; bench/claims/versions/1.toml): ``c1@1`` ... ``c7@1``,
+kept so that every report shows the old verdict beside the current one. Each gets its thresholds from the manifest
+that names it. Frozen: a change of logic is a new function under a new id (bench/claims/registry.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
-from colorbench.analysis.tables import PSNR_THRESHOLD
-from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, Claim, Evidence, best_worst_gap
-from colorbench.claims.evidence import fmt as _f
-from colorbench.claims.rules import parameters
-from colorbench.core.aggregate import mean_and_interval
+from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, STATEMENTS, SUPPORTED, Claim, Evidence
+from colorbench.claims.registry import Thresholds, rule
+from colorbench.claims.stats import best_worst_gap, resampled_mean
+from colorbench.claims.text import fmt as _f
+from colorbench.claims.text import say
 
-VERSION = "1"
 TRIVIAL_MODELS = ("baseline0", "gray")
 C2_SWEEPS = ("desaturation", "object_fade", "object_hue")
 COLOUR_METRICS = ("delta_colorfulness", "colorfulness", "segment_chroma_ratio", "vivid_recall", "deltae2000")
 VIVIDNESS_PROXY = "delta_colorfulness"
-HIGH_BAND = f"psnr >= {PSNR_THRESHOLD:g}"
-C1, C2, C3, C5, C6 = (parameters(VERSION, c) for c in ("C1", "C2", "C3", "C5", "C6"))
+# The tests in words (colorbench.claims.text.say): a field names a threshold or a word the function passes.
+#: What c1@1 tests, in words.
+TEST_C1 = ("95% bootstrap intervals of mean SSIM and PSNR above {ssim} / {psnr_db:g} dB and mean colorfulness below "
+           "{dull_share:.0%} of the ground truth's, for {trivial}")
+#: What c2@1 tests, in words.
+TEST_C2 = ("(a) perturbation sweeps {sweeps}, high-quality regime: PSNR and SSIM lag when their cross-image "
+           "discrimination is at least {lag_margin} below the best colour-aware metric's ({colour_metrics}); (b) model "
+           "outputs with PSNR >= {psnr_db:g} dB (when >= {min_band_records:g} records): Spearman of PSNR with "
+           "-|{proxy}|. Supported if both lag in >= 2 sweeps and (b)'s 95% interval lies below {weak_rho}; not "
+           "supported if PSNR or SSIM discriminates at least as well as every colour-aware metric in >= 2 sweeps, or "
+           "(b)'s interval lies above {weak_rho}")
+#: What c3@1 tests, in words.
+TEST_C3 = ("trained GANs: stable runs need mean channel equality >= {near_grey}; diverged runs (training divergence "
+           "flag) need mean colorfulness above the ground truth's. Inconclusive when no run diverged")
+#: What c4@1 tests, in words.
+TEST_C4 = ("paired per-image differences chromagan-noclass minus chromagan: supported if the 95% intervals of the mean "
+           "PSNR and SSIM differences are both above 0, not supported if either lies below 0")
+#: What c5@1 tests, in words.
+TEST_C5 = ("training records: supported if some run carries the divergence flag and its best and worst epochs differ "
+           "by >= {wild_gap_db:g} dB validation PSNR; not supported if no run diverged over >= {min_epochs:g} epochs "
+           "and every best-worst gap is < {calm_gap_db:g} dB")
+#: What c6@1 tests, in words.
+TEST_C6 = ("premise only (no model with such a loss is registered): with the most vivid object fully faded "
+           "(object_fade, alpha 0), global metrics stay near perfect (median PSNR > {averaged_away_db:g} dB and median "
+           "SSIM > {averaged_away_ssim}) while a segment metric registers the loss (median vivid recall or segment "
+           "chroma ratio <= {segment_catches}; both are 1 at the identity). Inconclusive if the premise holds (the fix "
+           "itself is untested), not supported if it fails")
+#: What c7@1 tests, in words.
+TEST_C7 = ("the same trained models evaluated on a resize run and a center-crop run (bench report --crop-run): "
+           "supported if the crop run is better on at least 2 of PSNR, deltae2000 and segment chroma ratio (paired 95% "
+           "intervals of the difference excluding 0), not supported if worse on at least 2")
 
 
 def _interval(row: Mapping[str, str], metric: str) -> tuple[float, float, float]:
     return float(row[metric]), float(row[f"{metric}_lo"]), float(row[f"{metric}_hi"])
 
 
-def claim_c1(e: Evidence) -> Claim:
-    statement = "A trivial baseline scores SSIM > 0.9 and PSNR > 22 dB while adding little or no colour."
-    test = (f"95% bootstrap intervals of mean SSIM and PSNR above {C1['ssim']} / {C1['psnr_db']:g} dB and mean "
-            f"colorfulness below {C1['dull_share']:.0%} of the ground truth's, for {' or '.join(TRIVIAL_MODELS)}")
+@rule("c1@1")
+def claim_c1(e: Evidence, C1: Thresholds) -> Claim:
+    statement, test = STATEMENTS["C1"], say(TEST_C1, C1, trivial=" or ".join(TRIVIAL_MODELS))
     if missing := e.missing('ssim', 'psnr', 'colorfulness', 'delta_colorfulness'):
         return Claim("C1", statement, test, f"not computed in this run: {missing}", NOT_RUN)
     truth = e.truth_colorfulness()
@@ -38,7 +66,7 @@ def claim_c1(e: Evidence) -> Claim:
         return Claim("C1", statement, test, "no trivial baseline in this run", NOT_RUN)
     numbers, holds, fails = [], [], []
     for model in present:
-        row = e.board(model)
+        row = e.scored(model)
         ssim, ssim_lo, ssim_hi = _interval(row, "ssim")
         psnr, psnr_lo, psnr_hi = _interval(row, "psnr")
         cf, cf_lo, cf_hi = _interval(row, "colorfulness")
@@ -56,23 +84,18 @@ def _discrimination(e: Evidence, sweep: str, metric: str) -> float:
     return float(row["discrimination"]) if row else np.nan  # type: ignore[arg-type]
 
 
-def _high_band_rho(e: Evidence, other: str = VIVIDNESS_PROXY) -> Mapping[str, object] | None:
-    """Spearman correlation of PSNR with ``other`` over model outputs in the PSNR >= 22 dB band."""
-    pair = {"psnr", other}
-    return next((c for c in e.correlations if c["band"] == HIGH_BAND and {c["metric_a"], c["metric_b"]} == pair
-                 and "spearman" in c and int(c["n"]) >= C2['min_band_records']), None)  # type: ignore[arg-type]
+def _high_band_rho(e: Evidence, C2: Thresholds, other: str = VIVIDNESS_PROXY) -> Mapping[str, object] | None:
+    """Spearman correlation of PSNR with ``other`` over model outputs in the band PSNR >= ``psnr_db`` (the band the
+    correlation table labels ``psnr >= 22``, bench/analysis/tables.py)."""
+    pair, band = {"psnr", other}, f"psnr >= {C2['psnr_db']:g}"
+    return next((c for c in e.correlations if c["band"] == band and {c["metric_a"], c["metric_b"]} == pair
+                 and "spearman" in c and int(c["n"]) >= C2['min_band_records']), None)  # type: ignore[call-overload]
 
 
-def claim_c2(e: Evidence) -> Claim:
-    statement = ("Above about SSIM 0.9 / PSNR 22 dB, PSNR and SSIM stop tracking colorization quality (vividness, "
-                 "correct object colours); they only separate credible outputs from failed ones.")
-    test = (f"(a) perturbation sweeps {', '.join(C2_SWEEPS)}, high-quality regime: PSNR and SSIM lag when their "
-            f"cross-image discrimination is at least {C2['lag_margin']} below the best colour-aware metric's "
-            f"({', '.join(COLOUR_METRICS)}); (b) model outputs with PSNR >= {PSNR_THRESHOLD:g} dB (when >= "
-            f"{C2['min_band_records']:g} records): Spearman of PSNR with -|{VIVIDNESS_PROXY}|. Supported if both "
-            f"lag in >= 2 sweeps and (b)'s 95% interval lies below {C2['weak_rho']}; not supported if PSNR or SSIM "
-            f"discriminates at least as well as every colour-aware metric in >= 2 sweeps, or (b)'s interval lies "
-            f"above {C2['weak_rho']}")
+@rule("c2@1")
+def claim_c2(e: Evidence, C2: Thresholds) -> Claim:
+    statement, test = STATEMENTS["C2"], say(TEST_C2, C2, sweeps=", ".join(C2_SWEEPS),
+                                            colour_metrics=", ".join(COLOUR_METRICS), proxy=VIVIDNESS_PROXY)
     if missing := e.missing('psnr', 'ssim'):
         return Claim("C2", statement, test, f"not computed in this run: {missing}", NOT_RUN)
     if not e.sensitivity:
@@ -88,16 +111,16 @@ def claim_c2(e: Evidence) -> Claim:
                        f"{best} {_f(colour[best], 2)}")
         lagging += max(psnr, ssim) <= colour[best] - C2['lag_margin']
         matching += max(psnr, ssim) >= colour[best]
-    rho = _high_band_rho(e)
+    rho = _high_band_rho(e, C2)
     weak = strong = False
     if rho is None:
-        numbers.append(f"(b) fewer than {C2['min_band_records']:g} model records with PSNR >= {PSNR_THRESHOLD:g} dB: "
+        numbers.append(f"(b) fewer than {C2['min_band_records']:g} model records with PSNR >= {C2['psnr_db']:g} dB: "
                        "(a) decides")
     else:
         lo, hi = float(rho["spearman_lo"]), float(rho["spearman_hi"])  # type: ignore[arg-type]
-        numbers.append(f"(b) Spearman PSNR vs -|{VIVIDNESS_PROXY}| with PSNR >= {PSNR_THRESHOLD:g} dB: "
+        numbers.append(f"(b) Spearman PSNR vs -|{VIVIDNESS_PROXY}| with PSNR >= {C2['psnr_db']:g} dB: "
                        f"{_f(float(rho['spearman']), 2)} [{_f(lo, 2)}, {_f(hi, 2)}], n = {rho['n']}")  # type: ignore[arg-type]
-        context = _high_band_rho(e, "segment_chroma_ratio")
+        context = _high_band_rho(e, C2, "segment_chroma_ratio")
         if context is not None:  # shown, not used by the rule
             numbers.append(f"(context, not in the rule) Spearman PSNR vs segment_chroma_ratio in that band: "
                            f"{_f(float(context['spearman']), 2)} [{_f(float(context['spearman_lo']), 2)}, "  # type: ignore[arg-type]
@@ -113,29 +136,21 @@ def claim_c2(e: Evidence) -> Claim:
     return Claim("C2", statement, test, "; ".join(numbers), verdict, n=n)
 
 
-def _training(e: Evidence, model: str) -> Mapping[str, object]:
-    """The training record of a model (training.summary.summarize), empty when it was not trained in this run."""
-    return e.models[model].get("training") or {}  # type: ignore[return-value]
-
-
-def _diverged(training: Mapping[str, object]) -> bool:
-    return bool((training.get("divergence") or {}).get("diverged"))  # type: ignore[union-attr]
-
-
-def claim_c3(e: Evidence) -> Claim:
-    statement = "Stable GAN runs output near-grey images (about 82% of pixels R=G=B); diverged runs are oversaturated."
-    test = (f"trained GANs: stable runs need mean channel equality >= {C3['near_grey']}; diverged runs (training "
-            "divergence flag) need mean colorfulness above the ground truth's. Inconclusive when no run diverged")
+@rule("c3@1")
+def claim_c3(e: Evidence, C3: Thresholds) -> Claim:
+    statement, test = STATEMENTS["C3"], say(TEST_C3, C3)
     if missing := e.missing('channel_equality', 'colorfulness', 'delta_colorfulness'):
         return Claim("C3", statement, test, f"not computed in this run: {missing}", NOT_RUN)
     gans = e.adversarial()
     if not gans:
         return Claim("C3", statement, test, "no trained GAN in this run", NOT_RUN)
-    truth, numbers, stable_grey, diverged_vivid = e.truth_colorfulness(), [], [], []
+    truth, numbers = e.truth_colorfulness(), []
+    stable_grey: list[bool] = []
+    diverged_vivid: list[bool] = []
     for model in gans:
-        row = e.board(model)
+        row = e.scored(model)
         equality, colorfulness = float(row["channel_equality"]), float(row["colorfulness"])
-        diverged = _diverged(_training(e, model))
+        diverged = e.diverged(model)
         numbers.append(f"{model} ({'diverged' if diverged else 'stable'}): channel equality {_f(equality)}, "
                        f"colorfulness {_f(colorfulness)}")
         (diverged_vivid if diverged else stable_grey).append(
@@ -154,13 +169,12 @@ def _paired_difference(e: Evidence, a: str, b: str, metric: str) -> tuple[float,
     """Mean over images of metric(a) - metric(b) with its bootstrap 95% interval."""
     va, vb = e.values(a, metric), e.values(b, metric)
     diffs = [va[i] - vb[i] for i in va if i in vb]
-    return (*mean_and_interval(diffs, seed=e.seed), len(diffs))
+    return (*resampled_mean(diffs, seed=e.seed), len(diffs))
 
 
-def claim_c4(e: Evidence) -> Claim:
-    statement = "Dropping ChromaGAN's class-distribution head gives higher PSNR/SSIM than keeping it."
-    test = ("paired per-image differences chromagan-noclass minus chromagan: supported if the 95% intervals of the "
-            "mean PSNR and SSIM differences are both above 0, not supported if either lies below 0")
+@rule("c4@1")
+def claim_c4(e: Evidence, _: Thresholds) -> Claim:
+    statement, test = STATEMENTS["C4"], TEST_C4
     if missing := e.missing('psnr', 'ssim'):
         return Claim("C4", statement, test, f"not computed in this run: {missing}", NOT_RUN)
     if not {"chromagan", "chromagan-noclass"} <= set(e.trained()):
@@ -176,19 +190,16 @@ def claim_c4(e: Evidence) -> Claim:
                  models=("chromagan", "chromagan-noclass"))
 
 
-def claim_c5(e: Evidence) -> Claim:
-    statement = ("GAN training is unstable: losses fall, then the generator loss climbs once the discriminator wins; "
-                 "best and worst epochs differ wildly in metrics.")
-    test = (f"training records: supported if some run carries the divergence flag and its best and worst epochs "
-            f"differ by >= {C5['wild_gap_db']:g} dB validation PSNR; not supported if no run diverged over >= "
-            f"{C5['min_epochs']:g} epochs and every best-worst gap is < {C5['calm_gap_db']:g} dB")
-    gans = [m for m in e.adversarial() if _training(e, m)]
+@rule("c5@1")
+def claim_c5(e: Evidence, C5: Thresholds) -> Claim:
+    statement, test = STATEMENTS["C5"], say(TEST_C5, C5)
+    gans = [m for m in e.adversarial() if e.training(m)]
     if not gans:
         return Claim("C5", statement, test, "no GAN training records in this run", NOT_RUN)
     numbers, wild, calm = [], [], []
     for model in gans:
-        info = _training(e, model)
-        gap, epochs, diverged = best_worst_gap(info), int(info.get("epochs", 0)), _diverged(info)  # type: ignore[call-overload]
+        info = e.training(model)
+        gap, epochs, diverged = best_worst_gap(info), int(info.get("epochs", 0)), e.diverged(model)  # type: ignore[call-overload]
         where = f" at epoch {info['divergence']['epoch']}" if diverged else ""  # type: ignore[index]
         numbers.append(f"{model}: {epochs} epochs, {'diverged' + where if diverged else 'no divergence'}, "
                        f"best-worst validation PSNR gap {_f(gap)} dB")
@@ -198,14 +209,9 @@ def claim_c5(e: Evidence) -> Claim:
     return Claim("C5", statement, test, "; ".join(numbers), verdict, n=len(gans), models=tuple(gans))
 
 
-def claim_c6(e: Evidence) -> Claim:
-    statement = ("(proposal, Sec. 7.6) A loss that rewards saturation inside segments would fix faded objects that "
-                 "global losses and metrics average away.")
-    test = (f"premise only (no model with such a loss is registered): with the most vivid object fully faded "
-            f"(object_fade, alpha 0), global metrics stay near perfect (median PSNR > {C6['averaged_away_db']:g} "
-            f"dB and median SSIM > {C6['averaged_away_ssim']}) while a segment metric registers the loss (median "
-            f"vivid recall or segment chroma ratio <= {C6['segment_catches']}; both are 1 at the identity). "
-            "Inconclusive if the premise holds (the fix itself is untested), not supported if it fails")
+@rule("c6@1")
+def claim_c6(e: Evidence, C6: Thresholds) -> Claim:
+    statement, test = STATEMENTS["C6"], say(TEST_C6, C6)
 
     def median(metric: str) -> float:
         row = next((c for c in e.curves if c["sweep"] == "object_fade" and c["metric"] == metric
@@ -226,11 +232,9 @@ def claim_c6(e: Evidence) -> Claim:
     return Claim("C6", statement, test, numbers, INCONCLUSIVE if averaged_away and caught else NOT_SUPPORTED, n=n)
 
 
-def claim_c7(e: Evidence) -> Claim:
-    statement = "Resizing COCO's non-square images distorts shapes; center crops may colorize better."
-    test = ("the same trained models evaluated on a resize run and a center-crop run (bench report --crop-run): "
-            "supported if the crop run is better on at least 2 of PSNR, deltae2000 and segment chroma ratio "
-            "(paired 95% intervals of the difference excluding 0), not supported if worse on at least 2")
+@rule("c7@1")
+def claim_c7(e: Evidence, _: Thresholds) -> Claim:
+    statement, test = STATEMENTS["C7"], TEST_C7
     if e.crop is None:
         return Claim("C7", statement, test, "no center-crop run given", NOT_RUN)
     common = [m for m in e.trained() if m in e.crop.trained()]
@@ -242,7 +246,7 @@ def claim_c7(e: Evidence) -> Claim:
         for model in common:
             crop, resize = e.crop.values(model, metric), e.values(model, metric)
             diffs += [sign * (crop[i] - resize[i]) for i in crop if i in resize]
-        mean, lo, hi = mean_and_interval(diffs, seed=e.seed)
+        mean, lo, hi = resampled_mean(diffs, seed=e.seed)
         numbers.append(f"{metric} improvement with crops {_f(mean)} [{_f(lo)}, {_f(hi)}]")
         better += lo > 0
         worse += hi < 0
@@ -250,5 +254,3 @@ def claim_c7(e: Evidence) -> Claim:
     return Claim("C7", statement, test, f"models {', '.join(common)}: " + "; ".join(numbers), verdict,
                  models=tuple(common))
 
-
-RULES: tuple[Callable[[Evidence], Claim], ...] = (claim_c1, claim_c2, claim_c3, claim_c4, claim_c5, claim_c6, claim_c7)

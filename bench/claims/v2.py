@@ -1,39 +1,28 @@
-"""Claims rules, version 2 (issue 12; thresholds and their sources in bench/claims/rules.py).
+"""Rule functions of rule set version 2 (issue 12; bench/claims/versions/2.toml): ``c1@2`` ... ``c6@2`` here,
+``c7@2`` in bench/claims/c7.py. Versions 3 and 4 still decide most claims with them. Frozen: a change of logic is a
+new function under a new id (bench/claims/registry.py).
 
 What changed from version 1: every decision needs a 95% interval on the right side of its threshold; C2 asks the
 paper's question within images (does PSNR/SSIM prefer a dull output over a plausible recolouring that a
 semantic yardstick prefers?) and per model, never pooling models; C3 calls a pixel grey by its Lab chroma (one
 JND) and reads adversarial models only; C4-C6 pair arms by seed and image, with intervals that carry the
 variance between seeds; C6 tests a vividness-loss variant when one was trained; C7 scores both arms on the
-pixels both contain, with the grey model as a negative control. Metric directions come from the registry
-(``goodness``).
+pixels both contain, with the grey model as a negative control. Metric directions are the metric registry's
+as of version 2, pinned in ``stats.goodness``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 from colorbench.claims.arms import arm_differences, capped, seed_note
-from colorbench.claims.c7 import CONTROL, claim_c7
-from colorbench.claims.evidence import (
-    INCONCLUSIVE,
-    NOT_RUN,
-    NOT_SUPPORTED,
-    SUPPORTED,
-    Claim,
-    Evidence,
-    best_worst_gap,
-    crossed_bootstrap,
-    fmt,
-    interval_text,
-)
-from colorbench.claims.rules import parameters
-from colorbench.claims.v1 import claim_c6 as premise_c6
-from colorbench.core.aggregate import bootstrap
+from colorbench.claims.c7 import CONTROL
+from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, STATEMENTS, SUPPORTED, Claim, Evidence
+from colorbench.claims.registry import Thresholds, bound, rule
+from colorbench.claims.stats import best_worst_gap, crossed_bootstrap, paired_bootstrap
+from colorbench.claims.text import fmt, interval_text, say
 
-VERSION = "2"
-C1, C2, C3, C4, C5, C6 = (parameters(VERSION, c) for c in ("C1", "C2", "C3", "C4", "C5", "C6"))
 TRIVIAL_MODELS = ("baseline0", "gray")
 #: C2: the dull outputs and the plausible recolourings of the paired study (interface 2); oversaturated
 #: alternatives are context (preferring dull over them is correct behaviour).
@@ -43,6 +32,39 @@ OVERSATURATED = ("oversaturated_150", "oversaturated_200")
 YARDSTICKS = ("semantic_kl",)
 FIDELITY = ("psnr", "ssim")
 C6_VARIANT, C6_BASE = "chromagan-vivid", "chromagan"
+# The tests in words (colorbench.claims.text.say): a field names a threshold or a word the function passes.
+#: What c1@2 tests, in words.
+TEST_C1 = ("per trivial baseline ({trivial}), 95% bootstrap intervals over images: supported if mean SSIM and PSNR lie "
+           "above {ssim} / {psnr_db:g} dB and the colour share (mean colorfulness / the truth's on the same images) "
+           "lies below {dull_share:.0%} for some baseline; not supported if for every baseline an interval lies on the "
+           "wrong side")
+#: What c2@2 tests, in words.
+TEST_C2 = ("within images in the high band (dull output with PSNR >= {band_psnr_db:g} dB and SSIM >= {band_ssim}), "
+           "paired study ({dull} vs {plausible} and vs each model's output, one comparison per model): a comparison "
+           "supports when the 95% intervals of the share of images where PSNR and SSIM prefer the dull output lie "
+           "above {majority} while the yardstick ({yardsticks}) prefers the recolouring (interval below {majority}); "
+           "it contradicts when PSNR and SSIM prefer the recolouring or side with the yardstick. Supported if some "
+           "comparison supports and none contradicts, not supported if the reverse, inconclusive otherwise")
+#: What c3@2 tests, in words.
+TEST_C3 = ("adversarial models, each seed replica: a pixel is near grey when its Lab chroma is below {grey_chroma} "
+           "(one JND); stable runs need the mean share of near-grey pixels above {near_grey} (95% interval), diverged "
+           "runs (training divergence flag) a mean colorfulness above the truth's (paired interval of delta "
+           "colorfulness above 0). Supported if both hold for every run and both kinds occur; not supported if an "
+           "interval lies on the wrong side for some run")
+#: What c4@2 tests, in words.
+TEST_C4 = ("chromagan-noclass minus chromagan, paired by seed replica and image, 95% two-way bootstrap over seeds and "
+           "images: supported if the mean PSNR and SSIM differences both lie above 0, not supported if either lies "
+           "below 0; fewer than {min_seeds:g} seeds give at most inconclusive")
+#: What c5@2 tests, in words.
+TEST_C5 = ("adversarial models, each seed replica a run: unstable = divergence flag and best-worst validation PSNR gap "
+           ">= {wild_gap_db:g} dB; stable = no flag over >= {min_epochs:g} epochs and a gap < {calm_gap_db:g} dB. "
+           "Supported if at least {unstable_share:.0%} of the runs are unstable, not supported if every run is stable")
+#: What c6@2 tests, in words.
+TEST_C6 = ("{variant} minus {base}, paired by seed replica and image, 95% two-way bootstrap: supported if "
+           "segment_chroma_ratio (ideal 1, scored -|log r|) or vivid_recall improves (interval above 0) while PSNR and "
+           "SSIM lose no more than {psnr_margin_db:g} dB / {ssim_margin} (lower bounds above minus the margins); not "
+           "supported if both segment intervals lie at or below 0; fewer than {min_seeds:g} seeds give at most "
+           "inconclusive; without the variant not run")
 
 
 def _finite_pairs(a: Mapping[str, float], b: Mapping[str, float]) -> list[str]:
@@ -50,12 +72,9 @@ def _finite_pairs(a: Mapping[str, float], b: Mapping[str, float]) -> list[str]:
 
 
 # -- C1 ----------------------------------------------------------------------------------------------------
-def claim_c1(e: Evidence) -> Claim:
-    statement = "A trivial baseline scores SSIM > 0.9 and PSNR > 22 dB while adding little or no colour."
-    test = (f"per trivial baseline ({' or '.join(TRIVIAL_MODELS)}), 95% bootstrap intervals over images: supported if "
-            f"mean SSIM and PSNR lie above {C1['ssim']} / {C1['psnr_db']:g} dB and the colour share (mean "
-            f"colorfulness / the truth's on the same images) lies below {C1['dull_share']:.0%} for some baseline; "
-            "not supported if for every baseline an interval lies on the wrong side")
+@rule("c1@2")
+def claim_c1(e: Evidence, C1: Thresholds) -> Claim:
+    statement, test = STATEMENTS["C1"], say(TEST_C1, C1, trivial=" or ".join(TRIVIAL_MODELS))
     if missing := e.missing("ssim", "psnr", "colorfulness", "delta_colorfulness"):
         return Claim("C1", statement, test, f"not computed in this run: {missing}", NOT_RUN)
     present = [m for m in TRIVIAL_MODELS if e.values(m, "psnr")]
@@ -67,11 +86,11 @@ def claim_c1(e: Evidence) -> Claim:
         ssim, psnr, cf, delta = (e.values(model, m) for m in ("ssim", "psnr", "colorfulness", "delta_colorfulness"))
         ids = [i for i in _finite_pairs(ssim, psnr) if i in cf and i in delta]
         n = max(n, len(ids))
-        s = bootstrap(np.mean, np.array([ssim[i] for i in ids]), seed=e.seed)
-        p = bootstrap(np.mean, np.array([psnr[i] for i in ids]), seed=e.seed)
+        s = paired_bootstrap(np.mean, np.array([ssim[i] for i in ids]), seed=e.seed)
+        p = paired_bootstrap(np.mean, np.array([psnr[i] for i in ids]), seed=e.seed)
         pred, truth = np.array([cf[i] for i in ids]), np.array([cf[i] - delta[i] for i in ids])
-        share = bootstrap(lambda a, b, axis=-1: np.mean(a, axis=axis) / np.mean(b, axis=axis), pred, truth,
-                          seed=e.seed)
+        share = paired_bootstrap(lambda a, b, axis=-1: np.mean(a, axis=axis) / np.mean(b, axis=axis), pred, truth,
+                                 seed=e.seed)
         numbers.append(f"{model} ({len(ids)} images): SSIM {interval_text(*s)}, PSNR {interval_text(*p, 4)} dB, "
                        f"colour share {interval_text(*share, 2)}")
         holds.append(s[1] > C1["ssim"] and p[1] > C1["psnr_db"] and share[2] < C1["dull_share"])
@@ -88,7 +107,7 @@ def claim_c1(e: Evidence) -> Claim:
 
 
 # -- C2 ----------------------------------------------------------------------------------------------------
-def _judge(prefs: Mapping[str, tuple[float, float, float]], yardstick: str) -> str:
+def _judge(prefs: Mapping[str, tuple[float, float, float]], yardstick: str, C2: Thresholds) -> str:
     """One paired comparison of a dull output with a recolouring: ``supports`` (PSNR and SSIM prefer the dull
     output in most images while the yardstick prefers the recolouring), ``contradicts`` (PSNR and SSIM prefer
     the recolouring, or side with the yardstick), or ``undecided``."""
@@ -112,11 +131,12 @@ def _units(e: Evidence, yardstick: str) -> list[tuple[str, dict[str, tuple[float
     units = []
     for dull in DULL_OUTPUTS:
         for alternative in alternatives:
-            found = {m: rows.get((dull, alternative, m)) for m in (*FIDELITY, yardstick)}
-            if all(r is not None and int(r["n"]) > 1 for r in found.values()):
+            metrics = (*FIDELITY, yardstick)
+            found = {m: r for m in metrics if (r := rows.get((dull, alternative, m))) is not None}
+            if len(found) == len(metrics) and all(int(r["n"]) > 1 for r in found.values()):
                 prefs = {m: (float(r["prefers_dull"]), float(r["prefers_dull_lo"]), float(r["prefers_dull_hi"]))
-                         for m, r in found.items()}  # type: ignore[union-attr]
-                units.append((f"{dull} vs {alternative}", prefs, int(found[yardstick]["n"])))  # type: ignore[index]
+                         for m, r in found.items()}
+                units.append((f"{dull} vs {alternative}", prefs, int(found[yardstick]["n"])))
     return units
 
 
@@ -127,28 +147,23 @@ def _context_c2(e: Evidence) -> list[str]:
     for dull in DULL_OUTPUTS:
         for alternative in OVERSATURATED:
             if (row := rows.get((dull, alternative, "psnr"))) is not None and int(row["n"]) > 1:
-                share = (float(row[k]) for k in ("prefers_dull", "prefers_dull_lo", "prefers_dull_hi"))
-                out.append(f"{dull} vs {alternative}: PSNR prefers {dull} in {interval_text(*share, 2)} of images")
-    for row in e.human:
-        if row.get("metric") in FIDELITY:
-            out.append(f"BAPPS 2AFC agreement of {row['metric']} {fmt(float(row['agreement']), 3)}")
-    for row in e.sensitivity:
-        if row["sweep"] == "desaturation" and row["metric"] in FIDELITY:
-            discrimination = float(row["discrimination"])  # type: ignore[arg-type]
-            out.append(f"cross-image discrimination of {row['metric']} in desaturation {fmt(discrimination, 2)}")
+                share, lo, hi = (float(row[k]) for k in ("prefers_dull", "prefers_dull_lo", "prefers_dull_hi"))
+                out.append(f"{dull} vs {alternative}: PSNR prefers {dull} in {interval_text(share, lo, hi, 2)} of "
+                           "images")
+    for human in e.human:
+        if human.get("metric") in FIDELITY:
+            out.append(f"BAPPS 2AFC agreement of {human['metric']} {fmt(float(human['agreement']), 3)}")
+    for sweep in e.sensitivity:
+        if sweep["sweep"] == "desaturation" and sweep["metric"] in FIDELITY:
+            discrimination = float(sweep["discrimination"])  # type: ignore[arg-type]
+            out.append(f"cross-image discrimination of {sweep['metric']} in desaturation {fmt(discrimination, 2)}")
     return out
 
 
-def claim_c2(e: Evidence) -> Claim:
-    statement = ("Above about SSIM 0.9 / PSNR 22 dB, PSNR and SSIM stop tracking colorization quality (vividness, "
-                 "correct object colours); they only separate credible outputs from failed ones.")
-    test = (f"within images in the high band (dull output with PSNR >= {C2['band_psnr_db']:g} dB and SSIM >= "
-            f"{C2['band_ssim']}), paired study ({', '.join(DULL_OUTPUTS)} vs {', '.join(PLAUSIBLE)} and vs each "
-            "model's output, one comparison per model): a comparison supports when the 95% intervals of the share "
-            f"of images where PSNR and SSIM prefer the dull output lie above {C2['majority']} while the yardstick "
-            f"({' or '.join(YARDSTICKS)}) prefers the recolouring (interval below {C2['majority']}); it contradicts "
-            "when PSNR and SSIM prefer the recolouring or side with the yardstick. Supported if some comparison "
-            "supports and none contradicts, not supported if the reverse, inconclusive otherwise")
+@rule("c2@2")
+def claim_c2(e: Evidence, C2: Thresholds) -> Claim:
+    statement, test = STATEMENTS["C2"], say(TEST_C2, C2, dull=", ".join(DULL_OUTPUTS), plausible=", ".join(PLAUSIBLE),
+                                            yardsticks=" or ".join(YARDSTICKS))
     if missing := e.missing("psnr", "ssim"):
         return Claim("C2", statement, test, f"not computed in this run: {missing}", NOT_RUN)
     yardstick = next((y for y in YARDSTICKS if any(r["metric"] == y for r in e.paired_study) or not e.missing(y)),
@@ -162,7 +177,7 @@ def claim_c2(e: Evidence) -> Claim:
                      "missing or without images in the band)", NOT_RUN, change="run the paired study")
     numbers, judged = [], []
     for label, prefs, n in units:
-        judged.append(_judge(prefs, yardstick))
+        judged.append(_judge(prefs, yardstick, C2))
         numbers.append(f"{label} (n {n}): prefers dull by " + ", ".join(
             f"{m} {interval_text(*prefs[m], 2)}" for m in (*FIDELITY, yardstick)) + f" -> {judged[-1]}")
     numbers += [f"(context) {c}" for c in _context_c2(e)]
@@ -180,21 +195,9 @@ def claim_c2(e: Evidence) -> Claim:
 
 
 # -- C3 ----------------------------------------------------------------------------------------------------
-def _training(e: Evidence, model: str) -> Mapping[str, object]:
-    return e.models[model].get("training") or {}  # type: ignore[return-value]
-
-
-def _diverged(e: Evidence, model: str) -> bool:
-    return bool((_training(e, model).get("divergence") or {}).get("diverged"))  # type: ignore[union-attr]
-
-
-def claim_c3(e: Evidence) -> Claim:
-    statement = "Stable GAN runs output near-grey images (about 82% of pixels R=G=B); diverged runs are oversaturated."
-    test = (f"adversarial models, each seed replica: a pixel is near grey when its Lab chroma is below "
-            f"{C3['grey_chroma']} (one JND); stable runs need the mean share of near-grey pixels above "
-            f"{C3['near_grey']} (95% interval), diverged runs (training divergence flag) a mean colorfulness above "
-            "the truth's (paired interval of delta colorfulness above 0). Supported if both hold for every run and "
-            "both kinds occur; not supported if an interval lies on the wrong side for some run")
+@rule("c3@2")
+def claim_c3(e: Evidence, C3: Thresholds) -> Claim:
+    statement, test = STATEMENTS["C3"], say(TEST_C3, C3)
     if missing := e.missing("delta_colorfulness"):
         return Claim("C3", statement, test, f"not computed in this run: {missing}", NOT_RUN)
     gans = e.adversarial()
@@ -206,16 +209,16 @@ def claim_c3(e: Evidence) -> Claim:
                      NOT_RUN, models=tuple(gans), change="keep the predictions in the run folder")
     numbers, holds, fails, n = [], [], [], 0
     for model in gans:
-        if _diverged(e, model):
+        if e.diverged(model):
             delta = e.values(model, "delta_colorfulness")
-            m, lo, hi = bootstrap(np.mean, np.array(list(delta.values())), seed=e.seed)
+            m, lo, hi = paired_bootstrap(np.mean, np.array(list(delta.values())), seed=e.seed)
             numbers.append(f"{model} (diverged): colorfulness - truth's {interval_text(m, lo, hi)}")
             holds.append(("diverged", lo > 0))
             fails.append(hi < 0)
             n = max(n, len(delta))
         else:
             share = e.near_grey[model]
-            m, lo, hi = bootstrap(np.mean, np.array(list(share.values())), seed=e.seed)
+            m, lo, hi = paired_bootstrap(np.mean, np.array(list(share.values())), seed=e.seed)
             numbers.append(f"{model} (stable): near-grey pixel share {interval_text(m, lo, hi)}")
             holds.append(("stable", lo > C3["near_grey"]))
             fails.append(hi < C3["near_grey"])
@@ -235,11 +238,9 @@ def claim_c3(e: Evidence) -> Claim:
 
 
 # -- C4 / C6: arms paired by seed and image (bench/claims/arms.py) ------------------------------------------
-def claim_c4(e: Evidence) -> Claim:
-    statement = "Dropping ChromaGAN's class-distribution head gives higher PSNR/SSIM than keeping it."
-    test = ("chromagan-noclass minus chromagan, paired by seed replica and image, 95% two-way bootstrap over seeds "
-            "and images: supported if the mean PSNR and SSIM differences both lie above 0, not supported if either "
-            f"lies below 0; fewer than {C4['min_seeds']:g} seeds give at most inconclusive")
+@rule("c4@2")
+def claim_c4(e: Evidence, C4: Thresholds) -> Claim:
+    statement, test = STATEMENTS["C4"], say(TEST_C4, C4)
     if missing := e.missing("psnr", "ssim"):
         return Claim("C4", statement, test, f"not computed in this run: {missing}", NOT_RUN)
     seeds = [s for s in e.replicas("chromagan-noclass") if s in e.replicas("chromagan")]
@@ -266,21 +267,17 @@ def claim_c4(e: Evidence) -> Claim:
 
 
 # -- C5 ----------------------------------------------------------------------------------------------------
-def claim_c5(e: Evidence) -> Claim:
-    statement = ("GAN training is unstable: losses fall, then the generator loss climbs once the discriminator wins; "
-                 "best and worst epochs differ wildly in metrics.")
-    test = (f"adversarial models, each seed replica a run: unstable = divergence flag and best-worst validation PSNR "
-            f"gap >= {C5['wild_gap_db']:g} dB; stable = no flag over >= {C5['min_epochs']:g} epochs and a gap < "
-            f"{C5['calm_gap_db']:g} dB. Supported if at least {C5['unstable_share']:.0%} of the runs are unstable, "
-            "not supported if every run is stable")
-    runs = [m for m in e.adversarial() if _training(e, m)]
+@rule("c5@2")
+def claim_c5(e: Evidence, C5: Thresholds) -> Claim:
+    statement, test = STATEMENTS["C5"], say(TEST_C5, C5)
+    runs = [m for m in e.adversarial() if e.training(m)]
     if not runs:
         return Claim("C5", statement, test, "no adversarial training record in this run", NOT_RUN,
                      change="train an adversarial model")
     numbers, unstable, stable = [], 0, 0
     for model in runs:
-        info = _training(e, model)
-        gap, epochs, diverged = best_worst_gap(info), int(info.get("epochs", 0)), _diverged(e, model)  # type: ignore[call-overload]
+        info = e.training(model)
+        gap, epochs, diverged = best_worst_gap(info), int(info.get("epochs", 0)), e.diverged(model)  # type: ignore[call-overload]
         numbers.append(f"{model}: {epochs} epochs, {'diverged' if diverged else 'no divergence'}, best-worst "
                        f"validation PSNR gap {fmt(gap)} dB")
         unstable += diverged and gap >= C5["wild_gap_db"]
@@ -295,19 +292,14 @@ def claim_c5(e: Evidence) -> Claim:
 
 
 # -- C6 ----------------------------------------------------------------------------------------------------
-def claim_c6(e: Evidence) -> Claim:
-    statement = ("(proposal, Sec. 7.6) A loss that rewards saturation inside segments would fix faded objects that "
-                 "global losses and metrics average away.")
-    test = (f"{C6_VARIANT} minus {C6_BASE}, paired by seed replica and image, 95% two-way bootstrap: supported if "
-            "segment_chroma_ratio (ideal 1, scored -|log r|) or vivid_recall improves (interval above 0) while PSNR "
-            f"and SSIM lose no more than {C6['psnr_margin_db']:g} dB / {C6['ssim_margin']} (lower bounds above minus "
-            "the margins); not supported if both segment intervals lie at or below 0; fewer than "
-            f"{C6['min_seeds']:g} seeds give at most inconclusive; without the variant not run")
+@rule("c6@2")
+def claim_c6(e: Evidence, C6: Thresholds) -> Claim:
+    statement, test = STATEMENTS["C6"], say(TEST_C6, C6, variant=C6_VARIANT, base=C6_BASE)
     if missing := e.missing("psnr", "ssim", "segment_chroma_ratio", "vivid_recall"):
         return Claim("C6", statement, test, f"not computed in this run: {missing}", NOT_RUN)
     seeds = [s for s in e.replicas(C6_VARIANT) if s in e.replicas(C6_BASE)]
     if not seeds:
-        premise = premise_c6(e)
+        premise = bound("1", "C6")(e)  # context: version 1's premise test, with version 1's thresholds
         return Claim("C6", statement, test, f"no {C6_VARIANT} and {C6_BASE} trained with a shared seed; (context, "
                      f"not the verdict) premise: {premise.numbers}", NOT_RUN,
                      change=f"train {C6_VARIANT} beside {C6_BASE} (issue 10)")
@@ -330,5 +322,3 @@ def claim_c6(e: Evidence) -> Claim:
     models = tuple(e.replicas(C6_VARIANT).values()) + tuple(e.replicas(C6_BASE).values())
     return Claim("C6", statement, test, "; ".join(numbers), verdict, n=n, models=models, change=change)
 
-
-RULES: tuple[Callable[[Evidence], Claim], ...] = (claim_c1, claim_c2, claim_c3, claim_c4, claim_c5, claim_c6, claim_c7)

@@ -1,4 +1,5 @@
-"""Claims rules, version 3 (issue 10; thresholds in bench/claims/rules.py, equal to version 2's).
+"""Rule function ``c6@3`` of rule set version 3 (issue 10; bench/claims/versions/3.toml, thresholds equal to
+version 2's). Frozen: a change of logic is a new function under a new id (bench/claims/registry.py).
 
 What changed from version 2: C6 is asked of every vividness-loss variant against its plain twin, each pair on its
 own (ChromaGAN and the U-Net control: the paper's proposal is a loss term, not a property of one network), and
@@ -7,39 +8,38 @@ the colorfulness difference is reported beside the segment and fidelity metrics.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-from colorbench.claims import v2 as claims_v2
 from colorbench.claims.arms import arm_differences, capped, seed_note
-from colorbench.claims.evidence import (
-    INCONCLUSIVE,
-    NOT_RUN,
-    NOT_SUPPORTED,
-    SUPPORTED,
-    Claim,
-    Evidence,
-    crossed_bootstrap,
-    interval_text,
-)
-from colorbench.claims.rules import parameters
+from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, STATEMENTS, SUPPORTED, Claim, Evidence
+from colorbench.claims.registry import Thresholds, rule
+from colorbench.claims.stats import crossed_bootstrap
+from colorbench.claims.text import interval_text, say
 from colorbench.claims.v2 import FIDELITY
+from colorbench.claims.v2 import claim_c6 as claim_c6_v2
 
-VERSION = "3"
-C6 = parameters(VERSION, "C6")
 #: (vivid variant, plain twin): the same family, settings, data, budget and seeds but for the vividness term.
 C6_PAIRS = (("chromagan-vivid", "chromagan"), ("unet-l1-vivid", "unet-l1"))
 SEGMENT_METRICS = ("segment_chroma_ratio", "vivid_recall")
 #: Reported as a plain difference (positive = the variant is more colourful), never as a goodness: more colour is
 #: not better by itself (colorfulness is a diagnostic in the metric registry).
 CONTEXT_METRICS = ("colorfulness",)
+# The tests in words (colorbench.claims.text.say): a field names a threshold or a word the function passes.
+#: What c6@3 tests, in words.
+TEST_C6 = ("each of {pairs} that was trained with a shared seed, paired by seed replica and image, 95% two-way "
+           "bootstrap: a pair supports if segment_chroma_ratio (ideal 1, scored -|log r|) or vivid_recall improves "
+           "(interval above 0) while PSNR and SSIM lose no more than {psnr_margin_db:g} dB / {ssim_margin} (lower "
+           "bounds above minus the margins), and refutes if both segment intervals lie at or below 0; fewer than "
+           "{min_seeds:g} seeds make a pair at most inconclusive. Supported if every tested pair supports, not "
+           "supported if every tested pair refutes, else inconclusive; the colorfulness difference is context")
 
 
 def _raw(_: str, values: np.ndarray) -> np.ndarray:
     return values
 
 
-def _pair_verdict(e: Evidence, treated: str, base: str) -> tuple[str, str, int]:
+def _pair_verdict(e: Evidence, treated: str, base: str, C6: Thresholds) -> tuple[str, str, int]:
     """(verdict, numbers, n images) of one vivid variant against its twin, under version 2's C6 decision."""
     results, n = {}, 0
     for metric in (*SEGMENT_METRICS, *FIDELITY):
@@ -61,28 +61,20 @@ def _pair_verdict(e: Evidence, treated: str, base: str) -> tuple[str, str, int]:
     return verdict, f"{treated} minus {base}: {'; '.join(parts)}; pair {verdict}", n
 
 
-def claim_c6(e: Evidence) -> Claim:
-    statement = ("(proposal, Sec. 7.6) A loss that rewards saturation inside segments would fix faded objects that "
-                 "global losses and metrics average away.")
-    pairs = " and ".join(f"{t} minus {b}" for t, b in C6_PAIRS)
-    test = (f"each of {pairs} that was trained with a shared seed, paired by seed replica and image, 95% two-way "
-            "bootstrap: a pair supports if segment_chroma_ratio (ideal 1, scored -|log r|) or vivid_recall improves "
-            f"(interval above 0) while PSNR and SSIM lose no more than {C6['psnr_margin_db']:g} dB / "
-            f"{C6['ssim_margin']} (lower bounds above minus the margins), and refutes if both segment intervals lie "
-            f"at or below 0; fewer than {C6['min_seeds']:g} seeds make a pair at most inconclusive. Supported if "
-            "every tested pair supports, not supported if every tested pair refutes, else inconclusive; the "
-            "colorfulness difference is context")
+@rule("c6@3")
+def claim_c6(e: Evidence, C6: Thresholds) -> Claim:
+    statement, test = STATEMENTS["C6"], say(TEST_C6, C6, pairs=" and ".join(f"{t} minus {b}" for t, b in C6_PAIRS))
     if missing := e.missing("psnr", "ssim", *SEGMENT_METRICS):
         return Claim("C6", statement, test, f"not computed in this run: {missing}", NOT_RUN)
     tested = [(t, b) for t, b in C6_PAIRS if any(s in e.replicas(b) for s in e.replicas(t))]
     if not tested:
-        premise = claims_v2.claim_c6(e)
+        premise = claim_c6_v2(e, C6)  # its not-run row, with the version 1 premise as context
         return Claim("C6", statement, test, f"no vivid variant trained beside its plain twin with a shared seed; "
                      f"{premise.numbers}", NOT_RUN, change="train a vivid variant beside its twin "
                      "(--models unet-l1,unet-l1-vivid,chromagan,chromagan-vivid --seeds 3)")
     verdicts, numbers, n = [], [], 0
     for treated, base in tested:
-        verdict, text, pair_n = _pair_verdict(e, treated, base)
+        verdict, text, pair_n = _pair_verdict(e, treated, base, C6)
         verdicts.append(verdict)
         numbers.append(text)
         n = max(n, pair_n)
@@ -102,7 +94,3 @@ def _combined(verdicts: Sequence[str]) -> str:
     if all(v == NOT_SUPPORTED for v in verdicts):
         return NOT_SUPPORTED
     return INCONCLUSIVE
-
-
-RULES: tuple[Callable[[Evidence], Claim], ...] = tuple(claim_c6 if rule is claims_v2.claim_c6 else rule
-                                                       for rule in claims_v2.RULES)

@@ -1,6 +1,7 @@
-"""Claims rules, version 4 (issue 9): version 3's rules for C1-C7, unchanged, plus C8, the paper's premise that
-captions improve colorization (Sec. 3: the mapping Psi(I_g, t); Models B and C, Sec. 4.2.3-4.2.4), which the
-paper could not test. Thresholds and their sources are in bench/claims/rules.py.
+"""Rule function ``c8@4`` of rule set version 4 (issue 9; bench/claims/versions/4.toml): version 3's rules for
+C1-C7, unchanged, plus C8, the paper's premise that captions improve colorization (Sec. 3: the mapping Psi(I_g, t);
+Models B and C, Sec. 4.2.3-4.2.4), which the paper could not test. Frozen: a change of logic is a new function
+under a new id (bench/claims/registry.py).
 
 C8's rule, fixed before any caption model was trained: a caption model M (model-b, model-c1, model-c2) supports
 the claim when, trained on the same data with the same budget as ``chromagan-noclass`` (the same generator
@@ -17,30 +18,27 @@ otherwise inconclusive; fewer than ``min_seeds`` shared seeds give at most incon
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
-from colorbench.claims import v3 as claims_v3
 from colorbench.claims.arms import arm_differences, capped, seed_note
-from colorbench.claims.evidence import (
-    INCONCLUSIVE,
-    NOT_RUN,
-    NOT_SUPPORTED,
-    SUPPORTED,
-    Claim,
-    Evidence,
-    crossed_bootstrap,
-    interval_text,
-)
-from colorbench.claims.rules import parameters
+from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, STATEMENTS, SUPPORTED, Claim, Evidence
+from colorbench.claims.registry import Thresholds, rule
+from colorbench.claims.stats import crossed_bootstrap
+from colorbench.claims.text import interval_text, say
 
-VERSION = "4"
-C8 = parameters(VERSION, "C8")
 CAPTION_MODELS = ("model-b", "model-c1", "model-c2")
 READS_CAPTION = ("model-b", "model-c1")
 BASELINE = "chromagan-noclass"
 SEGMENT_METRICS = ("segment_chroma_ratio", "vivid_recall")
 #: Settings that make up the training budget; they must be equal between a caption model and the baseline.
 BUDGET = ("profile", "image_size", "width", "batch_size", "epochs", "lr", "betas", "adversarial", "trunk_init")
+# The tests in words (colorbench.claims.text.say): a field names a threshold or a word the function passes.
+#: What c8@4 tests, in words.
+TEST_C8 = ("per caption model trained with {baseline}'s data and budget: its goodness difference to {baseline} on "
+           "{segment_metrics} (paired by seed and image, two-way bootstrap, family-wise {level:.0%} over the models "
+           "compared) lies above 0, and for B and C.1 the caption sensitivity (true minus swapped caption, 95% "
+           "interval) on those metrics lies above 0; supported if some model meets both, not supported if every model "
+           "has an interval on the wrong side; fewer than {min_seeds:g} seeds give at most inconclusive")
 
 
 def _budget(info: Mapping[str, object]) -> dict[str, object]:
@@ -81,17 +79,14 @@ def _judge_model(e: Evidence, model: str, level: float) -> tuple[str, list[str],
     return state, parts, n, seeds
 
 
-def claim_c8(e: Evidence) -> Claim:
-    statement = "Captions improve colorization (paper Sec. 3 and 4.2.3-4.2.4: Psi(I_g, t), Models B and C)."
-    test = (f"per caption model trained with {BASELINE}'s data and budget: its goodness difference to {BASELINE} on "
-            f"{' and '.join(SEGMENT_METRICS)} (paired by seed and image, two-way bootstrap, family-wise "
-            f"{1 - C8['alpha']:.0%} over the models compared) lies above 0, and for B and C.1 the caption "
-            "sensitivity (true minus swapped caption, 95% interval) on those metrics lies above 0; supported if some "
-            "model meets both, not supported if every model has an interval on the wrong side; fewer than "
-            f"{C8['min_seeds']:g} seeds give at most inconclusive")
+@rule("c8@4")
+def claim_c8(e: Evidence, C8: Thresholds) -> Claim:
+    statement, test = STATEMENTS["C8"], say(TEST_C8, C8, baseline=BASELINE,
+                                            segment_metrics=" and ".join(SEGMENT_METRICS), level=1 - C8["alpha"])
     if missing := e.missing(*SEGMENT_METRICS):
         return Claim("C8", statement, test, f"not computed in this run: {missing}", NOT_RUN)
-    compared, skipped = [], []
+    compared: list[str] = []
+    skipped: list[str] = []
     for model in CAPTION_MODELS:
         if not e.replicas(model) or not e.replicas(BASELINE):
             continue
@@ -121,6 +116,3 @@ def claim_c8(e: Evidence) -> Claim:
               else "more images or seeds narrowing the intervals"}[verdict]
     models = tuple(r for m in (*compared, BASELINE) for r in e.replicas(m).values())
     return Claim("C8", statement, test, "; ".join(parts), verdict, n=n, models=models, change=change)
-
-
-RULES: tuple[Callable[[Evidence], Claim], ...] = (*claims_v3.RULES, claim_c8)
