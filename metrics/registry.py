@@ -15,8 +15,10 @@ run with that reason recorded; it never falls back to something else under its n
 
 The parameters in the tables are the ones passed to the functions and the ones written to ``run.json`` and
 the report glossary. Adding a metric: write the function in a module of this package, add one row below.
-``version`` is the definition's version (run.json's metric table, and the key of the records it produced,
-colorbench.core.cachekey): correcting what a metric computes means bumping it, which recomputes exactly its records.
+``version`` is the definition's version (run.json's metric table). A metric's cache keys (its record folders, the
+study's fingerprint, the set-level caches; colorbench.core.cachekey) are made of :meth:`Metric.key` alone: name,
+parameters and version. Correcting what a metric computes means bumping the version, which recomputes exactly its
+records; rewording its definition, moving its function or changing how it is shown recomputes nothing.
 
 Directions (every metric declares one; :func:`goodness` turns values into higher-is-better scores and
 :func:`ranked` keeps the metrics that may rank colorizations):
@@ -81,8 +83,22 @@ def direction_text(direction: str, ideal: float | None = None, closeness: str = 
             "diagnostic": "diagnostic: shown, never ranked"}[direction]
 
 
+class _Keyed:
+    """What the cache keys of a metric are made of (see the module text)."""
+
+    name: str
+    params: Mapping[str, object]
+    version: int
+
+    def key(self) -> dict[str, object]:
+        """Name, parameters and definition version: the metric's part of every key that depends on it. Its
+        definition text, function path, direction and display are left out, so they can change without
+        recomputing anything (colorbench.io.legacy_keys reads the keys made before from the whole description)."""
+        return {"name": self.name, "params": dict(self.params), "version": self.version}
+
+
 @dataclass(frozen=True)
-class Metric:
+class Metric(_Keyed):
     """A per-image metric with its direction (see the module docstring): ``ideal`` and ``closeness`` only for
     direction ``ideal``."""
 
@@ -117,7 +133,7 @@ class Metric:
 
 
 @dataclass(frozen=True)
-class DistributionMetric:
+class DistributionMetric(_Keyed):
     """A set-level metric: ``extractor()`` builds a frozen feature network mapping RGB (B, 3, H, W) in [0, 1]
     to features (B, D); ``fn(pred_features, target_features, **params)`` turns the two feature sets of one
     model into one number."""
@@ -238,6 +254,12 @@ def get_metric(name: str) -> Metric | DistributionMetric:
     if name in DISTRIBUTION_METRICS:
         return DISTRIBUTION_METRICS[name]
     raise unknown_name("metric", name, [*METRICS, *DISTRIBUTION_METRICS])
+
+
+def metric_keys(names: Iterable[str]) -> list[dict[str, object]]:
+    """:meth:`Metric.key` of each named metric (per-image or set-level), in order: what keys depending on them
+    are made of."""
+    return [get_metric(name).key() for name in names]
 
 
 @dataclass(frozen=True)
