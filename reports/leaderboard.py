@@ -1,8 +1,8 @@
-"""The leaderboard as the report shows it: sorted by a stated key, columns grouped (fidelity, colour, semantic,
-diagnostics) into tables narrow enough for a 1,400 px page, and the best value of each ranked column marked by
-the registry's direction (:func:`colorbench.metrics.registry.goodness`: for ``ideal`` metrics the value closest to the
-ideal,
-never the largest).
+"""The leaderboard as the report shows it: sorted by a stated key, columns grouped by each metric's registry row
+(``group`` and ``column``: fidelity, colour, semantic, diagnostics) into tables narrow enough for a 1,400 px page,
+and the best value of each ranked column marked by the registry's direction
+(:func:`colorbench.metrics.registry.goodness`: for ``ideal`` metrics the value closest to the ideal, never the
+largest).
 """
 
 from __future__ import annotations
@@ -11,16 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from colorbench.metrics.registry import DISTRIBUTION_METRICS, METRICS, goodness
+from colorbench.metrics.registry import DISTRIBUTION_METRICS, GROUPS, METRICS, DistributionMetric, Metric, goodness
 
-#: Column groups in display order; a metric not listed here goes to "other".
-GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("fidelity", ("psnr", "ssim", "ms_ssim", "mse", "mse255", "lpips_alex", "lpips_vgg")),
-    ("colour", ("deltae2000", "auc_ab", "delta_colorfulness", "segment_chroma_ratio", "vivid_recall",
-                "vivid_precision")),
-    ("semantic", ("semantic_kl", "semantic_top1", "fd_effnet_lite0", "fid_inception")),
-    ("diagnostics", ("colorfulness", "colorfulness_abs", "channel_equality")),
-)
 ARROWS = {"higher": "\u2191", "lower": "\u2193", "diagnostic": "(shown, not ranked)"}
 
 
@@ -48,11 +40,19 @@ def direction_mark(described: Mapping[str, object]) -> str:
     return ARROWS.get(direction, "")
 
 
+def _registered(name: str) -> Metric | DistributionMetric | None:
+    """The registry row of a metric named in a run's files, or None for a name the registry no longer holds."""
+    return METRICS.get(name) or DISTRIBUTION_METRICS.get(name)
+
+
 def column_groups(metrics: Sequence[str]) -> list[Group]:
-    """The run's metrics split into :data:`GROUPS` (empty groups dropped, unlisted metrics under 'other')."""
-    listed = {name for _, names in GROUPS for name in names}
-    groups = [Group(title, tuple(n for n in names if n in metrics)) for title, names in GROUPS]
-    groups.append(Group("other", tuple(n for n in metrics if n not in listed)))
+    """The run's metrics split into the registry's groups (:data:`colorbench.metrics.registry.GROUPS` order, each
+    ordered by the rows' ``column``); empty groups dropped, names the registry does not hold under 'other'."""
+    rows = {name: row for name in metrics if (row := _registered(name)) is not None}
+    groups = [Group(title, tuple(sorted((n for n, row in rows.items() if row.group == title),
+                                        key=lambda n: rows[n].column)))
+              for title in GROUPS]
+    groups.append(Group("other", tuple(n for n in metrics if n not in rows)))
     return [g for g in groups if g.metrics]
 
 
@@ -65,7 +65,7 @@ def best_models(rows: Sequence[Mapping[str, str]], metrics: Sequence[str]) -> di
     """For each ranked metric, the models (ties: all) whose mean has the highest goodness."""
     best: dict[str, set[str]] = {}
     for name in metrics:
-        known = METRICS.get(name) or DISTRIBUTION_METRICS.get(name)
+        known = _registered(name)
         if known is None or known.direction == "diagnostic":
             continue
         good = goodness(name, np.array([_value(r, name) for r in rows]))

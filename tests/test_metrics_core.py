@@ -139,14 +139,6 @@ def test_delta_colorfulness_is_pred_minus_truth(photos):
     assert (delta < 0).all()
 
 
-def test_registry_metadata_complete():
-    for metric in METRICS.values():
-        described = metric.describe()
-        assert described["definition"] and described["range"]
-        assert described["direction"] in ("higher", "lower", "ideal", "diagnostic")
-        assert (metric.ideal is not None) == (metric.direction == "ideal")
-
-
 def test_compute_returns_one_value_per_image(pairs):
     pred, gt = pairs
     names = select_metrics(None).per_image

@@ -7,10 +7,11 @@ keys of the results it produced. Version 1 is every definition as it stood befor
 :func:`key_description` leaves it out of a key: keys made before versions existed stay valid, and a bump to 2
 changes exactly the keys of what that definition produced.
 
-Keys that name folders and caches already on disk (a run folder's name, its data id, prediction tags, record
-folders, the study's fingerprint) were made with ``json.dumps(payload, sort_keys=True)``, whose separators carry
-spaces; those call sites pass ``separators=LEGACY_SEPARATORS`` so that their digests, and so existing run folders
-and caches, stay exactly as they were.
+Keys that name folders and caches already on disk (a run folder's name, its data id, prediction tags) were made
+with ``json.dumps(payload, sort_keys=True)``, whose separators carry spaces; those call sites pass
+``separators=LEGACY_SEPARATORS`` so that their digests, and so existing run folders and caches, stay exactly as
+they were. Keys that depend on metrics (record folders, the study's fingerprint, set-level caches) are made anew
+from ``Metric.key()``; colorbench.io.legacy_keys rebuilds their former digests to read what they name.
 """
 
 from __future__ import annotations

@@ -25,14 +25,15 @@ from colorbench.data.splits import ManifestEntry
 from colorbench.io import integrity
 from colorbench.io.checkpoints import cached_state, load_state, save_state
 from colorbench.io.images import PIXELS_TAG, quantize, read_png_text, write_png
+from colorbench.io.legacy_keys import cache_keys
 from colorbench.io.records import RecordStore
-from colorbench.metrics.registry import needs_segments
+from colorbench.metrics.registry import metric_keys, needs_segments
 from colorbench.models.base import Colorizer
 from colorbench.models.captions import readable_entries
 from colorbench.pipeline.caption_sensitivity import swap_key, swapped_captions, swapped_name
 from colorbench.pipeline.context import ModelEntry, ModelOutcome, RunContext
 from colorbench.pipeline.data_stage import SOURCE_TAG, Manifests
-from colorbench.pipeline.scoring import Pair, SetLevelScorer, metric_set_id, score_pairs
+from colorbench.pipeline.scoring import Pair, SetLevelScorer, metric_set_id, metric_set_keys, score_pairs
 from colorbench.training.loop import train
 from colorbench.training.profiles import resolve_profile
 from tqdm import tqdm
@@ -200,7 +201,7 @@ class ModelStage:
     def score(self, name: str, key: str) -> None:
         """Score this rank's predictions that have no record under (key, metric set) yet."""
         store = RecordStore(self.records_dir(name), self.dist.rank)
-        done = store.load()
+        done = self.stored_records(name, self.dist.rank)
         entries = self.ctx.shard(self.manifests.eval.usable)
         expected = {e.image_id: self.record_identity(name, key, e) for e in entries}
         layout = self.layout
@@ -227,7 +228,18 @@ class ModelStage:
                 "gt_pixels": read_png_text(self.layout.ground_truth(entry.image_id)).get(PIXELS_TAG)}
 
     def records_dir(self, model: str) -> Path:
+        """Where new records of ``model`` under the run's metric set are written."""
         return self.layout.records_dir(model, metric_set_id(self.ctx.metric_names))
+
+    def stored_records(self, model: str, rank: int = 0) -> dict[str, dict[str, object]]:
+        """The records of ``model`` under the run's metric set (latest per image): those of a folder the code before
+        ``Metric.key()`` named (colorbench.io.legacy_keys; read, new records never go there), overlaid by those of
+        :meth:`records_dir`."""
+        keys = metric_set_keys(self.ctx.metric_names)
+        records: dict[str, dict[str, object]] = {}
+        for metric_set in (*keys.legacy, keys.current):
+            records.update(RecordStore(self.layout.records_dir(model, metric_set), rank).load())
+        return records
 
     @cached_property
     def set_level_scorer(self) -> SetLevelScorer:
@@ -240,21 +252,24 @@ class ModelStage:
             return {}
         records = self.model_records(name, key)
         ids = [str(r["image_id"]) for r in records]
-        described = {n: key_description(d) for n, d in self.ctx.metrics.describe().items()}
-        fingerprint = cache_key([key, [r["pred_pixels"] for r in records], [r["gt_pixels"] for r in records], ids,
-                                 described], 64, separators=LEGACY_SEPARATORS)  # legacy text: existing caches
+        names = self.ctx.metrics.names
+        pred_pixels, gt_pixels = [r["pred_pixels"] for r in records], [r["gt_pixels"] for r in records]
+        fingerprint = cache_keys(
+            lambda metrics: [key, pred_pixels, gt_pixels, ids, dict(zip(names, metrics, strict=True))],
+            metric_keys(names), 64)
         cache = self.layout.set_level(name)
         stored = integrity.read_sealed_json(cache, "set-level values")
-        if stored is not None and stored.get("fingerprint") == fingerprint and isinstance(stored.get("values"), dict):
+        if (stored is not None and fingerprint.accepts(stored.get("fingerprint"))
+                and isinstance(stored.get("values"), dict)):
             return stored["values"]  # type: ignore[return-value]
         pairs = [Pair(i, i, self.layout.prediction(name, i), self.layout.ground_truth(i)) for i in ids]
         values = self.set_level_scorer(pairs, name) if pairs else {}
-        integrity.write_sealed_json(cache, {"fingerprint": fingerprint, "values": values})
+        integrity.write_sealed_json(cache, {"fingerprint": fingerprint.current, "values": values})
         return values
 
     def model_records(self, model: str, key: str) -> list[dict[str, object]]:
         """This model's current records in manifest order (stale ones, under another key, left out)."""
-        done = RecordStore(self.records_dir(model)).load()
+        done = self.stored_records(model)
         return [done[e.image_id] for e in self.manifests.eval.usable
                 if _record_is_current(done.get(e.image_id, {}), self.record_identity(model, key, e))]
 

@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import TypeVar
 
 import torch
-from colorbench.core.cachekey import LEGACY_SEPARATORS, cache_key, key_description
 from colorbench.core.device import fixed_shapes
 from colorbench.core.errors import BenchError
 from colorbench.core.paths import printable
 from colorbench.data.loader import repeat_last
 from colorbench.data.sources import IMAGE_SUFFIXES, folder_record, image_files, image_id_sort_key, refuse_duplicates
 from colorbench.io.images import UnreadableImageError, read_png_u8
+from colorbench.io.legacy_keys import CacheKeys, cache_keys
 from colorbench.metrics.kernels import workload
-from colorbench.metrics.registry import DISTRIBUTION_METRICS, METRICS, compute
+from colorbench.metrics.registry import DISTRIBUTION_METRICS, compute, metric_keys
 from tqdm import tqdm
 
 
@@ -46,11 +46,16 @@ class Skip:
         return {"image_id": self.image_id, "stage": self.stage, "reason": self.reason}
 
 
+def metric_set_keys(metric_names: Sequence[str]) -> CacheKeys:
+    """Keys of the metric definitions (names, parameters, definition versions), naming the folder of the records
+    computed under them (they stay valid only while the definitions do); ``legacy``: the names the code before
+    ``Metric.key()`` gave that folder (colorbench.io.legacy_keys)."""
+    return cache_keys(lambda metrics: metrics, metric_keys(metric_names), 12)
+
+
 def metric_set_id(metric_names: Sequence[str]) -> str:
-    """Short hash of the metric definitions (names, parameters, definition versions): records cached under it
-    stay valid only while the definitions do. Legacy separators: the digest names existing record folders."""
-    described = [key_description(METRICS[n].describe()) for n in metric_names]
-    return cache_key(described, 12, separators=LEGACY_SEPARATORS)
+    """The name of the records folder new records of these metrics are written to."""
+    return metric_set_keys(metric_names).current
 
 
 _T = TypeVar("_T")

@@ -24,16 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from colorbench.core.cachekey import LEGACY_SEPARATORS, cache_key, key_description
 from colorbench.core.errors import BenchError
 from colorbench.core.files import file_sha256
 from colorbench.data.color import lab_to_rgb, rgb_to_lab
 from colorbench.io.images import PIXELS_TAG, quantize, read_label_png, read_png_text, read_png_u8, write_png
 from colorbench.io.integrity import read_sealed_json, report_corrupt, write_sealed_json
 from colorbench.io.layout import RunLayout
+from colorbench.io.legacy_keys import CacheKeys, cache_keys
 from colorbench.io.schema import read_csv, write_csv
 from colorbench.metrics.kernels import compile_enabled, workload
-from colorbench.metrics.registry import METRICS, compute
+from colorbench.metrics.registry import compute, metric_keys
 from colorbench.study.perturbations import SWEEPS, Sweep, vivid_object_masks
 from colorbench.study.recolour import (
     HueChange,
@@ -98,17 +98,16 @@ def announce(n_images: int, pixels: int, compiled: bool) -> str:
 
 def study_fingerprint(
     image_ids: Sequence[str], metric_names: Sequence[str], out: Path, categories: Mapping[str, Mapping[int, str]]
-) -> str:
+) -> CacheKeys:
     """Changes when the images, their ground truth or segment maps (the pixel hashes in their tags) or classes,
-    the sweeps or the metric definitions change."""
+    the sweeps or the metric definitions (``Metric.key()``) change; ``legacy``: the fingerprints the code before
+    ``Metric.key()`` gave the same study (colorbench.io.legacy_keys), under which existing records are current."""
     layout = RunLayout(out)
     tags = [(i, *(read_png_text(path).get(PIXELS_TAG) for path in (layout.ground_truth(i), layout.segments(i))),
              sorted((categories.get(i) or {}).items()))
             for i in image_ids]
     sweeps = [(s.name, s.strengths, s.regime) for s in SWEEPS]
-    metrics = [key_description(METRICS[n].describe()) for n in metric_names]
-    payload = [STUDY_VERSION, tags, sweeps, metrics]
-    return cache_key(payload, 64, separators=LEGACY_SEPARATORS)  # legacy text: existing studies stay current
+    return cache_keys(lambda metrics: [STUDY_VERSION, tags, sweeps, metrics], metric_keys(metric_names), 64)
 
 
 def to_rgb8(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
@@ -266,7 +265,7 @@ def run_study(
     variants = layout.study_variants
     write_csv(variants, [*VARIANT_KEYS, *metric_names], variant_rows)
     _write_examples(out, examples)
-    write_sealed_json(fingerprint_file, {"fingerprint": fingerprint, "csv_sha256": file_sha256(target),
+    write_sealed_json(fingerprint_file, {"fingerprint": fingerprint.current, "csv_sha256": file_sha256(target),
                                          "variants_sha256": file_sha256(variants)})
     return target
 
@@ -278,12 +277,12 @@ def _keep_example(examples: dict[str, list[torch.Tensor]], sweep: Sweep, degrade
         examples.setdefault(sweep.name, []).append(degraded[int(torch.nonzero(keep)[0])].cpu())
 
 
-def study_is_cached(layout: RunLayout, fingerprint: str) -> bool:
-    """The study's records (perturbations.csv, paired_variants.csv) exist for this fingerprint and are the bytes
-    written then (the fingerprint file holds their sha256, sealed); a corrupt record file or fingerprint file is
-    reported and the study redone."""
+def study_is_cached(layout: RunLayout, fingerprint: CacheKeys) -> bool:
+    """The study's records (perturbations.csv, paired_variants.csv) exist for this fingerprint (current or
+    legacy) and are the bytes written then (the fingerprint file holds their sha256, sealed); a corrupt record
+    file or fingerprint file is reported and the study redone."""
     stored = read_sealed_json(layout.study_fingerprint, "study fingerprint")
-    if stored is None or stored.get("fingerprint") != fingerprint:
+    if stored is None or not fingerprint.accepts(stored.get("fingerprint")):
         return False
     for path, key in ((layout.study_records, "csv_sha256"), (layout.study_variants, "variants_sha256")):
         if not path.is_file() or file_sha256(path) != stored.get(key):
