@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -107,7 +108,7 @@ PROFILES = {
 }
 
 
-def settings_for(profile: str, **overrides: object) -> ChromaGANSettings:
+def settings_for(profile: str, **overrides: Any) -> ChromaGANSettings:
     """A profile's settings with some fields replaced (``None`` values leave the profile's)."""
     if profile not in PROFILES:
         raise BenchError(f"unknown training profile {profile!r}; choose one of {', '.join(PROFILES)}")
@@ -179,6 +180,8 @@ class ChromaGAN(Colorizer):
 
     #: The generator's loss terms, in column order; ``g_total`` is their weighted sum (:meth:`loss_weights`).
     generator_terms: tuple[str, ...] = ("mse", "class_kl", "g_adv")
+    #: The trained network: a :class:`Generator`, or a network wrapping one (the caption models).
+    generator: nn.Module
 
     def __init__(self, settings: ChromaGANSettings, teacher: str | None = None, trunk_init: str = "auto") -> None:
         super().__init__()
@@ -192,12 +195,12 @@ class ChromaGAN(Colorizer):
             raise BenchError("ImageNet trunk weights fit width 1.0 only")
         self.trunk_init = trunk_init
         classes = teacher_classes(self.teacher) if self.teacher else None
-        self.generator = materialized(lambda: Generator(settings.image_size, settings.width, classes),
-                                      settings.seed, "generator")
+        self.generator = generator = materialized(lambda: Generator(settings.image_size, settings.width, classes),
+                                                  settings.seed, "generator")
         if trunk_init == "imagenet":
             state = load_vgg16_state()
-            self.generator.trunk.load_state_dict({k.removeprefix("features."): v for k, v in state.items()
-                                                  if k.startswith("features.") and int(k.split(".")[1]) < 23})
+            generator.trunk.load_state_dict({k.removeprefix("features."): v for k, v in state.items()
+                                             if k.startswith("features.") and int(k.split(".")[1]) < 23})
         self.targets: dict[str, Targets] | None = None
         self._critic: list[Critic] = []  # a list, so that nn.Module does not register the critic as a submodule
 

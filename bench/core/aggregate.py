@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from scipy import stats
@@ -20,7 +20,7 @@ def bootstrap_means(values: np.ndarray, *, seed: int, n_resamples: int = N_RESAM
     return finite[rng.integers(0, finite.size, size=(n_resamples, finite.size))].mean(axis=1)
 
 
-def bootstrap(statistic, *samples: np.ndarray, seed: int,  # type: ignore[no-untyped-def]
+def bootstrap(statistic: Callable[..., np.floating] | Callable[..., np.ndarray], *samples: np.ndarray, seed: int,
               level: float = LEVEL) -> tuple[float, float, float]:
     """``statistic`` of paired samples (one entry per image) and its percentile-bootstrap ``level`` (95%) interval
     over images (scipy.stats.bootstrap); NaN bounds with fewer than two images, the value itself when no sample
