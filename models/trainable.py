@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 from colorbench.core.device import autocast, memory_format
-from colorbench.data.loader import Batch
+from colorbench.data.loader import Batch, ModelInputs
 from colorbench.data.splits import ManifestEntry
 from torch import nn
 
@@ -99,8 +99,11 @@ class TrainableModel(Protocol):
       model trained without an adversary.
     """
 
-    loss_names: tuple[str, ...]
-    adversarial_terms: tuple[str, str] | None
+    @property
+    def loss_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def adversarial_terms(self) -> tuple[str, str] | None: ...
 
     def loop_settings(self) -> LoopSettings:
         """Batch size, epochs, image size and the rest of what the loop reads."""
@@ -131,4 +134,4 @@ class TrainableModel(Protocol):
         key ``epochs``: the trainer drops that key from the resume key, so a longer run resumes a shorter one."""
         ...
 
-    def colorize(self, inputs: object) -> torch.Tensor: ...
+    def colorize(self, inputs: ModelInputs) -> torch.Tensor: ...

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, Claim, Evidence, interval_text
 from colorbench.core.aggregate import bootstrap
+from colorbench.core.values import number
 from colorbench.metrics.registry import goodness
 
 C7_METRICS = ("psnr", "deltae2000", "segment_chroma_ratio")
@@ -20,8 +21,8 @@ def _crop_effect(e: Evidence, model: str) -> dict[str, tuple[float, float, float
     out = {}
     for metric in C7_METRICS:
         rows = [r for r in e.common_pixels if r["model"] == model and r["metric"] == metric]
-        crop = goodness(metric, np.array([float(r["crop"]) for r in rows]))  # type: ignore[arg-type]
-        resize = goodness(metric, np.array([float(r["resize"]) for r in rows]))  # type: ignore[arg-type]
+        crop = goodness(metric, np.array([number(r["crop"]) for r in rows]))
+        resize = goodness(metric, np.array([number(r["resize"]) for r in rows]))
         diffs = (crop - resize)[np.isfinite(crop - resize)]
         if diffs.size:
             out[metric] = (*bootstrap(np.mean, diffs, seed=e.seed), int(diffs.size))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from colorbench.analysis.tables import column
 from colorbench.core.aggregate import LEVEL, N_RESAMPLES
+from colorbench.core.values import integer, number, section
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_RUN = "supported", "not supported", "inconclusive", "not run"
 PLUMBING_ONLY = "plumbing only"
@@ -75,8 +76,14 @@ class Evidence:
     def board(self, model: str) -> Mapping[str, str] | None:
         return next((r for r in self.leaderboard if r["model"] == model), None)
 
+    def row(self, model: str) -> Mapping[str, str]:
+        """The leaderboard row of a model known to be on it (KeyError otherwise)."""
+        if (row := self.board(model)) is None:
+            raise KeyError(f"{model} is not on the leaderboard")
+        return row
+
     def trained(self) -> list[str]:
-        return [m for m, info in self.models.items() if info.get("spec", {}).get("training") == "train"
+        return [m for m, info in self.models.items() if section(info, "spec").get("training") == "train"
                 and info.get("error") is None and self.board(m) is not None]
 
     def adversarial(self) -> list[str]:
@@ -85,8 +92,7 @@ class Evidence:
         def flag(info: Mapping[str, object]) -> bool:
             if "adversarial" in info:
                 return bool(info["adversarial"])
-            settings = (info.get("training") or {}).get("settings") or {}  # type: ignore[union-attr]
-            return settings.get("adversarial", "none") != "none"  # type: ignore[union-attr]
+            return section(section(info, "training"), "settings").get("adversarial", "none") != "none"
         return [m for m in self.trained() if flag(self.models[m])]
 
     def replicas(self, name: str) -> dict[int, str]:
@@ -95,7 +101,7 @@ class Evidence:
         for entry in self.trained():
             info = self.models[entry]
             if info.get("replica_of", entry) == name:
-                out[int(info.get("seed", (info.get("options") or {}).get("seed", self.seed)))] = entry  # type: ignore[union-attr, call-overload]
+                out[integer(info.get("seed", section(info, "options").get("seed", self.seed)))] = entry
         return dict(sorted(out.items()))
 
     def truth_colorfulness(self) -> float:
@@ -136,7 +142,7 @@ def crossed_bootstrap(differences: np.ndarray, *, seed: int, level: float = LEVE
 
 def best_worst_gap(training: Mapping[str, object]) -> float:
     """|validation PSNR of the best epoch - that of the worst| (epochs chosen by the trainer's selection metric)."""
-    best, worst = training.get("best_epoch") or {}, training.get("worst_epoch") or {}
-    if "val_psnr" not in best or "val_psnr" not in worst:  # type: ignore[operator]
+    best, worst = section(training, "best_epoch"), section(training, "worst_epoch")
+    if "val_psnr" not in best or "val_psnr" not in worst:
         return float("nan")
-    return abs(float(best["val_psnr"]) - float(worst["val_psnr"]))  # type: ignore[index]
+    return abs(number(best["val_psnr"]) - number(worst["val_psnr"]))

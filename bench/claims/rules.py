@@ -41,7 +41,7 @@ VERSIONS: Mapping[str, str] = MappingProxyType({
     "4": "issue 9: C1-C7 as version 3; adds C8 (captions improve colorization): caption models against "
          "chromagan-noclass on the segment metrics, with positive caption sensitivity",
 })
-CURRENT_VERSION = next(reversed(VERSIONS))
+CURRENT_VERSION = list(VERSIONS)[-1]
 
 _PAPER_BAND_SSIM = "paper Sec. 6.2 and 7.5: 'the 0.9 range for SSIM'"
 _PAPER_BAND_PSNR = "paper Sec. 6.2 and 7.5: '22+dB for PSNR'"

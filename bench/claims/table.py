@@ -29,6 +29,7 @@ from colorbench.claims.evidence import (
     Evidence,
 )
 from colorbench.claims.rules import CURRENT_VERSION, VERSIONS
+from colorbench.core.values import section
 
 __all__ = ["INCONCLUSIVE", "NOT_RUN", "NOT_SUPPORTED", "PLUMBING_ONLY", "SUPPORTED", "Claim", "Evidence",
            "current", "evaluate_claims", "plumbing_banner"]
@@ -40,7 +41,7 @@ if set(RULE_SETS) != set(VERSIONS):
 
 
 def _option(info: Mapping[str, object], key: str) -> object:
-    return (info.get("options") or {}).get(key)  # type: ignore[union-attr]
+    return section(info, "options").get(key)
 
 
 def _seed(info: Mapping[str, object], default: object) -> object:
@@ -53,33 +54,33 @@ def _runs(e: Evidence) -> list[Evidence]:
 
 def source_kind(e: Evidence) -> str:
     """``sample``, ``coco`` or ``folder``: the kind of the evaluation source."""
-    config = e.run.get("config") or {}
-    return str(config.get("eval_source", "folder")).split(":", 1)[0]  # type: ignore[union-attr]
+    config = section(e.run, "config")
+    return str(config.get("eval_source", "folder")).split(":", 1)[0]
 
 
 def _geometry(e: Evidence) -> str:
     """Working size and resize mode of a run ("" when not recorded)."""
-    pre = (e.run.get("config") or {}).get("preprocess") or {}  # type: ignore[union-attr]
+    pre = section(section(e.run, "config"), "preprocess")
     return f"{pre['size']} px {pre['mode']}" if pre else ""
 
 
 def protocol(e: Evidence, claim: Claim) -> str:
     """One line: n images, source, image size, and for the models the claim read their profile, teacher and
     seeds, and the segment source."""
-    config = e.run.get("config") or {}
+    config = section(e.run, "config")
     n = claim.n or len({r["image_id"] for r in e.per_image if r["model"] in claim.models})
-    parts = [f"n {n} images", f"source {config.get('eval_source', 'folder')}"]  # type: ignore[union-attr]
+    parts = [f"n {n} images", f"source {config.get('eval_source', 'folder')}"]
     if geometry := " / ".join(dict.fromkeys(g for r in _runs(e) if (g := _geometry(r)))):
         parts.append(geometry)
     infos = [e.models[m] for m in claim.models if m in e.models]
     for key, label in (("profile", "profile"), ("teacher", "teacher")):
         if values := sorted({str(v) for info in infos if (v := _option(info, key)) is not None}):
             parts.append(f"{label} {', '.join(values)}")
-    if overlap := (e.run.get("protocol") or {}).get("train_eval_overlap"):  # type: ignore[union-attr]
+    if overlap := section(e.run, "protocol").get("train_eval_overlap"):
         parts.append(f"{overlap} files shared by training and evaluation")
-    if claim.models and (segments := (e.run.get("segments") or {}).get("kind")):  # type: ignore[union-attr]
+    if claim.models and (segments := section(e.run, "segments").get("kind")):
         parts.append(f"segments {segments}")
-    trained = [info for info in infos if (info.get("spec") or {}).get("training") == "train"]  # type: ignore[union-attr]
+    trained = [info for info in infos if section(info, "spec").get("training") == "train"]
     if trained:
         seeds = sorted({str(_seed(info, e.seed)) for info in trained})
         parts.append(f"seeds {', '.join(seeds)}")
@@ -89,8 +90,8 @@ def protocol(e: Evidence, claim: Claim) -> str:
 def _trained_on_sample(e: Evidence, model: str) -> bool:
     """Whether ``model`` learnt from the built-in sample (fitted or trained there, weights not from a file)."""
     info = e.models[model]
-    train_source = str((e.run.get("config") or {}).get("train_source", ""))  # type: ignore[union-attr]
-    learnt = (info.get("spec") or {}).get("training") in ("fit", "train")  # type: ignore[union-attr]
+    train_source = str(section(e.run, "config").get("train_source", ""))
+    learnt = section(info, "spec").get("training") in ("fit", "train")
     return learnt and info.get("weights_from") != "file" and train_source.startswith("sample:")
 
 

@@ -12,6 +12,7 @@ from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUP
 from colorbench.claims.evidence import fmt as _f
 from colorbench.claims.rules import parameters
 from colorbench.core.aggregate import mean_and_interval
+from colorbench.core.values import integer, number, section
 
 VERSION = "1"
 TRIVIAL_MODELS = ("baseline0", "gray")
@@ -38,7 +39,7 @@ def claim_c1(e: Evidence) -> Claim:
         return Claim("C1", statement, test, "no trivial baseline in this run", NOT_RUN)
     numbers, holds, fails = [], [], []
     for model in present:
-        row = e.board(model)
+        row = e.row(model)
         ssim, ssim_lo, ssim_hi = _interval(row, "ssim")
         psnr, psnr_lo, psnr_hi = _interval(row, "psnr")
         cf, cf_lo, cf_hi = _interval(row, "colorfulness")
@@ -53,14 +54,14 @@ def claim_c1(e: Evidence) -> Claim:
 
 def _discrimination(e: Evidence, sweep: str, metric: str) -> float:
     row = next((r for r in e.sensitivity if r["sweep"] == sweep and r["metric"] == metric), None)
-    return float(row["discrimination"]) if row else np.nan  # type: ignore[arg-type]
+    return number(row["discrimination"]) if row else np.nan
 
 
 def _high_band_rho(e: Evidence, other: str = VIVIDNESS_PROXY) -> Mapping[str, object] | None:
     """Spearman correlation of PSNR with ``other`` over model outputs in the PSNR >= 22 dB band."""
     pair = {"psnr", other}
     return next((c for c in e.correlations if c["band"] == HIGH_BAND and {c["metric_a"], c["metric_b"]} == pair
-                 and "spearman" in c and int(c["n"]) >= C2['min_band_records']), None)  # type: ignore[arg-type]
+                 and "spearman" in c and integer(c["n"]) >= C2['min_band_records']), None)
 
 
 def claim_c2(e: Evidence) -> Claim:
@@ -94,14 +95,14 @@ def claim_c2(e: Evidence) -> Claim:
         numbers.append(f"(b) fewer than {C2['min_band_records']:g} model records with PSNR >= {PSNR_THRESHOLD:g} dB: "
                        "(a) decides")
     else:
-        lo, hi = float(rho["spearman_lo"]), float(rho["spearman_hi"])  # type: ignore[arg-type]
+        lo, hi = number(rho["spearman_lo"]), number(rho["spearman_hi"])
         numbers.append(f"(b) Spearman PSNR vs -|{VIVIDNESS_PROXY}| with PSNR >= {PSNR_THRESHOLD:g} dB: "
-                       f"{_f(float(rho['spearman']), 2)} [{_f(lo, 2)}, {_f(hi, 2)}], n = {rho['n']}")  # type: ignore[arg-type]
+                       f"{_f(number(rho['spearman']), 2)} [{_f(lo, 2)}, {_f(hi, 2)}], n = {rho['n']}")
         context = _high_band_rho(e, "segment_chroma_ratio")
         if context is not None:  # shown, not used by the rule
             numbers.append(f"(context, not in the rule) Spearman PSNR vs segment_chroma_ratio in that band: "
-                           f"{_f(float(context['spearman']), 2)} [{_f(float(context['spearman_lo']), 2)}, "  # type: ignore[arg-type]
-                           f"{_f(float(context['spearman_hi']), 2)}]")  # type: ignore[arg-type]
+                           f"{_f(number(context['spearman']), 2)} [{_f(number(context['spearman_lo']), 2)}, "
+                           f"{_f(number(context['spearman_hi']), 2)}]")
         weak, strong = hi < C2['weak_rho'], lo > C2['weak_rho']
     if lagging >= 2 and (rho is None or weak):
         verdict = SUPPORTED
@@ -109,17 +110,17 @@ def claim_c2(e: Evidence) -> Claim:
         verdict = NOT_SUPPORTED
     else:
         verdict = INCONCLUSIVE
-    n = max((int(r.get("n", 0)) for r in e.sensitivity if r["sweep"] in C2_SWEEPS), default=0)  # type: ignore[call-overload]
+    n = max((integer(r.get("n", 0)) for r in e.sensitivity if r["sweep"] in C2_SWEEPS), default=0)
     return Claim("C2", statement, test, "; ".join(numbers), verdict, n=n)
 
 
 def _training(e: Evidence, model: str) -> Mapping[str, object]:
     """The training record of a model (training.summary.summarize), empty when it was not trained in this run."""
-    return e.models[model].get("training") or {}  # type: ignore[return-value]
+    return section(e.models[model], "training")
 
 
 def _diverged(training: Mapping[str, object]) -> bool:
-    return bool((training.get("divergence") or {}).get("diverged"))  # type: ignore[union-attr]
+    return bool(section(training, "divergence").get("diverged"))
 
 
 def claim_c3(e: Evidence) -> Claim:
@@ -131,9 +132,11 @@ def claim_c3(e: Evidence) -> Claim:
     gans = e.adversarial()
     if not gans:
         return Claim("C3", statement, test, "no trained GAN in this run", NOT_RUN)
-    truth, numbers, stable_grey, diverged_vivid = e.truth_colorfulness(), [], [], []
+    truth, numbers = e.truth_colorfulness(), []
+    stable_grey: list[bool] = []
+    diverged_vivid: list[bool] = []
     for model in gans:
-        row = e.board(model)
+        row = e.row(model)
         equality, colorfulness = float(row["channel_equality"]), float(row["colorfulness"])
         diverged = _diverged(_training(e, model))
         numbers.append(f"{model} ({'diverged' if diverged else 'stable'}): channel equality {_f(equality)}, "
@@ -188,8 +191,8 @@ def claim_c5(e: Evidence) -> Claim:
     numbers, wild, calm = [], [], []
     for model in gans:
         info = _training(e, model)
-        gap, epochs, diverged = best_worst_gap(info), int(info.get("epochs", 0)), _diverged(info)  # type: ignore[call-overload]
-        where = f" at epoch {info['divergence']['epoch']}" if diverged else ""  # type: ignore[index]
+        gap, epochs, diverged = best_worst_gap(info), integer(info.get("epochs", 0)), _diverged(info)
+        where = f" at epoch {section(info, 'divergence')['epoch']}" if diverged else ""
         numbers.append(f"{model}: {epochs} epochs, {'diverged' + where if diverged else 'no divergence'}, "
                        f"best-worst validation PSNR gap {_f(gap)} dB")
         wild.append(diverged and gap >= C5['wild_gap_db'])
@@ -209,8 +212,8 @@ def claim_c6(e: Evidence) -> Claim:
 
     def median(metric: str) -> float:
         row = next((c for c in e.curves if c["sweep"] == "object_fade" and c["metric"] == metric
-                    and float(c["strength"]) == 0.0), None)  # type: ignore[arg-type]
-        return float(row["median"]) if row else np.nan  # type: ignore[arg-type]
+                    and number(c["strength"]) == 0.0), None)
+        return number(row["median"]) if row else np.nan
 
     if missing := e.missing('psnr', 'ssim'):
         return Claim("C6", statement, test, f"not computed in this run: {missing}", NOT_RUN)
@@ -222,7 +225,7 @@ def claim_c6(e: Evidence) -> Claim:
     averaged_away = psnr > C6['averaged_away_db'] and ssim > C6['averaged_away_ssim']
     caught = min(np.nan_to_num(recall, nan=1.0), np.nan_to_num(ratio, nan=1.0)) <= C6['segment_catches']
     faded = [c for c in e.curves if c["sweep"] == "object_fade" and c["metric"] == "psnr"]
-    n = max((int(c.get("n", 0)) for c in faded), default=0)  # type: ignore[call-overload]
+    n = max((integer(c.get("n", 0)) for c in faded), default=0)
     return Claim("C6", statement, test, numbers, INCONCLUSIVE if averaged_away and caught else NOT_SUPPORTED, n=n)
 
 

@@ -31,6 +31,7 @@ from colorbench.claims.evidence import (
 from colorbench.claims.rules import parameters
 from colorbench.claims.v1 import claim_c6 as premise_c6
 from colorbench.core.aggregate import bootstrap
+from colorbench.core.values import integer, number, section
 
 VERSION = "2"
 C1, C2, C3, C4, C5, C6 = (parameters(VERSION, c) for c in ("C1", "C2", "C3", "C4", "C5", "C6"))
@@ -112,11 +113,12 @@ def _units(e: Evidence, yardstick: str) -> list[tuple[str, dict[str, tuple[float
     units = []
     for dull in DULL_OUTPUTS:
         for alternative in alternatives:
-            found = {m: rows.get((dull, alternative, m)) for m in (*FIDELITY, yardstick)}
-            if all(r is not None and int(r["n"]) > 1 for r in found.values()):
+            wanted = {m: rows.get((dull, alternative, m)) for m in (*FIDELITY, yardstick)}
+            found = {m: r for m, r in wanted.items() if r is not None}
+            if len(found) == len(wanted) and all(int(r["n"]) > 1 for r in found.values()):
                 prefs = {m: (float(r["prefers_dull"]), float(r["prefers_dull_lo"]), float(r["prefers_dull_hi"]))
-                         for m, r in found.items()}  # type: ignore[union-attr]
-                units.append((f"{dull} vs {alternative}", prefs, int(found[yardstick]["n"])))  # type: ignore[index]
+                         for m, r in found.items()}
+                units.append((f"{dull} vs {alternative}", prefs, int(found[yardstick]["n"])))
     return units
 
 
@@ -126,16 +128,16 @@ def _context_c2(e: Evidence) -> list[str]:
     out = []
     for dull in DULL_OUTPUTS:
         for alternative in OVERSATURATED:
-            if (row := rows.get((dull, alternative, "psnr"))) is not None and int(row["n"]) > 1:
-                share = (float(row[k]) for k in ("prefers_dull", "prefers_dull_lo", "prefers_dull_hi"))
+            if (pair := rows.get((dull, alternative, "psnr"))) is not None and int(pair["n"]) > 1:
+                share = float(pair["prefers_dull"]), float(pair["prefers_dull_lo"]), float(pair["prefers_dull_hi"])
                 out.append(f"{dull} vs {alternative}: PSNR prefers {dull} in {interval_text(*share, 2)} of images")
     for row in e.human:
         if row.get("metric") in FIDELITY:
             out.append(f"BAPPS 2AFC agreement of {row['metric']} {fmt(float(row['agreement']), 3)}")
-    for row in e.sensitivity:
-        if row["sweep"] == "desaturation" and row["metric"] in FIDELITY:
-            discrimination = float(row["discrimination"])  # type: ignore[arg-type]
-            out.append(f"cross-image discrimination of {row['metric']} in desaturation {fmt(discrimination, 2)}")
+    for record in e.sensitivity:
+        if record["sweep"] == "desaturation" and record["metric"] in FIDELITY:
+            discrimination = number(record["discrimination"])
+            out.append(f"cross-image discrimination of {record['metric']} in desaturation {fmt(discrimination, 2)}")
     return out
 
 
@@ -181,11 +183,11 @@ def claim_c2(e: Evidence) -> Claim:
 
 # -- C3 ----------------------------------------------------------------------------------------------------
 def _training(e: Evidence, model: str) -> Mapping[str, object]:
-    return e.models[model].get("training") or {}  # type: ignore[return-value]
+    return section(e.models[model], "training")
 
 
 def _diverged(e: Evidence, model: str) -> bool:
-    return bool((_training(e, model).get("divergence") or {}).get("diverged"))  # type: ignore[union-attr]
+    return bool(section(_training(e, model), "divergence").get("diverged"))
 
 
 def claim_c3(e: Evidence) -> Claim:
@@ -280,7 +282,7 @@ def claim_c5(e: Evidence) -> Claim:
     numbers, unstable, stable = [], 0, 0
     for model in runs:
         info = _training(e, model)
-        gap, epochs, diverged = best_worst_gap(info), int(info.get("epochs", 0)), _diverged(e, model)  # type: ignore[call-overload]
+        gap, epochs, diverged = best_worst_gap(info), integer(info.get("epochs", 0)), _diverged(e, model)
         numbers.append(f"{model}: {epochs} epochs, {'diverged' if diverged else 'no divergence'}, best-worst "
                        f"validation PSNR gap {fmt(gap)} dB")
         unstable += diverged and gap >= C5["wild_gap_db"]

@@ -32,6 +32,7 @@ from colorbench.claims.evidence import (
     interval_text,
 )
 from colorbench.claims.rules import parameters
+from colorbench.core.values import section
 
 VERSION = "4"
 C8 = parameters(VERSION, "C8")
@@ -44,7 +45,7 @@ BUDGET = ("profile", "image_size", "width", "batch_size", "epochs", "lr", "betas
 
 
 def _budget(info: Mapping[str, object]) -> dict[str, object]:
-    options: Mapping[str, object] = info.get("options") or {}  # type: ignore[assignment]
+    options = section(info, "options")
     return {k: options.get(k) for k in BUDGET}
 
 
@@ -91,7 +92,8 @@ def claim_c8(e: Evidence) -> Claim:
             f"{C8['min_seeds']:g} seeds give at most inconclusive")
     if missing := e.missing(*SEGMENT_METRICS):
         return Claim("C8", statement, test, f"not computed in this run: {missing}", NOT_RUN)
-    compared, skipped = [], []
+    compared: list[str] = []
+    skipped: list[str] = []
     for model in CAPTION_MODELS:
         if not e.replicas(model) or not e.replicas(BASELINE):
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+from colorbench.core.values import number
 from scipy import stats
 
 N_RESAMPLES = 1000
@@ -55,7 +56,7 @@ def leaderboard(
     for model, records in records_by_model.items():
         row: dict[str, object] = {"model": model, "n_images": len(records)}
         for name in metric_names:
-            mean, lo, hi = mean_and_interval([float(r[name]) for r in records], seed=seed)  # type: ignore[arg-type]
+            mean, lo, hi = mean_and_interval([number(r[name]) for r in records], seed=seed)
             row.update({name: mean, f"{name}_lo": lo, f"{name}_hi": hi})
         rows.append(row)
     return rows
