@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Generic, TypeVar, overload
 
 import torch
 from colorbench.core.cachekey import cache_key
@@ -54,6 +55,8 @@ from colorbench.core.files import atomic_write_bytes
 logger = logging.getLogger(__name__)
 
 _broken = False
+#: What a kernel returns: one tensor, or a tuple of tensors (each with the batch axis first).
+R = TypeVar("R", torch.Tensor, tuple[torch.Tensor, ...])
 _declared_images: contextvars.ContextVar[int] = contextvars.ContextVar("colorbench_workload_images", default=0)
 
 
@@ -109,18 +112,20 @@ class Decision:
     reason: str
 
 
-class Kernel:
+class Kernel(Generic[R]):
     """A metric kernel ``fn(*tensors, **constants)`` with its compiled twin and the policy choosing between them."""
 
-    def __init__(self, fn: Callable[..., object], cost: KernelCost | None, name: str | None = None,
+    def __init__(self, fn: Callable[..., R], cost: KernelCost | None, name: str | None = None,
                  version: int = 1) -> None:
-        self.fn, self.cost, self.version = fn, cost, version
+        self.fn: Callable[..., R] = fn
+        self.cost, self.version = cost, version
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
-        self.__doc__, self.__wrapped__ = fn.__doc__, fn
+        self.__doc__ = fn.__doc__
+        self.__wrapped__: Callable[..., R] = fn
         self._ready: set[str] = set()  # variants (constants, device type) compiled in this process
 
     @cached_property
-    def _compiled(self) -> Callable[..., object]:
+    def _compiled(self) -> Callable[..., R]:
         """The compiled twin, made on first use: ``torch.compile`` imports the compiler stack, a cost that commands
         which never compile (``bench report``) would otherwise pay at import (docs/performance.md)."""
         return torch.compile(self.fn, dynamic=True)
@@ -150,7 +155,7 @@ class Kernel:
         state = "warm cache" if warm else "cold cache"
         return Decision(work_mpx > break_even, f"{work_mpx:.3g} Mpx vs break-even {break_even:.3g} Mpx ({state})")
 
-    def _apply(self, compiled: bool, tensors: tuple[torch.Tensor, ...], constants: dict[str, object]) -> object:
+    def _apply(self, compiled: bool, tensors: tuple[torch.Tensor, ...], constants: dict[str, object]) -> R:
         kernel = self._compiled if compiled else self.fn
         if tensors[0].device.type == "cpu" and len(tensors[0]) > 1:
             return _concatenate([kernel(*(t[i : i + 1] for t in tensors), **constants)
@@ -160,7 +165,7 @@ class Kernel:
                 torch._dynamo.maybe_mark_dynamic(tensor, 0)
         return kernel(*tensors, **constants)
 
-    def __call__(self, *tensors: torch.Tensor, **constants: object) -> object:
+    def __call__(self, *tensors: torch.Tensor, **constants: object) -> R:
         global _broken
         variant = self.variant(tensors, constants)
         if not self.decide(len(tensors[0]), tensors[0].shape[-2] * tensors[0].shape[-1], variant).compiled:
@@ -182,15 +187,24 @@ class Kernel:
         return result
 
 
-def _concatenate(parts: list[object]) -> object:
+@overload
+def _concatenate(parts: list[torch.Tensor]) -> torch.Tensor: ...
+@overload
+def _concatenate(parts: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]: ...
+def _concatenate(parts: list[Any]) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """Per-image results (tensors or tuples of tensors) joined along the batch axis."""
     if isinstance(parts[0], tuple):
         return tuple(torch.cat(column) for column in zip(*parts, strict=True))
-    return torch.cat(parts)  # type: ignore[arg-type]
+    return torch.cat(parts)
 
 
-def compiled_kernel(cost: KernelCost | Callable[..., object] | None = None, name: str | None = None,
-                    version: int = 1) -> Callable[[Callable[..., object]], Kernel] | Kernel:
+@overload
+def compiled_kernel(cost: Callable[..., R], name: str | None = None, version: int = 1) -> Kernel[R]: ...
+@overload
+def compiled_kernel(cost: KernelCost | None = None, name: str | None = None,
+                    version: int = 1) -> Callable[[Callable[..., R]], Kernel[R]]: ...
+def compiled_kernel(cost: KernelCost | Callable[..., R] | None = None, name: str | None = None,
+                    version: int = 1) -> Callable[[Callable[..., R]], Kernel[R]] | Kernel[R]:
     """Decorator: run ``fn(*tensors, **constants)`` compiled when :meth:`Kernel.decide` says it pays.
     ``fn`` must treat the images of a batch independently. ``@compiled_kernel(COST)`` gives the measured cost;
     a bare ``@compiled_kernel`` (no measured cost) runs eagerly unless ``COLORBENCH_COMPILE=always``. ``version``:

@@ -44,6 +44,10 @@ def fill_unseen(means: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
 class Baseline0(Colorizer):
     """Per-grey-level mean RGB table, fitted by streaming sums (float64 accumulators)."""
 
+    rgb_sums: torch.Tensor  # registered buffers
+    pixel_counts: torch.Tensor
+    table: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("rgb_sums", torch.zeros(3, LEVELS, dtype=torch.float64))

@@ -30,9 +30,16 @@ from colorbench.core.cachekey import cache_key
 from colorbench.core.errors import BenchError
 from colorbench.data.loader import Batch, ModelInputs
 from colorbench.models.caption_nets import CaptionChannelNet, CaptionDecoderNet, FiLMNet, init_caption_layers
-from colorbench.models.captions import TEXT_ENCODERS, VocabularyHolder, build_vocabulary, make_text_encoder, tokenize
+from colorbench.models.captions import (
+    TEXT_ENCODERS,
+    PretrainedSentenceEncoder,
+    VocabularyHolder,
+    build_vocabulary,
+    make_text_encoder,
+    tokenize,
+)
 from colorbench.models.chromagan import PROFILES, VARIANTS, ChromaGAN, ChromaGANSettings, ab_to_unit, rgb_from_ab01
-from colorbench.models.chromagan_nets import scaled
+from colorbench.models.chromagan_nets import Generator, scaled
 from colorbench.models.gan import generator_adversarial
 from colorbench.models.registry import register_model
 from colorbench.models.trainable import StepContext, TrainingData, profile_settings
@@ -46,12 +53,13 @@ class CaptionGAN(ChromaGAN):
     """A ChromaGAN whose generator also reads the caption. ``wrap`` turns the plain generator (built and seeded
     as ``chromagan-noclass``'s) into the family member's network; ``text_encoder`` is None for Model C.2."""
 
-    generator_terms = ("mse", "g_adv")
+    generator_terms: tuple[str, ...] = ("mse", "g_adv")
 
-    def __init__(self, settings: ChromaGANSettings, wrap: Callable[[nn.Module], nn.Module], text_encoder: str | None,
+    def __init__(self, settings: ChromaGANSettings, wrap: Callable[[Generator], nn.Module], text_encoder: str | None,
                  trunk_init: str = "auto") -> None:
         super().__init__(settings, None, trunk_init)
         self.text_encoder = text_encoder
+        assert isinstance(self.generator, Generator)  # ChromaGAN's own, before the wrap
         self.generator = wrap(self.generator)
 
     def vocabulary_holders(self) -> list[VocabularyHolder]:
@@ -88,7 +96,7 @@ class CaptionGAN(ChromaGAN):
         vocabulary = holders[0].vocabulary if holders and holders[0].vocabulary_json.numel() else None
         text = getattr(self.generator, "text", None)
         return {**super().options(), "text_encoder": self.text_encoder,
-                **({"text_encoder_weights": text.identity} if hasattr(text, "identity") else {}),
+                **({"text_encoder_weights": text.identity} if isinstance(text, PretrainedSentenceEncoder) else {}),
                 "vocabulary_sha256": vocabulary.sha256 if vocabulary else None,
                 "vocabulary_size": len(vocabulary) if vocabulary else None}
 
@@ -98,6 +106,7 @@ class CaptionDecoderGAN(CaptionGAN):
     input at prediction."""
 
     generator_terms = ("mse", "caption_ce", "g_adv")
+    generator: CaptionDecoderNet
 
     def colorize(self, inputs: ModelInputs) -> torch.Tensor:
         ab01, _ = self.generator(self.network_input(inputs.L), None)
@@ -108,6 +117,7 @@ class CaptionDecoderGAN(CaptionGAN):
 
     def generator_losses(self, batch: Batch, step: StepContext) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         fake, logits = self.generator_forward(batch, step)
+        assert logits is not None  # the decoder's word logits: CaptionDecoderNet returns them with captions given
         targets = self.generator.caption_targets(batch.captions, fake.device)
         terms = {"mse": F.mse_loss(fake, ab_to_unit(batch.ab)),
                  "caption_ce": F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=0)}
@@ -117,8 +127,8 @@ class CaptionDecoderGAN(CaptionGAN):
         return terms, fake
 
 
-def _model_b(settings: ChromaGANSettings, text_encoder: str) -> Callable[[nn.Module], nn.Module]:
-    def wrap(generator: nn.Module) -> nn.Module:
+def _model_b(settings: ChromaGANSettings, text_encoder: str) -> Callable[[Generator], nn.Module]:
+    def wrap(generator: Generator) -> nn.Module:
         net = CaptionChannelNet(generator, make_text_encoder(text_encoder, mean_pooled=True), settings.loop.image_size)
         net.widen_input()
         init_caption_layers(net, settings.loop.seed)
@@ -126,8 +136,8 @@ def _model_b(settings: ChromaGANSettings, text_encoder: str) -> Callable[[nn.Mod
     return wrap
 
 
-def _model_c1(settings: ChromaGANSettings, text_encoder: str) -> Callable[[nn.Module], nn.Module]:
-    def wrap(generator: nn.Module) -> nn.Module:
+def _model_c1(settings: ChromaGANSettings, text_encoder: str) -> Callable[[Generator], nn.Module]:
+    def wrap(generator: Generator) -> nn.Module:
         net = FiLMNet(generator, make_text_encoder(text_encoder, mean_pooled=False))
         init_caption_layers(net, settings.loop.seed)
         net.zero_film()
@@ -135,8 +145,8 @@ def _model_c1(settings: ChromaGANSettings, text_encoder: str) -> Callable[[nn.Mo
     return wrap
 
 
-def _model_c2(settings: ChromaGANSettings, text_encoder: str) -> Callable[[nn.Module], nn.Module]:
-    def wrap(generator: nn.Module) -> nn.Module:
+def _model_c2(settings: ChromaGANSettings, text_encoder: str) -> Callable[[Generator], nn.Module]:
+    def wrap(generator: Generator) -> nn.Module:
         net = CaptionDecoderNet(generator, scaled(512, settings.width))
         init_caption_layers(net, settings.loop.seed)
         return net

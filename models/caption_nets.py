@@ -27,7 +27,7 @@ import functools
 from collections.abc import Sequence
 
 import torch
-from colorbench.models.captions import VOCAB_CAPACITY, WORD_DIM, VocabularyHolder
+from colorbench.models.captions import VOCAB_CAPACITY, WORD_DIM, TextEncoder, VocabularyHolder
 from colorbench.models.chromagan_nets import Generator, layer_seed, materialized, xavier_init
 from torch import nn
 
@@ -68,7 +68,7 @@ def init_caption_layers(net: nn.Module, seed: int) -> None:
 class CaptionChannelNet(nn.Module):
     """Model B: the caption vector as a fourth input channel (see the module docstring)."""
 
-    def __init__(self, generator: Generator, text: nn.Module, image_size: int) -> None:
+    def __init__(self, generator: Generator, text: TextEncoder, image_size: int) -> None:
         super().__init__()
         self.generator, self.text, self.image_size = generator, text, image_size
         self.project = nn.Linear(text.dim, image_size * image_size)
@@ -77,11 +77,12 @@ class CaptionChannelNet(nn.Module):
         """Give the first trunk convolution a fourth input channel: the grey channels keep their weights, the
         caption channel's start at zero (so at initialisation the network is its unconditioned generator)."""
         first = self.generator.trunk[0]
+        assert isinstance(first, nn.Conv2d) and first.bias is not None  # vgg16_trunk's first convolution
         wider = nn.Conv2d(first.in_channels + 1, first.out_channels, 3, padding=1).to(first.weight.device)
         with torch.no_grad():
             wider.weight.zero_()
             wider.weight[:, :first.in_channels] = first.weight
-            wider.bias.copy_(first.bias)
+            wider.bias.copy_(first.bias)  # type: ignore[union-attr]  # nn.Conv2d's bias=True: a tensor
         self.generator.trunk[0] = wider
 
     def forward(self, x: torch.Tensor, captions: Sequence[str]) -> tuple[torch.Tensor, None]:
@@ -102,7 +103,7 @@ def film_blocks(generator: Generator) -> list[tuple[nn.Module, int]]:
             blocks.append((layer, channels))
     for stage in (generator.global_convs, generator.mid, generator.decoder):
         for block in stage:
-            if isinstance(block, nn.Sequential):
+            if isinstance(block, nn.Sequential) and isinstance(block[0], nn.Conv2d):
                 blocks.append((block, block[0].out_channels))
     return blocks
 
@@ -111,7 +112,7 @@ class FiLMNet(nn.Module):
     """Model C.1: FiLM on every convolution block of the generator (see the module docstring). The modulation
     is applied by forward hooks, so the generator's own forward pass is reused unchanged."""
 
-    def __init__(self, generator: Generator, text: nn.Module) -> None:
+    def __init__(self, generator: Generator, text: TextEncoder) -> None:
         super().__init__()
         self.generator, self.text = generator, text
         blocks = film_blocks(generator)
@@ -122,9 +123,8 @@ class FiLMNet(nn.Module):
 
     def zero_film(self) -> None:
         """gamma = beta = 0 for every block: the network equals its unconditioned generator."""
-        for layer in self.film:
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
+        for param in self.film.parameters():  # each layer's weight and bias
+            nn.init.zeros_(param)
 
     def _modulate(self, index: int, module: nn.Module, args: object, out: torch.Tensor) -> torch.Tensor:
         """Forward hook of block ``index``: Z' = (1 + gamma(h)) * Z + beta(h). Registered as a partial of this

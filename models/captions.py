@@ -23,7 +23,7 @@ import json
 import os
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -150,6 +150,8 @@ class VocabularyHolder(nn.Module):
     buffer of its JSON, so a checkpoint or a ``--weights`` file carries the vocabulary it was trained with and
     the weights hash covers it."""
 
+    vocabulary_json: torch.Tensor  # a registered buffer
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("vocabulary_json", torch.zeros(0, dtype=torch.uint8))
@@ -261,13 +263,17 @@ class PretrainedSentenceEncoder(nn.Module):
                                device=str(model.device), show_progress_bar=False)
         return out.float().clone()
 
-    def _apply(self, fn, recurse: bool = True):  # type: ignore[no-untyped-def]
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> PretrainedSentenceEncoder:
         """Moving this module to a device moves the wrapped model too (it is not a registered child)."""
         self._model[0]._apply(fn)
         return super()._apply(fn, recurse)
 
 
-def make_text_encoder(kind: str, mean_pooled: bool) -> nn.Module:
+#: The caption encoders; each has a ``dim``-wide output.
+TextEncoder = MeanWordEmbedding | BiLSTMEncoder | PretrainedSentenceEncoder
+
+
+def make_text_encoder(kind: str, mean_pooled: bool) -> TextEncoder:
     """The caption encoder of a family: ``bilstm`` (learned; Model B mean-pools its word embeddings instead of
     running the LSTM) or ``minilm`` (pretrained, frozen)."""
     if kind not in TEXT_ENCODERS:

@@ -169,6 +169,8 @@ class ChromaGAN(Colorizer):
 
     #: The generator's loss terms, in column order; ``g_total`` is their weighted sum (:meth:`loss_weights`).
     generator_terms: tuple[str, ...] = ("mse", "class_kl", "g_adv")
+    #: The trained network: a :class:`Generator`, or a network wrapping one (the caption models).
+    generator: nn.Module
 
     def __init__(self, settings: ChromaGANSettings, teacher: str | None = None, trunk_init: str = "auto") -> None:
         super().__init__()
@@ -182,12 +184,12 @@ class ChromaGAN(Colorizer):
             raise BenchError("ImageNet trunk weights fit width 1.0 only")
         self.trunk_init = trunk_init
         classes = teacher_classes(self.teacher) if self.teacher else None
-        self.generator = materialized(lambda: Generator(settings.loop.image_size, settings.width, classes),
-                                      settings.loop.seed, "generator")
+        self.generator = generator = materialized(lambda: Generator(settings.loop.image_size, settings.width, classes),
+                                                  settings.loop.seed, "generator")
         if trunk_init == "imagenet":
             state = load_vgg16_state()
-            self.generator.trunk.load_state_dict({k.removeprefix("features."): v for k, v in state.items()
-                                                  if k.startswith("features.") and int(k.split(".")[1]) < 23})
+            generator.trunk.load_state_dict({k.removeprefix("features."): v for k, v in state.items()
+                                             if k.startswith("features.") and int(k.split(".")[1]) < 23})
         self.targets: dict[str, Targets] | None = None
         self._critic: list[Critic] = []  # a list, so that nn.Module does not register the critic as a submodule
 

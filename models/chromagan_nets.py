@@ -44,7 +44,7 @@ def vgg16_trunk(width: float) -> nn.Sequential:
     layers: list[nn.Module] = []
     channels = 3
     for item in VGG16_TO_BLOCK4:
-        if item == "M":
+        if isinstance(item, str):  # "M"
             layers.append(nn.MaxPool2d(2, 2))
         else:
             layers += [nn.Conv2d(channels, scaled(item, width), 3, padding=1), nn.ReLU(inplace=True)]
@@ -149,7 +149,8 @@ def xavier_init(module: nn.Module, seed: int, prefix: str) -> None:
             generator = torch.Generator().manual_seed(layer_seed(seed, f"{prefix}.{name}"))
             with torch.no_grad():
                 layer.weight.copy_(nn.init.xavier_uniform_(torch.empty(layer.weight.shape), generator=generator))
-            nn.init.zeros_(layer.bias)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
         elif isinstance(layer, nn.BatchNorm2d):
             layer.reset_parameters()
 

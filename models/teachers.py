@@ -83,6 +83,9 @@ class Targets:
 class ImageNetTeacher(nn.Module):
     """A frozen ImageNet classifier applied to the grey rendering of L; softmax of its logits."""
 
+    mean: torch.Tensor  # registered buffers, (1, 3, 1, 1)
+    std: torch.Tensor
+
     def __init__(self, name: str, network: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         self.name = name
@@ -158,7 +161,8 @@ def teacher_targets(teacher_name: str, entries: Sequence[ManifestEntry], source:
     cached = cached_state(cache, "teacher targets")
     if cached is not None:
         stored, shas = cached[0], cached[1]["sha256"]
-        by_sha = {sha: (stored["probs"][i], stored["labelled"][i]) for i, sha in enumerate(shas)}  # type: ignore[arg-type]
+        if isinstance(shas, list):  # as save_state below wrote it
+            by_sha = {sha: (stored["probs"][i], stored["labelled"][i]) for i, sha in enumerate(shas)}
     todo = [e for e in entries if e.sha256 not in by_sha]
     if todo:
         instances = open_source(source).instances() if teacher_name == "coco-labels" else None

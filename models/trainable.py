@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 import torch
 from colorbench.core.device import autocast, memory_format
 from colorbench.core.errors import BenchError
-from colorbench.data.loader import Batch
+from colorbench.data.loader import Batch, ModelInputs
 from colorbench.data.splits import ManifestEntry
 from torch import nn
 
@@ -149,8 +149,11 @@ class TrainableModel(Protocol):
       model trained without an adversary.
     """
 
-    loss_names: tuple[str, ...]
-    adversarial_terms: tuple[str, str] | None
+    @property
+    def loss_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def adversarial_terms(self) -> tuple[str, str] | None: ...
 
     def loop_settings(self) -> LoopSettings:
         """Batch size, epochs, image size and the rest of what the loop reads."""
@@ -181,4 +184,4 @@ class TrainableModel(Protocol):
         key ``epochs``: the trainer drops that key from the resume key, so a longer run resumes a shorter one."""
         ...
 
-    def colorize(self, inputs: object) -> torch.Tensor: ...
+    def colorize(self, inputs: ModelInputs) -> torch.Tensor: ...

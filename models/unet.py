@@ -142,7 +142,7 @@ def build(profile: str = "paper", seed: int = 0, epochs: int | None = None, vivi
 @register_model("unet-l1", inputs=("L",), training="train", adversarial=False, paper="Sec. 7.3 (proposal)",
                 description="the simple-CNN control: a U-Net regressing ab with an L1 loss, no adversary")
 def build_unet_l1(profile: str = "paper", seed: int = 0, epochs: int | None = None, **overrides: object) -> Colorizer:
-    return build(profile, seed, epochs, False, **overrides)
+    return build(profile, seed, epochs, vivid=False, **overrides)
 
 
 @register_model("unet-l1-vivid", inputs=("L",), training="train", adversarial=False, paper="Sec. 7.3 + 7.6 (proposals)",

@@ -102,7 +102,7 @@ def _paired_study(folder: RunFolder) -> Path | None:
     metrics = folder.per_image_metrics
     table = paired_preferences(outputs_table(variants, folder.per_image, learned, metrics), metrics,
                                seed=int(folder.run.get("seed", 0)))
-    write_csv(folder.layout.paired_study, PAIRED_COLUMNS, table.to_dict("records"))
+    write_csv(folder.layout.paired_study, PAIRED_COLUMNS, table.to_dict("records", into=dict))  # str column names
     if not table["metric"].isin(FIGURE_METRICS).any():
         return None
     return plots.paired_preference_dots(table, FIGURE_METRICS, folder.layout.figure("paired_study.png"))

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from colorbench.claims.manifest import CURRENT_VERSION, VERSIONS, version
 from colorbench.claims.table import current, plumbing_banner
+from colorbench.core import values
 from colorbench.core.files import atomic_write_bytes
 from colorbench.core.paths import text_bytes
 from colorbench.metrics.registry import METRICS
@@ -42,7 +43,7 @@ def _number(value: object, digits: int = 4) -> str:
     """A table cell: 'n/a' for missing or NaN, '∞' / '-∞' for infinities (glossary note), else the number."""
     if value in (None, ""):
         return "n/a"
-    number = float(value)  # type: ignore[arg-type]
+    number = values.number(value)
     if math.isnan(number):
         return "n/a"
     if math.isinf(number):
@@ -52,7 +53,7 @@ def _number(value: object, digits: int = 4) -> str:
 
 def _gallery_value(name: str, text: str) -> str:
     """A gallery note value; PSNR at its identity cap reads '∞ (identical)'."""
-    if name == "psnr" and text not in (None, "") and float(text) >= float(PSNR_CAP):  # type: ignore[arg-type]
+    if name == "psnr" and text not in (None, "") and float(text) >= values.number(PSNR_CAP):
         return "∞ (identical)"
     return _number(text)
 

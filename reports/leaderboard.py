@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from colorbench.core.values import number
 from colorbench.metrics.registry import DISTRIBUTION_METRICS, GROUPS, METRICS, DistributionMetric, Metric, goodness
 
 ARROWS = {"higher": "\u2191", "lower": "\u2193", "diagnostic": "(shown, not ranked)"}
@@ -81,7 +82,7 @@ def leaderboard(board: Sequence[Mapping[str, str]], metrics: Sequence[str], refe
     colorizers), references after them; mark the best colorizer per ranked column."""
     colorizers = [r for r in board if r["model"] not in references]
     if win_rates:
-        rate = {str(r["model"]): float(r["win_rate"]) for r in win_rates}  # type: ignore[arg-type]
+        rate = {str(r["model"]): number(r["win_rate"]) for r in win_rates}
         colorizers.sort(key=lambda r: -rate.get(r["model"], -1.0))
         order = ("sorted by mean win rate over ranked metrics, opponents and images (see the ranking below); "
                  "references last")

@@ -17,6 +17,7 @@ import pandas as pd
 import seaborn
 from colorbench.analysis.tables import PSNR_THRESHOLD, SSIM_THRESHOLD, column
 from colorbench.core.files import atomic_write_bytes
+from colorbench.core.values import integer, number, section
 from colorbench.metrics.registry import METRICS
 from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
@@ -56,7 +57,7 @@ def _capped(metric: str) -> float | None:
     """The identity cap of a metric (PSNR's max_db), or None."""
     known = METRICS.get(metric)
     cap = known.params.get("max_db") if known else None
-    return float(cap) if cap is not None else None  # type: ignore[arg-type]
+    return number(cap) if cap is not None else None
 
 
 def sweep_curves(curves: Sequence[Mapping[str, object]], sweep: str, unit: str, path: Path) -> Path:
@@ -70,8 +71,8 @@ def sweep_curves(curves: Sequence[Mapping[str, object]], sweep: str, unit: str, 
     figure, axes = _grid(len(metrics), fixed_margins=True)
     for axis, metric in zip(axes, metrics, strict=False):
         points = [c for c in rows if c["metric"] == metric]
-        x = np.array([float(c["strength"]) for c in points])  # type: ignore[arg-type]
-        median, q25, q75 = (np.array([float(c[key]) for c in points]) for key in ("median", "q25", "q75"))  # type: ignore[arg-type]
+        x = np.array([number(c["strength"]) for c in points])
+        median, q25, q75 = (np.array([number(c[key]) for c in points]) for key in ("median", "q25", "q75"))
         cap = _capped(metric)
         at_cap = median >= cap if cap is not None else np.zeros_like(median, dtype=bool)
         if cap is not None:
@@ -105,10 +106,10 @@ def correlation_matrix(correlations: Sequence[Mapping[str, object]], band: str, 
     matrix = np.full((len(names), len(names)), np.nan)
     counts = []
     for c in correlations:
-        if c["band"] == band and "spearman" in c and np.isfinite(float(c["spearman"])):  # type: ignore[arg-type]
+        if c["band"] == band and "spearman" in c and np.isfinite(number(c["spearman"])):
             i, j = index[str(c["metric_a"])], index[str(c["metric_b"])]
-            matrix[i, j] = matrix[j, i] = float(c["spearman"])  # type: ignore[arg-type]
-            counts.append(int(c["n"]))  # type: ignore[call-overload]
+            matrix[i, j] = matrix[j, i] = number(c["spearman"])
+            counts.append(integer(c["n"]))
     return matrix, counts
 
 
@@ -128,7 +129,7 @@ def correlation_heatmaps(correlations: Sequence[Mapping[str, object]], path: Pat
                         square=True, xticklabels=names, yticklabels=names if k % columns == 0 else False,
                         linewidths=0.5, linecolor="white")
         for i, j in np.ndindex(matrix.shape):
-            axis.text(j + 0.5, i + 0.5, labels[i, j], ha="center", va="center", fontsize=6,
+            axis.text(j + 0.5, i + 0.5, str(labels[i, j]), ha="center", va="center", fontsize=6,
                       color="#555" if undefined[i, j] else "black")
         axis.tick_params(labelsize=7)
         span = f"n = {min(counts)}-{max(counts)}" if counts and min(counts) != max(counts) else \
@@ -161,9 +162,9 @@ def win_rate_bars(rows: Sequence[Mapping[str, object]], path: Path) -> Path:
     """Mean win rate per model with its 95% interval."""
     figure, axis = plt.subplots(figsize=(5.6, 0.4 * len(rows) + 1.2))
     names = [str(r["model"]) for r in rows][::-1]
-    values = np.array([float(r["win_rate"]) for r in rows][::-1])  # type: ignore[arg-type]
-    lo = values - np.array([float(r["win_rate_lo"]) for r in rows][::-1])  # type: ignore[arg-type]
-    hi = np.array([float(r["win_rate_hi"]) for r in rows][::-1]) - values  # type: ignore[arg-type]
+    values = np.array([number(r["win_rate"]) for r in rows][::-1])
+    lo = values - np.array([number(r["win_rate_lo"]) for r in rows][::-1])
+    hi = np.array([number(r["win_rate_hi"]) for r in rows][::-1]) - values
     axis.barh(names, values, xerr=[lo, hi], capsize=3)
     axis.axvline(0.5, color="grey", linestyle="--", linewidth=1)
     axis.set_xlim(0, 1)
@@ -202,12 +203,12 @@ def training_curves(steps: Sequence[Mapping[str, str]], epochs: Sequence[Mapping
     twin.plot(epoch, column(epochs, "val_colorfulness"), marker="s", markersize=3, color="C1",
               label="val colorfulness")
     twin.set_ylabel("validation colorfulness")
-    marks = {"best": (training.get("best_epoch") or {}).get("epoch"),  # type: ignore[union-attr]
-             "worst": (training.get("worst_epoch") or {}).get("epoch"),  # type: ignore[union-attr]
-             "diverged": (training.get("divergence") or {}).get("epoch")}  # type: ignore[union-attr]
+    marks = {"best": section(training, "best_epoch").get("epoch"),
+             "worst": section(training, "worst_epoch").get("epoch"),
+             "diverged": section(training, "divergence").get("epoch")}
     for (label, value), colour in zip(marks.items(), ("green", "red", "black"), strict=True):
         if value:
-            right.axvline(float(value), color=colour, linestyle=":", linewidth=1, label=f"{label} epoch")
+            right.axvline(number(value), color=colour, linestyle=":", linewidth=1, label=f"{label} epoch")
     right.set_xlabel("epoch")
     right.set_title("validation (held-out training images)", fontsize=10)
     right.legend(fontsize=7, loc="lower left")

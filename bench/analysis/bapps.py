@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from colorbench.core.aggregate import mean_and_interval
 from colorbench.core.errors import BenchError
+from colorbench.core.values import number
 from colorbench.data.segments import slic_segments
 from colorbench.metrics.registry import goodness, needs_segments, ranked
 from colorbench.pipeline.scoring import Pair, score_pairs
@@ -52,7 +53,7 @@ def load_bapps(root: Path) -> list[Triplet]:
             judge = float(np.load(judge_file, allow_pickle=False).reshape(-1)[0])
         except (OSError, ValueError, IndexError) as exc:
             raise BenchError(f"cannot read BAPPS judgement {judge_file}: {exc}") from exc
-        triplets.append(Triplet(name, *paths, judge))
+        triplets.append(Triplet(name, paths[0], paths[1], paths[2], judge))
     if not triplets:
         raise BenchError(f"no judgements (*.npy) in {root / 'judge'}")
     return triplets
@@ -66,7 +67,7 @@ def _metric_values(triplets: Sequence[Triplet], which: str, names: Sequence[str]
     for records, _ in score_pairs(pairs, names, device=device, batch_size=batch_size, progress=False,
                                   extras_for=extras_for):
         for record in records:
-            values[str(record["image_id"])] = {n: float(record[n]) for n in names}  # type: ignore[arg-type]
+            values[str(record["image_id"])] = {n: number(record[n]) for n in names}
     return values
 
 

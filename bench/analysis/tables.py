@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from colorbench.core.values import number
 from colorbench.metrics.registry import goodness, ranked
 from colorbench.study.perturbations import SWEEPS_BY_NAME
 from scipy import stats
@@ -215,7 +216,7 @@ def win_rates(
         lo, hi = np.nanpercentile(boot[m], [2.5, 97.5])
         table.append({"model": model, "win_rate": float(np.nanmean(per_image[m])), "win_rate_lo": float(lo),
                       "win_rate_hi": float(hi)})
-    table.sort(key=lambda r: -float(r["win_rate"]))  # type: ignore[arg-type]
+    table.sort(key=lambda r: -number(r["win_rate"]))
     ranks = {name: {model: int(r) for model, r in zip(models, stats.rankdata(-np.nan_to_num(means[k], nan=-np.inf),
                                                                              method="min"), strict=True)}
              for k, name in enumerate(names)}

@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from colorbench.core import console
 from colorbench.core import device as devices
@@ -199,8 +200,9 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
                              f"study, or 'all' (default {DEFAULT_STUDY_IMAGES})")
 
 
-def _training_options(args: argparse.Namespace) -> dict[str, object]:
-    """The options of ``run`` that only concern trained models (``study`` has none of them)."""
+def _training_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of ``run`` that only concern trained models (``study`` has none of them); their values are
+    argparse's, typed by the parser at run time."""
     names = ("profile", "teacher", "text_encoder", "epochs", "resume", "seeds", "allow_overlap", "keep_checkpoints")
     return {name: getattr(args, name) for name in names if hasattr(args, name)}
 
@@ -243,7 +245,7 @@ def _run(args: argparse.Namespace) -> int:
     train = f"coco:{args.coco_root}:train2017" if args.coco_root else (
         args.train or default_train_source(evaluate, models, weights))
     training = _training_options(args)
-    if training.get("epochs") is not None and int(training["epochs"]) < 1:  # type: ignore[call-overload]
+    if training.get("epochs") is not None and int(training["epochs"]) < 1:
         raise BenchError(f"--epochs {training['epochs']}: train at least one epoch")
     if args.size < 8:
         raise BenchError(f"--size {args.size} is too small (at least 8 pixels)")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+from colorbench.core.values import number
 from scipy import stats
 
 N_RESAMPLES = 1000
@@ -20,7 +21,7 @@ def bootstrap_means(values: np.ndarray, *, seed: int, n_resamples: int = N_RESAM
     return finite[rng.integers(0, finite.size, size=(n_resamples, finite.size))].mean(axis=1)
 
 
-def bootstrap(statistic, *samples: np.ndarray, seed: int,  # type: ignore[no-untyped-def]
+def bootstrap(statistic: Callable[..., np.floating] | Callable[..., np.ndarray], *samples: np.ndarray, seed: int,
               level: float = LEVEL) -> tuple[float, float, float]:
     """``statistic`` of paired samples (one entry per image) and its percentile-bootstrap ``level`` (95%) interval
     over images (scipy.stats.bootstrap); NaN bounds with fewer than two images, the value itself when no sample
@@ -55,7 +56,7 @@ def leaderboard(
     for model, records in records_by_model.items():
         row: dict[str, object] = {"model": model, "n_images": len(records)}
         for name in metric_names:
-            mean, lo, hi = mean_and_interval([float(r[name]) for r in records], seed=seed)  # type: ignore[arg-type]
+            mean, lo, hi = mean_and_interval([number(r[name]) for r in records], seed=seed)
             row.update({name: mean, f"{name}_lo": lo, f"{name}_hi": hi})
         rows.append(row)
     return rows

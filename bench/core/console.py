@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 #: The packages whose loggers write through :func:`configure`'s handler.
 PACKAGES = ("colorbench",)
@@ -29,16 +30,16 @@ class PrefixFormatter(logging.Formatter):
         return f"{prefix}: {record.getMessage()}"
 
 
-class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _ConsoleHandler(logging.StreamHandler[TextIO]):
     """The handler :func:`configure` installs (a class of its own, so a second call replaces it). It writes to
     ``sys.stderr`` as it is when a record comes, so a stream swapped later (a test's capture) is honoured."""
 
-    @property  # type: ignore[override]
-    def stream(self) -> object:
+    @property
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, _: object) -> None:
+    def stream(self, _: TextIO) -> None:
         """Ignored: the stream is always the current ``sys.stderr``."""
 
 

@@ -10,10 +10,13 @@ import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from colorbench.core.errors import BenchError
+
+T = TypeVar("T")
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "xla")
 #: Set in the processes that torch-xla's launcher starts (they run the command themselves, never launch again).
@@ -81,7 +84,7 @@ def fixed_shapes(device: torch.device) -> bool:
     return device.type == "xla"
 
 
-def device_loader(loader: Iterable[object], device: torch.device) -> Iterable[object]:
+def device_loader(loader: Iterable[T], device: torch.device) -> Iterable[T]:
     """On XLA, torch-xla's parallel loader: background threads copy each batch's tensors to the device while the
     previous step runs, so the step never waits on a host-to-device copy. Elsewhere the loader itself (the CPU
     needs no copy; CUDA's pinned, non-blocking copy happens in :func:`colorbench.data.loader.to_batch`)."""

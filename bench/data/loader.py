@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypedDict, TypeVar, final
 
 import numpy as np
 import torch
@@ -108,7 +108,34 @@ class ModelInputs:
         return self._get("ab")  # type: ignore[return-value]
 
 
-class OriginalsDataset(Dataset):
+@final
+class DecodedItem(TypedDict):
+    """A dataset item whose original was read: its pixels at the working size, (3, H, W) uint8."""
+
+    image_id: str
+    caption: str
+    rgb_u8: torch.Tensor
+
+
+@final
+class FailedItem(TypedDict):
+    """A dataset item whose original could not be read, and why (it becomes a skip record). Both item types are
+    final, so that a check for the ``error`` key tells them apart."""
+
+    image_id: str
+    error: str
+
+
+class RawBatch(TypedDict):
+    """What :func:`collate` makes of a list of items, on the CPU: the input of :func:`to_batch`."""
+
+    image_ids: list[str]
+    captions: list[str]
+    rgb_u8: torch.Tensor
+    failed: list[tuple[str, str]]
+
+
+class OriginalsDataset(Dataset[DecodedItem | FailedItem]):
     """Originals listed in a manifest at the working size; items are plain dicts for collation. Pixels come from
     the prepared input cache (:mod:`colorbench.data.prepared`) when it holds the original, else from decoding the file;
     both give the same bytes."""
@@ -121,7 +148,7 @@ class OriginalsDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
-    def __getitem__(self, index: int) -> dict[str, object]:
+    def __getitem__(self, index: int) -> DecodedItem | FailedItem:
         entry = self.entries[index]
         pixels = self.prepared.pixels(entry.sha256) if self.prepared is not None else None
         if pixels is None:
@@ -136,10 +163,10 @@ class OriginalsDataset(Dataset):
 def repeat_last(items: Sequence[T], rows: int) -> list[T]:
     """``items`` followed by copies of the last one up to ``rows`` (the module's padding rule for fixed shapes);
     unchanged when they already fill ``rows`` or are empty."""
-    return [*items, *items[-1:] * (rows - len(items))]
+    return [*items, *list(items[-1:]) * (rows - len(items))]
 
 
-def collate(items: list[dict[str, object]], pad_to: int = 0) -> dict[str, object]:
+def collate(items: list[DecodedItem | FailedItem], pad_to: int = 0) -> RawBatch:
     """Stack the decoded items; failed ones go to ``failed``. With ``pad_to``, a non-empty short batch is filled
     to ``pad_to`` rows (pixels and captions) by repeating its last image; ``image_ids`` lists the real ones."""
     good = [i for i in items if "error" not in i]
@@ -154,16 +181,16 @@ def collate(items: list[dict[str, object]], pad_to: int = 0) -> dict[str, object
     }
 
 
-def to_batch(raw: dict[str, object], device: torch.device) -> Batch:
+def to_batch(raw: RawBatch, device: torch.device) -> Batch:
     """Move a collated uint8 batch to ``device`` and derive float RGB, Lab and luma there."""
-    rgb_u8 = raw["rgb_u8"].to(device, non_blocking=True)  # type: ignore[union-attr]
+    rgb_u8 = raw["rgb_u8"].to(device, non_blocking=True)
     rgb = rgb_u8.float() / 255
     lab = rgb_to_lab(rgb)
     return Batch(
-        image_ids=list(raw["image_ids"]),  # type: ignore[arg-type]
-        captions=list(raw["captions"]),  # type: ignore[arg-type]
+        image_ids=list(raw["image_ids"]),
+        captions=list(raw["captions"]),
         rgb_u8=rgb_u8, rgb=rgb, L=lab[:, :1], ab=lab[:, 1:], luma=luma_bt601(rgb),
-        failed=list(raw["failed"]),  # type: ignore[arg-type]
+        failed=list(raw["failed"]),
     )
 
 
@@ -182,7 +209,8 @@ def make_loader(
     """A DataLoader over manifest entries; with ``distributed`` each rank gets its own shard. ``pad``: every
     batch has ``batch_size`` rows (see the module's docstring), for fixed-shape devices."""
     dataset = OriginalsDataset(entries, preprocess_cfg)
-    sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last) if distributed else None
+    sampler: DistributedSampler[int] | None = (
+        DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last) if distributed else None)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,

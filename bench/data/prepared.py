@@ -53,7 +53,7 @@ def store_dir(size: int, mode: str) -> Path:
 
 def checksum(pixels: np.ndarray) -> str:
     """CRC-32 of a row's bytes: catches damaged or truncated shards (not tampering) at over 1 GB/s."""
-    return f"{zlib.crc32(np.ascontiguousarray(pixels)):08x}"
+    return f"{zlib.crc32(np.ascontiguousarray(pixels).data):08x}"
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class PreparedStore:
                                "data prepare` again to mend it)", slot.shard, slot.row)
                 self._warned = True
             return None
-        return torch.from_numpy(pixels)  # type: ignore[arg-type]
+        return torch.from_numpy(pixels)
 
     def next_shard(self) -> Path:
         taken = [int(p.stem.split("-")[1]) for p in self.folder.glob("shard-*.json")]

@@ -29,12 +29,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from colorbench.core.errors import BenchError
 from colorbench.core.paths import inside, printable, safe_component
 from colorbench.data.sample import SAMPLE_PARTS, sample_root
 from colorbench.data.sidecar import sidecar_captions
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
@@ -101,7 +104,7 @@ def _quiet_coco(annotation_file: Path) -> Any:
     for key in ("images", "annotations", "categories"):
         json_list(data, key, annotation_file)
     coco = COCO()
-    coco.dataset = data
+    coco.dataset = data  # type: ignore[assignment]  # checked above: the three lists that pycocotools indexes
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             coco.createIndex()
@@ -121,7 +124,7 @@ def image_id_sort_key(image_id: str) -> tuple[int, int, str]:
     return (0, int(image_id), "") if image_id.isdigit() else (1, 0, image_id)
 
 
-def _is_integer(value: object) -> bool:
+def _is_integer(value: object) -> TypeIs[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from colorbench.core.errors import BenchError
 from colorbench.core.files import atomic_write_bytes, file_sha256
 from colorbench.core.paths import printable, text_bytes
+from colorbench.core.values import integer
 from colorbench.data.sample import cache_root
 from colorbench.data.sources import ImageRecord, ImageSource
 from colorbench.io.images import UnreadableImageError, check_original
@@ -206,7 +207,7 @@ def build_manifest(source: ImageSource, split: str, *, limit: int | None = None,
         cache.save()
     entries = [
         ManifestEntry(r.image_id, r.shown_file, r.caption, str(s["sha256"]), str(s["status"]), str(s["reason"]),
-                      int(s["width"]), int(s["height"]), r.path)  # type: ignore[call-overload]
+                      integer(s["width"]), integer(s["height"]), r.path)
         for r, s in zip(records, scans, strict=True)
     ]
     return Manifest(source.spec, split, entries, limit)

@@ -93,8 +93,8 @@ def measure_in_process(name: str, *, images: int, repeats: int) -> dict[str, flo
             "compile_wall_s": max(first_call[1] - compiled_one[1], 0.0)}
 
 
-def measure(name: str, *, images: int, repeats: int, threads: int) -> dict[str, object]:
-    """Cold then warm, each in a fresh process sharing a new compile cache."""
+def measure(name: str, *, images: int, repeats: int, threads: int) -> dict[str, Any]:
+    """Cold then warm, each in a fresh process sharing a new compile cache (their JSON, as read)."""
     with tempfile.TemporaryDirectory(prefix="colorbench-compile-cost-") as cache:
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "COLORBENCH_COMPILE": "always",
                "TORCHINDUCTOR_COMPILE_THREADS": "1"}  # compile in this process, so that its CPU time counts

@@ -37,7 +37,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -48,6 +48,7 @@ from colorbench.metrics.registry import DISTRIBUTION_METRICS, METRICS, compute
 from PIL import Image
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_COCO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "coco-mini"
 PROG = "python -m colorbench.experiments.metric_speed"
@@ -72,11 +73,12 @@ def photo_arrays(coco_root: Path | None, count: int, size: int) -> list[np.ndarr
     """``count`` real photos as uint8 (size, size, 3): coco-mini val2017 (cycled) or scikit-image's."""
     if coco_root is not None and (coco_root / "val2017").is_dir():
         files = sorted((coco_root / "val2017").glob("*.jpg"))
-        images = [Image.open(f).convert("RGB").resize((size, size), Image.BILINEAR) for f in files]
+        images = [Image.open(f).convert("RGB").resize((size, size), Image.Resampling.BILINEAR) for f in files]
     else:
         import skimage.data
 
-        images = [Image.fromarray(getattr(skimage.data, n)()).convert("RGB").resize((size, size), Image.BILINEAR)
+        images = [Image.fromarray(getattr(skimage.data, n)()).convert("RGB").resize((size, size),
+                                                                                    Image.Resampling.BILINEAR)
                   for n in ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "colorwheel")]
     return [np.asarray(images[i % len(images)]).copy() for i in range(count)]
 
@@ -118,8 +120,8 @@ class SuiteInputs:
             crop_w, crop_h = (int(side * rng.uniform(0.6, 1.0)) for side in (width, height))
             left, top = int(rng.integers(0, width - crop_w + 1)), int(rng.integers(0, height - crop_h + 1))
             box, shape = (left, top, left + crop_w, top + crop_h), (self.size, self.size)
-            image = np.asarray(rgb.resize(shape, Image.BILINEAR, box=box))
-            label = np.asarray(labels.resize(shape, Image.NEAREST, box=box))
+            image = np.asarray(rgb.resize(shape, Image.Resampling.BILINEAR, box=box))
+            label = np.asarray(labels.resize(shape, Image.Resampling.NEAREST, box=box))
             if index // len(self.originals) % 2:
                 image, label = image[:, ::-1], label[:, ::-1]
             rgbs.append(torch.from_numpy(image.copy()).permute(2, 0, 1))
@@ -149,7 +151,7 @@ def batches(pred: torch.Tensor, gt: torch.Tensor, size: int) -> Iterator[tuple[t
         yield pred[start : start + size], gt[start : start + size]
 
 
-def timed(device: torch.device, fn: Callable[..., object], *args: object, **kwargs: object) -> tuple[float, object]:
+def timed(device: torch.device, fn: Callable[..., T], *args: object, **kwargs: object) -> tuple[float, T]:
     """Seconds that ``fn(*args, **kwargs)`` takes (device work included), and its result."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -227,11 +229,10 @@ def run_suite(args: argparse.Namespace, device: torch.device) -> dict[str, objec
         pred, gt, segments = (t.to(device) for t in inputs.batch(start, count))
         generation += time.perf_counter() - began
         for name in names:
-            elapsed, values = timed(device, compute, [name], pred, gt, segments=segments)
-            values = values[name]
+            elapsed, computed = timed(device, compute, [name], pred, gt, segments=segments)
             seconds[name] += elapsed
             first_batch[name] += elapsed if start == 0 else 0.0
-            nan_counts[name] += int(values.isnan().sum())
+            nan_counts[name] += int(computed[name].isnan().sum())
         for name in sets:
             elapsed, (pred_features, gt_features) = timed(device, extract, extractors[name], pred, gt)
             seconds[f"{name} (features)"] += elapsed

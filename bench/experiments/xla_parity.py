@@ -48,7 +48,7 @@ from colorbench.io.checkpoints import load_state
 from colorbench.io.layout import RunLayout
 from colorbench.io.schema import write_json
 from colorbench.models.registry import model_specs
-from colorbench.models.trainable import TrainingData
+from colorbench.models.trainable import TrainableModel, TrainingData
 from colorbench.training.loop import prepare_state
 
 logger = logging.getLogger(__name__)
@@ -107,6 +107,8 @@ def step_counts(name: str, steps: int, cache_dir: Path) -> list[XlaCounters]:
     training images, bf16 off); the counters after each step."""
     device = resolve_device("xla")
     model = model_specs()[name].build(profile="smoke", seed=0, epochs=1)
+    if not isinstance(model, TrainableModel):
+        raise BenchError(f"model {name} is not trained by colorbench.training")
     entries = build_manifest(open_source("sample:train"), "full", progress=False).usable
     model.prepare_training(TrainingData(entries, "sample:train", "resize", cache_dir, device, progress=False))
     _, step = prepare_state(model, device, bf16=False)

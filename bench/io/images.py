@@ -201,7 +201,7 @@ def read_png_text(path: Path) -> dict[str, str]:
     """The tEXt chunks of a PNG (empty when the file is missing or unreadable)."""
     try:
         with _opened(path) as image:
-            return {k: v for k, v in image.info.items() if isinstance(v, str)}
+            return {k: v for k, v in image.info.items() if isinstance(k, str) and isinstance(v, str)}
     except UnreadableImageError:
         return {}
 

@@ -108,7 +108,7 @@ def verified_png_text(path: Path, expected: Mapping[str, str], kind: str) -> dic
     try:
         with Image.open(path) as image:
             image.load()
-            text = {k: v for k, v in image.info.items() if isinstance(v, str)}
+            text = {k: v for k, v in image.info.items() if isinstance(k, str) and isinstance(v, str)}
             pixels = np.asarray(image)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
         report_corrupt(kind, path, f"cannot be decoded ({exc})")

@@ -31,7 +31,7 @@ _OWN_FILES = {IDENTITY_FILE, LOCK_FILE}
 def describe(identity: Mapping[str, object]) -> str:
     """A short account of a folder's identity for messages, e.g. ``run of gray,baseline0 on sample:test``."""
     models = identity.get("models")
-    what = f" of {','.join(map(str, models))}" if isinstance(models, list) and models else ""  # type: ignore[arg-type]
+    what = f" of {','.join(map(str, models))}" if isinstance(models, list) and models else ""
     return f"{identity.get('command')}{what} ({identity.get('data')})"
 
 

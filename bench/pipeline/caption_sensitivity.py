@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from colorbench.core.aggregate import LEVEL, bootstrap
 from colorbench.core.cachekey import cache_key
+from colorbench.core.values import number
 from colorbench.metrics.registry import goodness, ranked
 
 SWAPPED_SUFFIX = ".swapped-captions"
@@ -84,8 +85,8 @@ def sensitivity(true_records: Sequence[Mapping[str, object]], swapped_records: S
     pairs = [(r, swapped[str(r["image_id"])]) for r in true_records if str(r["image_id"]) in swapped]
     row: dict[str, object] = {f"{PREFIX}_n": len(pairs)}
     for name in ranked(list(metric_names)):
-        a = goodness(name, np.array([float(t[name]) for t, _ in pairs], dtype=float))  # type: ignore[arg-type]
-        b = goodness(name, np.array([float(s[name]) for _, s in pairs], dtype=float))  # type: ignore[arg-type]
+        a = goodness(name, np.array([number(t[name]) for t, _ in pairs], dtype=float))
+        b = goodness(name, np.array([number(s[name]) for _, s in pairs], dtype=float))
         mean, lo, hi, _ = paired_difference(a, b, seed=seed)
         row.update({f"{PREFIX}_{name}": mean, f"{PREFIX}_{name}_lo": lo, f"{PREFIX}_{name}_hi": hi})
     return row

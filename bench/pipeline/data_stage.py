@@ -51,6 +51,12 @@ class Manifests:
         """Whether some model was fitted or trained (so the training manifest belongs in run.json)."""
         return self.train is not None
 
+    def training(self) -> Manifest:
+        """The training manifest, for a model fitted or trained here (BenchError when the run made none)."""
+        if self.train is None:
+            raise BenchError("a model is fitted or trained, but the run made no training manifest")
+        return self.train
+
     def overlap_record(self, allowed: bool) -> dict[str, object]:
         """run.json's record of files shared by the training and evaluation manifests."""
         return {"n_shared": len(self.overlap), "allowed": allowed,

@@ -54,7 +54,6 @@ class ModelStage:
         self.ctx, self.manifests = ctx, manifests
         self.cfg, self.device, self.dist, self.progress = ctx.cfg, ctx.device, ctx.dist, ctx.progress
         self.out, self.layout = ctx.out, ctx.layout
-        self.train_manifest = manifests.train
         self.sha = {e.image_id: e.sha256 for e in manifests.eval.entries}
 
     def evaluate(self, entry: ModelEntry) -> ModelOutcome:
@@ -99,7 +98,7 @@ class ModelStage:
         elif spec.training == "fit":
             info = self._fit(entry.name, model)
         elif spec.training == "train":
-            info = train(model, entry.name, spec.inputs, self.train_manifest, self.out,  # type: ignore[arg-type]
+            info = train(model, entry.name, spec.inputs, self.manifests.training(), self.out,
                          device=self.device, dist=self.dist, resize_mode=self.cfg.preprocess.mode,
                          workers=self.cfg.workers, resume=self.cfg.resume, progress=self.progress,
                          keep_checkpoints=self.cfg.keep_checkpoints, version=spec.version, bf16=self.cfg.bf16)
@@ -125,13 +124,14 @@ class ModelStage:
     def _fit(self, name: str, model: Colorizer) -> dict[str, object]:
         """Fit a statistics model over the training manifest, reusing a checkpoint fitted on the same data."""
         checkpoint = self.layout.checkpoint(name)
-        wanted = {"model": name, "options": model.options(), "train_manifest": self.train_manifest.sha256,
-                  "preprocess": self.cfg.preprocess.as_dict()}
+        wanted: dict[str, object] = {"model": name, "options": model.options(),
+                                     "train_manifest": self.manifests.training().sha256,
+                                     "preprocess": self.cfg.preprocess.as_dict()}
         cached = cached_state(checkpoint, "fitted model")
         if cached is not None and cached[1] == wanted:
             _state_into(model, cached[0], checkpoint)
             return {"weights_from": "cached fit", "checkpoint": str(checkpoint)}
-        model.fit(iterate_batches(self.ctx.loader(self.ctx.shard(self.train_manifest.usable)), self.device),
+        model.fit(iterate_batches(self.ctx.loader(self.ctx.shard(self.manifests.training().usable)), self.device),
                   self.progress)
         crash_point("fit")
         if self.dist.is_main:

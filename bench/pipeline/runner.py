@@ -19,6 +19,7 @@ import torch
 from colorbench.core.crashpoints import crash_point
 from colorbench.core.device import barrier, distributed, resolve_device
 from colorbench.core.errors import BenchError, IncompleteError
+from colorbench.core.values import number, section
 from colorbench.io.runfolder import claim
 from colorbench.io.timings import record_in_run_json
 from colorbench.pipeline import caption_sensitivity
@@ -131,8 +132,7 @@ def protocol(cfg: RunConfig, manifests: Manifests, truth: GroundTruth,
 def trained_protocol(info: Mapping[str, object]) -> dict[str, object]:
     """Per trained model: the protocol its training followed (profile, network size, width, batch, epochs,
     teacher, seed) and whether the batch exceeded the training set; None where weights came from a file."""
-    options: Mapping[str, object] = info.get("options") or {}  # type: ignore[assignment]
-    training: Mapping[str, object] = info.get("training") or {}  # type: ignore[assignment]
+    options, training = section(info, "options"), section(info, "training")
     return {**{k: options.get(k) for k in ("profile", "image_size", "width", "batch_size", "epochs", "teacher",
                                            "seed")},
             "n_train_images": training.get("n_train_images"),
@@ -154,4 +154,4 @@ def caption_sensitivities(ctx: RunContext, models: ModelStage, done: Sequence[Mo
 
 def na_counts(records: Sequence[dict[str, object]], names: Sequence[str]) -> dict[str, int]:
     """Per metric, how many images have no value (n/a), e.g. no segments or smaller than the SSIM window."""
-    return {name: sum(1 for r in records if not math.isfinite(float(r[name]))) for name in names}  # type: ignore[arg-type]
+    return {name: sum(1 for r in records if not math.isfinite(number(r[name]))) for name in names}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from scipy import stats
@@ -15,7 +16,7 @@ def divergence_window(n_epochs: int, min_points: int) -> int:
     return max(min_points, math.ceil(n_epochs / 2))
 
 
-def trend_pvalue(series: Sequence[float], alternative: str) -> float:
+def trend_pvalue(series: Sequence[float], alternative: Literal["greater", "less"]) -> float:
     """One-sided p-value of Kendall's tau between epoch order and ``series`` (Mann-Kendall trend test; exact
     for short windows without ties). ``alternative``: "greater" (rising) or "less" (falling). NaN -> 1."""
     values = np.asarray(series, dtype=float)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from colorbench.core.errors import BenchError
+from colorbench.core.values import integer
 from colorbench.io import integrity
 from colorbench.io.checkpoints import load_state, read_metadata, save_state
 from colorbench.training.summary import best_epoch
@@ -162,7 +163,7 @@ class Checkpoints:
         """Delete the epoch checkpoints that ``keep_last`` does not keep: all but the latest N and the best."""
         if self.keep_last is None:
             return
-        finished = [int(r["epoch"]) for r in history]  # type: ignore[call-overload]
+        finished = [integer(r["epoch"]) for r in history]
         keep = set(finished[len(finished) - self.keep_last:] if self.keep_last else finished[-1:])
         best = best_epoch(history)
         if best is not None:

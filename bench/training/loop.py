@@ -32,10 +32,12 @@ from colorbench.core.crashpoints import crash_point
 from colorbench.core.device import DistInfo, all_reduce_sum, barrier, fixed_shapes, memory_format, step_done
 from colorbench.core.errors import BenchError
 from colorbench.core.files import atomic_write_bytes
+from colorbench.core.values import integer
 from colorbench.data.loader import Batch, Preprocess, iterate_batches, make_loader
 from colorbench.data.splits import Manifest
 from colorbench.io.checkpoints import cached_state, load_state, save_state
 from colorbench.io.layout import EPOCH_CHECKPOINTS, EPOCHS_FILE, STEPS_FILE, SUMMARY_FILE, RunLayout
+from colorbench.models.base import Colorizer
 from colorbench.models.captions import readable_entries
 from colorbench.models.trainable import StepContext, TrainableModel, TrainingData
 from colorbench.training.epochs import Checkpoints, CsvLog, TrainState
@@ -56,7 +58,9 @@ def prepare_state(model: TrainableModel, device: torch.device, dist: DistInfo = 
     """Move the model's trained modules to ``device`` in train mode, wrap them for DDP, make its optimisers;
     returns the state and a step context (rng seeded 0; the loop gives each epoch its own)."""
     fmt = memory_format(device)
-    modules = {name: module.to(device, memory_format=fmt).train() for name, module in model.trained_modules().items()}
+    # nn.Module.to takes memory_format, which torch's overloads of it leave out
+    modules = {name: module.to(device, memory_format=fmt).train()  # type: ignore[call-overload]
+               for name, module in model.trained_modules().items()}
     nets = dict(modules)
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel
@@ -83,7 +87,7 @@ def disk_note(name: str, checkpoints: Checkpoints, state: TrainState, epochs: in
             f"{policy} (--keep-checkpoints) needs up to {kept * each / 2**20:.1f} MiB in {checkpoints.folder}")
 
 
-def train(model: TrainableModel, name: str, inputs: tuple[str, ...], manifest: Manifest, out: Path, *,
+def train(model: Colorizer, name: str, inputs: tuple[str, ...], manifest: Manifest, out: Path, *,
           device: torch.device, dist: DistInfo = ALONE, resize_mode: str = "resize", workers: int = 0,
           resume: bool = True, progress: bool = True, keep_checkpoints: int | None = None, version: int = 1,
           bf16: bool = True) -> dict[str, object]:
@@ -91,6 +95,8 @@ def train(model: TrainableModel, name: str, inputs: tuple[str, ...], manifest: M
     record for run.json. ``inputs``: the registry's declared inputs, the only ones validation gives the model.
     ``version``: the registry's model definition version (in the trained-weights key). Leaves the model on
     ``device`` in eval mode with the last epoch's weights. ``keep_checkpoints``: see :class:`Checkpoints`."""
+    if not isinstance(model, TrainableModel):
+        raise BenchError(f"model {name} is registered with training='train' but is no TrainableModel")
     loop = model.loop_settings()
     layout = RunLayout(out)
     folder = layout.train_dir(name)
@@ -131,7 +137,7 @@ def train(model: TrainableModel, name: str, inputs: tuple[str, ...], manifest: M
     epoch_columns = ("epoch", "steps", "seconds", *(f"train_{n}" for n in losses), *(f"val_{m}" for m in VAL_METRICS))
     epochs_log = CsvLog(layout.train_file(name, EPOCHS_FILE), epoch_columns, start, dist.is_main)
     preprocess = Preprocess(loop.image_size, resize_mode)
-    done = int(history[-1]["step"]) if history else 0  # type: ignore[call-overload]
+    done = integer(history[-1]["step"]) if history else 0
     began = time.perf_counter()
     for epoch in range(start + 1, loop.epochs + 1):
         tick = time.perf_counter()
@@ -145,9 +151,9 @@ def train(model: TrainableModel, name: str, inputs: tuple[str, ...], manifest: M
         step.rng = torch.Generator().manual_seed(epoch_seed(loop.seed, epoch))
         means, n_steps = run_epoch(model, name, step, bar, epoch, done, steps_log)
         done += n_steps
-        row = {"epoch": epoch, "step": done, "steps": n_steps, **means,
-               **validate(model, inputs, state.modules, val_entries, preprocess, device, bf16),
-               "seconds": time.perf_counter() - tick}
+        row: dict[str, object] = {"epoch": epoch, "step": done, "steps": n_steps, **means,
+                                  **validate(model, inputs, state.modules, val_entries, preprocess, device, bf16),
+                                  "seconds": time.perf_counter() - tick}
         history.append(row)
         epochs_log.append(row)
         if dist.is_main:
@@ -157,13 +163,12 @@ def train(model: TrainableModel, name: str, inputs: tuple[str, ...], manifest: M
     summary = summarize(history, loop, options, model.adversarial_terms, fit_entries, val_entries, start,
                         left_out)
     summary.update({"seconds_this_run": time.perf_counter() - began, "folder": str(folder)})
-    model.eval()  # type: ignore[attr-defined]
+    model.eval()
     for module in state.modules.values():
         module.eval()
     if dist.is_main:
         atomic_write_bytes(layout.train_file(name, SUMMARY_FILE), json.dumps(summary, indent=2).encode())
-        save_state(final, model.state_dict(),  # type: ignore[attr-defined]
-                    {"key": key, "summary": summary})
+        save_state(final, model.state_dict(), {"key": key, "summary": summary})
     barrier(dist)
     if not dist.is_main:  # DDP syncs parameters, not BatchNorm statistics: every rank takes rank 0's weights
         model.load_state_dict(load_state(final))

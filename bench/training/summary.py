@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict
 
+from colorbench.core.values import integer, number
 from colorbench.data.splits import ManifestEntry
 from colorbench.models.trainable import LoopSettings
 from colorbench.training.divergence import detect_divergence
@@ -17,16 +18,16 @@ SELECTION_METRIC = "mse"
 
 def selected_epoch(history: Sequence[dict[str, object]], best: bool) -> dict[str, object] | None:
     """The epoch row with the lowest (``best``) or highest validation value of :data:`SELECTION_METRIC`."""
-    scored = [r for r in history if math.isfinite(float(r[f"val_{SELECTION_METRIC}"]))]  # type: ignore[arg-type]
+    scored = [r for r in history if math.isfinite(number(r[f"val_{SELECTION_METRIC}"]))]
     if not scored:
         return None
-    return (min if best else max)(scored, key=lambda r: float(r[f"val_{SELECTION_METRIC}"]))  # type: ignore[arg-type]
+    return (min if best else max)(scored, key=lambda r: number(r[f"val_{SELECTION_METRIC}"]))
 
 
 def best_epoch(history: Sequence[dict[str, object]]) -> int | None:
     """The epoch number of :func:`selected_epoch` (best), or None."""
     chosen = selected_epoch(history, True)
-    return None if chosen is None else int(chosen["epoch"])  # type: ignore[call-overload]
+    return None if chosen is None else integer(chosen["epoch"])
 
 
 def batch_exceeds_data(loop: LoopSettings, n_train: int) -> bool:
@@ -49,8 +50,8 @@ def summarize(history: list[dict[str, object]], loop: LoopSettings, options: dic
     if adversarial_terms is not None:
         generator, critic = (f"train_{name}" for name in adversarial_terms)
         if all(generator in r and critic in r for r in history):
-            divergence = detect_divergence([float(r[generator]) for r in history],  # type: ignore[arg-type]
-                                           [float(r[critic]) for r in history],  # type: ignore[arg-type]
+            divergence = detect_divergence([number(r[generator]) for r in history],
+                                           [number(r[critic]) for r in history],
                                            loop.divergence_min_points, loop.divergence_false_positive_bound)
     return {
         "settings": {**asdict(loop), **options}, "epochs": len(history),
