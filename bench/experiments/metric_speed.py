@@ -36,6 +36,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -127,10 +128,16 @@ class SuiteInputs:
             rgbs.append(torch.from_numpy(image.copy()).permute(2, 0, 1))
             maps.append(torch.from_numpy(label.astype(np.int64)))
         gt = torch.stack(rgbs).double() / 255
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + start)
-        uniform = torch.rand(3, count, generator=generator, dtype=torch.float64)
-        pred = damage(gt, 1.2 * uniform[0], math.radians(60) * (uniform[1] - 0.5), 6 * uniform[2], generator)
-        return pred.float(), gt.float(), torch.stack(maps)
+        return random_damage(gt, self.seed, start).float(), gt.float(), torch.stack(maps)
+
+
+def random_damage(gt: torch.Tensor, seed: int, start: int) -> torch.Tensor:
+    """The suite's predictions of a batch of float64 ground truths that starts at input ``start``: per image an ab
+    scale in [0, 1.2], a hue rotation within +-30 degrees and noise of std up to 6 (:func:`damage`), drawn from a
+    generator seeded by (seed, start)."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + start)
+    uniform = torch.rand(3, len(gt), generator=generator, dtype=torch.float64)
+    return damage(gt, 1.2 * uniform[0], math.radians(60) * (uniform[1] - 0.5), 6 * uniform[2], generator)
 
 
 # ------------------------------------------------------------------------------------------------- timing
@@ -207,26 +214,51 @@ def run_compare(args: argparse.Namespace, device: torch.device) -> dict[str, obj
     return results
 
 
-def run_suite(args: argparse.Namespace, device: torch.device) -> dict[str, object]:
-    if args.coco_root is None:
-        raise SystemExit("--suite needs coco-mini (pass --coco-root)")
-    inputs = SuiteInputs(args.coco_root, args.size)
+@dataclass
+class SuiteTimes:
+    """Seconds spent in each metric of the suite over ``images`` inputs (set-level metrics: feature extraction and
+    Frechet distance apart), the first batch's share (compilation, where it happens), NaN counts, the set-level
+    values, and the input generation time (not metric time)."""
+
+    images: int
+    first_batch_images: int
+    seconds: dict[str, float]
+    first_batch: dict[str, float]
+    nan_counts: dict[str, int]
+    set_level_values: dict[str, float]
+    generation_s: float
+
+    @property
+    def metric_total_s(self) -> float:
+        return sum(self.seconds.values())
+
+
+def default_suite() -> tuple[list[str], list[str], dict[str, str]]:
+    """What a run scores by default: every available per-image metric, every available set-level metric, and the
+    unavailable ones with the reason."""
     names = [n for n, m in METRICS.items() if m.unavailable() is None]
-    skipped = {n: m.unavailable() for n, m in METRICS.items() if m.unavailable() is not None}
     sets = [n for n, m in DISTRIBUTION_METRICS.items() if m.unavailable() is None]
-    extractors = {n: DISTRIBUTION_METRICS[n].extractor().to(device) for n in sets}
+    skipped = {n: reason for n, m in {**METRICS, **DISTRIBUTION_METRICS}.items()
+               if (reason := m.unavailable()) is not None}
+    return names, sets, skipped
+
+
+def time_suite(make_batch: Callable[[int, int], tuple[torch.Tensor, ...]], images: int, batch_size: int,
+               device: torch.device, names: list[str], extractors: dict[str, torch.nn.Module]) -> SuiteTimes:
+    """Score ``images`` inputs from ``make_batch(start, count)`` -> (pred, gt, segments) in batches of
+    ``batch_size`` with every metric of ``names`` (through :func:`colorbench.metrics.registry.compute`, as the
+    scorer calls it) and the set-level metrics of ``extractors`` (their feature networks on ``device``: features
+    per batch, one Frechet distance)."""
+    sets = list(extractors)
     features: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {n: ([], []) for n in sets}
     seconds = dict.fromkeys([*names, *(f"{n} (features)" for n in sets)], 0.0)
     first_batch = dict.fromkeys(seconds, 0.0)
     generation, nan_counts = 0.0, dict.fromkeys(names, 0)
-    print(f"suite: {args.images} inputs {args.size}x{args.size} from {len(inputs.originals)} coco-mini originals, "
-          f"batch {args.batch_size}, device {device}, torch threads {torch.get_num_threads()}, "
-          f"load average {os.getloadavg()[0]:.1f}; metrics {', '.join(names + sets)}")
     wall = time.perf_counter()
-    for start in range(0, args.images, args.batch_size):
-        count = min(args.batch_size, args.images - start)
+    for start in range(0, images, batch_size):
+        count = min(batch_size, images - start)
         began = time.perf_counter()
-        pred, gt, segments = (t.to(device) for t in inputs.batch(start, count))
+        pred, gt, segments = (t.to(device) for t in make_batch(start, count))
         generation += time.perf_counter() - began
         for name in names:
             elapsed, computed = timed(device, compute, [name], pred, gt, segments=segments)
@@ -240,31 +272,45 @@ def run_suite(args: argparse.Namespace, device: torch.device) -> dict[str, objec
             features[name][0].append(pred_features)
             features[name][1].append(gt_features)
         done = start + count
-        if done % (10 * args.batch_size) == 0 or done == args.images:
-            logger.info("%d/%d images, %.0f s", done, args.images, time.perf_counter() - wall)
+        if done % (10 * batch_size) == 0 or done == images:
+            logger.info("%d/%d images, %.0f s", done, images, time.perf_counter() - wall)
     values: dict[str, float] = {}
     for name in sets:
         metric = DISTRIBUTION_METRICS[name]
         elapsed, values[name] = timed(device, metric.fn, torch.cat(features[name][0]), torch.cat(features[name][1]),
                                       **metric.params)
         seconds[f"{name} (Frechet distance)"] = elapsed
+    return SuiteTimes(images, min(batch_size, images), seconds, first_batch, nan_counts, values, generation)
+
+
+def run_suite(args: argparse.Namespace, device: torch.device) -> dict[str, object]:
+    if args.coco_root is None:
+        raise SystemExit("--suite needs coco-mini (pass --coco-root)")
+    inputs = SuiteInputs(args.coco_root, args.size)
+    names, sets, skipped = default_suite()
+    print(f"suite: {args.images} inputs {args.size}x{args.size} from {len(inputs.originals)} coco-mini originals, "
+          f"batch {args.batch_size}, device {device}, torch threads {torch.get_num_threads()}, "
+          f"load average {os.getloadavg()[0]:.1f}; metrics {', '.join(names + sets)}")
+    wall = time.perf_counter()
+    extractors = {n: DISTRIBUTION_METRICS[n].extractor().to(device) for n in sets}
+    times = time_suite(inputs.batch, args.images, args.batch_size, device, names, extractors)
     wall = time.perf_counter() - wall
-    metric_total = sum(seconds.values())
+    metric_total = times.metric_total_s
     print(f"\n{'metric':32s} {'seconds':>9s} {'images/s':>9s} {'first batch s':>14s} {'NaN':>5s}")
-    for name, elapsed in seconds.items():
+    for name, elapsed in times.seconds.items():
         rate = f"{args.images / elapsed:9.1f}" if "Frechet" not in name else " " * 9
-        nans = str(nan_counts.get(name, "")).rjust(5)
-        print(f"{name:32s} {elapsed:9.1f} {rate} {first_batch.get(name, 0.0):14.1f} {nans}")
+        nans = str(times.nan_counts.get(name, "")).rjust(5)
+        print(f"{name:32s} {elapsed:9.1f} {rate} {times.first_batch.get(name, 0.0):14.1f} {nans}")
     print(f"{'all metrics':32s} {metric_total:9.1f} {args.images / metric_total:9.1f}")
-    print(f"input generation (not metric time): {generation:.1f} s; wall clock {wall:.1f} s; "
+    print(f"input generation (not metric time): {times.generation_s:.1f} s; wall clock {wall:.1f} s; "
           f"load average at end {os.getloadavg()[0]:.1f}")
-    for name, value in values.items():
+    for name, value in times.set_level_values.items():
         print(f"{name} over {args.images} images: {value:.4f}")
     if skipped:
         print("unavailable, not timed: " + "; ".join(f"{n}: {r}" for n, r in skipped.items()))
-    return {"seconds": seconds, "first_batch_seconds": first_batch, "metric_total_s": metric_total,
-            "generation_s": generation, "wall_s": wall, "nan_counts": nan_counts, "set_level_values": values,
-            "unavailable": skipped}
+    return {"seconds": times.seconds, "first_batch_seconds": times.first_batch, "metric_total_s": metric_total,
+            "generation_s": times.generation_s, "wall_s": wall, "nan_counts": times.nan_counts,
+            "set_level_values": times.set_level_values, "unavailable": skipped}
 
 
 def document(path: Path, results: dict[str, Any], *, suite: bool, command: str, loads: list[float],

@@ -25,8 +25,10 @@ Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA; on the CPU the process
 
 ``--compile`` compiles the generator with ``torch.compile``; the critic stays eager because the gradient
 penalty needs a double backward, which compiled graphs do not support. bf16 autocast applies on CUDA and XLA
-only (``colorbench.core.device.autocast``); on the CPU the step runs in fp32 whatever ``--bf16`` says. channels_last is
-used on CUDA (``colorbench.core.device.memory_format``).
+only (``colorbench.core.device.autocast``); on the CPU the step runs in fp32 whatever ``--bf16`` says. The memory
+format of the modules and the generator's input is the device's (channels_last on CUDA,
+``colorbench.core.device.memory_format``) unless ``--channels-last`` / ``--no-channels-last`` sets it, so that its
+effect can be measured (``python -m colorbench.experiments.gpu_check`` times both).
 
 Paper anchors (reference.md sec. 7): about 4 images/s on one GPU with the original code (8 h per epoch of the
 118k COCO train2017 images) and about 131 images/s on a TPU v2-8 (15 min per epoch).
@@ -43,6 +45,7 @@ import os
 import resource
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +57,7 @@ from colorbench.experiments import perfdoc
 from colorbench.io.schema import write_json
 from colorbench.models.chromagan import VARIANTS, build
 from colorbench.models.teachers import Targets, teacher_classes
+from colorbench.models.trainable import StepContext
 from torch.utils.flop_counter import FlopCounterMode
 
 logger = logging.getLogger(__name__)
@@ -86,14 +90,16 @@ def peak_tflops(device: torch.device, bf16: bool) -> float | None:
     return None
 
 
-def _peak_memory(device: torch.device) -> dict[str, object]:
+def peak_memory(device: torch.device) -> dict[str, object]:
+    """Peak memory since the last :func:`reset_peak_memory`: CUDA's allocated bytes, or the process's peak RSS."""
     if device.type == "cuda":
         return {"peak_memory_bytes": torch.cuda.max_memory_allocated(device), "memory_kind": "cuda allocated"}
     return {"peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "memory_kind": "process peak resident set (CPU)"}
 
 
-def _reset_peak_memory(device: torch.device) -> None:
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak (CUDA; a process's peak resident set cannot be reset)."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -117,14 +123,33 @@ def timed(step: Callable[[], object], device: torch.device, *, steps: int, warmu
     return time.perf_counter() - began
 
 
+@dataclass
+class FormatStep(StepContext):
+    """The trainer's step context with a chosen memory format for the generator's input, in place of the device's
+    default (``--channels-last`` / ``--no-channels-last``)."""
+
+    chosen_format: torch.memory_format = torch.contiguous_format
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return self.chosen_format
+
+
 def measure(model_name: str, device: torch.device, *, batch_size: int, steps: int, warmup: int, size: int = 224,
             width: float = 1.0, bf16: bool = True, compile_generator: bool = False,
-            peak: float | None = None) -> dict[str, Any]:
-    """Training and inference throughput of ``model_name``; returns the figures and the settings used."""
+            channels_last: bool | None = None, peak: float | None = None) -> dict[str, Any]:
+    """Training and inference throughput of ``model_name``; returns the figures and the settings used.
+    ``channels_last`` None keeps the device's memory format (:func:`colorbench.core.device.memory_format`)."""
     from colorbench.training.loop import prepare_state
 
     model = build(model_name, profile="paper", image_size=size, width=width, batch_size=batch_size)
     state, step = prepare_state(model, device, bf16=bf16)
+    fmt = memory_format(device) if channels_last is None else (
+        torch.channels_last if channels_last else torch.contiguous_format)
+    if fmt != step.memory_format:
+        for module in state.modules.values():
+            module.to(memory_format=fmt)
+        step = FormatStep(step.device, step.rng, step.nets, step.update, step.bf16, fmt)
     generator = torch.Generator().manual_seed(0)
     L = torch.rand(batch_size, 1, size, size, generator=generator).to(device) * 100
     ab = torch.rand(batch_size, 2, size, size, generator=generator).to(device) * 255 - 128
@@ -143,12 +168,12 @@ def measure(model_name: str, device: torch.device, *, batch_size: int, steps: in
     train_flops = counted_flops(train_step)
     if compile_generator:
         step.nets["generator"] = torch.compile(model.generator)  # type: ignore[assignment]
-    _reset_peak_memory(device)
+    reset_peak_memory(device)
     train_seconds = timed(train_step, device, steps=steps, warmup=warmup)
-    train_memory = _peak_memory(device)
+    train_memory = peak_memory(device)
 
     model.generator.eval()
-    inputs = ModelInputs({"L": L.contiguous(memory_format=memory_format(device))}, batch_size)
+    inputs = ModelInputs({"L": L.contiguous(memory_format=fmt)}, batch_size)
 
     def predict_step() -> None:
         with torch.no_grad(), autocast(device, bf16):
@@ -157,7 +182,7 @@ def measure(model_name: str, device: torch.device, *, batch_size: int, steps: in
     predict_flops = counted_flops(predict_step)
     if compile_generator:
         model.generator = torch.compile(state.modules["generator"])  # type: ignore[assignment]
-    _reset_peak_memory(device)
+    reset_peak_memory(device)
     predict_seconds = timed(predict_step, device, steps=steps, warmup=warmup)
     bf16_used = bf16 and device.type in ("cuda", "xla")
     listed = peak_tflops(device, bf16_used)
@@ -172,14 +197,14 @@ def measure(model_name: str, device: torch.device, *, batch_size: int, steps: in
 
     return {"model": model_name, "device": str(device), "device_name": _device_name(device), "size": size,
             "width": width, "batch_size": batch_size, "steps": steps, "warmup": warmup, "bf16_autocast": bf16_used,
-            "channels_last": memory_format(device) == torch.channels_last, "compiled_generator": compile_generator,
+            "channels_last": fmt == torch.channels_last, "compiled_generator": compile_generator,
             "threads": torch.get_num_threads(), "peak_tflops": peak, "peak_source": source,
             "finite_losses": all(bool(torch.isfinite(v)) for v in losses.values()),
             "parameters": {"generator": sum(p.numel() for p in state.modules["generator"].parameters()),
                            "critic": sum(p.numel() for p in state.modules["critic"].parameters())
                            if "critic" in state.modules else 0},
             "training": figures(train_seconds, train_flops, train_memory),
-            "inference": figures(predict_seconds, predict_flops, _peak_memory(device))}
+            "inference": figures(predict_seconds, predict_flops, peak_memory(device))}
 
 
 def _device_name(device: torch.device) -> str:
@@ -194,8 +219,9 @@ def report(result: dict[str, Any]) -> str:
         return f"MFU {part['mfu']:.1%}" if part["mfu"] is not None else "MFU n/a (peak unknown)"
 
     lines = [f"{result['model']} at {result['size']}x{result['size']}, width {result['width']}, batch "
-             f"{result['batch_size']} on {result['device_name']} (bf16 {result['bf16_autocast']}, compiled generator "
-             f"{result['compiled_generator']}, {result['threads']} threads):",
+             f"{result['batch_size']} on {result['device_name']} (bf16 {result['bf16_autocast']}, channels_last "
+             f"{result['channels_last']}, compiled generator {result['compiled_generator']}, {result['threads']} "
+             "threads):",
              f"  training: {rate:.3g} images/s ({training['seconds_per_step']:.3g} s/step over {result['steps']} "
              f"steps), {training['achieved_tflops']:.3g} TFLOP/s, {mfu(training)}",
              f"  inference: {inference['images_per_s']:.3g} images/s, {inference['achieved_tflops']:.3g} TFLOP/s, "
@@ -217,6 +243,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True, help="CUDA/XLA only")
     parser.add_argument("--compile", action="store_true", help="torch.compile the generator")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                        help="memory format of the modules and the generator's input (default: the device's, "
+                             "channels_last on CUDA)")
     parser.add_argument("--peak-tflops", type=float, help="the device's peak TFLOP/s for MFU (default: PEAK_TFLOPS)")
     parser.add_argument("--json", type=Path, help="write the figures to this file (JSON)")
     perfdoc.add_docs_option(parser)
@@ -258,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
     load_before = os.getloadavg()[0]
     result = measure(args.model, resolve_device(args.device), batch_size=args.batch_size, steps=args.steps,
                      warmup=args.warmup, size=args.size, width=args.width, bf16=args.bf16,
-                     compile_generator=args.compile, peak=args.peak_tflops)
+                     compile_generator=args.compile, channels_last=args.channels_last, peak=args.peak_tflops)
     logger.info("%s", report(result))
     print(json.dumps(result, indent=2))
     if args.json:
