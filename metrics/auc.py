@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
 from colorbench.data.color import rgb_to_lab
 from colorbench.metrics.kernels import KernelCost, compiled_kernel
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 import torch
+
 from colorbench.data.color import rgb_to_lab
 from colorbench.metrics.kernels import KernelCost, compiled_kernel
 

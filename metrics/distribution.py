@@ -22,6 +22,7 @@ from unittest import mock
 
 import torch
 import torch.nn.functional as F
+
 from colorbench.io.weights import efficientnet_lite0, load_weights, unavailable_reason
 from colorbench.metrics.kernels import KernelCost, compiled_kernel
 

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar, overload
 
 import torch
+
 from colorbench.core.cachekey import cache_key
 from colorbench.core.files import atomic_write_bytes
 

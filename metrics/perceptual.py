@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 import torch
+
 from colorbench.core.errors import BenchError
 from colorbench.io.weights import (
     cached_with_weights,

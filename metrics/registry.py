@@ -44,6 +44,7 @@ from types import MappingProxyType
 
 import numpy as np
 import torch
+
 from colorbench.core.errors import unknown_name
 from colorbench.metrics.auc import auc_ab
 from colorbench.metrics.ciede2000 import deltae2000

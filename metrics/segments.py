@@ -14,6 +14,7 @@ gets NaN (n/a) for that image, never an exception.
 from __future__ import annotations
 
 import torch
+
 from colorbench.data.color import chroma, rgb_to_lab
 from colorbench.metrics.kernels import KernelCost, compiled_kernel
 

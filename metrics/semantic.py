@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
 from colorbench.io.weights import cached_with_weights
 from colorbench.metrics.distribution import EffNetLite0Features, effnet_lite0_unavailable
 

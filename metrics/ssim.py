@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
 from colorbench.metrics.kernels import KernelCost, compiled_kernel
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
+from torch import nn
+
 from colorbench.data.loader import Batch, ModelInputs
 from colorbench.io.checkpoints import state_sha256
-from torch import nn
 
 
 class Colorizer(nn.Module):

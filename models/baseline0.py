@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
+from tqdm import tqdm
+
 from colorbench.core.device import all_reduce_sum
 from colorbench.data.loader import Batch, ModelInputs
 from colorbench.models.base import Colorizer
 from colorbench.models.registry import register_model
-from tqdm import tqdm
 
 LEVELS = 256
 

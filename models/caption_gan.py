@@ -26,6 +26,8 @@ from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from colorbench.core.cachekey import cache_key
 from colorbench.core.errors import BenchError
 from colorbench.data.loader import Batch, ModelInputs
@@ -43,7 +45,6 @@ from colorbench.models.chromagan_nets import Generator, scaled
 from colorbench.models.gan import generator_adversarial
 from colorbench.models.registry import register_model
 from colorbench.models.trainable import StepContext, TrainingData, profile_settings
-from torch import nn
 
 #: The ChromaGAN entry whose optimiser, schedule and initial generator the caption models share.
 BASELINE = "chromagan-noclass"

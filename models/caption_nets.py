@@ -27,9 +27,10 @@ import functools
 from collections.abc import Sequence
 
 import torch
+from torch import nn
+
 from colorbench.models.captions import VOCAB_CAPACITY, WORD_DIM, TextEncoder, VocabularyHolder
 from colorbench.models.chromagan_nets import Generator, layer_seed, materialized, xavier_init
-from torch import nn
 
 #: Hidden units of Model C.2's caption decoder (per step).
 DECODER_HIDDEN = 256

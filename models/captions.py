@@ -29,10 +29,11 @@ from functools import cached_property
 from pathlib import Path
 
 import torch
+from torch import nn
+
 from colorbench.core.errors import BenchError
 from colorbench.core.files import atomic_write_bytes, file_sha256
 from colorbench.data.splits import ManifestEntry
-from torch import nn
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 #: Special tokens, in index order (<pad> is 0, the embeddings' padding row).

@@ -28,6 +28,8 @@ from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from colorbench.core.errors import BenchError
 from colorbench.data.color import rgb_from_l_ab
 from colorbench.data.loader import Batch, ModelInputs
@@ -47,7 +49,6 @@ from colorbench.models.teachers import (
 )
 from colorbench.models.trainable import LoopSettings, StepContext, TrainingData, flat_options, profile_settings
 from colorbench.models.vividness import VividnessTerm
-from torch import nn
 
 TRUNK_INITS = ("auto", "imagenet", "xavier")
 ADVERSARIAL = ("wgan-gp", "bce", "none")

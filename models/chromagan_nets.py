@@ -27,8 +27,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import torch
-from colorbench.core.errors import BenchError
 from torch import nn
+
+from colorbench.core.errors import BenchError
 
 #: torchvision's VGG-16 configuration "D" up to block4_conv3 ("M" = 2x2 max pooling).
 VGG16_TO_BLOCK4 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512)

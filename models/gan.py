@@ -19,10 +19,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from colorbench.core.errors import BenchError
-from colorbench.models.trainable import StepContext
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+from colorbench.core.errors import BenchError
+from colorbench.models.trainable import StepContext
 
 ADVERSARIAL = ("wgan-gp", "bce")
 

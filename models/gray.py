@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from colorbench.data.color import rgb_from_l_ab
 from colorbench.data.loader import ModelInputs
 from colorbench.models.base import Colorizer

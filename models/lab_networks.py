@@ -11,8 +11,9 @@ from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
-from colorbench.data.color import rgb_from_l_ab
 from torch import nn
+
+from colorbench.data.color import rgb_from_l_ab
 
 L_CENTRE, L_SCALE, AB_SCALE = 50.0, 100.0, 110.0
 M = TypeVar("M", bound=nn.Module)

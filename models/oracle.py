@@ -7,6 +7,7 @@ truth's own colorfulness on the leaderboard, next to what the models achieve.
 from __future__ import annotations
 
 import torch
+
 from colorbench.data.color import rgb_from_l_ab
 from colorbench.data.loader import ModelInputs
 from colorbench.models.base import Colorizer

@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+from tqdm import tqdm
+
 from colorbench.core.errors import BenchError
 from colorbench.data.color import rgb_from_l_ab
 from colorbench.data.loader import Batch, Preprocess, iterate_batches, make_loader
@@ -33,8 +36,6 @@ from colorbench.data.sources import open_source
 from colorbench.data.splits import ManifestEntry
 from colorbench.io.checkpoints import cached_state, save_state
 from colorbench.io.weights import efficientnet_lite0, find_weights, load_weights
-from torch import nn
-from tqdm import tqdm
 
 TEACHERS = ("efficientnet-lite0", "vgg16", "coco-labels")
 TEACHER_CHOICES = ("auto", *TEACHERS)

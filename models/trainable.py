@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import torch
+from torch import nn
+
 from colorbench.core.device import autocast, memory_format
 from colorbench.core.errors import BenchError
 from colorbench.data.loader import Batch, ModelInputs
 from colorbench.data.splits import ManifestEntry
-from torch import nn
 
 #: The profile names every trained family provides: ``smoke`` (the built-in sample trains in seconds on a CPU, a
 #: plumbing run) and ``paper`` (the paper's or the family's published settings).

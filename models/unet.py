@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from colorbench.core.errors import BenchError
 from colorbench.data.loader import Batch, ModelInputs
 from colorbench.models.base import Colorizer
@@ -26,7 +28,6 @@ from colorbench.models.lab_networks import AB_SCALE, at_network_size, normalized
 from colorbench.models.registry import register_model
 from colorbench.models.trainable import LoopSettings, StepContext, TrainingData, flat_options, profile_settings
 from colorbench.models.vividness import VividnessTerm
-from torch import nn
 
 INIT_SCHEME = "PyTorch default per layer, drawn from a generator seeded by the run's seed"
 

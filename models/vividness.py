@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
+
 from colorbench.core.cachekey import cache_key
 from colorbench.data.loader import Preprocess, iterate_batches, make_loader, repeat_last
 from colorbench.data.segments import SegmentSource, coco_label_map, slic_label_map, slic_source, to_working_size
@@ -32,7 +34,6 @@ from colorbench.data.sources import CocoSource, open_source
 from colorbench.data.splits import ManifestEntry
 from colorbench.io.checkpoints import cached_state, save_state, state_sha256
 from colorbench.models.trainable import TrainingData
-from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
 

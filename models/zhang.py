@@ -30,6 +30,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
 from colorbench.core.cachekey import cache_key
 from colorbench.core.errors import BenchError
 from colorbench.data.loader import Batch, ModelInputs, Preprocess, iterate_batches, make_loader
@@ -39,8 +42,6 @@ from colorbench.models.base import Colorizer
 from colorbench.models.lab_networks import AB_SCALE, at_network_size, normalized_l, rgb_at_input_size, seeded
 from colorbench.models.registry import register_model
 from colorbench.models.trainable import LoopSettings, StepContext, TrainingData, flat_options, profile_settings
-from torch import nn
-from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
 

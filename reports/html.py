@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
 from colorbench.claims.manifest import CURRENT_VERSION, VERSIONS, version
 from colorbench.claims.table import current, plumbing_banner
 from colorbench.core import values
@@ -23,7 +25,6 @@ from colorbench.pipeline.scoring import images_by_id
 from colorbench.reports.build import RunFolder, analyse
 from colorbench.reports.leaderboard import direction_mark, leaderboard
 from colorbench.study.perturbations import SWEEPS
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 TEMPLATES = Path(__file__).parent / "templates"
 GALLERY_METRICS = ("psnr", "ssim", "colorfulness")

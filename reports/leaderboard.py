@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from colorbench.core.values import number
 from colorbench.metrics.registry import DISTRIBUTION_METRICS, GROUPS, METRICS, DistributionMetric, Metric, goodness
 

@@ -15,11 +15,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn
+from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
 from colorbench.analysis.tables import PSNR_THRESHOLD, SSIM_THRESHOLD, column
 from colorbench.core.files import atomic_write_bytes
 from colorbench.core.values import integer, number, section
 from colorbench.metrics.registry import METRICS
-from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
 
 def save_figure(figure: plt.Figure, path: Path) -> Path:

@@ -9,9 +9,10 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
 from colorbench.data.sources import FolderSource
 from colorbench.data.splits import Manifest, build_manifest
-from PIL import Image
 
 RNG = np.random.default_rng(0)
 COLOUR = RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8)

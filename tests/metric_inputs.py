@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from colorbench.data.color import lab_to_rgb, rgb_to_lab
 from PIL import Image
+
+from colorbench.data.color import lab_to_rgb, rgb_to_lab
 
 DAMAGE = ("faded", "hue", "grey", "noisy")
 

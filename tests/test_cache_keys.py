@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from colorbench.cli.main import main
 from colorbench.core.cachekey import cache_key, key_description
 from colorbench.data.loader import Preprocess

@@ -48,12 +48,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-from colorbench.metrics.ciede2000 import ciede2000
-from colorbench.metrics.registry import METRICS
-from colorbench.metrics.ssim import MS_SSIM_WEIGHTS
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
+from colorbench.metrics.ciede2000 import ciede2000
+from colorbench.metrics.registry import METRICS
+from colorbench.metrics.ssim import MS_SSIM_WEIGHTS
 from tests.metric_inputs import DAMAGE, coco_batch, damaged, photo_batch, slic_segments
 
 Extras = dict[str, np.ndarray]
@@ -130,8 +130,9 @@ def ref_vivid_precision(p: np.ndarray, g: np.ndarray, extras: Extras) -> float:
 def ref_semantic(kind: str) -> Reference:
     """KL(p_truth || p_pred) and top-1 agreement in NumPy/SciPy on the package network's own forward pass
     (EfficientNet.forward, not our logits path), one image at a time."""
-    from colorbench.metrics.semantic import _classifier
     from scipy.special import log_softmax, rel_entr
+
+    from colorbench.metrics.semantic import _classifier
 
     def logits(a: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(a).permute(2, 0, 1)[None].float()

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
 from colorbench.core.errors import BenchError
 from colorbench.data.color import luma_bt601, rgb_to_lab
 from colorbench.data.loader import Batch
@@ -32,8 +34,6 @@ from colorbench.models.chromagan import build as build_chromagan
 from colorbench.models.registry import get_model_spec
 from colorbench.models.trainable import TrainingData
 from colorbench.training.loop import prepare_state, train
-from torch.nn.utils.rnn import pack_padded_sequence
-
 from tests.test_train import one_step_effect
 
 CPU = torch.device("cpu")

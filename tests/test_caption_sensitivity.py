@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from colorbench.cli.main import main
 from colorbench.data.color import luma_bt601, rgb_from_l_ab
 from colorbench.data.loader import Batch, ModelInputs

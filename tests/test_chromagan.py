@@ -7,6 +7,9 @@ import json
 
 import pytest
 import torch
+from torchvision.models import vgg16
+from torchvision.models.vgg import cfgs, make_layers
+
 from colorbench.core.errors import BenchError
 from colorbench.data.color import luma_bt601, rgb_to_lab
 from colorbench.data.loader import Batch
@@ -23,8 +26,6 @@ from colorbench.models.teachers import (
     teacher_classes,
 )
 from colorbench.models.trainable import profile_settings
-from torchvision.models import vgg16
-from torchvision.models.vgg import cfgs, make_layers
 
 TINY = {"profile": "smoke", "image_size": 32, "width": 0.0625, "trunk_init": "xavier"}
 

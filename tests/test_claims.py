@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from skimage.color import rgb2lab
+
 from colorbench.claims import v2 as claims_v2
 from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, PLUMBING_ONLY, SUPPORTED, Evidence
 from colorbench.claims.manifest import BUILT_IN, CURRENT_VERSION, RULE_TABLE, VERSIONS, version
@@ -18,7 +20,6 @@ from colorbench.cli.main import main
 from colorbench.core.aggregate import leaderboard
 from colorbench.io.images import write_label_png, write_png
 from colorbench.io.schema import read_csv
-from skimage.color import rgb2lab
 
 METRICS = ("psnr", "ssim", "colorfulness", "delta_colorfulness", "channel_equality", "deltae2000",
            "segment_chroma_ratio", "vivid_recall", "semantic_kl")

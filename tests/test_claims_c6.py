@@ -4,10 +4,10 @@ colorfulness as context; synthetic per-image records with known effects (helpers
 from __future__ import annotations
 
 import numpy as np
+
 from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, Evidence
 from colorbench.claims.registry import bound
 from colorbench.claims.table import evaluate_claims
-
 from tests.test_claims import arms, info, make, rows
 
 claim_c6 = bound("3", "C6")

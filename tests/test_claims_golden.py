@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, PLUMBING_ONLY, SUPPORTED, Evidence
 from colorbench.claims.manifest import BUILT_IN, ManifestError, RuleVersion, load, parse, version
 from colorbench.claims.registry import rule_function

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from colorbench.data.color import BT601_WEIGHTS, lab_to_rgb, luma_bt601, rgb_from_l_ab, rgb_to_lab
 from skimage import color as skcolor
 
+from colorbench.data.color import BT601_WEIGHTS, lab_to_rgb, luma_bt601, rgb_from_l_ab, rgb_to_lab
 from tests.conftest import to_batch_tensor
 
 

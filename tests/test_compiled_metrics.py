@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from colorbench.metrics import kernels
 from colorbench.metrics.auc import auc_ab
 from colorbench.metrics.ciede2000 import deltae2000

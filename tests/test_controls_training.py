@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from colorbench.data.sources import open_source
 from colorbench.data.splits import build_manifest
 from colorbench.io.checkpoints import load_state
 from colorbench.models.registry import get_model_spec
 from colorbench.training.loop import train
-
 from tests.test_train import read_table
 
 CPU = torch.device("cpu")

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from colorbench.core.values import integer, number, section
 
 

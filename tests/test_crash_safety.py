@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from colorbench.core.crashpoints import KILL_ENV, STAGES
 
+from colorbench.core.crashpoints import KILL_ENV, STAGES
 from tests.conftest import REPO
 
 ARGS = ["run", "--models", "gray,baseline0,chromagan-noclass", "--metrics", "psnr,ssim", "--epochs", "2",

@@ -20,6 +20,9 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from torch import nn
+
+import tests.test_train as cpu_training
 from colorbench.core.device import autocast, resolve_device
 from colorbench.data.color import rgb_from_l_ab, rgb_to_lab
 from colorbench.data.loader import ModelInputs, Preprocess, iterate_batches, make_loader
@@ -29,9 +32,6 @@ from colorbench.metrics import kernels
 from colorbench.metrics.ssim import ssim
 from colorbench.models.chromagan import build, rgb_from_ab01
 from colorbench.training.loop import prepare_state
-from torch import nn
-
-import tests.test_train as cpu_training
 from tests.conftest import to_batch_tensor
 from tests.test_kernels import TOLERANCE, pair
 from tests.test_train import TINY, photo_batch

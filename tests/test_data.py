@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
 from colorbench.core.errors import BenchError
 from colorbench.data.loader import Preprocess, iterate_batches, make_loader
 from colorbench.data.sample import SAMPLE_PHOTOS
 from colorbench.data.sources import CocoSource, FolderSource, ImageRecord, open_source
 from colorbench.data.splits import build_manifest, select, split_key, split_size
 from colorbench.io.images import check_original, open_rgb, preprocess
-from PIL import Image
 
 COCO_GREY_ORIGINALS = {"val2017": {"205401", "570448"}, "train2017": {"113488"}}
 

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from colorbench.cli.main import main
 
+from colorbench.cli.main import main
 from tests.conftest import REPO
 from tests.test_runner import read_rows
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+
 from colorbench.io import weights
 from colorbench.metrics.distribution import (
     FID_INCEPTION_FILE,
@@ -19,7 +20,6 @@ from colorbench.metrics.distribution import (
     frechet_distance,
 )
 from colorbench.metrics.registry import DISTRIBUTION_METRICS
-
 from tests.metric_inputs import damaged, photo_batch
 
 

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
+
 from colorbench.experiments import gpu_check, gpu_tables
 from colorbench.experiments.gpu_speed import DEFAULT_SETTINGS, THROUGHPUT_SHAPES, throughput_plan
 from colorbench.experiments.gpu_wheels import CARRIED, install_plan, installed_version, minimum_versions
 from colorbench.metrics.registry import DISTRIBUTION_METRICS, METRICS
-
 from tests.conftest import REPO
 
 

@@ -13,11 +13,11 @@ import os
 from pathlib import Path
 
 import pytest
+
 from colorbench.cli.main import main
 from colorbench.core.errors import BenchError
 from colorbench.data.sources import CocoSource
 from colorbench.data.splits import build_manifest
-
 from tests.hostile_files import SMALL, colour, encoded, folder_with, png_declaring
 
 # -- COCO annotation files ----------------------------------------------------------------------------------------

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from colorbench.core.files import file_sha256
-from colorbench.data.loader import OriginalsDataset, Preprocess
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from colorbench.core.files import file_sha256
+from colorbench.data.loader import OriginalsDataset, Preprocess
 from tests.hostile_files import RNG, colour, encoded, folder_with, manifest_of, png_declaring
 
 

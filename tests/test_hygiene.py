@@ -9,10 +9,10 @@ import logging
 from pathlib import Path
 
 import pytest
+
 from colorbench.cli.main import main
 from colorbench.core import console
 from colorbench.metrics.registry import METRICS
-
 from tests.conftest import REPO
 
 PACKAGES = ("bench", "metrics", "models", "reports")

@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
 from colorbench.core.errors import BenchError
 from colorbench.core.files import atomic_write_bytes
 from colorbench.data.loader import Preprocess
@@ -21,8 +24,6 @@ from colorbench.io.checkpoints import cached_state, load_state, read_checkpoint,
 from colorbench.io.images import PIXELS_TAG, read_png_text, write_label_png, write_png
 from colorbench.io.records import RecordStore
 from colorbench.pipeline.runner import RunConfig, execute
-from PIL import Image
-from PIL.PngImagePlugin import PngInfo
 
 TABLES = ("per_image.csv", "leaderboard.csv")
 

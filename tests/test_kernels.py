@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
+
 from colorbench.metrics import kernels
 from colorbench.metrics.kernels import Kernel, KernelCost
 from colorbench.metrics.ssim import ssim, ssim_means
-from torch._dynamo.utils import counters
 
 #: SSIM's compiled path fuses the four local moments differently; per-image means agree to float32 rounding.
 TOLERANCE = 1e-6

@@ -9,10 +9,10 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from colorbench.analysis.tables import win_rates
 from colorbench.data.color import lab_to_rgb, rgb_to_lab
 from colorbench.metrics.registry import DISTRIBUTION_METRICS, METRICS, compute, goodness, ranked, select_metrics
-
 from tests.conftest import to_batch_tensor
 from tests.metric_inputs import slic_segments, to_8bit
 

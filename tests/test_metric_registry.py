@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+
 from colorbench.core.cachekey import cache_key
 from colorbench.metrics.registry import (
     DIRECTIONS,
@@ -20,7 +21,6 @@ from colorbench.metrics.registry import (
     Metric,
     compute,
 )
-
 from tests.metric_inputs import DAMAGE, damaged, photo_batch, slic_segments
 from tests.test_calibration import CASES
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
+
 from colorbench.metrics.colorfulness import channel_equality, colorfulness, colorfulness_of, delta_colorfulness
 from colorbench.metrics.pixel import mse, mse255, psnr
 from colorbench.metrics.registry import METRICS, compute, get_metric, select_metrics
 from colorbench.metrics.ssim import ssim
-from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
-
 from tests.conftest import to_batch_tensor
 
 SSIM_TOL = 1e-4

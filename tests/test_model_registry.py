@@ -28,13 +28,13 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from colorbench.data.loader import Batch
 from colorbench.io.checkpoints import load_state, save_state
 from colorbench.io.weights import WEIGHTS_DIR_ENV
 from colorbench.models.base import Colorizer
 from colorbench.models.registry import FAMILY_MODULES, ModelSpec, model_specs
 from colorbench.models.trainable import TrainableModel, TrainingData
-
 from tests.training_helpers import losses_over, sample_training
 
 #: Photos per batch, and the size the colorized batch is read at (the networks' own sizes differ: resizing in).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from colorbench.core.errors import BenchError
 from colorbench.data.color import luma_bt601, rgb_to_lab
 from colorbench.data.loader import Batch

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+
 from colorbench.analysis.paired import PAIRED_COLUMNS, outputs_table, paired_preferences
 from colorbench.cli.main import main
 from colorbench.core.errors import BenchError
@@ -28,7 +29,6 @@ from colorbench.study.recolour import (
     transfer_ab,
 )
 from colorbench.study.run import announce, degraded_per_image, parse_study_images, to_rgb8
-
 from tests.conftest import to_batch_tensor
 from tests.test_runner import read_rows
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from colorbench.core.errors import BenchError
 from colorbench.core.paths import child, inside, is_safe_component, printable, safe_component
 from colorbench.io.layout import RunLayout

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
+
 from colorbench.core.errors import BenchError
 from colorbench.core.files import file_sha256
 from colorbench.io import weights

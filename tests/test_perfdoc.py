@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 
 import pytest
+
 from colorbench.core.errors import BenchError
 from colorbench.core.provenance import git_state
 from colorbench.experiments import cold_start, compile_cost, metric_speed, perfdoc, scaling, throughput, xla_parity
-
 from tests.conftest import REPO
 
 PAGE = """# Performance

@@ -9,6 +9,7 @@ import logging
 
 import numpy as np
 import pytest
+
 from colorbench.cli.main import main
 from colorbench.data.loader import OriginalsDataset, Preprocess
 from colorbench.data.prepared import PreparedStore, prepare, store_dir

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from colorbench.cli.main import default_train_source, main
 from colorbench.core.errors import BenchError
 from colorbench.data.sample import SAMPLE_PHOTOS
-from PIL import Image
 
 QUICK = ["--size", "48", "--no-progress", "--no-study", "--metrics", "psnr,mse"]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from colorbench.metrics.registry import DISTRIBUTION_METRICS, METRICS
 from colorbench.reports import html, plots
 from colorbench.reports.build import RunFolder

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
 from colorbench.cli.main import main
 from colorbench.core.errors import BenchError
 from colorbench.data.loader import Preprocess
@@ -21,8 +23,6 @@ from colorbench.models.registry import get_model_spec
 from colorbench.pipeline.runner import RunConfig
 from colorbench.training.epochs import Checkpoints
 from colorbench.training.loop import disk_note, prepare_state
-from PIL import Image
-
 from tests.conftest import REPO
 
 FAST = ["--size", "32", "--no-progress", "--no-study", "--metrics", "psnr"]

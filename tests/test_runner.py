@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
 from colorbench.cli.main import main
 from colorbench.io.layout import EPOCH_CHECKPOINTS, EPOCHS_FILE, STEPS_FILE, SUMMARY_FILE, RunLayout
 from colorbench.io.runfolder import IDENTITY_FILE, LOCK_FILE
@@ -21,8 +23,6 @@ from colorbench.models.base import Colorizer
 from colorbench.models.registry import ModelSpec
 from colorbench.pipeline import caption_sensitivity
 from colorbench.pipeline.scoring import metric_set_id
-from PIL import Image
-
 from tests.conftest import REPO
 
 SMALL = ["--size", "48", "--no-progress"]

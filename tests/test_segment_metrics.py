@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from colorbench.data.color import lab_to_rgb, rgb_to_lab
 from colorbench.metrics.pixel import psnr
 from colorbench.metrics.segments import segment_chroma_ratio, segment_mean_chroma, vivid_precision, vivid_recall
 from colorbench.metrics.ssim import ssim
-
 from tests.metric_inputs import coco_batch, instance_annotations, photo_batch, slic_segments, to_8bit
 
 FRISBEE_IMAGE_ID = 343803  # coco-mini val2017: a man throwing an orange Frisbee on a lawn

@@ -8,10 +8,11 @@ import json
 
 import numpy as np
 import torch
+from pycocotools.coco import COCO
+
 from colorbench.data.loader import Preprocess
 from colorbench.data.segments import coco_label_map, slic_label_map, to_working_size
 from colorbench.data.sources import CocoSource
-from pycocotools.coco import COCO
 
 
 def test_to_working_size_is_nearest_neighbour():

@@ -8,9 +8,9 @@ import importlib.util
 import numpy as np
 import pytest
 import torch
+
 from colorbench.metrics import semantic
 from colorbench.metrics.registry import METRICS
-
 from tests.metric_inputs import damaged, photo_batch
 
 

@@ -8,6 +8,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from scipy import stats
+
 from colorbench.analysis.bapps import agreement, load_bapps
 from colorbench.analysis.tables import discrimination, rank_correlations, resampled_ranks, sweep_sensitivity, win_rates
 from colorbench.claims.evidence import PLUMBING_ONLY
@@ -18,9 +21,6 @@ from colorbench.core.errors import BenchError
 from colorbench.data.color import lab_to_rgb, rgb_to_lab
 from colorbench.reports.check import check_report, find_chromium
 from colorbench.study.perturbations import SWEEPS, blur_ab, rotate_ab, vivid_object_masks
-from PIL import Image
-from scipy import stats
-
 from tests.conftest import to_batch_tensor
 from tests.test_runner import read_rows
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+
 from colorbench.cli.main import main
 from colorbench.core.device import DistInfo
 from colorbench.core.errors import BenchError

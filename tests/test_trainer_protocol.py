@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from colorbench.core.errors import BenchError
 from colorbench.data.sources import open_source
 from colorbench.data.splits import build_manifest
@@ -24,7 +25,6 @@ from colorbench.models import registry
 from colorbench.reports.plots import loss_columns
 from colorbench.training.loop import prepare_state, train
 from colorbench.training.validation import split_validation
-
 from tests.conftest import REPO
 from tests.test_train import photo_batch
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from colorbench.core.errors import BenchError
 from colorbench.models.registry import get_model_spec
 from colorbench.models.unet import build, build_unet_l1, build_unet_l1_vivid
-
 from tests.training_helpers import losses_over, sample_training
 
 TINY = {"image_size": 32, "width": 0.0625, "depth": 3}

@@ -8,9 +8,9 @@ import re
 
 import pytest
 import torch
+
 from colorbench.models import vividness
 from colorbench.models.vividness import MAX_LABEL, VividnessTerm, chroma_deficit, soft_chroma
-
 from tests.training_helpers import sample_training
 
 

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from colorbench.cli.main import main
 from colorbench.core.device import resolve_device
 from colorbench.experiments.xla_parity import measure_each, trained_models
-
 from tests.test_runner import read_rows
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch_xla") is None,

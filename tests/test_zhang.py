@@ -9,6 +9,7 @@ import json
 
 import pytest
 import torch
+
 from colorbench.core.errors import BenchError
 from colorbench.data.color import rgb_to_lab
 from colorbench.data.loader import ModelInputs
@@ -27,7 +28,6 @@ from colorbench.models.zhang import (
     soft_encode,
     soft_encode_dense,
 )
-
 from tests.training_helpers import losses_over, sample_training
 
 TINY = {"image_size": 32, "width": 0.0625, "init": "scratch"}

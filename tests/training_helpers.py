@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+
 from colorbench.data.loader import Batch, Preprocess, iterate_batches, make_loader
 from colorbench.data.sources import open_source
 from colorbench.data.splits import build_manifest

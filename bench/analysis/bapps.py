@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from colorbench.core.aggregate import mean_and_interval
 from colorbench.core.errors import BenchError
 from colorbench.core.values import number

@@ -21,9 +21,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+
 from colorbench.analysis.tables import PSNR_THRESHOLD, SSIM_THRESHOLD
 from colorbench.metrics.registry import METRICS, goodness, ranked
-from scipy import stats
 
 DULL = ("grey", "desaturated_50")
 PAIRED_COLUMNS = ("dull", "alternative", "metric", "band", "n", "prefers_dull", "prefers_dull_lo", "prefers_dull_hi",

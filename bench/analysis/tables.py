@@ -14,10 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
+
 from colorbench.core.values import number
 from colorbench.metrics.registry import goodness, ranked
 from colorbench.study.perturbations import SWEEPS_BY_NAME
-from scipy import stats
 
 #: Metrics left out of correlation and win-rate analyses because they rank images exactly like PSNR does
 #: (PSNR is a monotone function of MSE per image), which would count pixel error three times.

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
 from colorbench.claims.evidence import INCONCLUSIVE, Evidence
 from colorbench.claims.stats import goodness
 

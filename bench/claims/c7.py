@@ -7,6 +7,7 @@ id (bench/claims/registry.py)."""
 from __future__ import annotations
 
 import numpy as np
+
 from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, STATEMENTS, SUPPORTED, Claim, Evidence
 from colorbench.claims.registry import Thresholds, rule
 from colorbench.claims.stats import goodness, paired_bootstrap

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
+
 from colorbench.data.color import chroma, rgb_to_lab
 from colorbench.io.images import read_label_png, read_png_u8
 from colorbench.io.layout import RunLayout

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+
 from colorbench.claims.arms import arm_differences, capped, seed_note
 from colorbench.claims.c7 import CONTROL
 from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, STATEMENTS, SUPPORTED, Claim, Evidence

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
-from colorbench.core.values import number
 from scipy import stats
+
+from colorbench.core.values import number
 
 N_RESAMPLES = 1000
 LEVEL = 0.95

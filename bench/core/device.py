@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
 from colorbench.core.errors import BenchError
 
 T = TypeVar("T")

@@ -22,12 +22,13 @@ from typing import TypedDict, TypeVar, final
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
 from colorbench.core.device import device_loader
 from colorbench.data.color import luma_bt601, rgb_to_lab
 from colorbench.data.prepared import PreparedStore
 from colorbench.data.splits import ManifestEntry
 from colorbench.io.images import UnreadableImageError, open_rgb, preprocess, to_tensor_u8
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 T = TypeVar("T")
 

@@ -34,11 +34,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
+
 from colorbench.core.files import atomic_write_bytes
 from colorbench.data.sample import cache_root
 from colorbench.data.splits import Manifest, ManifestEntry
 from colorbench.io.images import UnreadableImageError, open_rgb, preprocess, to_tensor_u8
-from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
 

@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps
+
 from colorbench.core.errors import BenchError
 from colorbench.core.paths import inside, safe_component
 from colorbench.data.loader import Preprocess
 from colorbench.io.images import read_label_png
-from PIL import Image, ImageOps
 
 SLIC_PARAMS = {"n_segments": 100, "compactness": 10.0, "start_label": 1}
 

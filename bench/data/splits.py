@@ -28,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
 from colorbench.core.errors import BenchError
 from colorbench.core.files import atomic_write_bytes, file_sha256
 from colorbench.core.paths import printable, text_bytes
@@ -35,7 +37,6 @@ from colorbench.core.values import integer
 from colorbench.data.sample import cache_root
 from colorbench.data.sources import ImageRecord, ImageSource
 from colorbench.io.images import UnreadableImageError, check_original
-from tqdm import tqdm
 
 SPLIT_SALT = "colorbench-split-v1:"
 MANIFEST_COLUMNS = ("image_id", "file", "caption", "sha256", "status", "reason", "width", "height")

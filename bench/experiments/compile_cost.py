@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from colorbench.experiments import perfdoc
 from colorbench.metrics.kernels import Kernel, KernelCost
 

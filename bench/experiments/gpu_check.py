@@ -53,7 +53,7 @@ from typing import Any
 try:
     from colorbench.experiments.gpu_wheels import download_wheels, install_plan, installed_version, minimum_versions
 except ImportError:  # run as a plain script before colorbench is installed: the sibling module beside this file
-    from gpu_wheels import download_wheels, install_plan, installed_version, minimum_versions  # type: ignore
+    from gpu_wheels import download_wheels, install_plan, installed_version, minimum_versions  # type: ignore[import-not-found, no-redef]
 
 REPO = Path(__file__).resolve().parents[2]
 #: Seconds of the default budget per step: the install is a few pip calls; the CUDA tests include an Inductor
@@ -238,7 +238,7 @@ STEPS: dict[str, Callable[[Context], dict[str, object]]] = {
 
 
 # -- figures ------------------------------------------------------------------------------------------------------
-def goals(steps: dict[str, dict[str, object]]) -> dict[str, object]:
+def goals(steps: dict[str, dict[str, Any]]) -> dict[str, object]:
     """The best figure measured at 224x224 for each goal, and whether it reaches it."""
     def rows(name: str) -> list[dict[str, Any]]:
         return steps.get(name, {}).get("figures", {}).get("table", [])

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from colorbench.core import console
 from colorbench.core.device import synchronize
 from colorbench.data.segments import slic_label_map
@@ -68,7 +69,7 @@ def config_label(config: dict[str, object]) -> str:
     return f"{config['model']} b{config['batch_size']} {config['size']}px, {', '.join(flags)}"
 
 
-def measure_throughput(config: dict[str, object], device: torch.device) -> dict[str, object]:
+def measure_throughput(config: dict[str, Any], device: torch.device) -> dict[str, object]:
     torch._dynamo.reset()  # a fresh compile cache per configuration: no recompile limit reached across them
     return measure(str(config["model"]), device, batch_size=int(config["batch_size"]), steps=int(config["steps"]),
                    warmup=int(config["warmup"]), size=int(config["size"]), width=float(config["width"]),

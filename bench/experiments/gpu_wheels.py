@@ -44,7 +44,7 @@ def minimum_versions(pyproject: Path) -> dict[str, str]:
     requirements = [*project["project"]["dependencies"], *project["build-system"]["requires"]]
     for extra in project["project"].get("optional-dependencies", {}).values():
         requirements += extra
-    bounds = {}
+    bounds: dict[str, str] = {}
     for requirement in requirements:
         match = re.match(r"\s*([A-Za-z0-9_.-]+)[^>]*>=\s*([0-9][0-9.]*)", requirement)
         if match and version_key(match[2]) > version_key(bounds.get(normalized(match[1]), "0")):

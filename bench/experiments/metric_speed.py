@@ -42,11 +42,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from PIL import Image
+
 from colorbench.core import console
 from colorbench.data.color import lab_to_rgb, rgb_to_lab
 from colorbench.experiments import perfdoc
 from colorbench.metrics.registry import DISTRIBUTION_METRICS, METRICS, compute
-from PIL import Image
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -236,10 +237,11 @@ class SuiteTimes:
 def default_suite() -> tuple[list[str], list[str], dict[str, str]]:
     """What a run scores by default: every available per-image metric, every available set-level metric, and the
     unavailable ones with the reason."""
-    names = [n for n, m in METRICS.items() if m.unavailable() is None]
-    sets = [n for n, m in DISTRIBUTION_METRICS.items() if m.unavailable() is None]
-    skipped = {n: reason for n, m in {**METRICS, **DISTRIBUTION_METRICS}.items()
-               if (reason := m.unavailable()) is not None}
+    reasons = {n: m.unavailable() for n, m in METRICS.items()}
+    reasons |= {n: m.unavailable() for n, m in DISTRIBUTION_METRICS.items()}
+    names = [n for n in METRICS if reasons[n] is None]
+    sets = [n for n in DISTRIBUTION_METRICS if reasons[n] is None]
+    skipped = {n: reason for n, reason in reasons.items() if reason is not None}
     return names, sets, skipped
 
 

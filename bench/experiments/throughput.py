@@ -50,6 +50,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
+
 from colorbench.core import console
 from colorbench.core.device import autocast, memory_format, resolve_device, step_done, synchronize
 from colorbench.data.loader import Batch, ModelInputs
@@ -58,7 +60,6 @@ from colorbench.io.schema import write_json
 from colorbench.models.chromagan import VARIANTS, build
 from colorbench.models.teachers import Targets, teacher_classes
 from colorbench.models.trainable import StepContext
-from torch.utils.flop_counter import FlopCounterMode
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def measure(model_name: str, device: torch.device, *, batch_size: int, steps: in
         torch.channels_last if channels_last else torch.contiguous_format)
     if fmt != step.memory_format:
         for module in state.modules.values():
-            module.to(memory_format=fmt)
+            module.to(memory_format=fmt)  # type: ignore[call-overload]  # a Module.to keyword the stubs omit
         step = FormatStep(step.device, step.rng, step.nets, step.update, step.bf16, fmt)
     generator = torch.Generator().manual_seed(0)
     L = torch.rand(batch_size, 1, size, size, generator=generator).to(device) * 100

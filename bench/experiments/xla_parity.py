@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from colorbench.cli.main import main as bench_main
 from colorbench.core import console
 from colorbench.core.device import XlaCounters, resolve_device, step_done, xla_counters

@@ -12,11 +12,12 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
+
 from colorbench.core.errors import BenchError
 from colorbench.core.files import atomic_write_bytes
 from colorbench.io import integrity
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save
 
 #: Metadata entry holding the sha256 of the tensors (:func:`state_sha256`).
 HASH_KEY = "colorbench-state-sha256"

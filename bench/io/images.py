@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
+
 from colorbench.core.errors import BenchError
 from colorbench.core.files import atomic_write_bytes
 from colorbench.core.paths import printable
-from PIL import Image, ImageOps, UnidentifiedImageError
-from PIL.PngImagePlugin import PngInfo
 
 #: Decoded originals are "grey" when at least this share of pixels has max-min over RGB <= GREY_SPREAD.
 GREY_PIXEL_SHARE = 0.99

@@ -21,9 +21,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
+
 from colorbench.core.files import atomic_write_bytes
 from colorbench.io.images import PIXELS_TAG, pixels_sha256
-from PIL import Image, UnidentifiedImageError
 
 logger = logging.getLogger(__name__)
 

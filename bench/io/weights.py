@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, TypeVar
 
 import torch
+
 from colorbench.core.errors import BenchError
 from colorbench.core.files import file_sha256
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
 from colorbench.core.aggregate import LEVEL, bootstrap
 from colorbench.core.cachekey import cache_key
 from colorbench.core.values import number

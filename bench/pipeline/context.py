@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+
 from colorbench.core.cachekey import LEGACY_SEPARATORS, cache_key
 from colorbench.core.device import DistInfo, fixed_shapes
 from colorbench.data.loader import Preprocess, make_loader

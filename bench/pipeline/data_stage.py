@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from colorbench.core.errors import BenchError
 from colorbench.data.color import lab_to_rgb
 from colorbench.data.loader import iterate_batches

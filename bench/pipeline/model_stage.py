@@ -15,6 +15,8 @@ from functools import cached_property
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
+
 from colorbench.core.cachekey import LEGACY_SEPARATORS, cache_key, key_description
 from colorbench.core.crashpoints import crash_point
 from colorbench.core.device import autocast, barrier, step_done
@@ -36,7 +38,6 @@ from colorbench.pipeline.data_stage import SOURCE_TAG, Manifests
 from colorbench.pipeline.scoring import Pair, SetLevelScorer, metric_set_id, metric_set_keys, score_pairs
 from colorbench.training.loop import train
 from colorbench.training.profiles import resolve_profile
-from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from colorbench.core.crashpoints import crash_point
 from colorbench.core.device import barrier, distributed, resolve_device
 from colorbench.core.errors import BenchError, IncompleteError

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import torch
+from tqdm import tqdm
+
 from colorbench.core.device import fixed_shapes
 from colorbench.core.errors import BenchError
 from colorbench.core.paths import printable
@@ -23,7 +25,6 @@ from colorbench.io.images import UnreadableImageError, read_png_u8
 from colorbench.io.legacy_keys import CacheKeys, cache_keys
 from colorbench.metrics.kernels import workload
 from colorbench.metrics.registry import DISTRIBUTION_METRICS, compute, metric_keys
-from tqdm import tqdm
 
 
 @dataclass(frozen=True)

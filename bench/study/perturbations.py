@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
 from colorbench.data.color import chroma
 
 #: An object for the object sweeps covers at least this share of the image.

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
 from colorbench.data.color import lab_to_linear_rgb
 from colorbench.study.perturbations import MIN_OBJECT_AREA, rotate_ab
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
+
 from colorbench.core.errors import BenchError
 from colorbench.core.files import file_sha256
 from colorbench.data.color import lab_to_rgb, rgb_to_lab
@@ -48,7 +50,6 @@ from colorbench.study.recolour import (
     tiny_image_features,
     transfer_ab,
 )
-from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
 

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
+
 from colorbench.core.errors import BenchError
 from colorbench.core.values import integer
 from colorbench.io import integrity
 from colorbench.io.checkpoints import load_state, read_metadata, save_state
 from colorbench.training.summary import best_epoch
-from torch import nn
 
 
 @dataclass

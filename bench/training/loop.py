@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
+
 from colorbench.core.cachekey import cache_key
 from colorbench.core.crashpoints import crash_point
 from colorbench.core.device import DistInfo, all_reduce_sum, barrier, fixed_shapes, memory_format, step_done
@@ -43,7 +45,6 @@ from colorbench.models.trainable import StepContext, TrainableModel, TrainingDat
 from colorbench.training.epochs import Checkpoints, CsvLog, TrainState
 from colorbench.training.summary import batch_exceeds_data, summarize
 from colorbench.training.validation import VAL_METRICS, split_validation, validate
-from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
 ALONE = DistInfo()

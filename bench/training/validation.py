@@ -7,13 +7,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch import nn
+
 from colorbench.core.device import autocast, fixed_shapes
 from colorbench.core.errors import BenchError
 from colorbench.data.loader import Preprocess, iterate_batches, make_loader
 from colorbench.data.splits import ManifestEntry, split_key
 from colorbench.metrics.registry import compute
 from colorbench.models.base import Colorizer
-from torch import nn
 
 #: Validation metrics computed every epoch (colorbench.metrics.registry names).
 VAL_METRICS = ("mse", "psnr", "ssim", "colorfulness", "channel_equality")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from colorbench.analysis.tables import resampled_ranks
 from scipy import stats
+
+from colorbench.analysis.tables import resampled_ranks
 
 RECORDS = 15_000
 RESAMPLES = 100

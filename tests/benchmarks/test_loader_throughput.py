@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from colorbench.data.color import luma_bt601, rgb_to_lab
 from colorbench.data.loader import Batch, OriginalsDataset, Preprocess, collate
 from colorbench.data.prepared import prepare
@@ -22,7 +23,6 @@ from colorbench.data.splits import build_manifest
 from colorbench.models.chromagan import build
 from colorbench.models.teachers import Targets, teacher_classes
 from colorbench.training.loop import prepare_state
-
 from tests.conftest import COCO_MINI
 
 SIZE = 224

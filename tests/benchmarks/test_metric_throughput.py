@@ -17,8 +17,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from colorbench.metrics.registry import DISTRIBUTION_METRICS, METRICS, compute
 
+from colorbench.metrics.registry import DISTRIBUTION_METRICS, METRICS, compute
 from tests.conftest import COCO_MINI
 from tests.metric_inputs import DAMAGE, coco_batch, damaged, photo_batch, slic_segments
 

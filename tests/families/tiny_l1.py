@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from colorbench.core.errors import BenchError
 from colorbench.data.color import rgb_from_l_ab
 from colorbench.data.loader import Batch, ModelInputs
 from colorbench.models.base import Colorizer
 from colorbench.models.registry import register_model
 from colorbench.models.trainable import LoopSettings, StepContext, TrainingData, flat_options, profile_settings
-from torch import nn
 
 #: ab is predicted on [-1, 1] times this scale (Lab units).
 AB_SCALE = 128.0
