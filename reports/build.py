@@ -11,6 +11,7 @@ from pathlib import Path
 
 from colorbench.analysis.c2_study import c2_records
 from colorbench.analysis.paired import FIGURE_METRICS, PAIRED_COLUMNS, outputs_table, paired_preferences
+from colorbench.analysis.ratings import load_ratings
 from colorbench.analysis.tables import rank_correlations, sweep_curves, sweep_sensitivity, win_rates
 from colorbench.claims.c7 import C7_METRICS
 from colorbench.claims.manifest import CURRENT_VERSION, RULE_TABLE, version
@@ -120,6 +121,8 @@ def _claims(folder: RunFolder, crop_run: Path | None, **analyses: object) -> lis
     evidence.near_grey = near_grey_shares(folder.out, evidence.adversarial(), images, grey_chroma)
     if "large_area" in (c2_rules := version(CURRENT_VERSION).claims["C2"].values()):
         evidence.c2_arms, evidence.c2_params = c2_records(folder.out, folder.run, c2_rules)
+        if (ratings := folder.layout.analysis("ratings.csv")).is_file():
+            evidence.c2_ratings = load_ratings(ratings)
     if crop_run:
         crop = RunFolder.load(crop_run)
         evidence.crop = crop.evidence()

@@ -25,11 +25,12 @@ import numpy as np
 import torch
 
 from colorbench.analysis.colour_judge import NAME, colour_likelihood
+from colorbench.analysis.ratings import rating_pairs, write_rating_page
 from colorbench.core.errors import BenchError
 from colorbench.data.color import rgb_to_lab
 from colorbench.data.segments import coco_label_categories
 from colorbench.data.sources import CocoSource, open_source
-from colorbench.io.images import read_label_png, read_png_u8
+from colorbench.io.images import read_label_png, read_png_u8, write_png
 from colorbench.io.layout import RunLayout
 from colorbench.io.schema import read_csv, write_csv
 from colorbench.metrics.registry import compute
@@ -43,7 +44,10 @@ ARM_COLUMNS = ("image_id", "arm", "role", "pair", "detail", "psnr", "ssim", "neg
 DULL_MODELS = ("baseline0",)
 GATE_ROLES = ("truth", "plausible_twin", "implausible_twin")
 #: Bumped when the arms or their scores change, so stored rows are remade.
-ARMS_VERSION = 1
+ARMS_VERSION = 3
+#: Images whose arms the rating page serves (the first in id order), and where the page finds them.
+RATING_IMAGES = 20
+RATING_PATH = "arms/{image}/{arm}.png"
 Arm = tuple[str, str, str, str, torch.Tensor]  # arm, role, pair, detail, 8-bit RGB (3, H, W)
 logger = logging.getLogger(__name__)
 
@@ -82,7 +86,7 @@ def image_arms(out: Path, image_id: str, categories: Mapping[int, str], fit: Cla
 
 
 def score_arms(arms: Sequence[Arm], image_id: str, segments: torch.Tensor, categories: Mapping[int, str],
-               fit: ClassColours) -> list[dict[str, object]]:
+               fit: ClassColours, rules: Mapping[str, float]) -> list[dict[str, object]]:
     """The rows of one image's arms (ARM_COLUMNS); the first arm is the truth. semantic_kl, a control of the
     gate only, is scored on the gate's arms (truth, grey, twins)."""
     outputs = torch.stack([a[4] for a in arms]).float() / 255
@@ -96,23 +100,32 @@ def score_arms(arms: Sequence[Arm], image_id: str, segments: torch.Tensor, categ
     ab = rgb_to_lab(outputs)[:, 1:]
     rows = []
     for k, (arm, role, pair, detail, _) in enumerate(arms):
+        judged = colour_likelihood(ab[k], segments, categories, fit, rules)
         rows.append({"image_id": image_id, "arm": arm, "role": role, "pair": pair, "detail": detail,
                      "psnr": float(values["psnr"][k]), "ssim": float(values["ssim"][k]), "neg_mse": -float(mse[k]),
-                     "semantic_kl": semantic.get(k, ""), NAME: colour_likelihood(ab[k], segments, categories, fit)})
+                     "semantic_kl": semantic.get(k, ""), NAME: judged})
     return rows
 
 
 def c2_arm_rows(out: Path, image_ids: Sequence[str], categories: Mapping[str, Mapping[int, str]],
                 fit: ClassColours, rules: Mapping[str, float], models: Sequence[str], seed: int = 0,
                 ) -> list[dict[str, object]]:
-    """The rows of ``analysis/c2_arms.csv`` for the given images of the run folder ``out``."""
+    """The rows of ``analysis/c2_arms.csv`` for the given images of the run folder ``out``; the arms of the
+    first RATING_IMAGES images are saved under ``ratings/arms/`` with the rating page (colorbench.analysis.ratings)
+    that serves their pairs."""
     rows: list[dict[str, object]] = []
+    kit = out / "ratings"
     with torch.no_grad():
-        for image_id in image_ids:
+        for k, image_id in enumerate(image_ids):
             labels = categories.get(image_id) or {}
             arms = image_arms(out, image_id, labels, fit, rules, models, seed)
             segments = read_label_png(RunLayout(out).segments(image_id))
-            rows += score_arms(arms, image_id, segments, labels, fit)
+            rows += score_arms(arms, image_id, segments, labels, fit, rules)
+            if k < RATING_IMAGES:
+                for arm, _, _, _, rgb8 in arms:
+                    write_png(kit / "arms" / image_id / f"{arm.replace(':', '_')}.png", rgb8)
+    rated = {str(i) for i in image_ids[:RATING_IMAGES]}
+    write_rating_page(kit, [p for p in rating_pairs(rows, RATING_PATH) if p["image_id"] in rated])
     return rows
 
 

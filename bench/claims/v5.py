@@ -54,7 +54,7 @@ from colorbench.study.c2_arms import ARM_PARAMETERS
 METRICS = ("psnr", "ssim")
 #: The judges in the order they are tried, with what they are.
 JUDGES = (("ratings", "people: the rating protocol's pairwise choices (colorbench.analysis.ratings)"),
-          ("colour_likelihood", "proxy: class-conditional colour likelihood ratio fitted on the training split"))
+          ("colour_likelihood", "proxy: class-conditional likelihood of instance colours fitted on the training split"))
 #: Run through the gate but never used: they see the truth.
 CONTROLS = (("neg_mse", "-MSE"), ("semantic_kl", "semantic_kl"))
 NO_CLASSIFIER = ("classification judge not built: ImageNet-1k has no class for most COCO categories, so no "

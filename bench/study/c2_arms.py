@@ -101,6 +101,7 @@ def twin_shifts(own: np.ndarray, fit: ClassColours, category: str,
     module docstring makes no twin."""
     centre, spread = fit.circular(category)
     means = np.array(fit.means[category], dtype=np.float64)
+    means = means[np.linalg.norm(means, axis=1) >= MIN_HUE_CHROMA]
     inside = np.abs([hue_difference(h, centre) for h in _hue(means)]) <= rules["twin_inside_sd"] * spread
     if not inside.any():
         return None

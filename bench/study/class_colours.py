@@ -6,10 +6,9 @@ Fitted from a COCO source with instance annotations (coco-mini ``train2017`` her
 each image read at ``WORK_SIDE`` pixels on its longer side, instances painted as the evaluation segments are
 (colorbench.data.segments.coco_label_map: smaller instances on top, crowds left out). Per class:
 
-- ``hues``: the mean-ab hue angle (degrees) of every *large* instance (covering at least ``large_area`` of its
-  image) whose mean ab vector has chroma >= MIN_HUE_CHROMA (a hue is defined), and ``means`` those ab vectors;
-- ``histogram``: counts of the ab values of all its pixels (every instance, any size) in HIST_BINS x HIST_BINS
-  bins of HIST_RANGE, and ``background``: the same over every labelled pixel of every class.
+- ``means``: the mean ab vector of every *large* instance (covering at least ``large_area`` of its image), grey
+  ones included;
+- ``hues``: the hue angle (degrees) of those means whose chroma is >= MIN_HUE_CHROMA (a hue is defined).
 
 Grayscale originals (every pixel R = G = B) carry no colour and are left out, as in the harness. The class
 statistics derived here (circular mean and spread of the hues, Fisher 1993, Statistical Analysis of Circular Data,
@@ -36,22 +35,18 @@ from colorbench.data.sources import CocoSource, open_source
 from colorbench.study.recolour import MIN_HUE_CHROMA
 
 WORK_SIDE = 256
-HIST_BINS = 24
-HIST_RANGE = (-120.0, 120.0)
 #: Bumped when what is fitted changes, so a stored fit is redone.
-FIT_VERSION = 1
+FIT_VERSION = 2
 
 
 @dataclass
 class ClassColours:
-    """Per-class hue samples, mean-ab vectors and ab histograms of one training split (module docstring)."""
+    """Per-class mean-ab vectors and hue samples of one training split's large instances (module docstring)."""
 
     source: str
     large_area: float
     hues: dict[str, list[float]] = field(default_factory=dict)
     means: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
-    histogram: dict[str, np.ndarray] = field(default_factory=dict)
-    background: np.ndarray = field(default_factory=lambda: np.zeros((HIST_BINS, HIST_BINS)))
 
     def circular(self, category: str) -> tuple[float, float]:
         """(circular mean hue, circular spread) in degrees of the class's large-instance hues."""
@@ -64,26 +59,14 @@ class ClassColours:
 
     def as_json(self) -> dict[str, object]:
         return {"version": FIT_VERSION, "source": self.source, "large_area": self.large_area, "hues": self.hues,
-                "means": self.means, "histogram": {c: h.tolist() for c, h in self.histogram.items()},
-                "background": self.background.tolist()}
+                "means": self.means}
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> ClassColours:
-        histogram: Mapping[str, list[list[float]]] = data["histogram"]  # type: ignore[assignment]
         means: Mapping[str, list[list[float]]] = data["means"]  # type: ignore[assignment]
         return cls(str(data["source"]), float(data["large_area"]),  # type: ignore[arg-type]
                    {c: list(h) for c, h in data["hues"].items()},  # type: ignore[attr-defined]
-                   {c: [(float(a), float(b)) for a, b in m] for c, m in means.items()},
-                   {c: np.array(h, dtype=np.float64) for c, h in histogram.items()},
-                   np.array(data["background"], dtype=np.float64))
-
-
-def ab_histogram(ab: torch.Tensor) -> np.ndarray:
-    """Counts (HIST_BINS, HIST_BINS) of ab pixels (2, N) in HIST_RANGE; values outside go to the edge bins."""
-    low, high = HIST_RANGE
-    index = ((ab.double() - low) / (high - low) * HIST_BINS).floor().clamp(0, HIST_BINS - 1).long()
-    flat = index[0] * HIST_BINS + index[1]
-    return torch.bincount(flat, minlength=HIST_BINS * HIST_BINS).reshape(HIST_BINS, HIST_BINS).double().numpy()
+                   {c: [(float(a), float(b)) for a, b in m] for c, m in means.items()})
 
 
 def add_instances(fit: ClassColours, lab: torch.Tensor, labels: np.ndarray, categories: Mapping[int, str]) -> None:
@@ -91,16 +74,12 @@ def add_instances(fit: ClassColours, lab: torch.Tensor, labels: np.ndarray, cate
     label_map = torch.from_numpy(labels.astype(np.int64))
     for label, category in categories.items():
         mask = label_map == label
-        if not bool(mask.any()):
+        if float(mask.double().mean()) < fit.large_area:
             continue
-        ab = lab[1:, mask]
-        counts = ab_histogram(ab)
-        fit.histogram[category] = fit.histogram.get(category, np.zeros_like(counts)) + counts
-        fit.background = fit.background + counts
-        mean = ab.double().mean(dim=1)
-        if float(mask.double().mean()) >= fit.large_area and float(mean.norm()) >= MIN_HUE_CHROMA:
+        mean = lab[1:, mask].double().mean(dim=1)
+        fit.means.setdefault(category, []).append((float(mean[0]), float(mean[1])))
+        if float(mean.norm()) >= MIN_HUE_CHROMA:
             fit.hues.setdefault(category, []).append(math.degrees(math.atan2(float(mean[1]), float(mean[0]))))
-            fit.means.setdefault(category, []).append((float(mean[0]), float(mean[1])))
 
 
 def _working_image(path: Path, coco: Any, image_id: int) -> tuple[torch.Tensor, np.ndarray]:
