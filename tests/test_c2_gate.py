@@ -38,15 +38,15 @@ FIXTURE = Path(__file__).parent / "c2_ratings_fixture.csv"
 
 
 def _image(colour: tuple[float, float], seed: int) -> tuple[torch.Tensor, np.ndarray]:
-    """Lab (3, SIZE, SIZE): a mid-grey ground with a little colour noise, a bright object of mean ab ``colour``
-    in the top-left quarter (label 1)."""
+    """Lab (3, SIZE, SIZE): a darker grey ground with a little colour noise, an object of mean ab ``colour`` in
+    the top-left quarter (label 1)."""
     rng = np.random.default_rng(seed)
     lab = torch.zeros(3, SIZE, SIZE, dtype=torch.float32)
-    lab[0] = 55.0
+    lab[0] = 40.0
     lab[1:] = torch.from_numpy(rng.normal(0, 3, (2, SIZE, SIZE)).astype(np.float32))
     labels = np.zeros((SIZE, SIZE), dtype=np.int32)
     labels[: SIZE // 2, : SIZE // 2] = 1
-    lab[0, : SIZE // 2, : SIZE // 2] = 80.0
+    lab[0, : SIZE // 2, : SIZE // 2] = 60.0
     for channel, value in enumerate(colour, start=1):
         lab[channel, : SIZE // 2, : SIZE // 2] += value
     return lab, labels
@@ -55,7 +55,7 @@ def _image(colour: tuple[float, float], seed: int) -> tuple[torch.Tensor, np.nda
 @pytest.fixture(scope="module")
 def fit() -> ClassColours:
     found = ClassColours("synthetic", RULES["large_area"])
-    for k, colour in enumerate([(-2.0, 55.0), (3.0, 65.0), (0.0, 48.0), (6.0, 70.0), (-4.0, 60.0)]):
+    for k, colour in enumerate([(-1.0, 38.0), (2.0, 45.0), (0.0, 40.0), (3.0, 42.0), (-2.0, 36.0)]):
         lab, labels = _image(colour, k)
         add_instances(found, lab, labels, {1: "banana"})
     return found
@@ -66,7 +66,7 @@ def arm_rows(tmp_path_factory, fit) -> list[dict[str, object]]:
     out = tmp_path_factory.mktemp("c2") / "run"
     layout, ids = RunLayout(out), [str(k) for k in range(8)]
     for k, image_id in enumerate(ids):
-        lab, labels = _image((8.0 - 2 * k, 42.0 + k), 100 + k)
+        lab, labels = _image((2.0 - 0.5 * k, 12.0 + k), 100 + k)  # a pale banana: twins can leave the class
         write_png(layout.ground_truth(image_id), quantize(lab_to_rgb(lab[None]))[0])
         write_label_png(layout.segments(image_id), labels)
     return c2_arm_rows(out, ids, {i: {1: "banana"} for i in ids}, fit, RULES, models=[], seed=0)
@@ -78,13 +78,13 @@ def _evidence(rows, ratings=()) -> Evidence:
 
 
 def test_twins_shift_by_the_same_length_and_one_leaves_the_class(fit):
-    found = twin_shifts(np.array([8.0, 42.0]), fit, "banana", RULES)
+    found = twin_shifts(np.array([2.0, 12.0]), fit, "banana", RULES)
     assert found is not None
     plausible, candidates = found
     assert np.linalg.norm(plausible) >= RULES["twin_min_shift"]
     assert np.allclose(np.linalg.norm(candidates, axis=1), np.linalg.norm(plausible))
     centre = fit.circular("banana")[0]
-    hues = np.degrees(np.arctan2(*(np.array([8.0, 42.0]) + candidates)[:, ::-1].T))
+    hues = np.degrees(np.arctan2(*(np.array([2.0, 12.0]) + candidates)[:, ::-1].T))
     assert np.all(np.abs((hues - centre + 180) % 360 - 180) >= RULES["twin_outside_deg"])
 
 

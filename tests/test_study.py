@@ -284,7 +284,7 @@ def test_report_rebuilds_without_recomputing(study_run):
     assert (study_run / "index.html").is_file()
     assert (study_run / "claims.csv").read_text() == claims
     html = (study_run / "index.html").read_text()
-    assert "Rule set version 4" in html and "Plumbing run: these numbers come from the built-in sample" in html
+    assert "Rule set version 5" in html and "Plumbing run: these numbers come from the built-in sample" in html
     verdicts = {(r["rule_version"], r["claim"]): r["verdict"] for r in read_rows(study_run / "claims.csv")}
     assert verdicts["1", "C2"] == PLUMBING_ONLY  # the report shows the verdict of the version just before
     assert all(verdicts["4", f"C{i}"] == verdicts["3", f"C{i}"] for i in range(1, 8))  # version 4 = 3 for C1-C7
