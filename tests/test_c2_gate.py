@@ -21,9 +21,10 @@ from colorbench.claims.c2gate import (
     score_preferences,
     twin_psnr_gap,
 )
-from colorbench.claims.evidence import INCONCLUSIVE, NOT_TESTED, Evidence
+from colorbench.claims.evidence import INCONCLUSIVE, NOT_TESTED, PLUMBING_ONLY, Evidence
 from colorbench.claims.manifest import version
 from colorbench.claims.registry import bound
+from colorbench.claims.table import evaluate_claims
 from colorbench.core.errors import BenchError
 from colorbench.data.color import lab_to_rgb
 from colorbench.io.images import quantize, write_label_png, write_png
@@ -101,6 +102,14 @@ def test_a_judge_that_knows_plausibility_passes_the_gate_and_fidelity_fails_it(a
     assert controls["control semantic_kl"].endswith("-> fails")
     assert "judge used: colour_likelihood, gate passed" in claim.numbers
     assert claim.outcome == INCONCLUSIVE and "n below the power requirement" in claim.numbers  # 8 images
+
+
+def test_a_verdict_from_a_smoke_training_carries_the_plumbing_label(arm_rows):
+    with_model = [*arm_rows, *({**r, "arm": "chromagan"} for r in arm_rows if r["arm"] == "recolour1")]
+    e = _evidence(with_model)
+    e.models = {"chromagan": {"spec": {"training": "train"}, "options": {"profile": "smoke"}, "error": None}}
+    row = next(c for c in evaluate_claims(e, (version("5"),)) if c.claim == "C2")
+    assert row.outcome == INCONCLUSIVE and row.verdict == PLUMBING_ONLY and "smoke-profile training" in row.numbers
 
 
 def test_without_a_passing_judge_c2_is_not_tested(arm_rows):
