@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from scipy import stats
 
-from colorbench.analysis.bapps import agreement, load_bapps
+from colorbench.analysis.bapps import agreement, agreement_by_band, load_bapps
 from colorbench.analysis.tables import discrimination, rank_correlations, resampled_ranks, sweep_sensitivity, win_rates
 from colorbench.claims.evidence import PLUMBING_ONLY
 from colorbench.claims.registry import bound
@@ -253,6 +253,10 @@ def test_bapps_loader_and_agreement(tmp_path, photos):
     assert rows["psnr"]["agreement"] == pytest.approx(0.8)  # PSNR prefers the mild p0, as 80% of people do
     assert rows["delta_colorfulness"]["agreement"] == pytest.approx(0.8)
     assert "colorfulness" not in rows  # a diagnostic states no preference
+    bands = agreement_by_band(triplets, ["delta_colorfulness"], 22.0, device=torch.device("cpu"))
+    assert {(r["band"], r["metric"]) for r in bands} == {(b, m) for b in ("high", "low")
+                                                          for m in ("delta_colorfulness", "psnr")}
+    assert sum(int(r["n"]) for r in bands if r["metric"] == "psnr") == 6  # every triplet in one band
     (tmp_path / "color" / "p1" / "000.png").unlink()
     with pytest.raises(BenchError, match=r"000\.png is missing"):
         load_bapps(tmp_path / "color")
