@@ -152,13 +152,13 @@ def c2_records(out: Path, run: Mapping[str, Any], rules: Mapping[str, float]) ->
     models = [m for m, info in run.get("models", {}).items() if m != "gray" and not info.get("error")
               and not (info.get("spec") or {}).get("reference")
               and not ((info.get("training") or {}).get("divergence") or {}).get("diverged")]
-    params = {k: float(rules[k]) for k in ARM_PARAMETERS}
+    params, seed = {k: float(rules[k]) for k in ARM_PARAMETERS}, int(run.get("seed", 0))
     key = {"version": ARMS_VERSION, "params": params, "train": training, "models": models, "images": images,
-           "seed": int(run.get("seed", 0))}
+           "seed": seed}
     table, key_file = layout.analysis("c2_arms.csv"), layout.analysis("c2_arms.json")
     if table.is_file() and key_file.is_file() and json.loads(key_file.read_text()) == key:
         return read_csv(table), params  # type: ignore[return-value]
-    rows = c2_arm_rows(out, [i for i in images if i in categories], categories, fit, rules, models, key["seed"])
+    rows = c2_arm_rows(out, [i for i in images if i in categories], categories, fit, rules, models, seed)
     write_csv(table, ARM_COLUMNS, rows)
     key_file.write_text(json.dumps(key))
     return rows, params

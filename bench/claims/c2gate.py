@@ -153,7 +153,8 @@ def agreement_drops(rows: Sequence[Mapping[str, object]], metric: str, band: flo
     for image, arm_roles in roles(rows).items():
         metric_of, judged = values.get(image, {}), prefs.get(image, {})
         arms = [a for a, r in arm_roles.items() if r in ("dull", "alternative") and a in metric_of]
-        high, low = [], []
+        high: list[float] = []
+        low: list[float] = []
         for x, y in combinations(arms, 2):
             if (x, y) in judged:
                 agree = float(np.sign(metric_of[x] - metric_of[y]) * np.sign(judged[(x, y)]))
