@@ -9,7 +9,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from colorbench.analysis.c2_study import c2_records
 from colorbench.analysis.paired import FIGURE_METRICS, PAIRED_COLUMNS, outputs_table, paired_preferences
+from colorbench.analysis.ratings import load_ratings
 from colorbench.analysis.tables import rank_correlations, sweep_curves, sweep_sensitivity, win_rates
 from colorbench.claims.c7 import C7_METRICS
 from colorbench.claims.manifest import CURRENT_VERSION, RULE_TABLE, version
@@ -117,6 +119,10 @@ def _claims(folder: RunFolder, crop_run: Path | None, **analyses: object) -> lis
     images = sorted({r["image_id"] for r in folder.per_image})
     grey_chroma = version(CURRENT_VERSION).claims["C3"].values()["grey_chroma"]
     evidence.near_grey = near_grey_shares(folder.out, evidence.adversarial(), images, grey_chroma)
+    if "large_area" in (c2_rules := version(CURRENT_VERSION).claims["C2"].values()):
+        evidence.c2_arms, evidence.c2_params = c2_records(folder.out, folder.run, c2_rules)
+        if (ratings := folder.layout.analysis("ratings.csv")).is_file():
+            evidence.c2_ratings = load_ratings(ratings)
     if crop_run:
         crop = RunFolder.load(crop_run)
         evidence.crop = crop.evidence()

@@ -24,7 +24,15 @@ from typing import Any
 
 import pytest
 
-from colorbench.claims.evidence import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, PLUMBING_ONLY, SUPPORTED, Evidence
+from colorbench.claims.evidence import (
+    INCONCLUSIVE,
+    NOT_RUN,
+    NOT_SUPPORTED,
+    NOT_TESTED,
+    PLUMBING_ONLY,
+    SUPPORTED,
+    Evidence,
+)
 from colorbench.claims.manifest import BUILT_IN, ManifestError, RuleVersion, load, parse, version
 from colorbench.claims.registry import rule_function
 from colorbench.claims.table import evaluate_claims
@@ -93,6 +101,13 @@ def _common_pixels(spec: Mapping[str, Mapping[str, list[float]]]) -> list[dict[s
     return rows
 
 
+def _c2_arms(spec: Mapping) -> list[dict[str, object]]:
+    """Rows of analysis/c2_arms.csv (rule c2@5) for ``spec["images"]`` images."""
+    return [{"image_id": str(i), "arm": arm, "role": role, "pair": pair,
+             **{column: _value(mean_spread, i, place) for column, mean_spread in columns.items()}}
+            for i in range(spec["images"]) for place, (arm, role, pair, columns) in enumerate(spec["arms"])]
+
+
 def scenario_evidence(spec: Mapping) -> Evidence:
     """The Evidence one scenario of scenarios.json describes."""
     entries = [entry for name, model in spec["models"].items() for entry in _replicas(name, model)]
@@ -111,7 +126,9 @@ def scenario_evidence(spec: Mapping) -> Evidence:
                     correlations=spec.get("correlations", ()), paired_study=_paired_study(spec.get("paired_study", [])),
                     human=spec.get("human", ()), near_grey=near_grey,
                     common_pixels=_common_pixels(spec.get("common_pixels", {})),
-                    crop=scenario_evidence(spec["crop"]) if "crop" in spec else None)
+                    crop=scenario_evidence(spec["crop"]) if "crop" in spec else None,
+                    c2_arms=_c2_arms(spec["c2_arms"]) if "c2_arms" in spec else (),
+                    c2_params=FIXTURE["c2_params"] if "c2_arms" in spec else {})
 
 
 SCENARIOS = {name: scenario_evidence(spec) for name, spec in FIXTURE["scenarios"].items()}
@@ -149,7 +166,8 @@ def test_every_version_reproduces_its_golden_rows(version_id):
 
 def test_the_scenarios_reach_every_outcome_of_every_claim():
     """The fixture exercises each rule's paths: every claim of every version meets all four outcomes (but
-    ``c6@1``, which tests only the premise and so is at best inconclusive), and both labels are shown."""
+    ``c6@1``, which tests only the premise and so is at best inconclusive; ``c2@5`` also reads not tested), and
+    both labels are shown."""
     verdicts = set()
     for version_id, rule_version in BUILT_IN.items():
         outcomes: dict[str, set[str]] = {}
@@ -161,8 +179,10 @@ def test_the_scenarios_reach_every_outcome_of_every_claim():
             every = {SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_RUN} - ({SUPPORTED} if claim == "C6" and
                                                                          rule_version.claims[claim].rule == "c6@1"
                                                                          else set())
+            if rule_version.claims[claim].rule == "c2@5":
+                every.add(NOT_TESTED)
             assert met == every, (version_id, claim, met)
-    assert verdicts == {SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_RUN, PLUMBING_ONLY}
+    assert verdicts == {SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_RUN, NOT_TESTED, PLUMBING_ONLY}
 
 
 class _Recording(Mapping[str, float]):
@@ -193,9 +213,9 @@ def test_a_version_lists_exactly_the_thresholds_its_rules_read(version_id):
 
 # -- a new version ------------------------------------------------------------------------------------------------
 FIVE_SEEDS = """
-id = "5"
+id = "6"
 description = "C4 needs five seeds"
-extends = "4"
+extends = "5"
 
 [claims.C4.thresholds.min_seeds]
 value = 5
@@ -204,15 +224,15 @@ source = "ours: a test of a threshold-only change"
 
 
 def test_a_threshold_only_change_is_one_manifest_entry(tmp_path):
-    (tmp_path / "5.toml").write_text(FIVE_SEEDS)
-    five = load(tmp_path / "5.toml")
-    assert {c: r.rule for c, r in five.claims.items()} == {c: r.rule for c, r in version("4").claims.items()}
+    (tmp_path / "6.toml").write_text(FIVE_SEEDS)
+    five = load(tmp_path / "6.toml")
+    assert {c: r.rule for c, r in five.claims.items()} == {c: r.rule for c, r in version("5").claims.items()}
     assert five.claims["C4"].values() == {"min_seeds": 5}
-    assert [t.version for t in five.table()] == ["5"] * len(version("4").table())
-    old, new = _golden("4"), golden_rows(five)
+    assert [t.version for t in five.table()] == ["6"] * len(version("5").table())
+    old, new = _golden("5"), golden_rows(five)
     for scenario, rows in old.items():
         for before, after in zip(rows, new[scenario], strict=True):
-            assert after["rule_version"] == "5"
+            assert after["rule_version"] == "6"
             same = {**after, "rule_version": before["rule_version"]} == before
             assert same == (before["claim"] != "C4"), (scenario, before["claim"])
     assert new["decisive"][3]["outcome"] == INCONCLUSIVE and old["decisive"][3]["outcome"] == SUPPORTED
@@ -231,14 +251,14 @@ def test_an_existing_golden_file_is_never_rewritten():
 
 
 @pytest.mark.parametrize("text, message", [
-    ('id = "5"\ndescription = "x"\nextends = "9"\n[claims]', "extends unknown version '9'"),
+    ('id = "6"\ndescription = "x"\nextends = "9"\n[claims]', "extends unknown version '9'"),
     ('id = "4"\ndescription = "x"\n[claims]', "version 4 exists already"),
-    ('id = "5"\ndescription = "x"\nextends = "4"\n[claims.C4.thresholds.max_seeds]\nvalue = 9\nsource = "ours"',
+    ('id = "6"\ndescription = "x"\nextends = "5"\n[claims.C4.thresholds.max_seeds]\nvalue = 9\nsource = "ours"',
      "reads no threshold max_seeds"),
-    ('id = "5"\ndescription = "x"\n[claims.C4]\nrule = "c5@2"', "not an id c4@<version>"),
-    ('id = "5"\ndescription = "x"\n[claims.C4]\nrule = "c4@2"\n[claims.C4.thresholds.min_seeds]\nvalue = 3\n'
+    ('id = "6"\ndescription = "x"\n[claims.C4]\nrule = "c5@2"', "not an id c4@<version>"),
+    ('id = "6"\ndescription = "x"\n[claims.C4]\nrule = "c4@2"\n[claims.C4.thresholds.min_seeds]\nvalue = 3\n'
      'source = "a hunch"', "source must start with paper or ours"),
-    ('id = "5"\ndescription = "x"\ncolour = "red"\n[claims]', "unknown colour"),
+    ('id = "6"\ndescription = "x"\ncolour = "red"\n[claims]', "unknown colour"),
 ])
 def test_a_manifest_that_does_not_say_what_the_rules_need_is_refused(text, message):
     with pytest.raises(ManifestError, match=message):

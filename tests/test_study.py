@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from scipy import stats
 
-from colorbench.analysis.bapps import agreement, load_bapps
+from colorbench.analysis.bapps import agreement, agreement_by_band, load_bapps
 from colorbench.analysis.tables import discrimination, rank_correlations, resampled_ranks, sweep_sensitivity, win_rates
 from colorbench.claims.evidence import PLUMBING_ONLY
 from colorbench.claims.registry import bound
@@ -220,7 +220,7 @@ def test_claims_without_their_metrics_are_not_run():
     claims = evaluate_claims(evidence([board("baseline0", 0.93, 24.7, 12.0)], truth_rows(40.0), metrics=("psnr",),
                                       sensitivity=sensitivity_rows(0.6, 0.55, 0.95)))
     assert all(c.verdict == NOT_RUN for c in claims)
-    assert {c.rule_version for c in claims} == {"1", "2", "3", "4"}
+    assert {c.rule_version for c in claims} == {"1", "2", "3", "4", "5"}
     assert all("not computed in this run: ssim" in c.numbers for c in claims if c.claim == "C1")
 
 
@@ -253,6 +253,10 @@ def test_bapps_loader_and_agreement(tmp_path, photos):
     assert rows["psnr"]["agreement"] == pytest.approx(0.8)  # PSNR prefers the mild p0, as 80% of people do
     assert rows["delta_colorfulness"]["agreement"] == pytest.approx(0.8)
     assert "colorfulness" not in rows  # a diagnostic states no preference
+    bands = agreement_by_band(triplets, ["delta_colorfulness"], 22.0, device=torch.device("cpu"))
+    assert {(r["band"], r["metric"]) for r in bands} == {(b, m) for b in ("high", "low")
+                                                          for m in ("delta_colorfulness", "psnr")}
+    assert sum(int(r["n"]) for r in bands if r["metric"] == "psnr") == 6  # every triplet in one band
     (tmp_path / "color" / "p1" / "000.png").unlink()
     with pytest.raises(BenchError, match=r"000\.png is missing"):
         load_bapps(tmp_path / "color")
@@ -270,7 +274,7 @@ def test_study_records_and_claims_are_written(study_run):
     assert {r["sweep"] for r in rows} == {s.name for s in SWEEPS}
     claims = read_rows(study_run / "claims.csv")
     assert [(c["rule_version"], c["claim"]) for c in claims] == ([(v, f"C{i}") for v in "123" for i in range(1, 8)]
-                                                                 + [("4", f"C{i}") for i in range(1, 9)])
+                                                                 + [(v, f"C{i}") for v in "45" for i in range(1, 9)])
     assert all(c["verdict"] in (NOT_RUN, PLUMBING_ONLY) for c in claims)  # the built-in sample tests plumbing only
     assert claims[1]["verdict"] == PLUMBING_ONLY and claims[1]["outcome"] != NOT_RUN  # C2 v1 has the study
     assert claims[0]["protocol"].startswith("n ") and "64 px resize" in claims[0]["protocol"]
@@ -284,10 +288,12 @@ def test_report_rebuilds_without_recomputing(study_run):
     assert (study_run / "index.html").is_file()
     assert (study_run / "claims.csv").read_text() == claims
     html = (study_run / "index.html").read_text()
-    assert "Rule set version 4" in html and "Plumbing run: these numbers come from the built-in sample" in html
+    assert "Rule set version 5" in html and "Plumbing run: these numbers come from the built-in sample" in html
     verdicts = {(r["rule_version"], r["claim"]): r["verdict"] for r in read_rows(study_run / "claims.csv")}
     assert verdicts["1", "C2"] == PLUMBING_ONLY  # the report shows the verdict of the version just before
     assert all(verdicts["4", f"C{i}"] == verdicts["3", f"C{i}"] for i in range(1, 8))  # version 4 = 3 for C1-C7
+    assert all(verdicts["5", f"C{i}"] == verdicts["4", f"C{i}"] for i in (1, 3, 4, 5, 6, 7, 8))  # 5 changes C2
+    assert verdicts["5", "C2"] == NOT_RUN  # the sample's SLIC segments carry no COCO classes for the C2 arms
     assert read_rows(study_run / "analysis" / "claim_rules.csv")[0]["source"].startswith("paper")
     assert before == {p: p.stat().st_mtime_ns for p in (study_run / "predictions").rglob("*.png")}
     run = json.loads((study_run / "run.json").read_text())

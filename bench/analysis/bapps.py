@@ -27,6 +27,8 @@ from colorbench.pipeline.scoring import Pair, score_pairs
 
 PARTS = ("ref", "p0", "p1", "judge")
 AGREEMENT_COLUMNS = ("metric", "agreement", "agreement_lo", "agreement_hi", "n")
+#: The PSNR band of :func:`agreement_by_band` (paper Sec. 6.2 and 7.5: '22+dB for PSNR').
+BAND_PSNR_DB = 22.0
 
 
 @dataclass(frozen=True)
@@ -72,11 +74,8 @@ def _metric_values(triplets: Sequence[Triplet], which: str, names: Sequence[str]
     return values
 
 
-def agreement(triplets: Sequence[Triplet], names: Sequence[str], *, device: torch.device, batch_size: int = 32,
-              seed: int = 0) -> list[dict[str, object]]:
-    """2AFC agreement with people for every named per-image metric that ranks (diagnostics have no preference)."""
-    names = ranked(names)
-    first, second = (_metric_values(triplets, which, names, device, batch_size) for which in ("p0", "p1"))
+def _agreement_rows(triplets: Sequence[Triplet], names: Sequence[str], first: dict[str, dict[str, float]],
+                    second: dict[str, dict[str, float]], seed: int) -> list[dict[str, object]]:
     rows = []
     for name in names:
         scores = []
@@ -88,4 +87,28 @@ def agreement(triplets: Sequence[Triplet], names: Sequence[str], *, device: torc
                 scores.append(t.judge if g1 > g0 else 1 - t.judge if g0 > g1 else 0.5)
         mean, lo, hi = mean_and_interval(scores, seed=seed)
         rows.append({"metric": name, "agreement": mean, "agreement_lo": lo, "agreement_hi": hi, "n": len(scores)})
+    return rows
+
+
+def agreement(triplets: Sequence[Triplet], names: Sequence[str], *, device: torch.device, batch_size: int = 32,
+              seed: int = 0) -> list[dict[str, object]]:
+    """2AFC agreement with people for every named per-image metric that ranks (diagnostics have no preference)."""
+    names = ranked(names)
+    first, second = (_metric_values(triplets, which, names, device, batch_size) for which in ("p0", "p1"))
+    return _agreement_rows(triplets, names, first, second, seed)
+
+
+def agreement_by_band(triplets: Sequence[Triplet], names: Sequence[str], band_db: float, *, device: torch.device,
+                      batch_size: int = 32, seed: int = 0) -> list[dict[str, object]]:
+    """:func:`agreement` apart for the triplets whose two distortions both score PSNR > ``band_db`` against the
+    reference (band ``high``, the paper's regime of claim C2, Sec. 1 and 7) and the others (``low``); rows carry
+    a ``band`` column before AGREEMENT_COLUMNS. People here see the reference, so this is context for C2, not a
+    judge its gate can admit (BAPPS has no grey or twin pairs)."""
+    names = ranked(list(dict.fromkeys([*names, "psnr"])))
+    first, second = (_metric_values(triplets, which, names, device, batch_size) for which in ("p0", "p1"))
+    rows = []
+    for band in ("high", "low"):
+        chosen = [t for t in triplets if t.name in first and t.name in second
+                  and (min(first[t.name]["psnr"], second[t.name]["psnr"]) > band_db) == (band == "high")]
+        rows += [{"band": band, **row} for row in _agreement_rows(chosen, names, first, second, seed)]
     return rows

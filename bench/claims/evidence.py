@@ -4,7 +4,8 @@ version). The golden files of tests/claims_golden/ pin all of it: a change here 
 a logic change (registry.py).
 
 Verdicts: ``supported``, ``not supported``, ``inconclusive`` (the data do not decide under the rule), ``not run``
-(the records the test needs do not exist in this run) and ``plumbing only`` (the rule ran, but on the built-in
+(the records the test needs do not exist in this run), ``not tested`` (the records exist but no valid judge
+does: rule c2@5) and ``plumbing only`` (the rule ran, but on the built-in
 sample or on ``smoke`` trainings, which test the code path and not the paper).
 """
 
@@ -17,6 +18,8 @@ from types import MappingProxyType
 import numpy as np
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_RUN = "supported", "not supported", "inconclusive", "not run"
+#: The rule ran but had nothing valid to decide with (rule c2@5: no judge passed its gate).
+NOT_TESTED = "not tested"
 PLUMBING_ONLY = "plumbing only"
 OUTCOMES = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
 #: What each claim says (paper sections in reference.md sec. 1); C8 is the premise the paper could not test.
@@ -70,7 +73,9 @@ class Claim:
 class Evidence:
     """Everything the rules read: the run's json and tables, the study's analyses, pixel-level measurements the
     report computes from the saved PNGs (``near_grey``: model -> image -> share of near-grey pixels;
-    ``common_pixels``: C7 rows), and (for C7) a crop run."""
+    ``common_pixels``: C7 rows), (for C7) a crop run, and for rule c2@5 the C2 arms' rows
+    (colorbench.analysis.c2_study), people's ratings of arm pairs (colorbench.analysis.ratings) and the
+    parameters the arms were made with."""
 
     run: Mapping[str, object]
     leaderboard: Sequence[Mapping[str, str]]
@@ -83,6 +88,9 @@ class Evidence:
     near_grey: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     common_pixels: Sequence[Mapping[str, object]] = ()
     crop: Evidence | None = None
+    c2_arms: Sequence[Mapping[str, object]] = ()
+    c2_ratings: Sequence[Mapping[str, object]] = ()
+    c2_params: Mapping[str, float] = field(default_factory=dict)
     seed: int = 0
     models: Mapping[str, Mapping[str, object]] = field(init=False)
 

@@ -18,6 +18,7 @@ from colorbench.claims.evidence import (
     INCONCLUSIVE,
     NOT_RUN,
     NOT_SUPPORTED,
+    NOT_TESTED,
     OUTCOMES,
     PLUMBING_ONLY,
     SUPPORTED,
@@ -30,7 +31,7 @@ from colorbench.claims.registry import apply
 
 __all__ = ["INCONCLUSIVE", "NOT_RUN", "NOT_SUPPORTED", "PLUMBING_ONLY", "SUPPORTED", "Claim", "Evidence",
            "current", "evaluate_claims", "plumbing_banner"]
-VERDICTS = (*OUTCOMES, NOT_RUN, PLUMBING_ONLY)
+VERDICTS = (*OUTCOMES, NOT_RUN, NOT_TESTED, PLUMBING_ONLY)
 
 
 def _option(info: Mapping[str, object], key: str) -> object:

@@ -288,7 +288,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _bapps(args: argparse.Namespace) -> int:
-    from colorbench.analysis.bapps import AGREEMENT_COLUMNS, agreement, load_bapps
+    from colorbench.analysis.bapps import AGREEMENT_COLUMNS, BAND_PSNR_DB, agreement, agreement_by_band, load_bapps
     from colorbench.core.device import resolve_device
     from colorbench.io.runfolder import lock
     from colorbench.io.schema import write_csv
@@ -299,10 +299,13 @@ def _bapps(args: argparse.Namespace) -> int:
     if not layout.run_json.is_file():
         raise BenchError(f"{args.into} is not a run folder (no run.json); run `python -m bench run` or `study` first")
     with lock(args.into):
-        rows = agreement(load_bapps(args.root), select_metrics(_metric_names(args.metrics)).per_image,
-                         device=resolve_device(args.device), batch_size=args.batch_size)
+        triplets, names = load_bapps(args.root), select_metrics(_metric_names(args.metrics)).per_image
+        device = resolve_device(args.device)
+        rows = agreement(triplets, names, device=device, batch_size=args.batch_size)
         write_csv(layout.bapps_agreement, AGREEMENT_COLUMNS, rows)
-        print(f"agreement table in {layout.bapps_agreement}; "
+        bands = agreement_by_band(triplets, names, BAND_PSNR_DB, device=device, batch_size=args.batch_size)
+        write_csv(layout.analysis("bapps_bands.csv"), ("band", *AGREEMENT_COLUMNS), bands)
+        print(f"agreement table in {layout.bapps_agreement} (by PSNR band: analysis/bapps_bands.csv); "
               f"report in {build_report(args.into)}")
     return 0
 
