@@ -29,7 +29,7 @@ TOLERANCE = 1e-4
 BROKEN = 1e-2
 
 
-def keras_generator(size: int, width: float, classes: int):  # type: ignore[no-untyped-def]
+def keras_generator(size: int, width: float, classes: int) -> object:
     """ChromaGAN's generator in Keras (reference.md sec. 2) with the authors' layer names."""
     import keras
     from keras import layers
@@ -78,7 +78,7 @@ def keras_generator(size: int, width: float, classes: int):  # type: ignore[no-u
     return keras.Model(image, [out, head], name="model_3")
 
 
-def randomize(model, seed: int = 0) -> None:  # type: ignore[no-untyped-def]
+def randomize(model, seed: int = 0) -> None:
     """Random weights of a scale that keeps activations near unit size: He-normal kernels, small biases, and
     BatchNorm statistics with small variances (so that the epsilon matters) and gammas to match."""
     rng = np.random.default_rng(seed)
