@@ -146,7 +146,7 @@ def bn_epsilon(release: KerasFile) -> float:
 def converted_state(release: KerasFile, generator: Generator) -> dict[str, torch.Tensor]:
     """The file's arrays under the generator's names and in its layouts (the file already checked to fit)."""
     modules = dict(generator.named_modules())
-    channels = generator.global_convs[3][0].out_channels
+    channels = release.layers["conv2d_9"].weights["kernel"].shape[-1]
     state: dict[str, torch.Tensor] = {}
     for name, module_name in AUTHORS_LAYERS:
         module = modules[module_name]
@@ -177,7 +177,8 @@ def release_generator(release: KerasFile) -> tuple[Generator, float, int, float]
         for module in generator.modules():
             if isinstance(module, nn.BatchNorm2d):
                 module.eps = eps
-                module.num_batches_tracked.zero_()
+                if module.num_batches_tracked is not None:
+                    module.num_batches_tracked.zero_()
     return generator, eps, size, width
 
 

@@ -13,7 +13,8 @@ import torch
 
 from colorbench.core.errors import BenchError
 from colorbench.io.weights import load_state_dict
-from colorbench.models.zhang import ZhangColorizer, ZhangNet, ab_bins, build, from_release
+from colorbench.models.trainable import profile_settings
+from colorbench.models.zhang import PROFILES, ZhangColorizer, ZhangNet, ab_bins, from_release
 
 ECCV16_URL = "https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth"
 
@@ -54,7 +55,7 @@ def check_eccv16(path: Path) -> None:
 def eccv16_from_release(path: Path) -> ZhangColorizer:
     """``zhang-eccv16`` at the paper profile with the release's weights as its final weights."""
     mapped = checked_eccv16_state(path)
-    model = build(profile="paper", init="scratch")
+    model = ZhangColorizer(profile_settings(PROFILES, "paper"), init="scratch")
     model.net.load_state_dict(mapped, strict=False)
     model.init, model.pretrained = "release", True
     return model

@@ -55,8 +55,8 @@ def _weights(values: Sequence[str], models: Sequence[str]) -> dict[str, Path]:
         check_weights_file(name, Path(path))
         weights[name] = Path(path)
     found = releases_found(models, list(weights))
-    for name, path in found.items():
-        logger.info("%s: the authors' release %s (found in the weights folders) is its weights", name, path)
+    for name, release_path in found.items():
+        logger.info("%s: the authors' release %s (found in the weights folders) is its weights", name, release_path)
     return {**weights, **found}
 
 
