@@ -16,7 +16,8 @@ classification over quantized ab, the classic anchor the paper never compared wi
   blocks 5-6, a transposed convolution up to S/4, a 1x1 convolution to Q logits); input (L - 50) / 100. Channels
   scale with ``width`` (1.0 = the release's). With width 1.0 and the release file
   ``colorization_release_v2-9b330a0b.pth`` in a weights folder (colorbench.io.weights), ``init="auto"`` starts from
-  the authors' weights (:func:`from_release`), else from a seeded default initialization.
+  the authors' weights (:func:`from_release`), else from a seeded default initialization. ``bench run`` evaluates
+  a release file found there (or given with ``--weights``) as it is, untrained (models/zhang_release.py).
 """
 
 from __future__ import annotations
