@@ -159,13 +159,23 @@ VARIANTS = {
 VIVID_WEIGHT = 20 / 255**2
 
 
+@dataclass(frozen=True)
+class PretrainedGenerator:
+    """A generator whose weights come from a released file (models/chromagan_keras.py), and what its options
+    record of that file (``pretrained``, the file's name and format, the settings the release needs)."""
+
+    generator: Generator
+    provenance: dict[str, object]
+
+
 class ChromaGAN(Colorizer):
     """A ChromaGAN-family colorizer: the generator (its weights are the model's weights), the settings it is
     trained with, its class teacher and how its trunk was initialized; a
     :class:`~colorbench.models.trainable.TrainableModel`.
 
     The critic is built on the first :meth:`trained_modules` call and is not a submodule: the model's state (the
-    final weights file, ``weights_sha256``) is the generator's alone.
+    final weights file, ``weights_sha256``) is the generator's alone. With ``release`` the generator is the
+    released one (no teacher, ``trunk_init="release"``), for evaluation.
     """
 
     #: The generator's loss terms, in column order; ``g_total`` is their weighted sum (:meth:`loss_weights`).
@@ -173,11 +183,18 @@ class ChromaGAN(Colorizer):
     #: The trained network: a :class:`Generator`, or a network wrapping one (the caption models).
     generator: nn.Module
 
-    def __init__(self, settings: ChromaGANSettings, teacher: str | None = None, trunk_init: str = "auto") -> None:
+    def __init__(self, settings: ChromaGANSettings, teacher: str | None = None, trunk_init: str = "auto",
+                 release: PretrainedGenerator | None = None) -> None:
         super().__init__()
+        self.settings = settings
+        self.release = release
+        self.targets: dict[str, Targets] | None = None
+        self._critic: list[Critic] = []  # a list, so that nn.Module does not register the critic as a submodule
+        if release is not None:
+            self.teacher, self.trunk_init, self.generator = None, "release", release.generator
+            return
         if trunk_init not in TRUNK_INITS:
             raise BenchError(f"unknown trunk initialization {trunk_init!r}; choose one of {', '.join(TRUNK_INITS)}")
-        self.settings = settings
         self.teacher = resolve_teacher(teacher) if teacher else None
         if trunk_init == "auto":
             trunk_init = "imagenet" if settings.width == 1.0 and has_vgg16_weights() else "xavier"
@@ -191,8 +208,6 @@ class ChromaGAN(Colorizer):
             state = load_vgg16_state()
             generator.trunk.load_state_dict({k.removeprefix("features."): v for k, v in state.items()
                                              if k.startswith("features.") and int(k.split(".")[1]) < 23})
-        self.targets: dict[str, Targets] | None = None
-        self._critic: list[Critic] = []  # a list, so that nn.Module does not register the critic as a submodule
 
     def make_critic(self) -> Critic:
         """A freshly initialized critic (seeded from the settings, so training is reproducible)."""
@@ -210,6 +225,9 @@ class ChromaGAN(Colorizer):
         return rgb_from_ab01(inputs.L, ab01)
 
     def options(self) -> dict[str, object]:
+        if self.release is not None:
+            return {**flat_options(self.settings, OPTIONS_ORDER), "teacher": None, "trunk_init": "release",
+                    **self.release.provenance}
         return {**flat_options(self.settings, OPTIONS_ORDER), "teacher": self.teacher, "trunk_init": self.trunk_init,
                 "init": INIT_SCHEME, **({"trunk_weights": VGG16_FILE} if self.trunk_init == "imagenet" else {})}
 

@@ -18,6 +18,12 @@ scores (28 x 28 at 224).
 
 BatchNorm uses PyTorch's defaults (momentum 0.1), not Keras' 0.99 averaging, so that short runs have usable
 running statistics at evaluation time.
+
+The authors' released Keras weights (models/chromagan_keras.py) need the Keras geometry in one place: their
+global branch's stride-2 convolutions pad "same" as TensorFlow does (on an even grid, one row and column after,
+none before), where PyTorch's ``padding=1`` pads both sides and so samples the grid one pixel earlier. A generator
+built with ``keras_padding=True`` uses :class:`SamePaddedConv2d` there (same parameters, same names); the trained
+models keep the PyTorch padding they were defined with.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from colorbench.core.errors import BenchError
@@ -53,8 +60,23 @@ def vgg16_trunk(width: float) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def conv_relu_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, padding=1), nn.ReLU(inplace=True), nn.BatchNorm2d(c_out))
+class SamePaddedConv2d(nn.Conv2d):
+    """A convolution padded as TensorFlow's "same": per spatial dimension of size n, total padding
+    max((ceil(n / s) - 1) s + k - n, 0), of which total // 2 before and the rest after (built with padding 0)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads: list[int] = []
+        for size, kernel, stride in zip(reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride),
+                                        strict=True):
+            total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+            pads += [total // 2, total - total // 2]
+        return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def conv_relu_bn(c_in: int, c_out: int, stride: int = 1, keras_padding: bool = False) -> nn.Sequential:
+    conv = (SamePaddedConv2d(c_in, c_out, 3, stride) if keras_padding and stride > 1
+            else nn.Conv2d(c_in, c_out, 3, stride, padding=1))
+    return nn.Sequential(conv, nn.ReLU(inplace=True), nn.BatchNorm2d(c_out))
 
 
 def conv_relu(c_in: int, c_out: int, kernel: int = 3) -> nn.Sequential:
@@ -77,16 +99,19 @@ class Upsample2x(nn.Module):
 
 
 class Generator(nn.Module):
-    """ChromaGAN's colorization network: (B, 3, S, S) grey input -> (ab01 (B, 2, S, S), class logits or None)."""
+    """ChromaGAN's colorization network: (B, 3, S, S) grey input -> (ab01 (B, 2, S, S), class logits or None).
+    ``keras_padding``: the global branch's stride-2 convolutions pad as Keras does (the authors' release)."""
 
-    def __init__(self, image_size: int = 224, width: float = 1.0, n_classes: int | None = 1000) -> None:
+    def __init__(self, image_size: int = 224, width: float = 1.0, n_classes: int | None = 1000,
+                 keras_padding: bool = False) -> None:
         super().__init__()
         if image_size % 8:
             raise BenchError(f"ChromaGAN's image size must be a multiple of 8, not {image_size}")
         w = lambda c: scaled(c, width)  # noqa: E731
         self.trunk = vgg16_trunk(width)
-        self.global_convs = nn.Sequential(conv_relu_bn(w(512), w(512), 2), conv_relu_bn(w(512), w(512)),
-                                          conv_relu_bn(w(512), w(512), 2), conv_relu_bn(w(512), w(512)))
+        self.global_convs = nn.Sequential(
+            conv_relu_bn(w(512), w(512), 2, keras_padding), conv_relu_bn(w(512), w(512)),
+            conv_relu_bn(w(512), w(512), 2, keras_padding), conv_relu_bn(w(512), w(512)))
         grid = strided_size(strided_size(image_size // 8))
         flat = w(512) * grid * grid
         self.global_dense = nn.Sequential(nn.Flatten(), nn.Linear(flat, w(1024)), nn.Linear(w(1024), w(512)),

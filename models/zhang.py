@@ -16,7 +16,8 @@ classification over quantized ab, the classic anchor the paper never compared wi
   blocks 5-6, a transposed convolution up to S/4, a 1x1 convolution to Q logits); input (L - 50) / 100. Channels
   scale with ``width`` (1.0 = the release's). With width 1.0 and the release file
   ``colorization_release_v2-9b330a0b.pth`` in a weights folder (colorbench.io.weights), ``init="auto"`` starts from
-  the authors' weights (:func:`from_release`), else from a seeded default initialization.
+  the authors' weights (:func:`from_release`), else from a seeded default initialization. ``bench run`` evaluates
+  a release file found there (or given with ``--weights``) as it is, untrained (models/zhang_release.py).
 """
 
 from __future__ import annotations
@@ -215,6 +216,8 @@ class ZhangColorizer(Colorizer):
                 raise BenchError("zhang-eccv16's release weights fit width 1.0 only")
             self.load_release(load_weights(RELEASE_FILE, "zhang-eccv16 with init='release'"))
         self.init = init
+        #: True when the release file is the model's final weights (models/zhang_release.py), not a start.
+        self.pretrained = False
         self.class_weights: torch.Tensor | None = None
         self.prior_sha256: str | None = None
 
@@ -297,7 +300,8 @@ class ZhangColorizer(Colorizer):
         return rgb_at_input_size(L, ab)
 
     def options(self) -> dict[str, object]:
-        release = {"release_file": RELEASE_FILE} if self.init == "release" else {}
+        release = ({"release_file": RELEASE_FILE, **({"pretrained": "authors' release"} if self.pretrained else {})}
+                   if self.init == "release" else {})
         bins = {"bins": BINS_FILE.name, "bins_sha256": state_sha256({"bins": self.centres})}
         return {**flat_options(self.settings), **bins, "init": self.init, **release, "prior_sha256": self.prior_sha256}
 

@@ -24,7 +24,6 @@ from colorbench.core import device as devices
 from colorbench.core.device import DEVICE_CHOICES
 from colorbench.core.errors import BenchError, unknown_name
 from colorbench.data.loader import Preprocess
-from colorbench.io.checkpoints import check_readable
 from colorbench.io.images import RESIZE_MODES
 from colorbench.io.layout import RunLayout
 from colorbench.io.weights import WEIGHTS_DIR_ENV
@@ -37,8 +36,11 @@ logger = logging.getLogger(__name__)
 
 def _weights(values: Sequence[str], models: Sequence[str]) -> dict[str, Path]:
     """``--weights NAME=PATH`` options, checked before anything runs: NAME must be a registered model among those
-    run (a typo gets a close-match suggestion) and PATH a readable safetensors file (pickles are refused)."""
+    run (a typo gets a close-match suggestion) and PATH a readable safetensors file (pickles are refused) or an
+    authors' release file that fits the model (colorbench.models.releases). Release files found under their
+    release names in the weights folders (``--weights-dir``) count as given for the models run without one."""
     from colorbench.models.registry import model_specs
+    from colorbench.models.releases import check_weights_file, releases_found
 
     weights: dict[str, Path] = {}
     for value in values:
@@ -50,9 +52,12 @@ def _weights(values: Sequence[str], models: Sequence[str]) -> dict[str, Path]:
         if name not in models:
             raise unknown_name(f"model in --weights (not among the models run: {', '.join(models) or 'none'})",
                                name, models)
-        check_readable(Path(path))
+        check_weights_file(name, Path(path))
         weights[name] = Path(path)
-    return weights
+    found = releases_found(models, list(weights))
+    for name, release_path in found.items():
+        logger.info("%s: the authors' release %s (found in the weights folders) is its weights", name, release_path)
+    return {**weights, **found}
 
 
 def _keep(value: str) -> int | None:

@@ -87,6 +87,15 @@ def read_metadata(path: Path) -> dict[str, object]:
     return metadata if isinstance(metadata, dict) else {}
 
 
+def is_safetensors(path: Path) -> bool:
+    """Whether ``path`` is a file with a readable safetensors header."""
+    try:
+        with safe_open(str(path), framework="pt"):
+            return True
+    except (SafetensorError, OSError, ValueError):
+        return False
+
+
 def check_readable(path: Path) -> None:
     """Raise :class:`BenchError` unless ``path`` is a file with a safetensors header (checked before a run starts,
     so that a missing file or a pickle passed as weights stops the command at once)."""

@@ -55,6 +55,14 @@ def _record(files: dict[str, str]) -> None:
         _recording.update(files)
 
 
+def record_weight_file(path: Path) -> str:
+    """Record a weight file read outside :func:`load_state_dict` (a Keras release, colorbench.io.keras_h5) in the
+    current recording; returns its sha256."""
+    digest = file_sha256(path)
+    _record({str(path.resolve()): digest})
+    return digest
+
+
 def _stamp(path: str) -> tuple[int, int] | None:
     """(size, mtime in ns) of a file, None when it is gone: a changed stamp means the file was replaced."""
     try:
@@ -127,7 +135,7 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise BenchError(f"refused to load weight file {path}: not a plain tensor file ({reason})") from exc
     if not isinstance(state, dict):
         raise BenchError(f"refused to load weight file {path}: it holds a {type(state).__name__}, not a state dict")
-    _record({str(path.resolve()): file_sha256(path)})
+    record_weight_file(path)
     return state
 
 

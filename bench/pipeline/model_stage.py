@@ -29,9 +29,11 @@ from colorbench.io.checkpoints import cached_state, load_state, save_state
 from colorbench.io.images import PIXELS_TAG, quantize, read_png_text, write_png
 from colorbench.io.legacy_keys import cache_keys
 from colorbench.io.records import RecordStore
+from colorbench.io.weights import used_weights
 from colorbench.metrics.registry import metric_keys, needs_segments
 from colorbench.models.base import Colorizer
 from colorbench.models.captions import readable_entries
+from colorbench.models.releases import release_for
 from colorbench.pipeline.caption_sensitivity import swap_key, swapped_captions, swapped_name
 from colorbench.pipeline.context import ModelEntry, ModelOutcome, RunContext
 from colorbench.pipeline.data_stage import SOURCE_TAG, Manifests
@@ -91,24 +93,35 @@ class ModelStage:
     def obtain(self, entry: ModelEntry) -> tuple[Colorizer, dict[str, object]]:
         """Build the model and give it weights: a user's file, a cached fit, or a fresh fit/training."""
         spec = entry.spec
-        model = spec.build(**self.build_options(entry))
-        if entry.name in self.cfg.weights:
-            path = self.cfg.weights[entry.name]
-            _load_into(model, path)
-            info: dict[str, object] = {"weights_from": "file", "weights_path": str(path)}
-        elif spec.training == "fit":
-            info = self._fit(entry.name, model)
-        elif spec.training == "train":
-            info = train(model, entry.name, spec.inputs, self.manifests.training(), self.out,
-                         device=self.device, dist=self.dist, resize_mode=self.cfg.preprocess.mode,
-                         workers=self.cfg.workers, resume=self.cfg.resume, progress=self.progress,
-                         keep_checkpoints=self.cfg.keep_checkpoints, version=spec.version, bf16=self.cfg.bf16)
+        path = self.cfg.weights.get(entry.name)
+        release = release_for(entry.name, path) if path is not None else None
+        if path is not None and release is not None:
+            model = release.load(path)
+            info: dict[str, object] = {"weights_from": "file", "weights_path": str(path),
+                                       "pretrained": "authors' release",
+                                       "weights_file_sha256": used_weights().get(str(path.resolve()))}
         else:
-            info = {"weights_from": "none needed"}
+            model = spec.build(**self.build_options(entry))
+            info = self._weights(entry, model, path)
         model.to(self.device).eval()
         info["weights_sha256"] = model.weights_sha256()
         info["options"] = model.options()
         return model, info
+
+    def _weights(self, entry: ModelEntry, model: Colorizer, path: Path | None) -> dict[str, object]:
+        """Give a freshly built model its weights: a safetensors file, a fit or a training; returns their info."""
+        spec = entry.spec
+        if path is not None:
+            _load_into(model, path)
+            return {"weights_from": "file", "weights_path": str(path)}
+        if spec.training == "fit":
+            return self._fit(entry.name, model)
+        if spec.training == "train":
+            return train(model, entry.name, spec.inputs, self.manifests.training(), self.out,
+                         device=self.device, dist=self.dist, resize_mode=self.cfg.preprocess.mode,
+                         workers=self.cfg.workers, resume=self.cfg.resume, progress=self.progress,
+                         keep_checkpoints=self.cfg.keep_checkpoints, version=spec.version, bf16=self.cfg.bf16)
+        return {"weights_from": "none needed"}
 
     def build_options(self, entry: ModelEntry) -> dict[str, object]:
         """Build options of trained models: the run's training profile, the replica's seed and the epochs, plus
