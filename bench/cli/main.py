@@ -2,9 +2,11 @@
 ``data prepare``, ``list``.
 
 Exit status: 0 when everything asked for was done (images skipped with a stated reason count as done); 2 with
-one line on stderr (``error: ...``) for input the command cannot use (unknown names, missing or pickled weight
-files, a folder of another command or in use); 1 with one line when the command ran but some result is missing
-(a model failed, no image could be scored). Nothing finished is lost: the same command resumes where it stopped.
+one line on stderr (``error: ...``) for input the command cannot use (unknown or repeated names, a numeric option
+outside its range, an unavailable metric asked for by name, missing or pickled weight files, a folder of another
+command or of other settings, or in use); 1 with one line when the command ran but some result is missing (a
+model failed or produced non-finite values, no image could be scored, a file could not be written); 130 on
+Ctrl-C and 143 on SIGTERM, with one line. Nothing finished is lost: the same command resumes where it stopped.
 Messages are ``logging`` records written to stderr by colorbench.core.console (``--quiet``: warnings and errors only);
 stdout holds only the command's own output.
 """
@@ -14,10 +16,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn
 
 from colorbench.core import console
 from colorbench.core import device as devices
@@ -74,22 +78,64 @@ def _profile(value: str) -> str:
     return value
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose refusals are one line on stderr (``python -m bench run: error: ...``), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def bounded(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[low, high]`` (no upper bound for None), refused at parse time."""
+    allowed = f"from {low} to {high}" if high is not None else f"at least {low}"
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"takes a whole number {allowed}, not {value!r}") from None
+        if number < low or (high is not None and number > high):
+            raise argparse.ArgumentTypeError(f"takes a whole number {allowed}, not {value}")
+        return number
+
+    return parse
+
+
+#: Allowed ranges of the numeric options. The working size starts at SSIM's 11-pixel Gaussian window (below it
+#: SSIM and the claims built on it have no value) and stops at 4096 (a 16-megapixel working image per batch row).
+SIZE, BATCH, WORKERS, COUNT = bounded(11, 4096), bounded(1, 4096), bounded(0, 256), bounded(1)
+#: Seeds seed numpy's generator, which takes 0 .. 2**32 - 1 (``--seeds`` replicas add to it).
+SEED, GALLERY, SEEDS = bounded(0, 2**32 - 1 - 1000), bounded(0, 1000), bounded(1, 1000)
+
+
 def _names(value: str | None) -> list[str] | None:
     return [n.strip() for n in value.split(",") if n.strip()] if value else None
 
 
 def _metric_names(value: str | None) -> list[str] | None:
-    """Checked metric names from ``--metrics`` (None: every registered metric available here)."""
+    """Checked metric names from ``--metrics`` (None: every registered metric available here). A name given
+    twice, or a metric that cannot be computed here (its weight file is absent), is refused: the tables would
+    otherwise hold a repeated column or silently lack the one asked for."""
     from colorbench.metrics.registry import get_metric
 
     names = _names(value)
-    return [get_metric(n).name for n in names] if names else None
+    if not names:
+        return None
+    checked = [get_metric(n).name for n in names]
+    repeated = sorted({n for n in checked if checked.count(n) > 1})
+    if repeated:
+        raise BenchError(f"--metrics names {', '.join(repeated)} more than once; name each metric once")
+    for name in checked:
+        reason = get_metric(name).unavailable()
+        if reason is not None:
+            raise BenchError(f"metric {name} was asked for by --metrics but cannot be computed here: {reason}")
+    return checked
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", help="comma-separated metric names (default: every per-image metric)")
     parser.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} (default auto)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=BATCH, default=16, help="images per batch (1 to 4096, default 16)")
     parser.add_argument("--out", type=Path, help="output folder (default: a folder under results/)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     _weights_dir(parser)
@@ -101,7 +147,7 @@ def _weights_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench", description="colorbench: colorization benchmark harness")
+    parser = OneLineParser(prog="python -m bench", description="colorbench: colorization benchmark harness")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="fit/train, predict and score models; write tables and the report")
@@ -121,8 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--text-encoder", choices=TEXT_ENCODERS, default="bilstm",
                      help="caption encoder of model-b and model-c1: bilstm (learned word embeddings) or minilm (the "
                           "pretrained all-MiniLM-L6-v2 sentence encoder, frozen; needs the 'text' extra)")
-    run.add_argument("--epochs", type=int, help="training epochs (default: the profile's)")
-    run.add_argument("--seeds", type=int, default=1, help="train every trained model N times with seeds seed, "
+    run.add_argument("--epochs", type=COUNT, help="training epochs (default: the profile's)")
+    run.add_argument("--seeds", type=SEEDS, default=1, help="train every trained model N times with seeds seed, "
                      "seed+1, ...; replica k > 0 is the model entry NAME@seed{k} (default 1)")
     run.add_argument("--allow-overlap", action="store_true", help="allow evaluation images that are also training "
                      "images (same file sha256), for a deliberate overfitting check; recorded in run.json")
@@ -156,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run folder whose report gains the agreement table (analysis/bapps_agreement.csv)")
     bapps.add_argument("--metrics", help="comma-separated per-image metric names (default: all available)")
     bapps.add_argument("--device", default="auto")
-    bapps.add_argument("--batch-size", type=int, default=32)
+    bapps.add_argument("--batch-size", type=BATCH, default=32)
     _weights_dir(bapps)
 
     data = commands.add_parser("data", help="input data tools").add_subparsers(dest="data_command", required=True)
@@ -164,8 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "prepared input cache (uint8 shards) that run, training and scoring then read")
     prepare.add_argument("source", help="sample:PART, coco:ROOT:SPLIT or folder:DIR")
     prepare.add_argument("--split", default="full", help="split of the source (full, val-1k, ...)")
-    prepare.add_argument("--limit", type=int, help="only the first N images (in split-hash order)")
-    prepare.add_argument("--size", type=int, default=224, help="working resolution (default 224)")
+    prepare.add_argument("--limit", type=COUNT, help="only the first N images (in split-hash order)")
+    prepare.add_argument("--size", type=SIZE, default=224, help="working resolution (11 to 4096, default 224)")
     prepare.add_argument("--resize-mode", choices=RESIZE_MODES, default="resize")
     prepare.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -189,12 +235,13 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
                         help="shorthand for --train coco:ROOT:train2017 --eval coco:ROOT:val2017")
     parser.add_argument("--train-split", default="full", help="split of the training source (full, train-10k, ...)")
     parser.add_argument("--eval-split", default="full", help="split of the evaluation source (full, val-1k, ...)")
-    parser.add_argument("--size", type=int, default=224, help="working resolution (default 224, as ChromaGAN)")
+    parser.add_argument("--size", type=SIZE, default=224,
+                        help="working resolution (11 to 4096, default 224, as ChromaGAN)")
     parser.add_argument("--resize-mode", choices=RESIZE_MODES, default="resize")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, help="use only the first N images (in split-hash order) of each source")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument("--gallery", type=int, default=8, help="images shown in the report's gallery")
+    parser.add_argument("--seed", type=SEED, default=0)
+    parser.add_argument("--limit", type=COUNT, help="use only the first N images (in split-hash order) of each source")
+    parser.add_argument("--workers", type=WORKERS, default=0, help="DataLoader worker processes (0 to 256)")
+    parser.add_argument("--gallery", type=GALLERY, default=8, help="images shown in the report's gallery (0 to 1000)")
     parser.add_argument("--study-images", default=str(DEFAULT_STUDY_IMAGES),
                         help="images of the evaluation split (first N in split order) in the perturbation and paired "
                              f"study, or 'all' (default {DEFAULT_STUDY_IMAGES})")
@@ -245,10 +292,6 @@ def _run(args: argparse.Namespace) -> int:
     train = f"coco:{args.coco_root}:train2017" if args.coco_root else (
         args.train or default_train_source(evaluate, models, weights))
     training = _training_options(args)
-    if training.get("epochs") is not None and int(training["epochs"]) < 1:
-        raise BenchError(f"--epochs {training['epochs']}: train at least one epoch")
-    if args.size < 8:
-        raise BenchError(f"--size {args.size} is too small (at least 8 pixels)")
     cfg = RunConfig(
         models=models,
         metrics=_metric_names(args.metrics),
@@ -282,9 +325,35 @@ def _report(args: argparse.Namespace) -> int:
 
     if not RunLayout(args.results).run_json.is_file():
         raise BenchError(f"{args.results} is not a run folder (no run.json)")
+    if args.crop_run is not None:
+        _check_crop_run(args.results, args.crop_run)
     with lock(args.results):
-        print(f"report in {build_report(args.results, crop_run=args.crop_run)}")
+        try:
+            built = build_report(args.results, crop_run=args.crop_run)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:  # a table or record edited or cut short
+            raise BenchError(f"{args.results} holds a damaged run record or table ({type(exc).__name__}: {exc}); "
+                             "rerun the command that made it (it resumes and rewrites the tables)") from exc
+        print(f"report in {built}")
     return 0
+
+
+def _check_crop_run(results: Path, crop_run: Path) -> None:
+    """``--crop-run`` must be another run folder, made with ``--resize-mode center-crop`` (claim C7 compares the
+    two preprocessings; a run compared with itself, or with another resize run, tests nothing)."""
+    from colorbench.core.strictjson import loads_unique
+
+    if crop_run.resolve() == results.resolve():
+        raise BenchError(f"--crop-run {crop_run} is the run being reported; give a second run folder made with "
+                         "--resize-mode center-crop")
+    run_json = RunLayout(crop_run).run_json
+    try:
+        config = loads_unique(run_json.read_bytes())["config"]
+        mode = config["preprocess"]["mode"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BenchError(f"--crop-run {crop_run} is not a readable run folder ({run_json}: {exc})") from exc
+    if mode != "center-crop":
+        raise BenchError(f"--crop-run {crop_run} was made with --resize-mode {mode}, not center-crop; give a run "
+                         "made with --resize-mode center-crop")
 
 
 def _bapps(args: argparse.Namespace) -> int:
@@ -312,8 +381,6 @@ def _data(args: argparse.Namespace) -> int:
     from colorbench.data.sources import open_source
     from colorbench.data.splits import build_manifest
 
-    if args.size < 8:
-        raise BenchError(f"--size {args.size} is too small (at least 8 pixels)")
     manifest = build_manifest(open_source(args.source), args.split, limit=args.limit, progress=not args.no_progress)
     summary = prepare(manifest, args.size, args.resize_mode, progress=not args.no_progress)
     print(summary.line())
@@ -344,9 +411,25 @@ COMMANDS = {"run": _run, "study": _run, "score": _score, "report": _report, "bap
             "throughput": _throughput, "list": _list}
 
 
+class TerminatedError(Exception):
+    """SIGTERM arrived (a scheduler or ``kill`` stopping the command)."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise TerminatedError
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(args, argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: argparse.Namespace, argv: Sequence[str]) -> int:
     console.configure(quiet=args.quiet)
     if getattr(args, "weights_dir", None) is not None:
         if not args.weights_dir.is_dir():
@@ -366,3 +449,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         logger.error("results so far are on disk; rerun the same command to resume", extra={"prefix": "interrupted"})
         return 130
+    except TerminatedError:
+        logger.error("stopped by SIGTERM; results so far are on disk, rerun the same command to resume",
+                     extra={"prefix": "terminated"})
+        return 128 + signal.SIGTERM
+    except OSError as exc:  # a file the command needed could not be read or written (the write paths say more)
+        where = f" {exc.filename}" if exc.filename else ""
+        logger.error("cannot use%s: %s; files already written are kept", where, exc.strerror or exc)
+        return 1
+    except MemoryError:
+        logger.error("out of memory; rerun with a smaller --batch-size or --size (files already written are kept)")
+        return 1
