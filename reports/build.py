@@ -53,7 +53,8 @@ class RunFolder:
                 raise ValueError(f"{layout.run_json} is not a run record (a JSON object with a config)")
             tables = {path: read_csv(path) for path in (layout.leaderboard, layout.per_image)}
             for path, rows in tables.items():
-                if any(None in row or None in row.values() or "model" not in row for row in rows):
+                cut = not path.read_bytes().endswith(b"\n")  # every table colorbench writes ends with a newline
+                if cut or any(None in row or None in row.values() or "model" not in row for row in rows):
                     raise ValueError(f"{path} is damaged (rows with missing or extra fields, or no model column)")
             return cls(out, run, tables[layout.leaderboard], tables[layout.per_image], load_study(out))
         except (OSError, ValueError, csv.Error) as exc:

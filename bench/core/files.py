@@ -10,12 +10,11 @@ and an appending open passes ``O_NOFOLLOW``. An ``OSError`` while writing (a ful
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -88,21 +87,26 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda handle: handle.write(data))
 
 
-@contextlib.contextmanager
-def open_appending(path: Path, *, truncate: bool = False) -> Iterator[BinaryIO]:
+def open_appending(path: Path) -> BinaryIO:
     """``path`` opened for reading and appending (created 0666 less the umask), never through a symlink
-    (``O_NOFOLLOW``); ``truncate`` empties it first. Write errors become :class:`WriteError`."""
-    flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_TRUNC if truncate else 0)
+    (``O_NOFOLLOW``). A failed open becomes :class:`WriteError`; the caller turns errors of its own writes into
+    :func:`write_error` (an exception of the code around them must keep its own file name)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, flags, 0o666)
+        return os.fdopen(os.open(path, flags, 0o666), "r+b")
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise WriteError(f"refusing to write {path}: it is a symbolic link colorbench did not create; "
                              "remove it") from None
         raise write_error(path, exc) from exc
-    try:
-        with os.fdopen(fd, "r+b") as handle:
-            yield handle
-    except OSError as exc:
-        raise write_error(path, exc) from exc
+
+
+def append_bytes(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` (:func:`open_appending`)."""
+    with open_appending(path) as handle:
+        try:
+            handle.write(data)
+            handle.flush()
+        except OSError as exc:
+            raise write_error(path, exc) from exc

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from colorbench.core.errors import BenchError
-from colorbench.core.files import atomic_write_bytes, open_appending
+from colorbench.core.files import atomic_write_bytes, open_appending, write_error
 from colorbench.core.strictjson import loads_unique
 
 IDENTITY_FILE = ".colorbench-folder.json"
@@ -48,9 +48,12 @@ def lock(folder: Path) -> Iterator[None]:
             holder = handle.read().decode(errors="replace").strip() or "unknown"
             raise BenchError(f"{folder} is being written by another colorbench process (pid {holder}, lock "
                              f"{path}); wait for it to finish or pass another --out") from None
-        handle.truncate(0)
-        handle.write(str(os.getpid()).encode())
-        handle.flush()
+        try:
+            handle.truncate(0)
+            handle.write(str(os.getpid()).encode())
+            handle.flush()
+        except OSError as exc:
+            raise write_error(path, exc) from exc
         yield
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from colorbench.core.errors import BenchError
-from colorbench.core.files import atomic_write_bytes, open_appending
+from colorbench.core.files import append_bytes, atomic_write_bytes
 from colorbench.core.values import integer
 from colorbench.io import integrity
 from colorbench.io.checkpoints import load_state, read_metadata, save_state
@@ -91,8 +91,7 @@ class CsvLog:
         if self.enabled:
             text = io.StringIO()
             csv.writer(text, lineterminator="\n").writerow(["" if row.get(c) is None else row[c] for c in self.columns])
-            with open_appending(self.path) as handle:
-                handle.write(text.getvalue().encode())
+            append_bytes(self.path, text.getvalue().encode())
 
 
 @dataclass
