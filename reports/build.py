@@ -49,8 +49,9 @@ class RunFolder:
         try:
             layout = RunLayout(out)
             run = loads_unique(layout.run_json.read_bytes())
-            if not isinstance(run, dict) or not isinstance(run.get("config"), dict):
-                raise ValueError(f"{layout.run_json} is not a run record (a JSON object with a config)")
+            if not isinstance(run, dict) or not isinstance(run.get("config"), dict) or not isinstance(
+                    run.get("models", {}), dict):
+                raise ValueError(f"{layout.run_json} is not a run record (a JSON object with a config and models)")
             tables = {path: read_csv(path) for path in (layout.leaderboard, layout.per_image)}
             for path, rows in tables.items():
                 cut = not path.read_bytes().endswith(b"\n")  # every table colorbench writes ends with a newline

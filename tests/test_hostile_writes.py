@@ -86,7 +86,7 @@ def test_prepare_on_a_full_cache_disk_is_one_line(tmp_path, monkeypatch, images,
 
 # -- files swapped for folders and the reverse -------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["run.json", "per_image.csv", "leaderboard.csv", "index.html", "claims.csv"])
+@pytest.mark.parametrize("name", ["index.html", "claims.csv", "analysis/win_rates.csv", "figures/win_rates.png"])
 def test_a_run_folder_file_swapped_for_a_folder(name, finished, tmp_path, capsys):
     run = copy_of(finished, tmp_path)
     (run / name).unlink()
@@ -109,16 +109,15 @@ def test_a_run_folder_folder_swapped_for_a_file(name, finished, images, tmp_path
 # -- damaged tables read by report ---------------------------------------------------------------------------------
 
 DAMAGED = {
-    "run.json-truncated": ("run.json", lambda data: data[: len(data) // 2]),
-    "run.json-empty": ("run.json", lambda data: b""),
     "run.json-a-list": ("run.json", lambda data: b"[1, 2]"),
     "run.json-no-config": ("run.json", lambda data: b'{"models": {}}'),
     "run.json-config-a-string": ("run.json", lambda data: data.replace(b'"config": {', b'"config": "x", "c": {', 1)),
     "run.json-duplicate-key": ("run.json", lambda data: data.replace(b"{", b'{"seed": 1, "seed": 2, ', 1)),
-    "run.json-binary": ("run.json", lambda data: bytes(range(256))),
+    "run.json-models-a-list": ("run.json", lambda data: data.replace(b'"models": {', b'"models": [], "m": {', 1)),
     "per_image.csv-truncated": ("per_image.csv", lambda data: data[: len(data) * 2 // 3]),
     "per_image.csv-extra-field": ("per_image.csv", lambda data: data.rstrip(b"\n") + b",9,9\n"),
-    "per_image.csv-binary": ("per_image.csv", lambda data: b"\xff\xfe\x00garbage\n\x00\x01"),
+    "per_image.csv-short-row": ("per_image.csv", lambda data: data.rstrip(b"\n").rsplit(b",", 1)[0] + b"\n"),
+    "leaderboard.csv-no-header": ("leaderboard.csv", lambda data: data.split(b"\n", 1)[1]),
     "per_image.csv-no-header": ("per_image.csv", lambda data: data.split(b"\n", 1)[1]),
     "leaderboard.csv-truncated": ("leaderboard.csv", lambda data: data[: len(data) // 2]),
 }
@@ -181,7 +180,7 @@ def test_a_planted_symlink_in_place_of_a_record_file_is_not_appended_to(finished
 
 # -- permissions -------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o027])
 def test_prepared_shards_follow_the_umask(umask, images, tmp_path, monkeypatch):
     monkeypatch.setenv("COLORBENCH_CACHE", str(tmp_path / "cache"))
     previous = os.umask(umask)

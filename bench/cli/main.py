@@ -330,7 +330,7 @@ def _report(args: argparse.Namespace) -> int:
     with lock(args.results):
         try:
             built = build_report(args.results, crop_run=args.crop_run)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:  # a table or record edited or cut short
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:  # a record edited or cut short
             raise BenchError(f"{args.results} holds a damaged run record or table ({type(exc).__name__}: {exc}); "
                              "rerun the command that made it (it resumes and rewrites the tables)") from exc
         print(f"report in {built}")
