@@ -18,17 +18,32 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
+from colorbench.cli.options import (
+    BATCH,
+    COUNT,
+    GALLERY,
+    SEED,
+    SEEDS,
+    SIZE,
+    WORKERS,
+    OneLineParser,
+    check_crop_run,
+    keep_option,
+    metric_names,
+    profile_option,
+    split_names,
+    weights_option,
+)
 from colorbench.core import console
 from colorbench.core import device as devices
 from colorbench.core.device import DEVICE_CHOICES
-from colorbench.core.errors import BenchError, unknown_name
+from colorbench.core.errors import BenchError
 from colorbench.data.loader import Preprocess
-from colorbench.io.checkpoints import check_readable
 from colorbench.io.images import RESIZE_MODES
 from colorbench.io.layout import RunLayout
 from colorbench.io.weights import WEIGHTS_DIR_ENV
@@ -37,99 +52,6 @@ from colorbench.models.teachers import TEACHER_CHOICES
 from colorbench.pipeline.context import DEFAULT_STUDY_IMAGES
 
 logger = logging.getLogger(__name__)
-
-
-def _weights(values: Sequence[str], models: Sequence[str]) -> dict[str, Path]:
-    """``--weights NAME=PATH`` options, checked before anything runs: NAME must be a registered model among those
-    run (a typo gets a close-match suggestion) and PATH a readable safetensors file (pickles are refused)."""
-    from colorbench.models.registry import model_specs
-
-    weights: dict[str, Path] = {}
-    for value in values:
-        name, sep, path = value.partition("=")
-        if not sep or not name or not path:
-            raise BenchError(f"--weights takes NAME=PATH, not {value!r}")
-        if name not in model_specs():
-            raise unknown_name("model in --weights", name, model_specs())
-        if name not in models:
-            raise unknown_name(f"model in --weights (not among the models run: {', '.join(models) or 'none'})",
-                               name, models)
-        check_readable(Path(path))
-        weights[name] = Path(path)
-    return weights
-
-
-def _keep(value: str) -> int | None:
-    """``--keep-checkpoints N|all``: the number of latest epoch checkpoints kept besides the best (None: all)."""
-    if value == "all":
-        return None
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"takes a number of epochs (at least 1) or 'all', not {value!r}")
-    return int(value)
-
-
-def _profile(value: str) -> str:
-    """``--profile``, checked against the trainer's profiles only when ``run`` parses it (so that other commands,
-    ``list`` above all, never import the trainer)."""
-    from colorbench.training.profiles import PROFILE_CHOICES
-
-    if value not in PROFILE_CHOICES:
-        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(PROFILE_CHOICES)})")
-    return value
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose refusals are one line on stderr (``python -m bench run: error: ...``), exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def bounded(low: int, high: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an integer in ``[low, high]`` (no upper bound for None), refused at parse time."""
-    allowed = f"from {low} to {high}" if high is not None else f"at least {low}"
-
-    def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"takes a whole number {allowed}, not {value!r}") from None
-        if number < low or (high is not None and number > high):
-            raise argparse.ArgumentTypeError(f"takes a whole number {allowed}, not {value}")
-        return number
-
-    return parse
-
-
-#: Allowed ranges of the numeric options. The working size starts at SSIM's 11-pixel Gaussian window (below it
-#: SSIM and the claims built on it have no value) and stops at 4096 (a 16-megapixel working image per batch row).
-SIZE, BATCH, WORKERS, COUNT = bounded(11, 4096), bounded(1, 4096), bounded(0, 256), bounded(1)
-#: Seeds seed numpy's generator, which takes 0 .. 2**32 - 1 (``--seeds`` replicas add to it).
-SEED, GALLERY, SEEDS = bounded(0, 2**32 - 1 - 1000), bounded(0, 1000), bounded(1, 1000)
-
-
-def _names(value: str | None) -> list[str] | None:
-    return [n.strip() for n in value.split(",") if n.strip()] if value else None
-
-
-def _metric_names(value: str | None) -> list[str] | None:
-    """Checked metric names from ``--metrics`` (None: every registered metric available here). A name given
-    twice, or a metric that cannot be computed here (its weight file is absent), is refused: the tables would
-    otherwise hold a repeated column or silently lack the one asked for."""
-    from colorbench.metrics.registry import get_metric
-
-    names = _names(value)
-    if not names:
-        return None
-    checked = [get_metric(n).name for n in names]
-    repeated = sorted({n for n in checked if checked.count(n) > 1})
-    if repeated:
-        raise BenchError(f"--metrics names {', '.join(repeated)} more than once; name each metric once")
-    for name in checked:
-        reason = get_metric(name).unavailable()
-        if reason is not None:
-            raise BenchError(f"metric {name} was asked for by --metrics but cannot be computed here: {reason}")
-    return checked
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -158,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                      help="load a model's weights from a safetensors file instead of fitting/training it")
     run.add_argument("--no-study", action="store_true", help="skip the perturbation study")
-    run.add_argument("--profile", type=_profile, default="auto", metavar="{auto,smoke,paper}",
+    run.add_argument("--profile", type=profile_option, default="auto", metavar="{auto,smoke,paper}",
                      help="training profile of trained models: smoke (small and fast), paper (224x224, the paper's "
                           "hyper-parameters); auto = smoke on the built-in sample, paper otherwise")
     run.add_argument("--teacher", choices=TEACHER_CHOICES, default="auto",
@@ -174,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "images (same file sha256), for a deliberate overfitting check; recorded in run.json")
     run.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                      help="continue training from the last epoch checkpoint and reuse finished trainings (default)")
-    run.add_argument("--keep-checkpoints", type=_keep, default=1, metavar="N|all",
+    run.add_argument("--keep-checkpoints", type=keep_option, default=1, metavar="N|all",
                      help="epoch checkpoints kept besides the best by validation MSE: the last N (default 1), or all")
     run.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                      help="bf16 autocast for training and prediction on CUDA/XLA (default; the CPU runs fp32)")
@@ -286,15 +208,15 @@ def _run(args: argparse.Namespace) -> int:
         raise BenchError("--coco-root replaces --train/--eval; give one or the other")
     if args.coco_root and not Path(args.coco_root).is_dir():
         raise BenchError(f"COCO root {args.coco_root} does not exist or is not a folder")
-    models = [] if study_only else resolve_model_names(_names(args.models), all_models=args.all)
-    weights = _weights(vars(args).get("weights", []), models)
+    models = [] if study_only else resolve_model_names(split_names(args.models), all_models=args.all)
+    weights = weights_option(vars(args).get("weights", []), models)
     evaluate = f"coco:{args.coco_root}:val2017" if args.coco_root else (args.eval or "sample:test")
     train = f"coco:{args.coco_root}:train2017" if args.coco_root else (
         args.train or default_train_source(evaluate, models, weights))
     training = _training_options(args)
     cfg = RunConfig(
         models=models,
-        metrics=_metric_names(args.metrics),
+        metrics=metric_names(args.metrics),
         eval_source=evaluate, train_source=train, eval_split=args.eval_split, train_split=args.train_split,
         preprocess=Preprocess(args.size, args.resize_mode), out=args.out, device=args.device, seed=args.seed,
         limit=args.limit, batch_size=args.batch_size, workers=args.workers,
@@ -312,7 +234,7 @@ def _score(args: argparse.Namespace) -> int:
     from colorbench.pipeline.score_folders import score_folders
     from colorbench.reports.html import build_report
 
-    out = score_folders(args.pred, args.gt, name=args.name, out=args.out, metric_names=_metric_names(args.metrics),
+    out = score_folders(args.pred, args.gt, name=args.name, out=args.out, metric_names=metric_names(args.metrics),
                         device_name=args.device, segments_dir=args.segments,
                         batch_size=args.batch_size, progress=not args.no_progress, report=build_report)
     print(f"results in {out} (open {RunLayout(out).index_html})")
@@ -326,7 +248,7 @@ def _report(args: argparse.Namespace) -> int:
     if not RunLayout(args.results).run_json.is_file():
         raise BenchError(f"{args.results} is not a run folder (no run.json)")
     if args.crop_run is not None:
-        _check_crop_run(args.results, args.crop_run)
+        check_crop_run(args.results, args.crop_run)
     with lock(args.results):
         try:
             built = build_report(args.results, crop_run=args.crop_run)
@@ -335,25 +257,6 @@ def _report(args: argparse.Namespace) -> int:
                              "rerun the command that made it (it resumes and rewrites the tables)") from exc
         print(f"report in {built}")
     return 0
-
-
-def _check_crop_run(results: Path, crop_run: Path) -> None:
-    """``--crop-run`` must be another run folder, made with ``--resize-mode center-crop`` (claim C7 compares the
-    two preprocessings; a run compared with itself, or with another resize run, tests nothing)."""
-    from colorbench.core.strictjson import loads_unique
-
-    if crop_run.resolve() == results.resolve():
-        raise BenchError(f"--crop-run {crop_run} is the run being reported; give a second run folder made with "
-                         "--resize-mode center-crop")
-    run_json = RunLayout(crop_run).run_json
-    try:
-        config = loads_unique(run_json.read_bytes())["config"]
-        mode = config["preprocess"]["mode"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BenchError(f"--crop-run {crop_run} is not a readable run folder ({run_json}: {exc})") from exc
-    if mode != "center-crop":
-        raise BenchError(f"--crop-run {crop_run} was made with --resize-mode {mode}, not center-crop; give a run "
-                         "made with --resize-mode center-crop")
 
 
 def _bapps(args: argparse.Namespace) -> int:
@@ -368,7 +271,7 @@ def _bapps(args: argparse.Namespace) -> int:
     if not layout.run_json.is_file():
         raise BenchError(f"{args.into} is not a run folder (no run.json); run `python -m bench run` or `study` first")
     with lock(args.into):
-        rows = agreement(load_bapps(args.root), select_metrics(_metric_names(args.metrics)).per_image,
+        rows = agreement(load_bapps(args.root), select_metrics(metric_names(args.metrics)).per_image,
                          device=resolve_device(args.device), batch_size=args.batch_size)
         write_csv(layout.bapps_agreement, AGREEMENT_COLUMNS, rows)
         print(f"agreement table in {layout.bapps_agreement}; "
