@@ -5,7 +5,7 @@ per-image metric: analyses (as CSV under ``analysis/``), ``claims.csv``, figures
 
 from __future__ import annotations
 
-import json
+import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from colorbench.claims.manifest import CURRENT_VERSION, RULE_TABLE, version
 from colorbench.claims.pixels import common_pixel_rows, near_grey_shares
 from colorbench.claims.table import Claim, Evidence, evaluate_claims
 from colorbench.core.errors import BenchError
+from colorbench.core.strictjson import loads_unique
 from colorbench.io.layout import EPOCHS_FILE, STEPS_FILE, RunLayout
 from colorbench.io.schema import read_csv, write_csv
 from colorbench.pipeline import caption_sensitivity
@@ -49,9 +50,17 @@ class RunFolder:
     def load(cls, out: Path) -> RunFolder:
         try:
             layout = RunLayout(out)
-            run = json.loads(layout.run_json.read_text())
-            return cls(out, run, read_csv(layout.leaderboard), read_csv(layout.per_image), load_study(out))
-        except (OSError, ValueError) as exc:
+            run = loads_unique(layout.run_json.read_bytes())
+            if not isinstance(run, dict) or not isinstance(run.get("config"), dict) or not isinstance(
+                    run.get("models", {}), dict):
+                raise ValueError(f"{layout.run_json} is not a run record (a JSON object with a config and models)")
+            tables = {path: read_csv(path) for path in (layout.leaderboard, layout.per_image)}
+            for path, rows in tables.items():
+                cut = not path.read_bytes().endswith(b"\n")  # every table colorbench writes ends with a newline
+                if cut or any(None in row or None in row.values() or "model" not in row for row in rows):
+                    raise ValueError(f"{path} is damaged (rows with missing or extra fields, or no model column)")
+            return cls(out, run, tables[layout.leaderboard], tables[layout.per_image], load_study(out))
+        except (OSError, ValueError, csv.Error) as exc:
             raise BenchError(f"{out} is not a finished colorbench run folder: {exc}") from exc
 
     @property

@@ -4,11 +4,13 @@ image folders holding one odd entry beside an ordinary photo."""
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from colorbench.data.sources import FolderSource
@@ -39,7 +41,6 @@ def encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
     return buffer.getvalue()
 
 
-
 def folder_with(tmp_path: Path, name: str, content: bytes) -> Path:
     folder = tmp_path / "images"
     folder.mkdir(exist_ok=True)
@@ -54,3 +55,38 @@ def manifest_of(folder: Path) -> Manifest:
     return manifest
 
 
+
+def one_line(err: str, *needles: str) -> str:
+    """The one line a refusal printed on stderr (no traceback, no usage text; warnings and notes about other
+    things may come before it), checked to hold ``needles``."""
+    lines = [line for line in err.strip().splitlines() if line.strip() and not line.startswith(("warning:", "note:"))]
+    assert "Traceback" not in err and len(lines) == 1, err
+    assert all(needle in lines[0] for needle in needles), (needles, lines[0])
+    return lines[0]
+
+
+def tiny_folder(tmp_path: Path, count: int = 2) -> Path:
+    """An image folder of ``count`` small colour photos (``p0.png``, ...)."""
+    folder = tmp_path / "images"
+    folder.mkdir(exist_ok=True)
+    for index in range(count):
+        colour(20 + index, 30).save(folder / f"p{index}.png")
+    return folder
+
+
+def failing_opens(monkeypatch: pytest.MonkeyPatch, root: Path, code: int, after: int = 0) -> list[str]:
+    """Make every ``os.open`` that creates or writes a file under ``root`` fail with ``code`` (ENOSPC: the disk
+    is full; EROFS: a read-only mount) once ``after`` such opens have succeeded. Temporary files of the atomic
+    writes (tempfile.mkstemp) and appending opens both go through ``os.open``; returns the paths opened."""
+    real, opened = os.open, []
+
+    def open_or_fail(path, flags, mode=0o777, *args, **kwargs):
+        writes = flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+        if writes and Path(os.fsdecode(path)).resolve().is_relative_to(root.resolve()):
+            if len(opened) >= after:
+                raise OSError(code, os.strerror(code), os.fsdecode(path))
+            opened.append(os.fsdecode(path))
+        return real(path, flags, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_or_fail)
+    return opened

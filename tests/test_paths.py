@@ -10,8 +10,12 @@ from pathlib import Path
 import pytest
 
 from colorbench.core.errors import BenchError
+from colorbench.core.files import WriteError, append_bytes, atomic_write_bytes
 from colorbench.core.paths import child, inside, is_safe_component, printable, safe_component
 from colorbench.io.layout import RunLayout
+from colorbench.io.records import RecordStore
+from colorbench.io.runfolder import LOCK_FILE, lock
+from colorbench.training.epochs import CsvLog
 
 HOSTILE = {
     "parent": "..",
@@ -90,3 +94,44 @@ def test_runner_paths_stay_in_the_run_folder(kind, tmp_path):
         assert inside(tmp_path / "out", path) and "\x00" not in str(path)
         assert len(path.relative_to(tmp_path / "out").parts) == (3 if "predictions" in path.parts
                                                                  or "records" in path.parts else 2)
+
+
+# -- no write follows a symlink the harness did not create (issue 22) -------------------------------------------
+
+def linked(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """``tmp_path/folder/name`` as a symlink to ``tmp_path/victim`` (which holds b"precious")."""
+    victim, folder = tmp_path / "victim", tmp_path / "folder"
+    victim.write_bytes(b"precious")
+    folder.mkdir()
+    (folder / name).symlink_to(victim)
+    return folder / name, victim
+
+
+WRITERS = {
+    "atomic": lambda path: atomic_write_bytes(path, b"new"),
+    "append": lambda path: append_bytes(path, b"new"),
+    "records": lambda path: RecordStore(path.parent, 0).append([{"image_id": "1", "psnr": 1.0}]),
+    "csv-log": lambda path: CsvLog(path, ["epoch", "loss"], 0).append({"epoch": 1, "loss": 0.5}),
+    "lock": lambda path: lock(path.parent).__enter__(),
+}
+NAMES = {"atomic": "a.csv", "append": "a.log", "records": "rank-0.jsonl", "csv-log": "steps.csv",
+         "lock": LOCK_FILE}
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_no_writer_follows_a_planted_symlink(writer, tmp_path):
+    path, victim = linked(tmp_path, NAMES[writer])
+    with pytest.raises(WriteError, match=r"refusing to write .* symbolic link"):
+        WRITERS[writer](path)
+    assert victim.read_bytes() == b"precious" and path.is_symlink()
+
+
+@pytest.mark.parametrize("writer", ["atomic", "append"])
+def test_a_dangling_symlink_is_not_created_through(writer, tmp_path):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "x").symlink_to(tmp_path / "created-elsewhere")
+    with pytest.raises(WriteError, match="symbolic link"):
+        WRITERS[writer](folder / "x")
+    assert not (tmp_path / "created-elsewhere").exists()
+

@@ -101,6 +101,7 @@ def test_interrupted_shard_is_ignored_and_redone(own_cache):
 
 
 def test_prepare_rejects_bad_arguments(own_cache, capsys):
-    assert main(["data", "prepare", "sample:test", "--size", "4"]) == 2
-    assert "--size 4" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # refused when parsed (issue 22), below SSIM's 11-pixel window
+        main(["data", "prepare", "sample:test", "--size", "4"])
+    assert refused.value.code == 2 and "--size: takes a whole number from 11 to 4096, not 4" in capsys.readouterr().err
     assert main(["data", "prepare", "folder:/nonexistent/photos", "--no-progress"]) == 2

@@ -2,9 +2,11 @@
 ``data prepare``, ``list``.
 
 Exit status: 0 when everything asked for was done (images skipped with a stated reason count as done); 2 with
-one line on stderr (``error: ...``) for input the command cannot use (unknown names, missing or pickled weight
-files, a folder of another command or in use); 1 with one line when the command ran but some result is missing
-(a model failed, no image could be scored). Nothing finished is lost: the same command resumes where it stopped.
+one line on stderr (``error: ...``) for input the command cannot use (unknown or repeated names, a numeric option
+outside its range, an unavailable metric asked for by name, missing or pickled weight files, a folder of another
+command or of other settings, or in use); 1 with one line when the command ran but some result is missing (a
+model failed or produced non-finite values, no image could be scored, a file could not be written); 130 on
+Ctrl-C and 143 on SIGTERM, with one line. Nothing finished is lost: the same command resumes where it stopped.
 Messages are ``logging`` records written to stderr by colorbench.core.console (``--quiet``: warnings and errors only);
 stdout holds only the command's own output.
 """
@@ -14,15 +16,33 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
+from colorbench.cli.options import (
+    BATCH,
+    COUNT,
+    GALLERY,
+    SEED,
+    SEEDS,
+    SIZE,
+    WORKERS,
+    OneLineParser,
+    check_crop_run,
+    keep_option,
+    metric_names,
+    profile_option,
+    split_names,
+    weights_option,
+)
 from colorbench.core import console
 from colorbench.core import device as devices
 from colorbench.core.device import DEVICE_CHOICES
-from colorbench.core.errors import BenchError, unknown_name
+from colorbench.core.errors import BenchError
 from colorbench.data.loader import Preprocess
 from colorbench.io.images import RESIZE_MODES
 from colorbench.io.layout import RunLayout
@@ -34,67 +54,10 @@ from colorbench.pipeline.context import DEFAULT_STUDY_IMAGES
 logger = logging.getLogger(__name__)
 
 
-def _weights(values: Sequence[str], models: Sequence[str]) -> dict[str, Path]:
-    """``--weights NAME=PATH`` options, checked before anything runs: NAME must be a registered model among those
-    run (a typo gets a close-match suggestion) and PATH a readable safetensors file (pickles are refused) or an
-    authors' release file that fits the model (colorbench.models.releases). Release files found under their
-    release names in the weights folders (``--weights-dir``) count as given for the models run without one."""
-    from colorbench.models.registry import model_specs
-    from colorbench.models.releases import check_weights_file, releases_found
-
-    weights: dict[str, Path] = {}
-    for value in values:
-        name, sep, path = value.partition("=")
-        if not sep or not name or not path:
-            raise BenchError(f"--weights takes NAME=PATH, not {value!r}")
-        if name not in model_specs():
-            raise unknown_name("model in --weights", name, model_specs())
-        if name not in models:
-            raise unknown_name(f"model in --weights (not among the models run: {', '.join(models) or 'none'})",
-                               name, models)
-        check_weights_file(name, Path(path))
-        weights[name] = Path(path)
-    found = releases_found(models, list(weights))
-    for name, release_path in found.items():
-        logger.info("%s: the authors' release %s (found in the weights folders) is its weights", name, release_path)
-    return {**weights, **found}
-
-
-def _keep(value: str) -> int | None:
-    """``--keep-checkpoints N|all``: the number of latest epoch checkpoints kept besides the best (None: all)."""
-    if value == "all":
-        return None
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"takes a number of epochs (at least 1) or 'all', not {value!r}")
-    return int(value)
-
-
-def _profile(value: str) -> str:
-    """``--profile``, checked against the trainer's profiles only when ``run`` parses it (so that other commands,
-    ``list`` above all, never import the trainer)."""
-    from colorbench.training.profiles import PROFILE_CHOICES
-
-    if value not in PROFILE_CHOICES:
-        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(PROFILE_CHOICES)})")
-    return value
-
-
-def _names(value: str | None) -> list[str] | None:
-    return [n.strip() for n in value.split(",") if n.strip()] if value else None
-
-
-def _metric_names(value: str | None) -> list[str] | None:
-    """Checked metric names from ``--metrics`` (None: every registered metric available here)."""
-    from colorbench.metrics.registry import get_metric
-
-    names = _names(value)
-    return [get_metric(n).name for n in names] if names else None
-
-
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", help="comma-separated metric names (default: every per-image metric)")
     parser.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} (default auto)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=BATCH, default=16, help="images per batch (1 to 4096, default 16)")
     parser.add_argument("--out", type=Path, help="output folder (default: a folder under results/)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     _weights_dir(parser)
@@ -106,7 +69,7 @@ def _weights_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench", description="colorbench: colorization benchmark harness")
+    parser = OneLineParser(prog="python -m bench", description="colorbench: colorization benchmark harness")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="fit/train, predict and score models; write tables and the report")
@@ -117,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                      help="load a model's weights from a safetensors file instead of fitting/training it")
     run.add_argument("--no-study", action="store_true", help="skip the perturbation study")
-    run.add_argument("--profile", type=_profile, default="auto", metavar="{auto,smoke,paper}",
+    run.add_argument("--profile", type=profile_option, default="auto", metavar="{auto,smoke,paper}",
                      help="training profile of trained models: smoke (small and fast), paper (224x224, the paper's "
                           "hyper-parameters); auto = smoke on the built-in sample, paper otherwise")
     run.add_argument("--teacher", choices=TEACHER_CHOICES, default="auto",
@@ -126,14 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--text-encoder", choices=TEXT_ENCODERS, default="bilstm",
                      help="caption encoder of model-b and model-c1: bilstm (learned word embeddings) or minilm (the "
                           "pretrained all-MiniLM-L6-v2 sentence encoder, frozen; needs the 'text' extra)")
-    run.add_argument("--epochs", type=int, help="training epochs (default: the profile's)")
-    run.add_argument("--seeds", type=int, default=1, help="train every trained model N times with seeds seed, "
+    run.add_argument("--epochs", type=COUNT, help="training epochs (default: the profile's)")
+    run.add_argument("--seeds", type=SEEDS, default=1, help="train every trained model N times with seeds seed, "
                      "seed+1, ...; replica k > 0 is the model entry NAME@seed{k} (default 1)")
     run.add_argument("--allow-overlap", action="store_true", help="allow evaluation images that are also training "
                      "images (same file sha256), for a deliberate overfitting check; recorded in run.json")
     run.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                      help="continue training from the last epoch checkpoint and reuse finished trainings (default)")
-    run.add_argument("--keep-checkpoints", type=_keep, default=1, metavar="N|all",
+    run.add_argument("--keep-checkpoints", type=keep_option, default=1, metavar="N|all",
                      help="epoch checkpoints kept besides the best by validation MSE: the last N (default 1), or all")
     run.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                      help="bf16 autocast for training and prediction on CUDA/XLA (default; the CPU runs fp32)")
@@ -161,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run folder whose report gains the agreement table (analysis/bapps_agreement.csv)")
     bapps.add_argument("--metrics", help="comma-separated per-image metric names (default: all available)")
     bapps.add_argument("--device", default="auto")
-    bapps.add_argument("--batch-size", type=int, default=32)
+    bapps.add_argument("--batch-size", type=BATCH, default=32)
     _weights_dir(bapps)
 
     data = commands.add_parser("data", help="input data tools").add_subparsers(dest="data_command", required=True)
@@ -169,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "prepared input cache (uint8 shards) that run, training and scoring then read")
     prepare.add_argument("source", help="sample:PART, coco:ROOT:SPLIT or folder:DIR")
     prepare.add_argument("--split", default="full", help="split of the source (full, val-1k, ...)")
-    prepare.add_argument("--limit", type=int, help="only the first N images (in split-hash order)")
-    prepare.add_argument("--size", type=int, default=224, help="working resolution (default 224)")
+    prepare.add_argument("--limit", type=COUNT, help="only the first N images (in split-hash order)")
+    prepare.add_argument("--size", type=SIZE, default=224, help="working resolution (11 to 4096, default 224)")
     prepare.add_argument("--resize-mode", choices=RESIZE_MODES, default="resize")
     prepare.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -194,12 +157,13 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
                         help="shorthand for --train coco:ROOT:train2017 --eval coco:ROOT:val2017")
     parser.add_argument("--train-split", default="full", help="split of the training source (full, train-10k, ...)")
     parser.add_argument("--eval-split", default="full", help="split of the evaluation source (full, val-1k, ...)")
-    parser.add_argument("--size", type=int, default=224, help="working resolution (default 224, as ChromaGAN)")
+    parser.add_argument("--size", type=SIZE, default=224,
+                        help="working resolution (11 to 4096, default 224, as ChromaGAN)")
     parser.add_argument("--resize-mode", choices=RESIZE_MODES, default="resize")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, help="use only the first N images (in split-hash order) of each source")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument("--gallery", type=int, default=8, help="images shown in the report's gallery")
+    parser.add_argument("--seed", type=SEED, default=0)
+    parser.add_argument("--limit", type=COUNT, help="use only the first N images (in split-hash order) of each source")
+    parser.add_argument("--workers", type=WORKERS, default=0, help="DataLoader worker processes (0 to 256)")
+    parser.add_argument("--gallery", type=GALLERY, default=8, help="images shown in the report's gallery (0 to 1000)")
     parser.add_argument("--study-images", default=str(DEFAULT_STUDY_IMAGES),
                         help="images of the evaluation split (first N in split order) in the perturbation and paired "
                              f"study, or 'all' (default {DEFAULT_STUDY_IMAGES})")
@@ -244,19 +208,15 @@ def _run(args: argparse.Namespace) -> int:
         raise BenchError("--coco-root replaces --train/--eval; give one or the other")
     if args.coco_root and not Path(args.coco_root).is_dir():
         raise BenchError(f"COCO root {args.coco_root} does not exist or is not a folder")
-    models = [] if study_only else resolve_model_names(_names(args.models), all_models=args.all)
-    weights = _weights(vars(args).get("weights", []), models)
+    models = [] if study_only else resolve_model_names(split_names(args.models), all_models=args.all)
+    weights = weights_option(vars(args).get("weights", []), models)
     evaluate = f"coco:{args.coco_root}:val2017" if args.coco_root else (args.eval or "sample:test")
     train = f"coco:{args.coco_root}:train2017" if args.coco_root else (
         args.train or default_train_source(evaluate, models, weights))
     training = _training_options(args)
-    if training.get("epochs") is not None and int(training["epochs"]) < 1:
-        raise BenchError(f"--epochs {training['epochs']}: train at least one epoch")
-    if args.size < 8:
-        raise BenchError(f"--size {args.size} is too small (at least 8 pixels)")
     cfg = RunConfig(
         models=models,
-        metrics=_metric_names(args.metrics),
+        metrics=metric_names(args.metrics),
         eval_source=evaluate, train_source=train, eval_split=args.eval_split, train_split=args.train_split,
         preprocess=Preprocess(args.size, args.resize_mode), out=args.out, device=args.device, seed=args.seed,
         limit=args.limit, batch_size=args.batch_size, workers=args.workers,
@@ -274,7 +234,7 @@ def _score(args: argparse.Namespace) -> int:
     from colorbench.pipeline.score_folders import score_folders
     from colorbench.reports.html import build_report
 
-    out = score_folders(args.pred, args.gt, name=args.name, out=args.out, metric_names=_metric_names(args.metrics),
+    out = score_folders(args.pred, args.gt, name=args.name, out=args.out, metric_names=metric_names(args.metrics),
                         device_name=args.device, segments_dir=args.segments,
                         batch_size=args.batch_size, progress=not args.no_progress, report=build_report)
     print(f"results in {out} (open {RunLayout(out).index_html})")
@@ -287,8 +247,15 @@ def _report(args: argparse.Namespace) -> int:
 
     if not RunLayout(args.results).run_json.is_file():
         raise BenchError(f"{args.results} is not a run folder (no run.json)")
+    if args.crop_run is not None:
+        check_crop_run(args.results, args.crop_run)
     with lock(args.results):
-        print(f"report in {build_report(args.results, crop_run=args.crop_run)}")
+        try:
+            built = build_report(args.results, crop_run=args.crop_run)
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:  # a record edited or cut short
+            raise BenchError(f"{args.results} holds a damaged run record or table ({type(exc).__name__}: {exc}); "
+                             "rerun the command that made it (it resumes and rewrites the tables)") from exc
+        print(f"report in {built}")
     return 0
 
 
@@ -304,7 +271,7 @@ def _bapps(args: argparse.Namespace) -> int:
     if not layout.run_json.is_file():
         raise BenchError(f"{args.into} is not a run folder (no run.json); run `python -m bench run` or `study` first")
     with lock(args.into):
-        triplets, names = load_bapps(args.root), select_metrics(_metric_names(args.metrics)).per_image
+        triplets, names = load_bapps(args.root), select_metrics(metric_names(args.metrics)).per_image
         device = resolve_device(args.device)
         rows = agreement(triplets, names, device=device, batch_size=args.batch_size)
         write_csv(layout.bapps_agreement, AGREEMENT_COLUMNS, rows)
@@ -320,8 +287,6 @@ def _data(args: argparse.Namespace) -> int:
     from colorbench.data.sources import open_source
     from colorbench.data.splits import build_manifest
 
-    if args.size < 8:
-        raise BenchError(f"--size {args.size} is too small (at least 8 pixels)")
     manifest = build_manifest(open_source(args.source), args.split, limit=args.limit, progress=not args.no_progress)
     summary = prepare(manifest, args.size, args.resize_mode, progress=not args.no_progress)
     print(summary.line())
@@ -352,9 +317,25 @@ COMMANDS = {"run": _run, "study": _run, "score": _score, "report": _report, "bap
             "throughput": _throughput, "list": _list}
 
 
+class TerminatedError(Exception):
+    """SIGTERM arrived (a scheduler or ``kill`` stopping the command)."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise TerminatedError
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(args, argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: argparse.Namespace, argv: Sequence[str]) -> int:
     console.configure(quiet=args.quiet)
     if getattr(args, "weights_dir", None) is not None:
         if not args.weights_dir.is_dir():
@@ -374,3 +355,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         logger.error("results so far are on disk; rerun the same command to resume", extra={"prefix": "interrupted"})
         return 130
+    except TerminatedError:
+        logger.error("stopped by SIGTERM; results so far are on disk, rerun the same command to resume",
+                     extra={"prefix": "terminated"})
+        return 128 + signal.SIGTERM
+    except OSError as exc:  # a file the command needed could not be read or written (the write paths say more)
+        where = f" {exc.filename}" if exc.filename else ""
+        logger.error("cannot use%s: %s; files already written are kept", where, exc.strerror or exc)
+        return 1
+    except MemoryError:
+        logger.error("out of memory; rerun with a smaller --batch-size or --size (files already written are kept)")
+        return 1

@@ -25,8 +25,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,7 +34,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from colorbench.core.files import atomic_write_bytes
+from colorbench.core.files import atomic_write, atomic_write_bytes
 from colorbench.data.sample import cache_root
 from colorbench.data.splits import Manifest, ManifestEntry
 from colorbench.io.images import UnreadableImageError, open_rgb, preprocess, to_tensor_u8
@@ -127,16 +125,9 @@ class PreparedStore:
 
 
 def _save_array(path: Path, array: np.ndarray) -> None:
-    """np.save through a temporary file and a rename (large arrays: no copy in memory)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """np.save through a temporary file and a rename (large arrays: no copy in memory), with the permissions of
+    a plain ``open`` (the umask decides, as for every other cache file)."""
+    atomic_write(path, lambda handle: np.save(handle, array))
 
 
 @dataclass

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from colorbench.core.errors import BenchError
+
 SAMPLE_VERSION = "v2"
 SAMPLE_PARTS = ("train", "test")
 
@@ -63,8 +65,13 @@ def _load_photo(loader: str) -> np.ndarray:
 
 
 def cache_root() -> Path:
-    """The folder where colorbench keeps derived files that are safe to delete."""
-    return Path(os.environ.get("COLORBENCH_CACHE", Path.home() / ".cache" / "colorbench"))
+    """The folder where colorbench keeps derived files that are safe to delete (``$COLORBENCH_CACHE``, which must
+    name a folder or nothing yet)."""
+    root = Path(os.environ.get("COLORBENCH_CACHE", Path.home() / ".cache" / "colorbench"))
+    if root.exists() and not root.is_dir():
+        raise BenchError(f"the cache folder {root} (COLORBENCH_CACHE) is a file, not a folder; set COLORBENCH_CACHE "
+                         "to a folder")
+    return root
 
 
 def _write_sample(root: Path) -> None:

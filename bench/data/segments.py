@@ -13,6 +13,7 @@ all take their maps from this one module. Which source a run used is recorded in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,11 @@ import torch
 from PIL import Image, ImageOps
 
 from colorbench.core.errors import BenchError
-from colorbench.core.paths import inside, safe_component
+from colorbench.core.paths import inside, printable, safe_component
 from colorbench.data.loader import Preprocess
-from colorbench.io.images import read_label_png
+from colorbench.io.images import UnreadableImageError, read_label_png
+
+logger = logging.getLogger(__name__)
 
 SLIC_PARAMS = {"n_segments": 100, "compactness": 10.0, "start_label": 1}
 
@@ -101,12 +104,23 @@ def slic_segments(_: object, target: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def segments_from(folder: Path) -> Callable[[object, torch.Tensor], dict[str, torch.Tensor]]:
     """Scoring extras read from label-map PNGs named by image id (a run's ``segments/``); a missing map (or a
-    symlink out of the folder) gives an empty one, so only the segment metrics of that image are n/a."""
+    symlink out of the folder), an undecodable one or one of another size than the image gives an empty map (with
+    a warning for the last two), so only the segment metrics of that image are n/a."""
 
     def extras(pair: object, target: torch.Tensor) -> dict[str, torch.Tensor]:
         path = folder / safe_component(f"{pair.image_id}.png")  # type: ignore[attr-defined]
-        readable = path.is_file() and inside(folder, path)
-        labels = read_label_png(path) if readable else torch.zeros(target.shape[1:], dtype=torch.int64)
+        empty = torch.zeros(target.shape[1:], dtype=torch.int64)
+        if not (path.is_file() and inside(folder, path)):
+            return {"segments": empty}
+        try:
+            labels = read_label_png(path)
+        except UnreadableImageError as exc:
+            logger.warning("segment metrics of %s are n/a: %s", printable(path.name), exc)
+            return {"segments": empty}
+        if labels.shape != empty.shape:
+            logger.warning("segment metrics of %s are n/a: its label map is %s, the image %s", printable(path.name),
+                           "x".join(map(str, labels.shape[::-1])), "x".join(map(str, empty.shape[::-1])))
+            return {"segments": empty}
         return {"segments": labels}
 
     return extras

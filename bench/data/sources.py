@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import json
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from colorbench.core.errors import BenchError
 from colorbench.core.paths import inside, printable, safe_component
+from colorbench.core.strictjson import load_unique
 from colorbench.data.sample import SAMPLE_PARTS, sample_root
 from colorbench.data.sidecar import sidecar_captions
 
@@ -76,7 +76,7 @@ def read_json_object(path: Path) -> dict[str, Any]:
     """Parse an annotation file that must hold a JSON object; anything else is a one-line BenchError."""
     try:
         with path.open("rb") as handle:
-            data = json.load(handle)
+            data = load_unique(handle)
     except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise BenchError(f"cannot read COCO annotation file {path}: {exc}") from exc
     if not isinstance(data, dict):
@@ -237,7 +237,7 @@ class FolderSource:
             raise BenchError(f"image folder {self.folder} does not exist or is not a folder")
 
     def records(self) -> list[ImageRecord]:
-        captions = sidecar_captions(self.folder)
+        captions = sidecar_captions(self.folder, IMAGE_SUFFIXES)
         records = [folder_record(self.folder, path) for path in image_files(self.folder)]
         return refuse_duplicates([replace(r, caption=clean_caption(captions.get(r.path.stem, ""))) for r in records])
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from colorbench.core.files import atomic_write_bytes
+from colorbench.core.files import atomic_write_bytes, open_appending, write_error
 from colorbench.io import integrity
 from colorbench.io.schema import json_safe
 
@@ -52,13 +52,15 @@ class RecordStore:
     def append(self, records: list[dict[str, object]]) -> None:
         if not records:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a+b") as handle:
-            handle.truncate(_complete_length(handle))  # drop a torn line left by an interrupted write
-            for record in records:
-                handle.write((json.dumps(integrity.seal(json_safe(record))) + "\n").encode())  # type: ignore[arg-type]
-            handle.flush()
-            os.fsync(handle.fileno())
+        lines = b"".join((json.dumps(integrity.seal(json_safe(r))) + "\n").encode() for r in records)  # type: ignore[arg-type]
+        with open_appending(self.path) as handle:
+            try:
+                handle.truncate(_complete_length(handle))  # drop a torn line left by an interrupted write
+                handle.write(lines)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except OSError as exc:
+                raise write_error(self.path, exc) from exc
 
 
 def _complete_length(handle: BinaryIO, block: int = 1 << 16) -> int:

@@ -21,7 +21,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from colorbench.core.errors import BenchError
-from colorbench.core.files import atomic_write_bytes
+from colorbench.core.files import atomic_write_bytes, open_appending, write_error
+from colorbench.core.strictjson import loads_unique
 
 IDENTITY_FILE = ".colorbench-folder.json"
 LOCK_FILE = ".colorbench.lock"
@@ -38,24 +39,22 @@ def describe(identity: Mapping[str, object]) -> str:
 @contextlib.contextmanager
 def lock(folder: Path) -> Iterator[None]:
     """Hold the folder's exclusive lock for the block; a held lock raises :class:`BenchError` at once."""
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
-    handle = path.open("a+")
-    try:
+    with open_appending(path) as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "unknown"
+            holder = handle.read().decode(errors="replace").strip() or "unknown"
             raise BenchError(f"{folder} is being written by another colorbench process (pid {holder}, lock "
                              f"{path}); wait for it to finish or pass another --out") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+        try:
+            handle.truncate(0)
+            handle.write(str(os.getpid()).encode())
+            handle.flush()
+        except OSError as exc:
+            raise write_error(path, exc) from exc
         yield
-    finally:
-        handle.close()
 
 
 @contextlib.contextmanager
@@ -71,8 +70,7 @@ def claim(folder: Path, identity: Mapping[str, object], *, writer: bool = True) 
     stored = _stored_identity(folder) if existed else None
     wanted = json.loads(json.dumps(identity, default=str))
     if stored is not None and stored != wanted:
-        raise BenchError(f"{folder} holds the results of another command ({describe(stored)}), not of this "
-                         f"{describe(wanted)}; pass --out with a new folder, or repeat that command to resume it")
+        raise _mismatch(folder, stored, wanted)
     if stored is None and existed and any(p.name not in _OWN_FILES for p in folder.iterdir()):
         raise BenchError(f"--out {folder} already holds files that colorbench did not write for this command; "
                          "pass --out with a new or empty folder")
@@ -89,12 +87,30 @@ def claim(folder: Path, identity: Mapping[str, object], *, writer: bool = True) 
         raise
 
 
+def _mismatch(folder: Path, stored: Mapping[str, object], wanted: Mapping[str, object]) -> BenchError:
+    """The refusal of a folder whose recorded identity is not this command's: another command, or the same one
+    with other settings (each named, with its value there and here)."""
+    if {k: v for k, v in stored.items() if k != "settings"} != {k: v for k, v in wanted.items() if k != "settings"}:
+        return BenchError(f"{folder} holds the results of another command ({describe(stored)}), not of this "
+                          f"{describe(wanted)}; pass --out with a new folder, or repeat that command to resume it")
+    there, here = stored.get("settings"), wanted.get("settings")
+    if not isinstance(there, dict) or not isinstance(here, dict):
+        return BenchError(f"--out {folder} was made by an earlier colorbench that did not record its settings; "
+                          "pass --out with a new folder (its results stay as they are)")
+    changed = sorted(set(there) | set(here), key=str)
+    shown = "; ".join(f"{k}: {json.dumps(there.get(k))} there, {json.dumps(here.get(k))} here"
+                      for k in changed if there.get(k) != here.get(k))
+    return BenchError(f"--out {folder} holds results made with other settings ({shown}); pass --out with a new "
+                      "folder (without --out, each combination of settings gets its own folder), or repeat the "
+                      "command with the folder's settings to resume it")
+
+
 def _stored_identity(folder: Path) -> dict[str, object] | None:
     path = folder / IDENTITY_FILE
     if not path.is_file():
         return None
     try:
-        stored = json.loads(path.read_text())
+        stored = loads_unique(path.read_bytes())
     except (ValueError, UnicodeDecodeError) as exc:
         raise BenchError(f"{path} is not valid JSON ({exc}); pass --out with a new folder") from exc
     return stored if isinstance(stored, dict) else None

@@ -14,18 +14,27 @@ import torch
 
 from colorbench.core.cachekey import LEGACY_SEPARATORS, cache_key
 from colorbench.core.device import DistInfo, fixed_shapes
+from colorbench.core.files import file_sha256
 from colorbench.data.loader import Preprocess, make_loader
 from colorbench.data.splits import ManifestEntry
 from colorbench.io.layout import RunLayout
 from colorbench.io.timings import StageTimer
 from colorbench.metrics.registry import select_metrics
 from colorbench.models.registry import ModelSpec, get_model_spec
+from colorbench.models.teachers import resolve_teacher
 
 logger = logging.getLogger(__name__)
 
 #: Default of ``--study-images`` for ``run`` and ``study``: 16 images x 35 variants = 560 degraded images, about
 #: 7 CPU-minutes compiled and 21 eager by colorbench.study.run.SECONDS_PER_DEGRADED; ``all`` for the full split.
 DEFAULT_STUDY_IMAGES = 16
+
+
+#: Config fields that change no output: the folder itself, progress bars, loader processes, whether a stopped
+#: training continues (it ends where a fresh one would) and how many epoch checkpoints stay on disk; and the
+#: fields the identity already holds beside its settings (the data and the models).
+NEUTRAL_SETTINGS = frozenset({"out", "progress", "workers", "resume", "keep_checkpoints", "models", "eval_source",
+                              "train_source", "eval_split", "train_split", "preprocess", "limit"})
 
 
 @dataclass
@@ -72,9 +81,22 @@ class RunConfig:
         return cache_key(fixed, 10, separators=LEGACY_SEPARATORS)  # legacy text: names existing run folders
 
     def identity(self) -> dict[str, object]:
-        """What makes a run folder this command's (colorbench.io.runfolder): the command, the data and the models."""
+        """What makes a run folder this command's (colorbench.io.runfolder): the command, the data, the models and
+        every other setting that changes an output (:meth:`settings`), so that no rerun with other settings
+        replaces a finished result."""
         return {"command": self.command, "data": self.data_id(), "eval_source": self.eval_source,
-                "models": list(self.models)}
+                "models": list(self.models), "settings": self.settings()}
+
+    def settings(self) -> dict[str, object]:
+        """The options besides data and models that change some output: every field of the config except
+        :data:`NEUTRAL_SETTINGS`, with what "auto" or a path stands for resolved (the metric set computable
+        here, the teacher chosen, the bytes of each weight file)."""
+        fixed = {k: v for k, v in self.as_dict().items() if k not in NEUTRAL_SETTINGS}
+        fixed["metrics"] = list(select_metrics(self.metrics).names)
+        fixed["teacher"] = resolve_teacher(self.teacher)
+        fixed["weights"] = {name: {"path": str(path), "sha256": file_sha256(path) if path.is_file() else None}
+                            for name, path in sorted(self.weights.items())}
+        return fixed
 
     def resolved_out(self) -> Path:
         """``--out``, else ``results/<eval source>-<command>-<hash of the identity>``: commands with other models

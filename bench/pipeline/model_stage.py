@@ -74,6 +74,14 @@ class ModelStage:
         with self.ctx.timer.stage("predict", entry.name):
             self.predict(entry, model, key)
             barrier(self.dist)
+        health = self.prediction_health(entry.name)
+        if health["images_with_nonfinite"]:
+            outcome.info["prediction_health"] = health
+            outcome.error = (f"produced non-finite values (NaN or Inf) in {health['images_with_nonfinite']} of "
+                             f"{len(self.manifests.eval.usable)} images; marked non-finite in run.json and left out "
+                             "of the tables, rankings and claims")
+            logger.error("model %s: %s", entry.name, outcome.error)
+            return outcome
         with self.ctx.timer.stage("score", entry.name):
             self.score(entry.name, key)
             barrier(self.dist)
@@ -311,6 +319,12 @@ def _load_into(model: Colorizer, path: Path) -> None:
 
 
 def _state_into(model: Colorizer, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Load ``state`` into ``model``; weights that do not fit it, or hold NaN or Inf, are refused."""
+    broken = sorted(name for name, tensor in state.items()
+                    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()))
+    if broken:
+        raise BenchError(f"weights in {path} hold NaN or Inf values (tensor {', '.join(broken[:3])}); "
+                         "refusing to rank a model with non-finite weights")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -98,6 +98,7 @@ def write_tables(ctx: RunContext, manifests: Manifests, truth: GroundTruth, mode
         described[name] = {"spec": o.entry.spec.as_dict(), **o.entry.describe(), **o.info, "error": o.error}
         if o.entry.trained and o.error is None:
             described[name]["protocol"] = trained_protocol(o.info)
+        described[name]["non_finite"] = bool(section(o.info, "prediction_health").get("images_with_nonfinite"))
         if o.error is None:
             described[name]["prediction_health"] = models.prediction_health(name)
             described[name]["metric_na"] = na_counts(by_model[name], ctx.metric_names)

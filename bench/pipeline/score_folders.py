@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
+from colorbench.core.cachekey import cache_key
 from colorbench.core.device import resolve_device
 from colorbench.core.errors import BenchError, IncompleteError
-from colorbench.core.paths import child, printable, text_bytes
+from colorbench.core.paths import child, printable
 from colorbench.data.segments import SegmentSource, segments_from, slic_segments, slic_source
 from colorbench.io.layout import RunLayout
 from colorbench.io.runfolder import claim
@@ -42,9 +42,12 @@ def score_folders(
     metrics = select_metrics(metric_names)
     pairs, skips = match_folders(pred_dir, gt_dir)
     model = name or printable(pred_dir.resolve().name)
-    identity = {"command": "score", "data": f"{pred_dir.resolve()} vs {gt_dir.resolve()}", "models": [model]}
+    settings = {"metrics": list(metrics.names), "batch_size": batch_size,
+                "segments": str(segments_dir.resolve()) if segments_dir else None}
+    identity = {"command": "score", "data": f"{pred_dir.resolve()} vs {gt_dir.resolve()}", "models": [model],
+                "settings": settings}
     if out is None:
-        digest = hashlib.sha256(text_bytes(f"{pred_dir.resolve()}|{gt_dir.resolve()}")).hexdigest()[:10]
+        digest = cache_key(identity, 10)
         out = child(Path("results"), f"score-{model}-{digest}")
     with claim(out, identity):
         device = resolve_device(device_name)

@@ -4,6 +4,7 @@ append-only CSV logs (``steps.csv``, ``epochs.csv``) that a resumed run truncate
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from colorbench.core.errors import BenchError
+from colorbench.core.files import append_bytes, atomic_write_bytes
 from colorbench.core.values import integer
 from colorbench.io import integrity
 from colorbench.io.checkpoints import load_state, read_metadata, save_state
@@ -79,17 +81,17 @@ class CsvLog:
         if path.is_file() and completed_epochs:
             with path.open(newline="") as handle:
                 kept = [r for r in csv.DictReader(handle) if int(r["epoch"]) <= completed_epochs]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, self.columns, lineterminator="\n", extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(kept)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, self.columns, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(kept)
+        atomic_write_bytes(path, text.getvalue().encode())
 
     def append(self, row: dict[str, object]) -> None:
         if self.enabled:
-            with self.path.open("a", newline="") as handle:
-                csv.writer(handle, lineterminator="\n").writerow(["" if row.get(c) is None else row[c]
-                                                                  for c in self.columns])
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\n").writerow(["" if row.get(c) is None else row[c] for c in self.columns])
+            append_bytes(self.path, text.getvalue().encode())
 
 
 @dataclass
