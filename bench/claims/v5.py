@@ -165,7 +165,7 @@ def claim_c5(e: Evidence, C5: Thresholds) -> Claim:
     change = {SUPPORTED: "more counted replicas training stably",
               NOT_SUPPORTED: "a counted replica that diverges with a wide best-worst gap",
               INCONCLUSIVE: f"runs validated on at least {C5['min_validation_share']:.0%} of their training images "
-                            "(the paper profile on a training split of at most 5000 images, or a larger n_val)"
+                            "(the paper profile holds out at most 500: a tenth of a 5000-image training split)"
               if not counted else "more epochs or seed replicas that settle stable or unstable"}[verdict]
     return Claim("C5", statement, test, "; ".join(numbers), verdict, n=len(counted), models=tuple(runs),
                  change=change, unit="runs")
