@@ -149,7 +149,7 @@ def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
                      human=human)
     report = Report(claims, sensitivity=sensitivity, human=human,
                     captions=caption_sensitivity.long_rows(folder.leaderboard, metrics),
-                    reproduction=reproduction_rows(folder.leaderboard, folder.run["models"]))
+                    reproduction=reproduction_rows(folder.leaderboard, folder.run))
     write_csv(layout.analysis("reproduction.csv"), REPRODUCTION_COLUMNS, report.reproduction)
     if report.captions:
         write_csv(layout.analysis("caption_sensitivity.csv"), caption_sensitivity.LONG_COLUMNS, report.captions)

@@ -74,13 +74,14 @@ def test_reproduction_rows_compare_each_figure_with_ours():
     board = [{"model": "baseline0", "n_images": "77", "ssim": "0.904", "ssim_lo": "0.891", "ssim_hi": "0.916",
               "psnr": "24.5", "psnr_lo": "24.0", "psnr_hi": "25.0"},
              {"model": "model-a@seed1", "n_images": "77", "psnr": "22.0", "psnr_lo": "21.0", "psnr_hi": "23.0"}]
-    models = {"baseline0": info("fit"), "model-a@seed1": info(replica_of="model-a")}
-    rows = reproduction_rows(board, models)
+    models = {"baseline0": info("fit"), "model-a@seed1": info(replica_of="model-a", profile="smoke")}
+    rows = reproduction_rows(board, {"config": {"eval_source": "coco:/data:val2017"}, "models": models})
     exp0 = {r["metric"]: r for r in rows if r["experiment"] == "exp0"}
     assert set(exp0) == {"ssim", "psnr"}  # no mse255 on the board: left out
     assert exp0["ssim"]["interval_excludes_paper"] == "yes" and exp0["ssim"]["gap"] == pytest.approx(0.904 - 0.9318)
     assert exp0["psnr"]["interval_excludes_paper"] == "no"
     assert [(r["experiment"], r["model"]) for r in rows if r["table"] == "Table 4"] == [("exp4", "model-a@seed1")]
+    assert exp0["ssim"]["note"] == "" and rows[-1]["note"] == "plumbing only: smoke-profile training"
     assert all(f.table in ("Table 1", "Table 2", "Table 4") for f in PAPER_FIGURES)
 
 

@@ -12,12 +12,17 @@ Which of our models stands for which of the paper's experiments (paper Sec. 6.1-
 - Table 4 (0-1 MSE, ``mse``): exp4 = Model A, 5 epochs (``model-a``); exp5 = Model A.2 (``model-a2``); exp6 =
   Model B (``model-b``). exp3 (Model A after one epoch) and exp5.d (exp6's worst epoch) have no counterpart: we
   score one set of weights per model, the last epoch's.
+
+A row whose numbers come from the built-in sample or a ``smoke``-profile training says so in its note: such a
+row tests the code path, not the paper (as the claims' "plumbing only").
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from colorbench.claims.evidence import part
 
 REPRODUCTION_COLUMNS = ("table", "experiment", "paper_model", "model", "metric", "ours", "ours_lo", "ours_hi",
                         "n_images", "paper", "gap", "interval_excludes_paper", "note")
@@ -55,9 +60,9 @@ PAPER_FIGURES: tuple[PaperFigure, ...] = (
 )
 
 
-def _entries(models: Mapping[str, Mapping[str, object]], model: str) -> list[str]:
+def _entries(models: Mapping[str, object], model: str) -> list[str]:
     """The run's entries of ``model``: itself and its seed replicas (``replica_of``)."""
-    return [name for name, info in models.items() if name == model or info.get("replica_of") == model]
+    return [name for name in models if name == model or part(models, name).get("replica_of") == model]
 
 
 def _number(row: Mapping[str, str], key: str) -> float | None:
@@ -68,11 +73,21 @@ def _number(row: Mapping[str, str], key: str) -> float | None:
         return None
 
 
+def _plumbing(run: Mapping[str, object], info: Mapping[str, object]) -> str:
+    """Why a model's numbers cannot reproduce the paper's (the built-in sample, a smoke training), or ""."""
+    if str(part(run, "config").get("eval_source", "")).startswith("sample:"):
+        return "plumbing only: the built-in sample"
+    if part(info, "options").get("profile") == "smoke":
+        return "plumbing only: smoke-profile training"
+    return ""
+
+
 def reproduction_rows(leaderboard: Sequence[Mapping[str, str]],
-                      models: Mapping[str, Mapping[str, object]]) -> list[dict[str, object]]:
-    """One row per paper figure and entry of ours (a model and each of its seed replicas) that scored the metric;
-    figures whose model this run did not score are left out."""
+                      run: Mapping[str, object]) -> list[dict[str, object]]:
+    """One row per paper figure and entry of ours (a model and each of its seed replicas, from run.json's
+    ``models``) that scored the metric; figures whose model this run did not score are left out."""
     boards = {row["model"]: row for row in leaderboard}
+    models = part(run, "models")
     out: list[dict[str, object]] = []
     for figure in PAPER_FIGURES:
         for entry in _entries(models, figure.model):
@@ -84,5 +99,6 @@ def reproduction_rows(leaderboard: Sequence[Mapping[str, str]],
             out.append({"table": figure.table, "experiment": figure.experiment, "paper_model": figure.paper_model,
                         "model": entry, "metric": figure.metric, "ours": ours, "ours_lo": lo, "ours_hi": hi,
                         "n_images": row.get("n_images", ""), "paper": figure.value, "gap": ours - figure.value,
-                        "interval_excludes_paper": excludes, "note": figure.note})
+                        "interval_excludes_paper": excludes,
+                        "note": "; ".join(n for n in (_plumbing(run, part(models, entry)), figure.note) if n)})
     return out

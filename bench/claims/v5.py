@@ -85,7 +85,7 @@ def _split_listed(e: Evidence, scored: int) -> int:
 
 def _table1_context(e: Evidence) -> str:
     """The paper's Table 1 exp0 SSIM and PSNR beside ours (the whole table: analysis/reproduction.csv)."""
-    rows = [r for r in reproduction_rows(e.leaderboard, e.models) if r["model"] == BASELINE
+    rows = [r for r in reproduction_rows(e.leaderboard, e.run) if r["model"] == BASELINE
             and r["experiment"] == "exp0" and r["metric"] in ("ssim", "psnr") and r["interval_excludes_paper"]]
     said = {"yes": "excludes", "no": "includes"}
     return "; ".join(f"(context) paper Table 1 exp0 {r['metric']} {r['paper']:g}: gap {fmt(float(r['gap']))}, our "  # type: ignore[arg-type]
@@ -204,7 +204,8 @@ def claim_c6_premise(e: Evidence, P: Thresholds) -> Claim:
     change = {SUPPORTED: "global metrics that see the faded object, or segment metrics that miss it (another "
                          "segment source)",
               NOT_SUPPORTED: "a segment source whose segments isolate the faded object",
-              INCONCLUSIVE: f"at least {P['min_images']:g} study images (--study-images)" if n < P["min_images"]
+              INCONCLUSIVE: f"at least {P['min_images']:g} study images with an object to fade (--study-images 32 "
+                            "or all)" if n < P["min_images"]
               else "PSNR and SSIM that agree"}[verdict]
     return Claim("C6-premise", statement, test, numbers, verdict, n=n, change=change)
 
