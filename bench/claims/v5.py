@@ -80,7 +80,7 @@ TEST_C7 = ("a resize run and a center-crop run, both scored on the centre square
 def _split_listed(e: Evidence, scored: int) -> int:
     """Images the evaluation split listed (run.json ``splits.eval.n_listed``), else the images scored."""
     listed = part(part(e.run, "splits"), "eval").get("n_listed")
-    return int(listed) if isinstance(listed, int | float) else scored  # type: ignore[arg-type]
+    return int(listed) if isinstance(listed, int | float) else scored
 
 
 def _table1_context(e: Evidence) -> str:
@@ -133,7 +133,7 @@ def _validation(info: Mapping[str, object]) -> tuple[int, int]:
     held = info.get("validation_images")
     n_val = len(held) if isinstance(held, list) else 0
     fit = info.get("n_train_images")
-    return n_val, n_val + (int(fit) if isinstance(fit, int | float) else 0)  # type: ignore[arg-type]
+    return n_val, n_val + (int(fit) if isinstance(fit, int | float) else 0)
 
 
 @rule("c5@5")
