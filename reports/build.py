@@ -1,5 +1,6 @@
 """Rebuild everything a reader sees from a run folder's saved records, without recomputing any prediction or
-per-image metric: analyses (as CSV under ``analysis/``), ``claims.csv``, figures (PNG under ``figures/``) and
+per-image metric: analyses (as CSV under ``analysis/``, among them ``reproduction.csv``: the paper's Table 1, 2 and 4
+figures beside ours), ``claims.csv``, figures (PNG under ``figures/``) and
 ``index.html``.
 """
 
@@ -16,7 +17,8 @@ from colorbench.analysis.tables import rank_correlations, sweep_curves, sweep_se
 from colorbench.claims.c7 import C7_METRICS
 from colorbench.claims.manifest import CURRENT_VERSION, RULE_TABLE, version
 from colorbench.claims.pixels import common_pixel_rows, near_grey_shares
-from colorbench.claims.table import Claim, Evidence, evaluate_claims
+from colorbench.claims.reproduction import REPRODUCTION_COLUMNS, reproduction_rows
+from colorbench.claims.table import Claim, Evidence, csv_rows, evaluate_claims
 from colorbench.core.errors import BenchError
 from colorbench.core.strictjson import loads_unique
 from colorbench.io.layout import EPOCHS_FILE, STEPS_FILE, RunLayout
@@ -26,8 +28,8 @@ from colorbench.reports import plots
 from colorbench.study.perturbations import SWEEPS_BY_NAME
 from colorbench.study.run import load_study, load_variants
 
-CLAIM_COLUMNS = ("rule_version", "claim", "statement", "test", "numbers", "n", "protocol", "outcome", "verdict",
-                 "what_would_change")
+CLAIM_COLUMNS = ("rule_version", "current", "claim", "statement", "test", "numbers", "n", "protocol", "outcome",
+                 "verdict", "what_would_change")
 RULE_COLUMNS = ("version", "claim", "name", "value", "source")
 COMMON_PIXEL_COLUMNS = ("model", "image_id", "metric", "resize", "crop")
 CORRELATION_COLUMNS = ("band", "metric_a", "metric_b", "n", "spearman", "spearman_lo", "spearman_hi", "kendall",
@@ -96,6 +98,7 @@ class Report:
     figures: dict[str, list[str]] = field(default_factory=dict)  # section -> figure paths relative to the folder
     human: list[dict[str, str]] = field(default_factory=list)  # BAPPS agreement rows, when computed
     captions: list[dict[str, object]] = field(default_factory=list)  # caption sensitivity, per model and metric
+    reproduction: list[dict[str, object]] = field(default_factory=list)  # the paper's Tables 1, 2, 4 beside ours
 
 
 def _figure(report: Report, section: str, path: Path, out: Path) -> None:
@@ -143,7 +146,7 @@ def _claims(folder: RunFolder, crop_run: Path | None, **analyses: object) -> lis
         evidence.common_pixels = common_pixel_rows(folder.out, crop_run, size, originals, models, metrics)
         write_csv(folder.layout.analysis("common_pixels.csv"), COMMON_PIXEL_COLUMNS, evidence.common_pixels)
     claims = evaluate_claims(evidence)
-    write_csv(folder.layout.claims, CLAIM_COLUMNS, [c.as_row() for c in claims])
+    write_csv(folder.layout.claims, CLAIM_COLUMNS, csv_rows(claims))
     write_csv(folder.layout.analysis("claim_rules.csv"), RULE_COLUMNS, [t.as_row() for t in RULE_TABLE])
     return claims
 
@@ -160,7 +163,9 @@ def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
     claims = _claims(folder, crop_run, sensitivity=sensitivity, curves=curves, correlations=correlations,
                      human=human)
     report = Report(claims, sensitivity=sensitivity, human=human,
-                    captions=caption_sensitivity.long_rows(folder.leaderboard, metrics))
+                    captions=caption_sensitivity.long_rows(folder.leaderboard, metrics),
+                    reproduction=reproduction_rows(folder.leaderboard, folder.run))
+    write_csv(layout.analysis("reproduction.csv"), REPRODUCTION_COLUMNS, report.reproduction)
     if report.captions:
         write_csv(layout.analysis("caption_sensitivity.csv"), caption_sensitivity.LONG_COLUMNS, report.captions)
     if curves:

@@ -15,8 +15,8 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from colorbench.claims.manifest import CURRENT_VERSION, VERSIONS, version
-from colorbench.claims.table import current, plumbing_banner
+from colorbench.claims.manifest import CURRENT_VERSION, VERSIONS, registration, version
+from colorbench.claims.table import current, plumbing_banner, verdict_changes
 from colorbench.core import values
 from colorbench.core.files import atomic_write_bytes
 from colorbench.core.paths import text_bytes
@@ -124,6 +124,8 @@ def build_report(out: Path, *, crop_run: Path | None = None) -> Path:
         claims=current(report.claims),
         rule_version=CURRENT_VERSION,
         rule_versions=VERSIONS,
+        registration=registration(version(CURRENT_VERSION), str(folder.run.get("created", ""))),
+        changes=verdict_changes(report.claims),
         rules=version(CURRENT_VERSION).table(),
         plumbing=plumbing_banner(folder.evidence()),
         examples=examples,

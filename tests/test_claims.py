@@ -86,10 +86,12 @@ def test_every_version_is_evaluated_and_the_old_verdict_is_kept():
     shipped = [(v, f"C{i}") for v in "123" for i in range(1, 8)] + [("4", f"C{i}") for i in range(1, 9)]
     assert [(c.rule_version, c.claim) for c in claims] == [(v.id, c) for v in BUILT_IN.values() for c in v.claims]
     assert [(c.rule_version, c.claim) for c in claims][:len(shipped)] == shipped
+    four = [c for c in claims if c.rule_version == "4"]
+    assert four[0].verdict == SUPPORTED and four[0].previous == claims[0].verdict == SUPPORTED
+    assert all(c.previous for c in four if c.claim != "C8") and not any(c.previous for c in claims[:7])
+    assert four[0].protocol.startswith("n 40 images; source coco:/data:val2017; 224 px resize")
     new = current(claims)
-    assert new[0].verdict == SUPPORTED and new[0].previous == claims[0].verdict == SUPPORTED
-    assert all(c.previous for c in new if c.claim != "C8") and not any(c.previous for c in claims[:7])
-    assert new[0].protocol.startswith("n 40 images; source coco:/data:val2017; 224 px resize")
+    assert new[0].verdict == NOT_RUN and new[0].previous == SUPPORTED  # version 5 judges baseline0 alone
     overlapping = make({"gray": info("none")}, per_image)
     overlapping.run["protocol"] = {"train_eval_overlap": 2}
     assert "2 files shared by training and evaluation" in current(evaluate_claims(overlapping))[0].protocol
@@ -113,16 +115,17 @@ def test_c1_outcomes():
 
 
 def test_sample_and_smoke_verdicts_are_plumbing_only():
-    claims = current(evaluate_claims(c1_evidence(0.93, 5.0, source="sample:test")))
+    four = (version("4"),)  # whose C1 and C5 decide these small fixtures
+    claims = evaluate_claims(c1_evidence(0.93, 5.0, source="sample:test"), four)
     assert claims[0].outcome == SUPPORTED and claims[0].verdict == PLUMBING_ONLY
     assert "built-in sample" in claims[0].numbers and "supported" in claims[0].change
     assert all(c.verdict in (NOT_RUN, PLUMBING_ONLY) for c in claims)
     sample_fit = c1_evidence(0.93, 5.0)
     sample_fit.run["config"]["train_source"] = "sample:train"
-    fitted = current(evaluate_claims(sample_fit))[0]
+    fitted = evaluate_claims(sample_fit, four)[0]
     assert fitted.verdict == PLUMBING_ONLY and "training on the built-in sample (baseline0)" in fitted.numbers
     smoke = c5_evidence([("chromagan", True, 5.0, 10)], profile="smoke")
-    c5 = current(evaluate_claims(smoke))[4]
+    c5 = evaluate_claims(smoke, four)[4]
     assert c5.outcome == SUPPORTED and c5.verdict == PLUMBING_ONLY and "smoke-profile training" in c5.numbers
 
 

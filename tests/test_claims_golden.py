@@ -3,9 +3,10 @@
 The evidence is fixed: tests/claims_golden/scenarios.json describes a few synthetic runs (decisive, contrary,
 undecided, absent, partial, sample), built into :class:`Evidence` by :func:`scenario_evidence` with no random
 draws. For each built-in version N, tests/claims_golden/vN.json holds every claim's whole row (the columns of
-claims.csv: test, numbers, n, protocol, outcome, verdict, what would change it) in every scenario, and the test
-fails on any difference. A change that moves an old version's row is a logic change: a new rule function under a
-new id and a new version (bench/claims/registry.py), not an edit.
+claims.csv: test, numbers, n, protocol, outcome, verdict, what would change it) in every scenario written by
+then (a scenario added with version N says ``"since": "N"``, so an old version's golden file never grows), and
+the test fails on any difference. A change that moves an old version's row is a logic change: a new rule function
+under a new id and a new version (bench/claims/registry.py), not an edit.
 
 The golden file of a NEW version N (after adding bench/claims/versions/N.toml) is written once, by
 
@@ -89,13 +90,14 @@ def _paired_study(blocks: list[Mapping]) -> list[dict[str, str]]:
 
 
 def _common_pixels(spec: Mapping[str, Mapping[str, list[float]]]) -> list[dict[str, object]]:
-    """C7 rows: resize = mean (1 + 0.05 noise), crop = resize + gain + 0.01 mean noise (another image's)."""
+    """C7 rows: resize = mean (1 + 0.05 noise), crop = resize + gain + jitter mean noise (another image's); an
+    entry is [mean, gain] (jitter 0.01) or [mean, gain, jitter]."""
     rows: list[dict[str, object]] = []
     for place, (model, metrics) in enumerate(spec.items()):
         for image in range(len(NOISE)):
-            for metric, (mean, gain) in metrics.items():
+            for metric, (mean, gain, *jitter) in metrics.items():
                 resize = mean * (1 + 0.05 * NOISE[(image + place) % len(NOISE)])
-                crop = resize + gain + 0.01 * mean * NOISE[(image + place + 1) % len(NOISE)]
+                crop = resize + gain + (jitter or [0.01])[0] * mean * NOISE[(image + place + 1) % len(NOISE)]
                 rows.append({"model": model, "image_id": str(image), "metric": metric, "resize": resize,
                              "crop": crop})
     return rows
@@ -118,7 +120,8 @@ def scenario_evidence(spec: Mapping) -> Evidence:
     run = {"config": {"eval_source": spec.get("source", "coco:/data:val2017"),
                       "preprocess": {"size": 224, "mode": "resize"}},
            "models": {name: _info(model) for name, model in entries},
-           "metrics": {m: {} for m in spec.get("metrics", dict.fromkeys(measured))}, "segments": {"kind": "coco"}}
+           "metrics": {m: {} for m in spec.get("metrics", dict.fromkeys(measured))}, "segments": {"kind": "coco"},
+           **({"splits": spec["splits"]} if "splits" in spec else {})}
     near_grey = {name: {str(i): min(max(_value(model["near_grey"], i, place), 0.0), 1.0) for i in range(len(NOISE))}
                  for place, (name, model) in enumerate(entries) if "near_grey" in model}
     return Evidence(run, [_board(name, model) for name, model in entries], per_image,
@@ -134,9 +137,15 @@ def scenario_evidence(spec: Mapping) -> Evidence:
 SCENARIOS = {name: scenario_evidence(spec) for name, spec in FIXTURE["scenarios"].items()}
 
 
+def pinned(rule_version: RuleVersion) -> list[str]:
+    """The scenarios a version's golden file holds: those written with that version or before (``since``)."""
+    return [name for name, spec in FIXTURE["scenarios"].items() if int(spec.get("since", "1")) <= int(rule_version.id)]
+
+
 def golden_rows(rule_version: RuleVersion) -> dict[str, list[dict[str, Any]]]:
     """Scenario -> the whole claims.csv row of every claim under ``rule_version`` alone."""
-    return {name: [c.as_row() for c in evaluate_claims(e, (rule_version,))] for name, e in SCENARIOS.items()}
+    return {name: [c.as_row() for c in evaluate_claims(SCENARIOS[name], (rule_version,))]
+            for name in pinned(rule_version)}
 
 
 def write_golden(rule_version: RuleVersion, folder: Path = GOLDEN) -> Path:
@@ -206,8 +215,8 @@ class _Recording(Mapping[str, float]):
 def test_a_version_lists_exactly_the_thresholds_its_rules_read(version_id):
     for claim, entry in version(version_id).claims.items():
         read: set[str] = set()
-        for e in SCENARIOS.values():
-            rule_function(entry.rule)(e, _Recording(entry.values(), read))
+        for name in pinned(version(version_id)):
+            rule_function(entry.rule)(SCENARIOS[name], _Recording(entry.values(), read))
         assert read == set(entry.values()), (version_id, claim, entry.rule)
 
 
@@ -259,6 +268,7 @@ def test_an_existing_golden_file_is_never_rewritten():
     ('id = "6"\ndescription = "x"\n[claims.C4]\nrule = "c4@2"\n[claims.C4.thresholds.min_seeds]\nvalue = 3\n'
      'source = "a hunch"', "source must start with paper or ours"),
     ('id = "6"\ndescription = "x"\ncolour = "red"\n[claims]', "unknown colour"),
+    ('id = "6"\ndescription = "x"\nfixed = 2026-12-03\n[claims]', "fixed must be a TOML date-time with its offset"),
 ])
 def test_a_manifest_that_does_not_say_what_the_rules_need_is_refused(text, message):
     with pytest.raises(ManifestError, match=message):

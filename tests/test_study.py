@@ -226,7 +226,7 @@ def test_claims_without_their_metrics_are_not_run():
 
 def test_all_claims_have_a_verdict_even_with_no_records():
     claims = current(evaluate_claims(evidence([])))
-    assert [c.claim for c in claims] == [f"C{i}" for i in range(1, 9)]
+    assert [c.claim for c in claims] == [*(f"C{i}" for i in range(1, 9)), "C6-premise"]
     assert all(c.verdict == NOT_RUN for c in claims)
 
 
@@ -273,11 +273,17 @@ def test_study_records_and_claims_are_written(study_run):
     rows = read_rows(study_run / "study" / "perturbations.csv")
     assert {r["sweep"] for r in rows} == {s.name for s in SWEEPS}
     claims = read_rows(study_run / "claims.csv")
-    assert [(c["rule_version"], c["claim"]) for c in claims] == ([(v, f"C{i}") for v in "123" for i in range(1, 8)]
-                                                                 + [(v, f"C{i}") for v in "45" for i in range(1, 9)])
+    five = [*(f"C{i}" for i in range(1, 9)), "C6-premise"]
+    assert [(c["rule_version"], c["claim"]) for c in claims] == (  # the current version first, then newest first
+        [("5", c) for c in five] + [("4", f"C{i}") for i in range(1, 9)]
+        + [(v, f"C{i}") for v in "321" for i in range(1, 8)])
+    assert [c["current"] for c in claims] == ["yes"] * len(five) + ["no"] * (len(claims) - len(five))
     assert all(c["verdict"] in (NOT_RUN, PLUMBING_ONLY) for c in claims)  # the built-in sample tests plumbing only
-    assert claims[1]["verdict"] == PLUMBING_ONLY and claims[1]["outcome"] != NOT_RUN  # C2 v1 has the study
+    c2_v1 = next(c for c in claims if (c["rule_version"], c["claim"]) == ("1", "C2"))
+    assert c2_v1["verdict"] == PLUMBING_ONLY and c2_v1["outcome"] != NOT_RUN  # C2 v1 has the study
     assert claims[0]["protocol"].startswith("n ") and "64 px resize" in claims[0]["protocol"]
+    premise = next(c for c in claims if c["claim"] == "C6-premise")
+    assert premise["verdict"] == PLUMBING_ONLY and "segments slic" in premise["numbers"]
 
 
 def test_report_rebuilds_without_recomputing(study_run):
@@ -289,6 +295,13 @@ def test_report_rebuilds_without_recomputing(study_run):
     assert (study_run / "claims.csv").read_text() == claims
     html = (study_run / "index.html").read_text()
     assert "Rule set version 5" in html and "Plumbing run: these numbers come from the built-in sample" in html
+    assert "pre-registered: fixed 2026-12-03" in html and "Verdict changes across rule versions" in html
+    assert html.count("pre-registered") == 1  # only for the current version, fixed before this run
+    reproduction = read_rows(study_run / "analysis" / "reproduction.csv")
+    assert {(r["experiment"], r["metric"]) for r in reproduction if r["model"] == "baseline0"} == {
+        (e, m) for e in ("exp0", "exp1", "exp2") for m in ("mse255", "ssim", "psnr")}
+    assert all(r["interval_excludes_paper"] in ("yes", "no") for r in reproduction)
+    assert "Reproduction of the paper's Tables 1, 2 and 4" in html
     verdicts = {(r["rule_version"], r["claim"]): r["verdict"] for r in read_rows(study_run / "claims.csv")}
     assert verdicts["1", "C2"] == PLUMBING_ONLY  # the report shows the verdict of the version just before
     assert all(verdicts["4", f"C{i}"] == verdicts["3", f"C{i}"] for i in range(1, 8))  # version 4 = 3 for C1-C7

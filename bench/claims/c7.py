@@ -44,9 +44,9 @@ def _weights_note(e: Evidence, model: str) -> str:
     return "same weights in both arms" if same else "retrained for the crop arm"
 
 
-@rule("c7@2")
-def claim_c7(e: Evidence, _: Thresholds) -> Claim:
-    statement, test = STATEMENTS["C7"], TEST_C7.format(metrics=", ".join(C7_METRICS), control=CONTROL)
+def tested_models(e: Evidence, statement: str, test: str) -> list[str] | Claim:
+    """The trained models of both arms, or the ``not run`` row that says what is missing (shared by the C7 rules
+    of versions 2 and 5)."""
     if e.crop is None:
         return Claim("C7", statement, test, "no center-crop run given", NOT_RUN,
                      change="bench report RUN --crop-run CROP_RUN")
@@ -56,10 +56,13 @@ def claim_c7(e: Evidence, _: Thresholds) -> Claim:
     if not e.common_pixels:
         return Claim("C7", statement, test, "no common-pixel scores (predictions or originals missing)", NOT_RUN,
                      models=tuple(tested))
-    control = _crop_effect(e, CONTROL)
-    control_moves = [m for m, (_, lo, hi, _) in control.items() if lo > 0 or hi < 0]
-    numbers = [f"control {CONTROL}: " + ", ".join(f"{m} {interval_text(*r[:3])}" for m, r in control.items())]
-    better, worse, n = 0, 0, 0
+    return tested
+
+
+def model_effects(e: Evidence, tested: list[str]) -> tuple[int, int, int, list[str]]:
+    """(models better with crops, models worse, the most images, their numbers): a model is better when at least
+    2 of :data:`C7_METRICS` improve (interval above 0), worse when at least 2 worsen."""
+    better, worse, n, numbers = 0, 0, 0, []
     for model in tested:
         effect = _crop_effect(e, model)
         ups = sum(lo > 0 for _, lo, _, _ in effect.values())
@@ -69,6 +72,20 @@ def claim_c7(e: Evidence, _: Thresholds) -> Claim:
         n = max([n, *(r[3] for r in effect.values())])
         numbers.append(f"{model} ({_weights_note(e, model)}): " + ", ".join(
             f"{m} gain with crops {interval_text(*r[:3])}" for m, r in effect.items()))
+    return better, worse, n, numbers
+
+
+@rule("c7@2")
+def claim_c7(e: Evidence, _: Thresholds) -> Claim:
+    statement, test = STATEMENTS["C7"], TEST_C7.format(metrics=", ".join(C7_METRICS), control=CONTROL)
+    tested = tested_models(e, statement, test)
+    if isinstance(tested, Claim):
+        return tested
+    control = _crop_effect(e, CONTROL)
+    control_moves = [m for m, (_, lo, hi, _) in control.items() if lo > 0 or hi < 0]
+    numbers = [f"control {CONTROL}: " + ", ".join(f"{m} {interval_text(*r[:3])}" for m, r in control.items())]
+    better, worse, n, effects = model_effects(e, tested)
+    numbers += effects
     if not control:
         verdict = INCONCLUSIVE
         numbers.append(f"no {CONTROL} control scored")

@@ -33,6 +33,8 @@ STATEMENTS: Mapping[str, str] = MappingProxyType({
           "and worst epochs differ wildly in metrics.",
     "C6": "(proposal, Sec. 7.6) A loss that rewards saturation inside segments would fix faded objects that global "
           "losses and metrics average away.",
+    "C6-premise": "(premise of C6, Sec. 7.6) Global metrics average away a faded object that a segment metric "
+                  "registers.",
     "C7": "Resizing COCO's non-square images distorts shapes; center crops may colorize better.",
     "C8": "Captions improve colorization (paper Sec. 3 and 4.2.3-4.2.4: Psi(I_g, t), Models B and C).",
 })
@@ -62,6 +64,7 @@ class Claim:
     protocol: str = ""
     verdict: str = ""
     previous: str = ""  # the verdict under the previous rule version, filled in by claims.evaluate_claims
+    unit: str = "images"  # what ``n`` counts (C5 under version 5 counts training runs)
 
     def as_row(self) -> dict[str, object]:
         return {"rule_version": self.rule_version, "claim": self.claim, "statement": self.statement,

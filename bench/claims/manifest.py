@@ -1,11 +1,12 @@
-"""The pre-registered rule sets of the claims table as data: one TOML manifest per version
-(bench/claims/versions/N.toml), read with :mod:`tomllib`.
+"""The rule sets of the claims table as data: one TOML manifest per version (bench/claims/versions/N.toml), read
+with :mod:`tomllib`.
 
-A manifest names its version (``id``), says what it changed (``description``), may ``extends`` an earlier
-version, and gives per claim (reference.md sec. 1: the paper's C1-C7, and C8) the id of the rule function that
-decides it (bench/claims/registry.py) and the thresholds that function reads, each with its value and its source:
-the paper (with its section) or "ours" (with the reason). A claim a manifest does not name is inherited from the
-version it extends; a claim it names with another rule id gets exactly the thresholds listed (new logic states
+A manifest names its version (``id``), says what it changed (``description``), may say when it was ``fixed`` (a TOML
+date-time: a rule is called pre-registered only for a run made after it, :func:`registration`), may ``extends`` an
+earlier version, and gives per claim (reference.md sec. 1: the paper's C1-C7, and C8) the id of the rule function
+that decides it (bench/claims/registry.py) and the thresholds that function reads, each with its value and its
+source: the paper (with its section) or "ours" (with the reason). A claim a manifest does not name is inherited from
+the version it extends; a claim it names with another rule id gets exactly the thresholds listed (new logic states
 its own numbers); a claim it names without a new rule id keeps the inherited thresholds and overrides the ones
 listed, so a threshold-only change is one manifest entry. Every version stays beside the current one (the last):
 ``claims.csv`` has one row per claim and version, and ``analysis/claim_rules.csv`` the thresholds of each.
@@ -18,14 +19,16 @@ import tomllib
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-#: A claim's name in a manifest (``C1`` ... ``C8``) and a rule function's id (``c4@2``: claim 4, logic of version 2).
-CLAIM_NAME = re.compile(r"C\d+")
-RULE_ID = re.compile(r"c(\d+)@(\d+)")
+#: A claim's name in a manifest (``C1`` ... ``C8``, or a part of one such as ``C6-premise``) and a rule function's id
+#: (``c4@2``: claim 4, logic of version 2; ``c6-premise@5``).
+CLAIM_NAME = re.compile(r"C\d+(?:-[a-z]+)?")
+RULE_ID = re.compile(r"c(\d+(?:-[a-z]+)?)@(\d+)")
 SOURCES = ("paper", "ours")
 
 
@@ -63,12 +66,14 @@ class ClaimRule:
 
 @dataclass(frozen=True)
 class RuleVersion:
-    """One rule set: its id, what it changed, the version it extends ("" for none) and its claims in order."""
+    """One rule set: its id, what it changed, the version it extends ("" for none), its claims in order and when
+    it was fixed (None where the manifest does not say)."""
 
     id: str
     description: str
     extends: str
     claims: Mapping[str, ClaimRule]
+    fixed: datetime | None = None
 
     def table(self) -> tuple[Threshold, ...]:
         """Every threshold of this version, claim by claim (the rows of ``analysis/claim_rules.csv``)."""
@@ -122,7 +127,10 @@ def parse(text: str, known: Mapping[str, RuleVersion], where: str = "manifest") 
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ManifestError(f"{where}: {error}") from error
-    _keys(where, data, {"id", "description", "claims"}, {"extends"})
+    _keys(where, data, {"id", "description", "claims"}, {"extends", "fixed"})
+    fixed = data.get("fixed")
+    if fixed is not None and not (isinstance(fixed, datetime) and fixed.tzinfo is not None):
+        raise ManifestError(f"{where}: fixed must be a TOML date-time with its offset, e.g. 2026-12-03T14:00:00Z")
     version, extends = str(data["id"]), str(data.get("extends", ""))
     if version in known:
         raise ManifestError(f"{where}: version {version} exists already")
@@ -135,7 +143,7 @@ def parse(text: str, known: Mapping[str, RuleVersion], where: str = "manifest") 
         raise ManifestError(f"{where}: claims is a table of C<number> = {{rule, thresholds}}")
     for claim, entry in data["claims"].items():
         claims[claim] = _claim(f"{where}: claims.{claim}", version, claim, entry, claims.get(claim))
-    return RuleVersion(version, str(data["description"]), extends, MappingProxyType(claims))
+    return RuleVersion(version, str(data["description"]), extends, MappingProxyType(claims), fixed)
 
 
 def load(path: Path, known: Mapping[str, RuleVersion] | None = None) -> RuleVersion:
@@ -171,3 +179,20 @@ def version(version_id: str) -> RuleVersion:
     if version_id not in BUILT_IN:
         raise ValueError(f"unknown rule version {version_id!r}; known: {', '.join(BUILT_IN)}")
     return BUILT_IN[version_id]
+
+
+def registration(rule_version: RuleVersion, run_created: str) -> str:
+    """How the report may describe ``rule_version`` for a run created at ``run_created`` (run.json ``created``,
+    ISO 8601): ``pre-registered`` only when the manifest records a fixing time before the run was made."""
+    if rule_version.fixed is None:
+        return "no fixing time recorded, so not pre-registered for this run"
+    fixed = rule_version.fixed.isoformat()
+    try:
+        created = datetime.fromisoformat(run_created)
+    except ValueError:
+        created = None
+    if created is None or created.tzinfo is None:
+        return f"fixed {fixed}; the run records no creation time with its offset, so not pre-registered for it"
+    if created <= rule_version.fixed:
+        return f"fixed {fixed}, after this run was made: not pre-registered for it"
+    return f"pre-registered: fixed {fixed}, before this run was made"

@@ -6,7 +6,8 @@ profile, teacher, segment source, seeds) and a verdict computed from them, never
 A verdict computed from the built-in sample or from ``smoke`` trainings is ``plumbing only``: those runs test
 that the code path works, not the paper (the rule's own outcome stays in the ``outcome`` column). The current
 version's rows carry the previous version's verdict so that the report can show a changed verdict beside the
-old one.
+old one, and :func:`verdict_changes` lists every change of a claim's verdict from one version to the next.
+``claims.csv`` lists the current version's rows first (:func:`csv_rows`, with a ``current`` column).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from colorbench.claims.manifest import BUILT_IN, CURRENT_VERSION, RuleVersion
 from colorbench.claims.registry import apply
 
 __all__ = ["INCONCLUSIVE", "NOT_RUN", "NOT_SUPPORTED", "PLUMBING_ONLY", "SUPPORTED", "Claim", "Evidence",
-           "current", "evaluate_claims", "plumbing_banner"]
+           "csv_rows", "current", "evaluate_claims", "plumbing_banner", "verdict_changes"]
 VERDICTS = (*OUTCOMES, NOT_RUN, NOT_TESTED, PLUMBING_ONLY)
 
 
@@ -61,8 +62,9 @@ def protocol(e: Evidence, claim: Claim) -> str:
     """One line: n images, source, image size, and for the models the claim read their profile, teacher and
     seeds, and the segment source."""
     config = part(e.run, "config")
-    n = claim.n or len({r["image_id"] for r in e.per_image if r["model"] in claim.models})
-    parts = [f"n {n} images", f"source {config.get('eval_source', 'folder')}"]
+    n = claim.n if claim.n or claim.unit != "images" else len({r["image_id"] for r in e.per_image
+                                                                 if r["model"] in claim.models})
+    parts = [f"n {n} {claim.unit}", f"source {config.get('eval_source', 'folder')}"]
     if geometry := " / ".join(dict.fromkeys(g for r in _runs(e) if (g := _geometry(r)))):
         parts.append(geometry)
     infos = [e.models[m] for m in claim.models if m in e.models]
@@ -131,3 +133,30 @@ def evaluate_claims(e: Evidence, versions: Sequence[RuleVersion] = tuple(BUILT_I
 def current(claims: Sequence[Claim]) -> list[Claim]:
     """The rows of the current rule version (what the report shows first)."""
     return [c for c in claims if c.rule_version == CURRENT_VERSION]
+
+
+def verdict_changes(claims: Sequence[Claim]) -> list[dict[str, str]]:
+    """Every change of a claim's verdict between consecutive rule versions (oldest first): claim, from_version,
+    from_verdict, to_version, to_verdict. A claim a version adds (no row before) starts no change."""
+    last: dict[str, Claim] = {}
+    changes = []
+    for claim in claims:
+        before = last.get(claim.claim)
+        if before is not None and before.verdict != claim.verdict:
+            changes.append({"claim": claim.claim, "from_version": before.rule_version, "from_verdict": before.verdict,
+                            "to_version": claim.rule_version, "to_verdict": claim.verdict})
+        last[claim.claim] = claim
+    return changes
+
+
+def csv_rows(claims: Sequence[Claim]) -> list[dict[str, object]]:
+    """The rows of ``claims.csv``: the current version's first, then the older versions newest first, each row
+    with ``current`` (yes / no) after its ``rule_version``."""
+    order = sorted(dict.fromkeys(c.rule_version for c in claims), key=lambda v: (v != CURRENT_VERSION, -int(v)))
+    rows = []
+    for rule_version in order:
+        for claim in (c for c in claims if c.rule_version == rule_version):
+            row = claim.as_row()
+            rows.append({"rule_version": row.pop("rule_version"),
+                         "current": "yes" if rule_version == CURRENT_VERSION else "no", **row})
+    return rows

@@ -27,13 +27,19 @@ Run folder layout::
     analysis/*.csv         perturbation curves and sensitivity, rank correlations, win rates, metric ranks,
                            paired_study.csv (colorbench.analysis.paired.PAIRED_COLUMNS), BAPPS agreement (when
                            computed), claim_rules.csv (the claims' thresholds and sources, every rule version),
-                           common_pixels.csv (C7: both arms on the pixels both contain)
+                           common_pixels.csv (C7: both arms on the pixels both contain), reproduction.csv (the
+                           paper's Table 1, 2 and 4 figures beside ours: table, experiment, paper_model, model,
+                           metric, ours, ours_lo, ours_hi (95% bootstrap interval), n_images, paper, gap (ours -
+                           paper), interval_excludes_paper (yes/no), note; colorbench.claims.reproduction)
     figures/*.png          the report's figures
     per_image.csv          PER_IMAGE_COLUMNS
     leaderboard.csv        LEADERBOARD_COLUMNS
-    claims.csv             rule_version, claim, statement, test, numbers, n, protocol, outcome (what the rule
-                           computed), verdict (the outcome, or "plumbing only" for sample/smoke data),
-                           what_would_change; one row per claim and rule version (colorbench.claims.table)
+    claims.csv             rule_version, current (yes for the current rule version, else no), claim, statement,
+                           test, numbers, n (what it counts is the protocol's first item: images, or runs for C5
+                           from version 5), protocol, outcome (what the rule computed), verdict (the outcome, or
+                           "plumbing only" for sample/smoke data), what_would_change; one row per claim and rule
+                           version, the current version's rows first, then older versions newest first
+                           (colorbench.claims.table.csv_rows; the column current since rule version 5)
     run.json               RUN_FIELDS
     index.html             the report
     .colorbench-folder.json    which command made the folder (others are refused; colorbench.io.runfolder)
