@@ -110,6 +110,9 @@ RUN_FIELDS = {
     "metrics": "per metric: definition, parameters, direction, range, implementing function, definition version",
     "metrics_unavailable": "metrics left out because a weight file or package is missing, with the exact reason",
     "segments": "how segment label maps were made (COCO instances or SLIC superpixels), when used",
+    "image_rule": "how every image file was read (colorbench.io.image_rule): EXIF orientation applied, alpha "
+                  "composited over white, ICC profiles converted to sRGB; what it changed per file is the "
+                  "manifest's decoding column",
     "weight_files": "absolute path -> sha256 of every third-party weight file this run read (teachers, feature "
                     "networks)",
     "skipped": "images left out, with the stage (manifest/ground truth/predict/score/segments) and the reason "
