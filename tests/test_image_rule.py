@@ -32,12 +32,14 @@ RULE_FILES = {
     "profiled.png": lambda: encoded(colour(), "PNG", icc_profile=swapped_profile()),
 }
 
+
 @pytest.fixture
 def own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("COLORBENCH_CACHE", str(tmp_path / "cache"))
     open_source.cache_clear()
     yield tmp_path / "cache"
     open_source.cache_clear()
+
 
 def rule_folder(tmp_path):
     folder = tmp_path / "images"
@@ -46,6 +48,7 @@ def rule_folder(tmp_path):
     for name, content in RULE_FILES.items():
         (folder / name).write_bytes(content())
     return folder
+
 
 def psnr_of(tmp_path, truth: bytes, truth_name: str, prediction: bytes, prediction_name: str) -> float:
     """PSNR of one prediction file against one ground-truth file through ``bench score``'s pairing and scoring."""
@@ -59,6 +62,7 @@ def psnr_of(tmp_path, truth: bytes, truth_name: str, prediction: bytes, predicti
     [(records, skips)] = list(score_pairs(pairs, ["psnr"], device=torch.device("cpu"), progress=False))
     assert not skips
     return float(records[0]["psnr"])
+
 
 def test_perfect_colorization_of_a_rotated_jpeg_is_perfect(tmp_path):
     """The issue's 6.5 dB: an upright colorization of a JPEG stored sideways with EXIF orientation 6."""
@@ -76,6 +80,7 @@ def test_perfect_colorization_of_a_rotated_jpeg_is_perfect(tmp_path):
     # predictions get the rule too: the same sideways file as a prediction scores as the truth itself
     assert psnr_of(tmp_path, truth, "x.jpg", truth, "x.jpg") > 60
 
+
 def test_identical_looking_rgba_files_are_one_ground_truth(tmp_path):
     """The issue's 11.2 vs 14.2 dB: two PNGs that differ only under transparent pixels."""
     prediction = encoded(colour(), "PNG")
@@ -86,12 +91,14 @@ def test_identical_looking_rgba_files_are_one_ground_truth(tmp_path):
     shown = np.asarray(decode(tmp_path / "h.png").image)
     assert (shown[:, :15] == ALPHA_BACKGROUND).all() and np.array_equal(shown[:, 15:], np.asarray(colour())[:, 15:])
 
+
 def test_embedded_profile_is_converted_to_srgb(tmp_path):
     (tmp_path / "p.png").write_bytes(encoded(colour(), "PNG", icc_profile=swapped_profile()))
     shown = np.asarray(decode(tmp_path / "p.png").image).astype(int)
     stored = np.asarray(colour()).astype(int)
     assert np.abs(shown - stored[..., [1, 0, 2]]).max() <= 3  # red and green primaries exchanged
     assert np.abs(shown - stored).max() > 100
+
 
 @pytest.mark.parametrize("mode", ["resize", "center-crop"])
 def test_run_score_and_prepare_read_the_same_pixels(own_cache, tmp_path, mode):
@@ -114,6 +121,7 @@ def test_run_score_and_prepare_read_the_same_pixels(own_cache, tmp_path, mode):
         assert torch.equal(read_png_u8(tmp_path / "as-scored.png"), full)
         assert full.shape[1:] == (e.height, e.width)
 
+
 def test_changed_reading_changes_keys_of_those_files_only(tmp_path):
     """A file the rule changes gets a pixels key of its own (its old caches are not hits); a manifest of files
     the rule leaves alone hashes as manifests did before the rule (its keys stay valid)."""
@@ -121,10 +129,10 @@ def test_changed_reading_changes_keys_of_those_files_only(tmp_path):
     assert all((e.pixels_key == e.sha256) == (not e.decoding) for e in manifest.entries)
     plain = manifest_of(tmp_path / "images")
     plain.entries = [e for e in plain.entries if not e.decoding]
-
     assert plain.sha256 == hashlib.sha256(plain.csv_bytes(LEGACY_COLUMNS)).hexdigest()
     assert manifest.sha256 == hashlib.sha256(manifest.csv_bytes()).hexdigest()
     assert "decoding" in manifest.csv_bytes().decode().splitlines()[0]
+
 
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_coco_label_maps_turn_with_their_image(tmp_path, orientation):

@@ -161,22 +161,25 @@ class GroundTruth:
 
     def write(self, entries: Sequence[ManifestEntry] | None = None) -> None:
         """Save this rank's usable originals (or ``entries``) at the working size, the grey input the models see
-        and, when a metric or the study needs them, the segment label maps; files already valid are kept. Each
-        is tagged with the original's pixels key (its label map with :meth:`segments_tag`)."""
+        and, when a metric or the study needs them, the segment label maps; files already valid are kept (a stale
+        map alone is remade alone). Each is tagged with the original's pixels key, a map with
+        :meth:`segments_tag`."""
         ctx, layout = self.ctx, self.ctx.layout
         listed = ctx.shard(self.manifest.usable) if entries is None else list(entries)
         tag = {e.image_id: self.segments_tag(e) for e in listed}
-        todo = [e for e in listed if not self._is_valid(e, tag[e.image_id])]
-        by_id = {e.image_id: e for e in todo}
-        for batch in iterate_batches(ctx.loader(todo, padded=True), ctx.device):
+        truth_ok = {e.image_id for e in listed if self._truth_is_valid(e)}
+        maps_ok = {e.image_id for e in listed if self._segments_are_valid(e, tag[e.image_id])}
+        todo = {e.image_id: e for e in listed if e.image_id not in truth_ok or e.image_id not in maps_ok}
+        for batch in iterate_batches(ctx.loader(list(todo.values()), padded=True), ctx.device):
             ctx.record_failed(batch.failed, "ground truth")
             grey = quantize(lab_to_rgb(torch.cat((batch.L, torch.zeros_like(batch.ab)), dim=1)))
             for i, image_id in enumerate(batch.image_ids):
-                source = {SOURCE_TAG: by_id[image_id].pixels_key}
-                write_png(layout.gray(image_id), grey[i], source)
-                write_png(layout.ground_truth(image_id), batch.rgb_u8[i], source)
-                if self.writes_segments:
-                    labels = self._segments(by_id[image_id], batch.rgb_u8[i].cpu())
+                if image_id not in truth_ok:
+                    source = {SOURCE_TAG: todo[image_id].pixels_key}
+                    write_png(layout.gray(image_id), grey[i], source)
+                    write_png(layout.ground_truth(image_id), batch.rgb_u8[i], source)
+                if image_id not in maps_ok:
+                    labels = self._segments(todo[image_id], batch.rgb_u8[i].cpu())
                     write_label_png(layout.segments(image_id), labels, {SOURCE_TAG: tag[image_id]})
 
     def truth_is_current(self, entry: ManifestEntry) -> bool:
@@ -184,10 +187,12 @@ class GroundTruth:
         return integrity.verified_png_text(self.ctx.layout.ground_truth(entry.image_id),
                                            {SOURCE_TAG: entry.pixels_key}, "ground truth") is not None
 
-    def _is_valid(self, entry: ManifestEntry, segments_tag: str) -> bool:
-        """The ground truth, grey input and label map of an original exist, belong to it and have intact pixels."""
-        layout, wanted = self.ctx.layout, {SOURCE_TAG: entry.pixels_key}
-        return (self.truth_is_current(entry)
-                and integrity.verified_png_text(layout.gray(entry.image_id), wanted, "grey input") is not None
-                and (not self.writes_segments or integrity.verified_png_text(
-                    layout.segments(entry.image_id), {SOURCE_TAG: segments_tag}, "segment map") is not None))
+    def _truth_is_valid(self, entry: ManifestEntry) -> bool:
+        """The ground truth and grey input of an original exist, belong to it and have intact pixels."""
+        return self.truth_is_current(entry) and integrity.verified_png_text(
+            self.ctx.layout.gray(entry.image_id), {SOURCE_TAG: entry.pixels_key}, "grey input") is not None
+
+    def _segments_are_valid(self, entry: ManifestEntry, segments_tag: str) -> bool:
+        """The label map is not needed, or exists with the tag of its current inputs and intact pixels."""
+        return not self.writes_segments or integrity.verified_png_text(
+            self.ctx.layout.segments(entry.image_id), {SOURCE_TAG: segments_tag}, "segment map") is not None

@@ -197,15 +197,17 @@ class ModelStage:
 
     def swapped_evaluation(self, entry: ModelEntry, model: Colorizer, key: str) -> dict[str, object]:
         """Predict and score the evaluation split again with each image given another image's caption (the
-        seeded derangement of colorbench.pipeline.caption_sensitivity); returns run.json's record of it."""
+        seeded derangement of colorbench.pipeline.caption_sensitivity); returns run.json's record of it. The
+        predictions carry the model's key and the caption each image was given (:func:`prediction_tags`), so a
+        changed derangement or caption remakes exactly the images whose given caption changed."""
         captioned, _ = readable_entries(self.manifests.eval.usable, entry.spec.inputs)
         swapped = swapped_captions([e.image_id for e in captioned], [e.caption for e in captioned], self.cfg.seed)
-        name, swapped_key = swapped_name(entry.name), cache_key({"key": key, "swap": swap_key(swapped)})
-        self.predict(entry, model, swapped_key, name=name, captions=swapped)
+        name = swapped_name(entry.name)
+        self.predict(entry, model, key, name=name, captions=swapped)  # each image's given caption is in its tags
         barrier(self.dist)
-        self.score(name, swapped_key)
+        self.score(name, key)
         barrier(self.dist)
-        return {"records_as": name, "cache_key": swapped_key, "derangement_seed": self.cfg.seed,
+        return {"records_as": name, "cache_key": key, "swap_key": swap_key(swapped), "derangement_seed": self.cfg.seed,
                 "n_images": len(captioned),
                 "n_same_caption_text": sum(swapped[e.image_id] == e.caption for e in captioned)}
 
