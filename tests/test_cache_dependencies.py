@@ -19,7 +19,6 @@ import torch
 from PIL import Image
 
 from colorbench.cli.main import main
-from colorbench.data.sample import sample_root
 from colorbench.data.sources import open_source
 from colorbench.io.layout import RunLayout
 from colorbench.io.schema import read_csv
@@ -29,6 +28,7 @@ from colorbench.models.registry import ModelSpec
 from colorbench.pipeline import data_stage
 from colorbench.pipeline.caption_sensitivity import swapped_captions, swapped_name
 from colorbench.pipeline.scoring import metric_set_id
+from tests.dependency_sources import coco_copy, edit_caption, edit_pixel, edit_polygon
 
 METRICS = ["psnr", "vivid_recall"]
 MODELS = ["gray", "caption-tint"]
@@ -53,25 +53,7 @@ def caption_model(monkeypatch):
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    """A COCO root: the sample's test images and captions, and one rectangular instance per image."""
-    root = tmp_path / "coco"
-    shutil.copytree(sample_root() / "annotations", root / "annotations")
-    shutil.copytree(sample_root() / "test", root / "test")
-    captions = json.loads((root / "annotations" / "captions_test.json").read_text())
-    images, annotations = [], []
-    for k, info in enumerate(captions["images"]):
-        width, height = Image.open(root / "test" / info["file_name"]).size
-        images.append({"id": info["id"], "file_name": info["file_name"], "width": width, "height": height})
-        annotations.append({"id": 100 + k, "image_id": info["id"], "category_id": 1, "iscrowd": 0,
-                            "area": width * height / 4, "segmentation": [[0, 0, width / 2, 0, width / 2,
-                                                                          height / 2, 0, height / 2]]})
-    write_json(root / "annotations" / "instances_test.json",
-               {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "thing"}]})
-    return root
-
-
-def write_json(path: Path, data: object) -> None:
-    path.write_text(json.dumps(data))
+    return coco_copy(tmp_path, "test")
 
 
 def run(root: Path, out: Path, models: list[str] = MODELS) -> None:
@@ -114,15 +96,7 @@ def recomputed(root: Path, out: Path, edit) -> tuple[set[str], set[tuple[str, st
 
 
 def test_edit_one_images_polygons_remakes_its_map_and_segment_records_only(root, tmp_path, caption_model):
-    path = root / "annotations" / "instances_test.json"
-
-    def edit() -> None:
-        data = json.loads(path.read_text())
-        ann = next(a for a in data["annotations"] if str(a["image_id"]) == EDITED)
-        ann["segmentation"] = [[1, 1, 40, 1, 40, 30, 1, 30]]
-        write_json(path, data)
-
-    files, records = recomputed(root, tmp_path / "out", edit)
+    files, records = recomputed(root, tmp_path / "out", lambda: edit_polygon(root, "test", EDITED))
     assert files == {f"segments/{EDITED}.png"}
     assert records == {(m, EDITED) for m in MODELS}
 
@@ -135,19 +109,12 @@ def test_deleted_segment_maps_are_remade_and_records_follow_their_pixels(root, t
 
 
 def test_edit_one_caption_remakes_the_caption_models_prediction_only(root, tmp_path, caption_model):
-    path = root / "annotations" / "captions_test.json"
-
-    def edit() -> None:
-        data = json.loads(path.read_text())
-        next(a for a in data["annotations"] if str(a["image_id"]) == EDITED)["caption"] = "A grey cat, renamed."
-        write_json(path, data)
-
     out = tmp_path / "out"
     given: list[dict[str, str]] = []
 
     def edit_and_note() -> None:
         given.append(given_captions(out))
-        edit()
+        edit_caption(root, "test", EDITED)
 
     files, records = recomputed(root, out, edit_and_note)
     moved = {i for i, caption in given_captions(out).items() if given[0][i] != caption}
@@ -159,15 +126,7 @@ def test_edit_one_caption_remakes_the_caption_models_prediction_only(root, tmp_p
 
 
 def test_edit_one_file_remakes_everything_of_that_image_only(root, tmp_path, caption_model):
-    out = tmp_path / "out"
-    target = root / "test" / f"{int(EDITED):012d}.png"
-
-    def edit() -> None:
-        image = Image.open(target).convert("RGB")
-        image.putpixel((0, 0), (1, 2, 3))
-        image.save(target)
-
-    files, records = recomputed(root, out, edit)
+    files, records = recomputed(root, tmp_path / "out", lambda: edit_pixel(root, "test", EDITED))
     assert files == {f"{stage}/{EDITED}.png" for stage in ("ground_truth", "gray", "segments")} | {
         f"predictions/{m}/{EDITED}.png" for m in (*MODELS, SWAPPED)}
     assert records == {(m, EDITED) for m in MODELS}
