@@ -132,18 +132,18 @@ def test_edit_one_file_remakes_everything_of_that_image_only(root, tmp_path, cap
     assert records == {(m, EDITED) for m in MODELS}
 
 
-def changing_once(path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """Rewrite ``path`` (another photo's pixels) right after the run's first ground-truth stage."""
+def after_first_truth(monkeypatch, action) -> None:  # type: ignore[no-untyped-def]
+    """Run ``action`` once, right after the run's first ground-truth stage (between the stages)."""
     write = data_stage.GroundTruth.write
     done = []
 
-    def write_then_change(self, entries=None):  # type: ignore[no-untyped-def]
+    def write_then_act(self, entries=None):  # type: ignore[no-untyped-def]
         write(self, entries)
         if not done:
             done.append(True)
-            Image.open(path).convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(path)
+            action()
 
-    monkeypatch.setattr(data_stage.GroundTruth, "write", write_then_change)
+    monkeypatch.setattr(data_stage.GroundTruth, "write", write_then_act)
 
 
 def test_source_changed_mid_run_is_read_again_and_rescored(root, tmp_path, monkeypatch, caplog, caption_model):
@@ -151,7 +151,8 @@ def test_source_changed_mid_run_is_read_again_and_rescored(root, tmp_path, monke
     truth: the run warns, reads it again and scores it again, and its tables equal a clean run's on the new
     file."""
     target = root / "test" / f"{int(EDITED):012d}.png"
-    changing_once(target, monkeypatch)
+    after_first_truth(monkeypatch, lambda: Image.open(target).convert("RGB").transpose(
+        Image.Transpose.FLIP_LEFT_RIGHT).save(target))
     with caplog.at_level(logging.WARNING):
         run(root, tmp_path / "changed")
     assert "changed during the run" in caplog.text
@@ -164,17 +165,8 @@ def test_ground_truth_replaced_before_scoring_is_read_again(root, tmp_path, monk
     """Kind 2: scored ground truth must carry its original's pixels key; a ground-truth PNG swapped for another
     image's between the stages is read again from the original (with a warning) before it is scored."""
     out = tmp_path / "swapped"
-    write = data_stage.GroundTruth.write
-    done = []
-
-    def write_then_swap(self, entries=None):  # type: ignore[no-untyped-def]
-        write(self, entries)
-        if not done:
-            done.append(True)
-            layout = RunLayout(out)
-            shutil.copyfile(layout.ground_truth("2"), layout.ground_truth(EDITED))
-
-    monkeypatch.setattr(data_stage.GroundTruth, "write", write_then_swap)
+    layout = RunLayout(out)
+    after_first_truth(monkeypatch, lambda: shutil.copyfile(layout.ground_truth("2"), layout.ground_truth(EDITED)))
     with caplog.at_level(logging.WARNING):
         run(root, out)
     assert "read again from the originals" in caplog.text
