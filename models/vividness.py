@@ -127,8 +127,9 @@ class VividnessTerm:
         path = data.cache_dir / f"vivid-segments-{key}.safetensors"
         cached = cached_state(path, "vividness segments")
         rows: dict[str, torch.Tensor] = {}
-        if cached is not None and isinstance(cached[1].get("row_keys"), list):
-            rows = dict(zip(cached[1]["row_keys"], cached[0]["labels"], strict=True))  # type: ignore[arg-type]
+        stored_keys = cached[1].get("row_keys") if cached is not None else None
+        if cached is not None and isinstance(stored_keys, list):
+            rows = dict(zip([str(k) for k in stored_keys], cached[0]["labels"], strict=True))
         todo = [e for e in entries if row_key[e.image_id] not in rows]
         if todo:
             logger.info("computing %s label maps of %d training images at %d px", kind, len(todo), size)

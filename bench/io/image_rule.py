@@ -77,7 +77,8 @@ def _transparent(image: Image.Image) -> bool:
     if not _has_alpha(image):
         return False
     alpha = image.convert("RGBA").getchannel("A") if image.mode not in ("RGBA", "LA") else image.getchannel("A")
-    return int(alpha.getextrema()[0]) < 255
+    low = alpha.getextrema()[0]
+    return isinstance(low, int | float) and low < 255
 
 
 @functools.lru_cache(maxsize=64)
@@ -132,7 +133,8 @@ def apply_rule(image: Image.Image, rule: Rule) -> Image.Image:
     if rule.icc is not None:
         transform = _srgb_transform(rule.icc, _icc_mode(image))
         source = image if image.mode == "CMYK" else _rgb8(image)
-        rgb = ImageCms.applyTransform(source, transform) if transform is not None else source
+        converted = ImageCms.applyTransform(source, transform) if transform is not None else None
+        rgb = converted if converted is not None else source
     else:
         rgb = _rgb8(image)
     if rule.orientation != 1:
