@@ -335,11 +335,28 @@ def ranked(names: Iterable[str]) -> list[str]:
     return [name for name in names if get_metric(name).direction != "diagnostic"]
 
 
+#: Metrics whose function already runs its network one image at a time (and keeps the ground truth's logits
+#: while that batch is unchanged, colorbench.metrics.semantic): given the whole batch.
+IMAGE_BY_IMAGE_INSIDE = ("semantic_kl", "semantic_top1")
+
+
 def compute(
     names: Sequence[str], pred: torch.Tensor, target: torch.Tensor, **extras: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """Every named per-image metric on one batch, as float64 tensors of shape (B,)."""
-    return {name: METRICS[name](pred, target, **extras).double() for name in names}
+    """Every named per-image metric on one batch, as float64 tensors of shape (B,), each image computed on its own
+    (a one-row slice): reductions over a batched tensor split their sums by batch size and thread count, so a
+    batched pass would make an image's value (mse, psnr, colorfulness: up to 3e-5) depend on the images beside it
+    (issue 22), and a record recomputed alone would differ from the table's."""
+    out = {}
+    for name in names:
+        metric = METRICS[name]
+        if name in IMAGE_BY_IMAGE_INSIDE or len(pred) <= 1:
+            out[name] = metric(pred, target, **extras).double()
+            continue
+        out[name] = torch.cat([metric(pred[i:i + 1], target[i:i + 1],
+                                      **{k: v[i:i + 1] for k, v in extras.items()}).double()
+                               for i in range(len(pred))])
+    return out
 
 
 def needs_segments(metric_names: Sequence[str]) -> bool:

@@ -254,13 +254,12 @@ class ChromaGAN(Colorizer):
                 for name, module in self.trained_modules().items()}
 
     def prepare_training(self, data: TrainingData) -> None:
-        """The teacher's class distribution of every training image (cached in ``data.cache_dir`` by file
-        sha256), when the model has a class head."""
+        """The teacher's class distribution of every training image (cached in ``data.cache_dir``, see
+        colorbench.models.teachers.teacher_targets), when the model has a class head."""
         if self.teacher is not None and self.settings.class_weight:
             self.targets = teacher_targets(
                 self.teacher, data.entries, data.source, data.resize_mode,
-                data.cache_dir / f"teacher-{self.teacher}-{data.resize_mode}.safetensors", data.device, data.workers,
-                data.progress)
+                data.cache_dir, data.device, data.workers, data.progress)
 
     def loss_weights(self) -> dict[str, float]:
         """The weight of each generator term in ``g_total`` (paper Sec. 2: 1, gamma_s, gamma_g)."""

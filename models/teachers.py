@@ -16,6 +16,12 @@ looks at the same grey input. colorbench offers three teachers, chosen by name a
 
 ImageNet teachers see the grey input: the Lab lightness rendered as a 3-channel grey sRGB image at
 ``TEACHER_SIZE``, normalized as the classifier expects.
+
+The targets are cached (:func:`teacher_targets`) in a file named by the teacher's identity (its name, the sha256
+of its weight file, the teacher's input size and the resize mode: :func:`targets_file`), one row per image keyed
+by :func:`row_key`: the image's pixels key and, for ``coco-labels``, the key of that image's own annotations. An
+edit to one image (its file, or its instances for coco-labels) recomputes that image's row alone; other weights
+or another teacher use another file.
 """
 
 from __future__ import annotations
@@ -29,13 +35,16 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from colorbench.core.cachekey import cache_key
 from colorbench.core.errors import BenchError
+from colorbench.core.files import file_sha256
 from colorbench.data.color import rgb_from_l_ab
 from colorbench.data.loader import Batch, Preprocess, iterate_batches, make_loader
+from colorbench.data.segments import coco_annotations_key
 from colorbench.data.sources import open_source
 from colorbench.data.splits import ManifestEntry
 from colorbench.io.checkpoints import cached_state, save_state
-from colorbench.io.weights import efficientnet_lite0, find_weights, load_weights
+from colorbench.io.weights import efficientnet_lite0, efficientnet_lite0_file, find_weights, load_weights
 
 TEACHERS = ("efficientnet-lite0", "vgg16", "coco-labels")
 TEACHER_CHOICES = ("auto", *TEACHERS)
@@ -154,33 +163,61 @@ def build_teacher(name: str, instances: Any | None = None) -> ImageNetTeacher | 
     return _vgg16() if name == "vgg16" else _efficientnet_lite0()
 
 
-def teacher_targets(teacher_name: str, entries: Sequence[ManifestEntry], source: str, mode: str, cache: Path,
+def teacher_weights_sha256(name: str) -> str | None:
+    """sha256 of the weight file of an ImageNet teacher (None for coco-labels, which has none)."""
+    name = resolve_teacher(name)
+    if name == "coco-labels":
+        return None
+    path = find_weights(VGG16_FILE) if name == "vgg16" else efficientnet_lite0_file()
+    if path is None:
+        raise BenchError(f"the vgg16 teacher needs {VGG16_FILE} in --weights-dir or $TORCH_HOME/hub/checkpoints")
+    return file_sha256(path)
+
+
+def targets_file(folder: Path, teacher_name: str, mode: str) -> Path:
+    """The cache file of a teacher's targets: named by the teacher's identity (module text)."""
+    identity = {"teacher": resolve_teacher(teacher_name), "weights_sha256": teacher_weights_sha256(teacher_name),
+                "size": TEACHER_SIZE, "mode": mode}
+    return folder / f"teacher-{identity['teacher']}-{mode}-{cache_key(identity)}.safetensors"
+
+
+def row_key(teacher_name: str, entry: ManifestEntry, instances: Any | None) -> str:
+    """What one image's target depends on within a teacher's file: the pixels key for an ImageNet teacher (it
+    sees the image), that image's annotations for coco-labels (it sees only them)."""
+    if resolve_teacher(teacher_name) == "coco-labels" and instances is not None and entry.image_id.isdigit():
+        return f"annotations:{coco_annotations_key(instances, int(entry.image_id))}"
+    return entry.pixels_key
+
+
+def teacher_targets(teacher_name: str, entries: Sequence[ManifestEntry], source: str, mode: str, folder: Path,
                     device: torch.device, workers: int = 0, progress: bool = True) -> dict[str, Targets]:
     """Each image's class distribution, computed once (the teacher is frozen and inputs are not augmented) and
-    cached in ``cache`` keyed by the file's sha256. Returns image id -> single-row targets on the CPU."""
-    by_sha: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    cached in ``folder`` (:func:`targets_file`, rows by :func:`row_key`). Returns image id -> single-row targets
+    on the CPU."""
+    cache = targets_file(folder, teacher_name, mode)
+    instances = open_source(source).instances() if resolve_teacher(teacher_name) == "coco-labels" else None
+    key_of = {e.image_id: row_key(teacher_name, e, instances) for e in entries}
+    by_key: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     cached = cached_state(cache, "teacher targets")
     if cached is not None:
-        stored, shas = cached[0], cached[1]["sha256"]
-        if isinstance(shas, list):  # as save_state below wrote it
-            by_sha = {sha: (stored["probs"][i], stored["labelled"][i]) for i, sha in enumerate(shas)}
-    todo = [e for e in entries if e.sha256 not in by_sha]
+        stored, keys = cached[0], cached[1]["row_keys"]
+        if isinstance(keys, list):  # as save_state below wrote it
+            by_key = {key: (stored["probs"][i], stored["labelled"][i]) for i, key in enumerate(keys)}
+    todo = [e for e in entries if key_of[e.image_id] not in by_key]
     if todo:
-        instances = open_source(source).instances() if teacher_name == "coco-labels" else None
         teacher = build_teacher(teacher_name, instances).to(device)
         loader = make_loader(todo, Preprocess(TEACHER_SIZE, mode), batch_size=16, workers=workers)
-        sha_of = {e.image_id: e.sha256 for e in todo}
         for batch in tqdm(iterate_batches(loader, device), desc=f"teacher {teacher_name}", unit="batch",
                           total=len(loader), leave=False, disable=not progress):
             out = teacher(batch)  # float32 on every device: runs on the CPU, CUDA and XLA train against equal targets
             probs, labelled = out.probs.float().cpu(), out.labelled.cpu()  # one copy to the host per batch
             for i, image_id in enumerate(batch.image_ids):
-                by_sha[sha_of[image_id]] = (probs[i], labelled[i])
-        shas = sorted(by_sha)
-        save_state(cache, {"probs": torch.stack([by_sha[s][0] for s in shas]),
-                           "labelled": torch.stack([by_sha[s][1] for s in shas])},
-                   {"teacher": teacher_name, "resize_mode": mode, "size": TEACHER_SIZE, "sha256": shas})
-    return {e.image_id: Targets(*by_sha[e.sha256]) for e in entries if e.sha256 in by_sha}
+                by_key[key_of[image_id]] = (probs[i], labelled[i])
+        keys = sorted(by_key)
+        save_state(cache, {"probs": torch.stack([by_key[k][0] for k in keys]),
+                           "labelled": torch.stack([by_key[k][1] for k in keys])},
+                   {"teacher": teacher_name, "resize_mode": mode, "size": TEACHER_SIZE, "row_keys": keys})
+    return {e.image_id: Targets(*by_key[key_of[e.image_id]]) for e in entries if key_of[e.image_id] in by_key}
 
 
 def batch_targets(table: dict[str, Targets], batch: Batch) -> Targets:

@@ -13,8 +13,11 @@ computed with one ``index_add_`` over the batch: no loop over segments and no ho
 have at most :data:`MAX_LABEL` labels, a fixed size). Pixels labelled 0 (no segment) take no part; an image with
 no segment adds 0.
 
-Label maps are computed once at the training size in :meth:`VividnessTerm.prepare` (cached in the model's
-training cache folder) and looked up by image id in each training step.
+Label maps are computed once at the training size in :meth:`VividnessTerm.prepare` and looked up by image id in
+each training step. They are cached in the model's training cache folder, in one file per (segment kind, size,
+resize mode, :data:`MAX_LABEL`, SLIC parameters) whose rows are keyed per image by the image's pixels key and
+:func:`colorbench.data.segments.segments_key` (that image's own annotations for COCO instances): an edit to one
+image's file or polygons recomputes that image's map alone.
 """
 
 from __future__ import annotations
@@ -29,7 +32,15 @@ from tqdm import tqdm
 
 from colorbench.core.cachekey import cache_key
 from colorbench.data.loader import Preprocess, iterate_batches, make_loader, repeat_last
-from colorbench.data.segments import SegmentSource, coco_label_map, slic_label_map, slic_source, to_working_size
+from colorbench.data.segments import (
+    SLIC_PARAMS,
+    SegmentSource,
+    oriented_coco_map,
+    segments_key,
+    slic_label_map,
+    slic_source,
+    to_working_size,
+)
 from colorbench.data.sources import CocoSource, open_source
 from colorbench.data.splits import ManifestEntry
 from colorbench.io.checkpoints import cached_state, save_state, state_sha256
@@ -81,8 +92,8 @@ def label_maps(entries: Sequence[ManifestEntry], data: TrainingData, size: int,
     if kind == "coco-instances":
         coco = open_source(data.source).instances()
         for entry in tqdm(entries, desc="vividness segments", unit="image", leave=False, disable=not data.progress):
-            maps[entry.image_id] = to_working_size(coco_label_map(coco, int(entry.image_id), entry.height,
-                                                                  entry.width), preprocess)
+            labels = oriented_coco_map(coco, int(entry.image_id), entry.width, entry.height, entry.decoding)
+            maps[entry.image_id] = to_working_size(labels, preprocess)
     else:
         loader = make_loader(entries, preprocess, batch_size=16, workers=data.workers)
         for batch in tqdm(iterate_batches(loader, torch.device("cpu")), desc="vividness segments", unit="batch",
@@ -104,22 +115,30 @@ class VividnessTerm:
     table_sha256: str | None = None
 
     def prepare(self, data: TrainingData, size: int) -> None:
-        """Label maps of every training image at ``size``, read from ``data.cache_dir`` when computed before."""
+        """Label maps of every training image at ``size``; the rows of images computed before (same row key, see
+        the module text) are read from ``data.cache_dir``, the others computed and added."""
         self.source = segment_source_of(data.source)
+        kind = self.source.kind
         entries = sorted(data.entries, key=lambda e: e.image_id)
-        key = cache_key({"kind": self.source.kind, "size": size, "mode": data.resize_mode, "source": data.source,
-                         "files": [(e.image_id, e.sha256) for e in entries], "max_label": MAX_LABEL})
+        coco = open_source(data.source).instances() if kind == "coco-instances" else None
+        row_key = {e.image_id: f"{e.pixels_key}|{segments_key(kind, coco, e.image_id)}" for e in entries}
+        key = cache_key({"kind": kind, "size": size, "mode": data.resize_mode, "max_label": MAX_LABEL,
+                         "slic": SLIC_PARAMS if kind == "slic" else None})
         path = data.cache_dir / f"vivid-segments-{key}.safetensors"
         cached = cached_state(path, "vividness segments")
-        if cached is not None:
-            state, ids = cached[0], list(cached[1]["image_ids"])  # type: ignore[call-overload]
-        else:
-            logger.info("computing %s label maps of %d training images at %d px", self.source.kind, len(entries),
-                        size)
-            maps = label_maps(entries, data, size, self.source.kind)
-            ids = [e.image_id for e in entries if e.image_id in maps]
-            state = {"labels": torch.from_numpy(np.stack([maps[i] for i in ids]))}
-            save_state(path, state, {"image_ids": ids, **self.source.describe(), "size": size})
+        rows: dict[str, torch.Tensor] = {}
+        stored_keys = cached[1].get("row_keys") if cached is not None else None
+        if cached is not None and isinstance(stored_keys, list):
+            rows = dict(zip([str(k) for k in stored_keys], cached[0]["labels"], strict=True))
+        todo = [e for e in entries if row_key[e.image_id] not in rows]
+        if todo:
+            logger.info("computing %s label maps of %d training images at %d px", kind, len(todo), size)
+            rows.update({row_key[i]: torch.from_numpy(m) for i, m in label_maps(todo, data, size, kind).items()})
+            keys = sorted(rows)
+            save_state(path, {"labels": torch.stack([rows[k] for k in keys])},
+                       {"row_keys": keys, **self.source.describe(), "size": size})
+        ids = [e.image_id for e in entries if row_key[e.image_id] in rows]
+        state = {"labels": torch.stack([rows[row_key[i]] for i in ids])}
         self.labels = state["labels"]
         self.rows = {image_id: row for row, image_id in enumerate(ids)}
         self.table_sha256 = state_sha256(state)

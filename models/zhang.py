@@ -251,7 +251,7 @@ class ZhangColorizer(Colorizer):
         """The smoothed empirical prior of the training images' ab bins and the rebalancing weights, cached."""
         s = self.settings
         entries = sorted(data.entries, key=lambda e: e.image_id)
-        key = cache_key({"files": [e.sha256 for e in entries], "size": s.loop.image_size, "mode": data.resize_mode,
+        key = cache_key({"files": [e.pixels_key for e in entries], "size": s.loop.image_size, "mode": data.resize_mode,
                          "bins": state_sha256({"bins": self.centres})})
         path = data.cache_dir / f"zhang-prior-{key}.safetensors"
         cached = cached_state(path, "zhang-eccv16 ab prior")

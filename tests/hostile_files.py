@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from colorbench.data.sources import FolderSource
 from colorbench.data.splits import Manifest, build_manifest
@@ -39,6 +39,36 @@ def encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
     return buffer.getvalue()
+
+
+def srgb_profile() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def swapped_profile() -> bytes:
+    """An RGB ICC profile whose red and green primaries are sRGB's swapped (the sRGB profile with its rXYZ and
+    gXYZ tag entries exchanged): converting to sRGB swaps the red and green channels, up to rounding."""
+    data = bytearray(srgb_profile())
+    count = struct.unpack(">I", data[128:132])[0]
+    entries = {bytes(data[132 + 12 * i:136 + 12 * i]): 132 + 12 * i for i in range(count)}
+    red, green = entries[b"rXYZ"], entries[b"gXYZ"]
+    data[red + 4:red + 12], data[green + 4:green + 12] = data[green + 4:green + 12], data[red + 4:red + 12]
+    return bytes(data)
+
+
+def exif_jpeg(image: Image.Image, orientation: int, **options: object) -> bytes:
+    """``image`` stored as a JPEG carrying EXIF orientation ``orientation``."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encoded(image, "JPEG", exif=exif, **options)
+
+
+def hidden_rgba(hidden: tuple[int, int, int]) -> bytes:
+    """A PNG whose left half is transparent over the RGB ``hidden`` and whose right half is an opaque photo: files
+    with different ``hidden`` look identical."""
+    array = np.dstack([np.asarray(colour()), np.full((20, 30), 255, np.uint8)])
+    array[:, :15, :3], array[:, :15, 3] = hidden, 0
+    return encoded(Image.fromarray(array, mode="RGBA"), "PNG")
 
 
 def folder_with(tmp_path: Path, name: str, content: bytes) -> Path:

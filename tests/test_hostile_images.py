@@ -9,7 +9,9 @@ tests/test_hostile_coco.py.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import io
 import json
 import os
 from collections.abc import Callable
@@ -23,19 +25,24 @@ from PIL.PngImagePlugin import PngInfo
 
 from colorbench.core.files import file_sha256
 from colorbench.data.loader import OriginalsDataset, Preprocess
-from tests.hostile_files import RNG, colour, encoded, folder_with, manifest_of, png_declaring
+from tests.hostile_files import (
+    RNG,
+    colour,
+    encoded,
+    exif_jpeg,
+    folder_with,
+    hidden_rgba,
+    manifest_of,
+    png_declaring,
+    srgb_profile,
+    swapped_profile,
+)
 
 
 def frames(fmt: str) -> bytes:
     """Two frames, red then blue: the first frame is the one read."""
     red, blue = Image.new("RGB", (8, 6), (255, 0, 0)), Image.new("RGB", (8, 6), (0, 0, 255))
     return encoded(red, fmt, save_all=True, append_images=[blue])
-
-
-def exif_rotated() -> bytes:
-    exif = Image.Exif()
-    exif[0x0112] = 6  # "rotate 90 CW to display"
-    return encoded(colour(), "JPEG", exif=exif)
 
 
 def ztxt_bomb() -> bytes:
@@ -68,6 +75,7 @@ class FileCase:
     reason: str = ""
     size: tuple[int, int] | None = None  # (width, height) the manifest records
     first_pixel: tuple[int, int, int] | None = None
+    decoding: str = ""  # what the image rule changed (colorbench.io.image_rule)
 
 
 FILE_CASES = [
@@ -84,8 +92,18 @@ FILE_CASES = [
     FileCase("cmyk-tiff", "cmyk.tif", lambda: encoded(colour().convert("CMYK"), "TIFF"), "ok", size=(30, 20)),
     FileCase("palette", "pal.png", lambda: encoded(colour().convert("P", palette=Image.Palette.ADAPTIVE), "PNG"),
              "ok"),
-    FileCase("palette-transparent", "palt.gif", lambda: encoded(colour().convert("P"), "GIF", transparency=0), "ok"),
-    FileCase("rgba", "rgba.png", lambda: encoded(colour().convert("RGBA"), "PNG"), "ok"),
+    FileCase("palette-transparent", "palt.gif", lambda: encoded(colour().convert("P"), "GIF", transparency=0), "ok",
+             decoding="alpha"),
+    FileCase("rgba", "rgba.png", lambda: encoded(colour().convert("RGBA"), "PNG"), "ok"),  # opaque: unchanged
+    FileCase("rgba-hidden", "hidden.png", lambda: hidden_rgba((0, 200, 0)), "ok", first_pixel=(255, 255, 255),
+             decoding="alpha"),
+    FileCase("icc-srgb", "srgb.png", lambda: encoded(colour(), "PNG", icc_profile=srgb_profile()), "ok"),
+    FileCase("icc-swapped", "swapped.png", lambda: encoded(colour(), "PNG", icc_profile=swapped_profile()), "ok",
+             decoding="icc"),
+    FileCase("icc-garbage", "junk.png", lambda: encoded(colour(), "PNG", icc_profile=b"not a profile" * 9), "ok",
+             decoding="icc-ignored"),
+    FileCase("icc-rotated-rgba", "all.png", lambda: encoded(Image.open(io.BytesIO(hidden_rgba((9, 9, 9)))), "PNG",
+             icc_profile=swapped_profile(), exif=exif_of(8)), "ok", size=(20, 30), decoding="alpha icc orientation-8"),
     FileCase("la", "la.png", lambda: encoded(colour().convert("LA"), "PNG"), "grayscale", "PIL mode LA"),
     FileCase("one-bit", "bits.png", lambda: encoded(colour().convert("1"), "PNG"), "grayscale", "PIL mode 1"),
     FileCase("sixteen-bit", "deep.png", lambda: encoded(Image.fromarray(
@@ -94,7 +112,10 @@ FILE_CASES = [
         RNG.random((20, 30)).astype(np.float32), mode="F"), "TIFF"), "grayscale", "PIL mode F"),
     FileCase("grey-as-rgb", "grey.png", lambda: encoded(colour().convert("L").convert("RGB"), "PNG"), "grayscale",
              "R=G=B"),
-    FileCase("exif-rotated", "rot.jpg", exif_rotated, "ok", size=(30, 20)),  # the stored grid, not rotated
+    *[FileCase(f"exif-orientation-{n}", f"o{n}.jpg", functools.partial(exif_jpeg, colour(), n), "ok",
+               size=(20, 30) if n >= 5 else (30, 20), decoding=f"orientation-{n}") for n in range(2, 9)],
+    FileCase("exif-orientation-1", "o1.jpg", lambda: exif_jpeg(colour(), 1), "ok", size=(30, 20)),
+    FileCase("exif-orientation-junk", "o99.jpg", lambda: exif_jpeg(colour(), 99), "ok", size=(30, 20)),
     FileCase("one-pixel", "dot.png", lambda: encoded(Image.new("RGB", (1, 1), (200, 30, 10)), "PNG"), "ok",
              size=(1, 1)),
     FileCase("wide", "wide.png", lambda: encoded(colour(1, 4000), "PNG"), "ok", size=(4000, 1)),
@@ -110,6 +131,12 @@ FILE_CASES = [
 ]
 
 
+def exif_of(orientation: int) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif
+
+
 def loads(entry: object, mode: str = "resize") -> tuple[int, ...]:
     return tuple(OriginalsDataset([entry], Preprocess(16, mode))[0]["rgb_u8"].shape)  # type: ignore[list-item]
 
@@ -122,6 +149,8 @@ def test_image_file_kinds(case, tmp_path):
     entry = by_file[case.file]
     assert (entry.status, bool(entry.reason)) == (case.status, case.status != "ok"), entry.reason
     assert case.reason in entry.reason
+    assert entry.decoding == case.decoding
+    assert entry.pixels_key == (entry.sha256 if not case.decoding else f"{entry.sha256}+rule1:{case.decoding}")
     assert entry.sha256 == file_sha256(entry.path)  # hashed even when it cannot be decoded
     if case.size:
         assert (entry.width, entry.height) == case.size

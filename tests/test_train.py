@@ -254,7 +254,7 @@ def test_resume_equals_uninterrupted_training_bit_for_bit(sample_manifest, tmp_p
                   progress=False)
     assert first["weights_from"] == "trained" and first["training"]["epochs"] == 3
     (parts / "train").mkdir(parents=True)
-    for cached in (whole / "train").glob("teacher-*.safetensors"):  # the teacher's targets, keyed by sha256
+    for cached in (whole / "train").glob("teacher-*.safetensors"):  # the teacher's targets (rows by pixels key)
         (parts / "train" / cached.name).write_bytes(cached.read_bytes())
     train(build("chromagan", **TINY, epochs=2), "chromagan", ("L",), sample_manifest, parts, device=CPU, progress=False)
     with (parts / "train" / "chromagan" / "steps.csv").open("a") as handle:

@@ -138,8 +138,9 @@ class RawBatch(TypedDict):
 
 class OriginalsDataset(Dataset[DecodedItem | FailedItem]):
     """Originals listed in a manifest at the working size; items are plain dicts for collation. Pixels come from
-    the prepared input cache (:mod:`colorbench.data.prepared`) when it holds the original, else from decoding the file;
-    both give the same bytes."""
+    the prepared input cache (:mod:`colorbench.data.prepared`) when it holds the original's pixels key, else from
+    decoding the file; both give the same bytes. A file whose bytes no longer hash to the manifest's sha256 fails
+    (:class:`colorbench.io.images.ChangedFileError`): nothing is ever derived from bytes the manifest did not hash."""
 
     def __init__(self, entries: Sequence[ManifestEntry], preprocess_cfg: Preprocess) -> None:
         self.entries = list(entries)
@@ -151,10 +152,10 @@ class OriginalsDataset(Dataset[DecodedItem | FailedItem]):
 
     def __getitem__(self, index: int) -> DecodedItem | FailedItem:
         entry = self.entries[index]
-        pixels = self.prepared.pixels(entry.sha256) if self.prepared is not None else None
+        pixels = self.prepared.pixels(entry.pixels_key) if self.prepared is not None else None
         if pixels is None:
             try:
-                image, _ = open_rgb(entry.path)
+                image, _ = open_rgb(entry.path, entry.sha256)  # refuses bytes other than the manifest's
             except UnreadableImageError as exc:
                 return {"image_id": entry.image_id, "error": str(exc)}
             pixels = to_tensor_u8(preprocess(image, self.cfg.size, self.cfg.mode))

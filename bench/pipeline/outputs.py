@@ -15,6 +15,7 @@ from colorbench.core.provenance import provenance, utc_now
 from colorbench.data.prepared import close_shards
 from colorbench.data.sources import open_source
 from colorbench.io import integrity
+from colorbench.io.image_rule import IMAGE_RULE
 from colorbench.io.layout import RunLayout
 from colorbench.io.schema import SCHEMA_VERSION, leaderboard_columns, per_image_columns, write_csv, write_json
 from colorbench.io.weights import recording_weights, used_weights
@@ -90,6 +91,7 @@ def write_results(
         "metrics": metrics.describe(),
         "metrics_unavailable": dict(metrics.unavailable),
         "segments": dict(segments) if segments else None,
+        "image_rule": IMAGE_RULE,
         "weight_files": used_weights(),
         "skipped": list(skipped),
         "integrity": integrity.summary(),

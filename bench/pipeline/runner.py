@@ -3,12 +3,19 @@ predict, score -> perturbation study -> tables -> report. Each stage lives in it
 model_stage, colorbench.study.run, outputs) and writes its output to the run folder as it goes, skipping work
 already on disk with a matching key, so an interrupted run resumes and a repeated run recomputes nothing.
 
+An original that changes while the run reads it is never mixed with its old self: every decode checks the bytes
+against the manifest's sha256 (a changed file fails to load), and once every model is scored the originals are
+hashed again. When some changed, the run warns, builds its manifests again and repeats its stages, which
+recompute exactly the changed images (every artefact is keyed on the original's pixels key); when they change
+again during that second pass, the run ends with exit status 1 naming them.
+
 Under torchrun each process takes a shard of the images (by position in the manifest); rank 0 writes the
 tables and the report once all shards are done.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections.abc import Mapping, Sequence
@@ -30,6 +37,8 @@ from colorbench.pipeline.model_stage import ModelStage
 from colorbench.pipeline.outputs import ReportBuilder, per_run, write_results
 from colorbench.study.run import run_study
 
+logger = logging.getLogger(__name__)
+
 
 @per_run
 def execute(cfg: RunConfig, *, report: ReportBuilder | None = None) -> Path:
@@ -44,13 +53,17 @@ def execute(cfg: RunConfig, *, report: ReportBuilder | None = None) -> Path:
         barrier(dist)  # the other ranks write only once rank 0 has checked and claimed the folder
         ctx = RunContext(cfg, device, dist)
         ctx.out.mkdir(parents=True, exist_ok=True)
-        with ctx.timer.stage("data"):
-            manifests = build_manifests(ctx, with_training=any(needs_training_data(cfg, e) for e in entries))
-            truth = GroundTruth(ctx, manifests.eval)
-            truth.write()
-            barrier(dist)
-        models = ModelStage(ctx, manifests)
-        outcomes = [models.evaluate(entry) for entry in entries]
+        manifests, truth, models, outcomes = run_stages(ctx, entries)
+        changed = manifests.changed()
+        if changed:
+            logger.warning("%d original(s) changed during the run (first: %s): reading them again and scoring them "
+                           "again", len(changed), changed[0].file)
+            ctx.skips = []
+            manifests, truth, models, outcomes = run_stages(ctx, entries)
+            changed = manifests.changed()
+            if changed:
+                raise IncompleteError(f"{len(changed)} original(s) kept changing during the run (first: "
+                                      f"{changed[0].file}); no table was written")
         if dist.is_main:
             if cfg.study:
                 with ctx.timer.stage("study"):
@@ -70,6 +83,18 @@ def execute(cfg: RunConfig, *, report: ReportBuilder | None = None) -> Path:
     if failed:
         raise IncompleteError(f"a model failed ({failed}); the other results are in {ctx.out}")
     return ctx.out
+
+
+def run_stages(ctx: RunContext, entries: Sequence[ModelEntry]
+               ) -> tuple[Manifests, GroundTruth, ModelStage, list[ModelOutcome]]:
+    """The manifests, the ground truth and every model's obtain, predict and score stages."""
+    with ctx.timer.stage("data"):
+        manifests = build_manifests(ctx, with_training=any(needs_training_data(ctx.cfg, e) for e in entries))
+        truth = GroundTruth(ctx, manifests.eval)
+        truth.write()
+        barrier(ctx.dist)
+    models = ModelStage(ctx, manifests, truth)
+    return manifests, truth, models, [models.evaluate(entry) for entry in entries]
 
 
 def needs_training_data(cfg: RunConfig, entry: ModelEntry) -> bool:
