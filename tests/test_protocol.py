@@ -49,7 +49,9 @@ def test_seed_replicas_are_separate_model_entries(tmp_path):
     assert protocol["seeds"] == [5, 6] and protocol["builtin_sample"] is True and protocol["n_eval_images"] == 4
     assert protocol["train_eval_overlap"] == 0 and protocol["working_size"] == 48
     assert run["config"]["seeds"] == 2
-    assert main(["run", "--models", "gray", "--seeds", "0", "--out", str(tmp_path / "none"), *QUICK]) == 2
+    with pytest.raises(SystemExit) as refused:  # refused when parsed (issue 22)
+        main(["run", "--models", "gray", "--seeds", "0", "--out", str(tmp_path / "none"), *QUICK])
+    assert refused.value.code == 2
 
 
 def write_images(folder: Path, names: list[str], seed: int) -> None:

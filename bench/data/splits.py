@@ -16,6 +16,7 @@ The manifest lists each selected original with the caption used, the sha256 of i
 ``decoding`` lists what the image rule (:mod:`colorbench.io.image_rule`: EXIF orientation, alpha over white, ICC
 to sRGB) changed in the file, "" for nothing; with the sha256 it makes :attr:`ManifestEntry.pixels_key`, the key of
 the pixels every derived artefact (ground truth, inputs, predictions, records, training caches) is tagged with.
+The column is written only when the rule changed some file of the manifest (:attr:`Manifest.columns`).
 
 The sha256 is always computed from the file's bytes on every run (a file rewritten with its size and mtime kept,
 ``cp -p`` or ``touch -r``, still gets its true hash); only the decode and grey check are cached, by that hash.
@@ -45,8 +46,9 @@ from colorbench.io.images import UnreadableImageError, check_original
 
 SPLIT_SALT = "colorbench-split-v1:"
 MANIFEST_COLUMNS = ("image_id", "file", "caption", "sha256", "status", "reason", "width", "height", "decoding")
-#: The columns of manifests written before the image rule: a manifest whose files the rule leaves alone hashes
-#: over these only (:attr:`Manifest.sha256`), so its hash, and the keys made from it, stay as they were.
+#: The columns of manifests written before the image rule: a manifest whose files the rule leaves alone is written
+#: and hashed in these only (:attr:`Manifest.columns`), so its file, its hash and the keys made from it stay as
+#: they were.
 LEGACY_COLUMNS = MANIFEST_COLUMNS[:-1]
 _SIZE = re.compile(r"^(?:[a-z][a-z0-9]*-)?(\d+)(k?)$")
 
@@ -118,7 +120,9 @@ class Manifest:
     def skipped(self) -> list[ManifestEntry]:
         return [e for e in self.entries if not e.ok]
 
-    def csv_bytes(self, columns: tuple[str, ...] = MANIFEST_COLUMNS) -> bytes:
+    def csv_bytes(self, columns: tuple[str, ...] | None = None) -> bytes:
+        """The manifest as CSV, in ``columns`` (default :attr:`columns`)."""
+        columns = self.columns if columns is None else columns
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
@@ -127,11 +131,16 @@ class Manifest:
         return buffer.getvalue().encode("utf-8", "backslashreplace")  # no lone surrogate can crash a write
 
     @property
+    def columns(self) -> tuple[str, ...]:
+        """The columns written and hashed: while the image rule changed no file, the ``decoding`` column is left
+        out (:data:`LEGACY_COLUMNS`), so such a manifest's file, hash and the keys made from it stay as they were."""
+        return MANIFEST_COLUMNS if any(e.decoding for e in self.entries) else LEGACY_COLUMNS
+
+    @property
     def sha256(self) -> str:
-        """Hash of the manifest's CSV bytes: equal manifests (same files, captions, statuses) hash equal. While
-        the image rule changed no file, the ``decoding`` column is left out (:data:`LEGACY_COLUMNS`)."""
-        columns = MANIFEST_COLUMNS if any(e.decoding for e in self.entries) else LEGACY_COLUMNS
-        return hashlib.sha256(self.csv_bytes(columns)).hexdigest()
+        """Hash of the manifest's CSV bytes as written (manifest.csv): equal manifests (same files, captions,
+        statuses) hash equal."""
+        return hashlib.sha256(self.csv_bytes()).hexdigest()
 
     def write(self, path: Path) -> None:
         atomic_write_bytes(path, self.csv_bytes())

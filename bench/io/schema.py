@@ -6,7 +6,8 @@ image smaller than its window).
 
 Run folder layout::
 
-    manifest.csv           evaluation split manifest (colorbench.data.splits.MANIFEST_COLUMNS)
+    manifest.csv           evaluation split manifest (colorbench.data.splits.MANIFEST_COLUMNS; ``decoding``
+                           only when the image rule changed a file)
     manifest_train.csv     training split manifest (when a model was fitted or trained)
     ground_truth/ID.png    originals at the working size, lossless (what predictions are scored against)
     gray/ID.png            the grey input the models saw (Lab L rendered as sRGB grey)
