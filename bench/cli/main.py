@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
@@ -328,6 +329,8 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is not threading.main_thread():  # torch-xla runs a launched worker in a thread
+        return _main(args, argv)
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return _main(args, argv)
