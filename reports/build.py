@@ -21,6 +21,7 @@ from colorbench.claims.reproduction import REPRODUCTION_COLUMNS, reproduction_ro
 from colorbench.claims.table import Claim, Evidence, csv_rows, evaluate_claims
 from colorbench.core.errors import BenchError
 from colorbench.core.strictjson import loads_unique
+from colorbench.io import integrity
 from colorbench.io.layout import EPOCHS_FILE, STEPS_FILE, RunLayout
 from colorbench.io.schema import read_csv, write_csv
 from colorbench.pipeline import caption_sensitivity
@@ -61,6 +62,7 @@ class RunFolder:
                 cut = not path.read_bytes().endswith(b"\n")  # every table colorbench writes ends with a newline
                 if cut or any(None in row or None in row.values() or "model" not in row for row in rows):
                     raise ValueError(f"{path} is damaged (rows with missing or extra fields, or no model column)")
+            integrity.check_tables(run, out)
             return cls(out, run, tables[layout.leaderboard], tables[layout.per_image], load_study(out))
         except (OSError, ValueError, csv.Error) as exc:
             raise BenchError(f"{out} is not a finished colorbench run folder: {exc}") from exc

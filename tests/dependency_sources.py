@@ -58,3 +58,10 @@ def edit_pixel(root: Path, part: str, image_id: str) -> None:
     image = Image.open(path).convert("RGB")
     image.putpixel((0, 0), tuple(255 - v for v in image.getpixel((0, 0))))
     image.save(path)
+
+
+def flip(root: Path, part: str, image_id: str) -> None:
+    """Mirror one image file: unlike :func:`edit_pixel`, this changes its ground truth at any working size, so
+    caches keyed on ground-truth pixels (not on file bytes) must follow."""
+    path = root / part / f"{int(image_id):012d}.png"
+    Image.open(path).convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(path)

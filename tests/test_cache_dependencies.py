@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
 from colorbench.cli.main import main
 from colorbench.data.sources import open_source
@@ -28,7 +27,7 @@ from colorbench.models.registry import ModelSpec
 from colorbench.pipeline import data_stage
 from colorbench.pipeline.caption_sensitivity import swapped_captions, swapped_name
 from colorbench.pipeline.scoring import metric_set_id
-from tests.dependency_sources import coco_copy, edit_caption, edit_pixel, edit_polygon
+from tests.dependency_sources import coco_copy, edit_caption, edit_pixel, edit_polygon, flip
 
 METRICS = ["psnr", "vivid_recall"]
 MODELS = ["gray", "caption-tint"]
@@ -150,9 +149,7 @@ def test_source_changed_mid_run_is_read_again_and_rescored(root, tmp_path, monke
     """Kind 2: a file rewritten between the data stage and the models is never scored against its old ground
     truth: the run warns, reads it again and scores it again, and its tables equal a clean run's on the new
     file."""
-    target = root / "test" / f"{int(EDITED):012d}.png"
-    after_first_truth(monkeypatch, lambda: Image.open(target).convert("RGB").transpose(
-        Image.Transpose.FLIP_LEFT_RIGHT).save(target))
+    after_first_truth(monkeypatch, lambda: flip(root, "test", EDITED))
     with caplog.at_level(logging.WARNING):
         run(root, tmp_path / "changed")
     assert "changed during the run" in caplog.text
@@ -172,3 +169,70 @@ def test_ground_truth_replaced_before_scoring_is_read_again(root, tmp_path, monk
     assert "read again from the originals" in caplog.text
     run(root, tmp_path / "clean")
     assert (out / "per_image.csv").read_bytes() == (tmp_path / "clean" / "per_image.csv").read_bytes()
+
+
+def mtimes(paths: dict[str, Path]) -> dict[str, int]:
+    return {name: path.stat().st_mtime_ns for name, path in paths.items()}
+
+
+def rerun_after(edit, first, paths: dict[str, Path]) -> set[str]:  # type: ignore[no-untyped-def]
+    """Run ``first()``, apply ``edit``, run ``first()`` again: the names in ``paths`` whose file was rewritten."""
+    first()
+    before = mtimes(paths)
+    edit()
+    first()
+    return {name for name, stamp in mtimes(paths).items() if stamp != before[name]}
+
+
+@pytest.mark.parametrize(("edit", "rewritten"), [("caption", {"caption-tint"}), ("pixel", set(MODELS)),
+                                                 ("nothing", set())])
+def test_set_level_values_follow_their_models_predictions(root, tmp_path, caption_model, edit, rewritten):
+    """Set-level values (README cache table): a caption edit remakes only the caption model's prediction, so only
+    its Frechet distance is computed again; an image edit changes every model's; no edit reuses both."""
+    out = tmp_path / "out"
+    edits = {"caption": lambda: edit_caption(root, "test", EDITED), "pixel": lambda: flip(root, "test", EDITED),
+             "nothing": lambda: None}
+
+    def first() -> None:
+        open_source.cache_clear()
+        assert main(["run", "--models", ",".join(MODELS), "--eval", f"coco:{root}:test", "--out", str(out), "--size",
+                     "32", "--no-progress", "--no-study", "--metrics", "psnr,fd_effnet_lite0"]) == 0
+
+    layout = RunLayout(out)
+    assert rerun_after(edits[edit], first, {m: layout.set_level(m) for m in MODELS}) == rewritten
+
+
+@pytest.mark.parametrize(("edit", "redone"), [("caption", False), ("pixel", True), ("polygons", True)])
+def test_study_records_follow_ground_truth_and_segments_only(root, tmp_path, edit, redone):
+    """Study records (README cache table) are made from the ground truth and its segment maps alone: a caption
+    edit reuses them, an image or polygon edit makes them again."""
+    out = tmp_path / "out"
+    edits = {"caption": lambda: edit_caption(root, "test", EDITED), "pixel": lambda: flip(root, "test", EDITED),
+             "polygons": lambda: edit_polygon(root, "test", EDITED)}
+
+    def first() -> None:
+        open_source.cache_clear()
+        assert main(["run", "--models", "gray", "--eval", f"coco:{root}:test", "--out", str(out), "--size", "32",
+                     "--no-progress", "--metrics", "psnr,vivid_recall"]) == 0
+
+    layout = RunLayout(out)
+    assert rerun_after(edits[edit], first, {"study": layout.study_fingerprint}) == ({"study"} if redone else set())
+
+
+@pytest.mark.parametrize(("edit", "refit"), [("train pixel", True), ("eval pixel", False), ("nothing", False)])
+def test_fitted_weights_follow_the_training_images_only(root, tmp_path, edit, refit):
+    """Fitted weights (README cache table) are keyed on the training manifest: editing a training image fits
+    baseline0 again; editing an evaluation image or nothing reuses the fit."""
+    train = coco_copy(tmp_path / "train-root", "train")
+    out = tmp_path / "out"
+    edits = {"train pixel": lambda: flip(train, "train", "3"), "eval pixel": lambda: flip(root, "test", EDITED),
+             "nothing": lambda: None}
+
+    def first() -> None:
+        open_source.cache_clear()
+        assert main(["run", "--models", "baseline0", "--train", f"coco:{train}:train", "--eval",
+                     f"coco:{root}:test", "--out", str(out), "--size", "32", "--no-progress", "--no-study",
+                     "--metrics", "psnr"]) == 0
+
+    changed = rerun_after(edits[edit], first, {"fit": RunLayout(out).checkpoint("baseline0")})
+    assert changed == ({"fit"} if refit else set())

@@ -120,6 +120,9 @@ DAMAGED = {
     "leaderboard.csv-no-header": ("leaderboard.csv", lambda data: data.split(b"\n", 1)[1]),
     "per_image.csv-no-header": ("per_image.csv", lambda data: data.split(b"\n", 1)[1]),
     "leaderboard.csv-truncated": ("leaderboard.csv", lambda data: data[: len(data) // 2]),
+    "per_image.csv-cut-at-a-line": ("per_image.csv", lambda data: b"".join(data.splitlines(keepends=True)[:-1])),
+    "per_image.csv-value-edited": ("per_image.csv", lambda data: data[:-1] + b"1\n"),
+    "leaderboard.csv-cut-at-a-line": ("leaderboard.csv", lambda data: b"".join(data.splitlines(keepends=True)[:-1])),
 }
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from colorbench.core.files import atomic_write_bytes
+from colorbench.core.files import atomic_write_bytes, file_sha256
 from colorbench.io.images import PIXELS_TAG, pixels_sha256
 
 logger = logging.getLogger(__name__)
@@ -120,3 +120,17 @@ def verified_png_text(path: Path, expected: Mapping[str, str], kind: str) -> dic
         report_corrupt(kind, path, "its pixels do not match the hash stored in its tags")
         return None
     return text
+
+
+def check_tables(run: Mapping[str, object], folder: Path) -> None:
+    """Raise ValueError when a table of ``folder`` is not the one its run.json says the command wrote (the
+    ``tables`` field: sha256 and size per file). This catches what a parse cannot: a table edited by hand or cut at
+    a line boundary. Run folders written before the field existed are not checked."""
+    written = run.get("tables")
+    if not isinstance(written, Mapping):
+        return
+    for name, expected in written.items():
+        path = folder / str(name)
+        if not isinstance(expected, Mapping) or file_sha256(path) != expected.get("sha256"):
+            raise ValueError(f"{path} is not the table the run wrote (its sha256 differs from run.json's "
+                             f"`tables` entry: edited or cut short since)")

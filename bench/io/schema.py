@@ -125,6 +125,8 @@ RUN_FIELDS = {
                     "networks)",
     "skipped": "images left out, with the stage (manifest/ground truth/predict/score/segments) and the reason "
                "(a caption model's images without a caption: not applicable)",
+    "tables": "per_image.csv and leaderboard.csv as this command wrote them (sha256, bytes): a table edited or "
+              "cut afterwards, even at a line boundary, is refused by `report` and `table`",
     "integrity": "cache entries of this command that failed their checksum (corrupt_entries, and each entry's kind, "
                  "path and reason); each was recomputed, none used (colorbench.io.integrity)",
     "timings": "wall seconds per stage (data, fit/train/load, predict, score, study, tables, report), per model "

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from colorbench.core.aggregate import leaderboard
+from colorbench.core.files import file_sha256
 from colorbench.core.provenance import provenance, utc_now
 from colorbench.data.prepared import close_shards
 from colorbench.data.sources import open_source
@@ -94,5 +95,7 @@ def write_results(
         "image_rule": IMAGE_RULE,
         "weight_files": used_weights(),
         "skipped": list(skipped),
+        "tables": {path.name: {"sha256": file_sha256(path), "bytes": path.stat().st_size}
+                   for path in (layout.per_image, layout.leaderboard)},
         "integrity": integrity.summary(),
     })
