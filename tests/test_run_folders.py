@@ -169,9 +169,9 @@ def test_malicious_pickle_is_refused_with_one_line(tmp_path):
 def test_disk_note_states_the_expected_use(tmp_path):
     model = get_model_spec("chromagan-noclass").build(profile="smoke", teacher="auto", seed=0, epochs=3)
     state, _ = prepare_state(model, torch.device("cpu"))
-    note = disk_note("chromagan-noclass", Checkpoints(tmp_path, keep_last=1), state, 3)
+    note = disk_note("chromagan-noclass", Checkpoints(tmp_path, keep_last=2), state, 3)
     each = state.size_bytes()
     params = sum(p.numel() for m in state.modules.values() for p in m.parameters())
     assert each >= 3 * 4 * params  # weights and Adam's two moments, float32
     assert f"{each / 2**20:.1f} MiB" in note and f"{2 * each / 2**20:.1f} MiB" in note
-    assert "the last 1 while training, then the weights of the last 1 once finished" in note
+    assert "the last 2 while training, then the weights of the last 2 once finished" in note
