@@ -63,8 +63,8 @@ def test_scatter_gives_thirteen_models_distinct_colours_and_markers(tmp_path, mo
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("summary") / "run"
-    assert main(["run", "--models", "gray,baseline0", "--size", "32", "--metrics", "psnr,ssim,colorfulness",
-                 "--out", str(out), "--no-progress"]) == 0
+    assert main(["run", "--models", "gray,baseline0", "--size", "32", "--metrics",
+                 "psnr,ssim,colorfulness,delta_colorfulness", "--out", str(out), "--no-progress"]) == 0
     return out
 
 
