@@ -7,6 +7,7 @@ figures beside ours), ``claims.csv``, figures (PNG under ``figures/``) and
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,9 @@ RULE_COLUMNS = ("version", "claim", "name", "value", "source")
 COMMON_PIXEL_COLUMNS = ("model", "image_id", "metric", "resize", "crop")
 CORRELATION_COLUMNS = ("band", "metric_a", "metric_b", "n", "spearman", "spearman_lo", "spearman_hi", "kendall",
                        "kendall_lo", "kendall_hi")
+#: The steps of :func:`analyse`, in order, each reported to its ``step`` callback when done (the progress line).
+ANALYSIS_STEPS = ("perturbation study", "rank correlations", "paired study", "claims", "figures", "win rates",
+                  "training curves")
 SCATTERS = (("delta_colorfulness", "psnr"), ("delta_colorfulness", "ssim"), ("segment_chroma_ratio", "psnr"),
             ("segment_chroma_ratio", "ssim"))
 
@@ -153,17 +157,26 @@ def _claims(folder: RunFolder, crop_run: Path | None, **analyses: object) -> lis
     return claims
 
 
-def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
-    """Run every analysis the records allow, write their CSVs and figures, and evaluate the claims."""
+def _no_step(name: str) -> None:
+    """The ``step`` callback of :func:`analyse` when nobody watches."""
+
+
+def analyse(folder: RunFolder, crop_run: Path | None = None, step: Callable[[str], None] = _no_step) -> Report:
+    """Run every analysis the records allow, write their CSVs and figures, and evaluate the claims; ``step`` is
+    called with each name of :data:`ANALYSIS_STEPS` once that step is done."""
     out, layout, metrics, seed = folder.out, folder.layout, folder.per_image_metrics, int(folder.run.get("seed", 0))
     curves = sweep_curves(folder.study, metrics) if folder.study else []
     sensitivity = sweep_sensitivity(folder.study, metrics) if folder.study else []
+    step(ANALYSIS_STEPS[0])
     colorizer_rows = [r for r in folder.per_image if r["model"] in folder.colorizers]
     correlations = rank_correlations(colorizer_rows, metrics, seed=seed) if colorizer_rows else []
+    step(ANALYSIS_STEPS[1])
     paired_figure = _paired_study(folder)
+    step(ANALYSIS_STEPS[2])
     human = read_csv(layout.bapps_agreement) if layout.bapps_agreement.is_file() else []
     claims = _claims(folder, crop_run, sensitivity=sensitivity, curves=curves, correlations=correlations,
                      human=human)
+    step(ANALYSIS_STEPS[3])
     report = Report(claims, sensitivity=sensitivity, human=human,
                     captions=caption_sensitivity.long_rows(folder.leaderboard, metrics),
                     reproduction=reproduction_rows(folder.leaderboard, folder.run))
@@ -187,6 +200,7 @@ def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
                 path = layout.figure(f"scatter_{y_metric}_vs_{x_metric}.png")
                 _figure(report, "scatter", plots.metric_scatter(colorizer_rows, x_metric, y_metric, path,
                                                                 skip=folder.references), out)
+    step(ANALYSIS_STEPS[4])
     if len(folder.colorizers) >= 2:
         wins = win_rates(colorizer_rows, metrics, folder.colorizers, seed=seed)
         report.win_rates, report.metric_ranks = wins.rows, wins.metric_ranks
@@ -194,6 +208,7 @@ def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
         ranks = [{"metric": m, **ranks} for m, ranks in wins.metric_ranks.items()]
         write_csv(layout.analysis("metric_ranks.csv"), ["metric", *folder.colorizers], ranks)
         _figure(report, "leaderboard", plots.win_rate_bars(wins.rows, layout.figure("win_rates.png")), out)
+    step(ANALYSIS_STEPS[5])
     for model, info in folder.run["models"].items():
         logs = Path((info.get("training") or {}).get("folder", layout.train_dir(model)))
         steps, epochs = logs / STEPS_FILE, logs / EPOCHS_FILE
@@ -201,4 +216,5 @@ def analyse(folder: RunFolder, crop_run: Path | None = None) -> Report:
             path = plots.training_curves(read_csv(steps), read_csv(epochs), model, info.get("training") or {},
                                          layout.figure(f"training_{model}.png"))
             _figure(report, "training", path, out)
+    step(ANALYSIS_STEPS[6])
     return report

@@ -1,5 +1,6 @@
 """Check a report as a reader would: render ``index.html`` in headless Chromium, take a screenshot, and list
-the sections shown and the images that failed to load.
+the sections shown, the images that failed to load and the page height in CSS pixels in a 1400 px wide window
+(what a reader scrolls through; collapsed ``<details>`` count closed).
 
     python -m colorbench.reports.check RESULTS_DIR [--screenshot PATH]
 
@@ -27,6 +28,7 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--allow-file-access-from-files", "--virtual-time-budget=20000")
+WINDOW = "--window-size=1400,3200"
 PROBE = """
 <script>
 window.addEventListener("load", () => {
@@ -35,7 +37,8 @@ window.addEventListener("load", () => {
   const sections = [...document.querySelectorAll("section[id]")].map(s => s.id);
   const out = document.createElement("pre");
   out.id = "colorbench-probe";
-  out.textContent = JSON.stringify({images: images.length, broken: broken, sections: sections});
+  const height = document.documentElement.scrollHeight;
+  out.textContent = JSON.stringify({images: images.length, broken: broken, sections: sections, height: height});
   document.body.appendChild(out);
 });
 </script>
@@ -56,20 +59,20 @@ def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def check_report(folder: Path, screenshot: Path | None = None) -> dict[str, object]:
-    """Render the report of ``folder``; returns {images, broken, sections} (and writes the screenshot)."""
+    """Render the report of ``folder``; returns {images, broken, sections, height} (and writes the screenshot)."""
     page = folder / "index.html"
     if not page.is_file():
         raise BenchError(f"no report at {page}")
     probe_page = folder / ".index.check.html"
     probe_page.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
     try:
-        dump = _chromium("--dump-dom", probe_page.resolve().as_uri())
+        dump = _chromium(WINDOW, "--dump-dom", probe_page.resolve().as_uri())
         match = re.search(r'<pre id="colorbench-probe">(.*?)</pre>', dump.stdout, re.S)
         if match is None:
             raise BenchError(f"Chromium rendered no probe result for {page}: {dump.stderr[-500:]}")
         found = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
         if screenshot is not None:
-            _chromium(f"--screenshot={screenshot.resolve()}", "--window-size=1400,3200", page.resolve().as_uri())
+            _chromium(f"--screenshot={screenshot.resolve()}", WINDOW, page.resolve().as_uri())
     finally:
         probe_page.unlink(missing_ok=True)
     return found

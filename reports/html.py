@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from tqdm import tqdm
 
 from colorbench.claims.manifest import CURRENT_VERSION, VERSIONS, registration, version
 from colorbench.claims.table import current, plumbing_banner, verdict_changes
@@ -22,8 +23,9 @@ from colorbench.core.files import atomic_write_bytes
 from colorbench.core.paths import text_bytes
 from colorbench.metrics.registry import METRICS
 from colorbench.pipeline.scoring import images_by_id
-from colorbench.reports.build import RunFolder, analyse
+from colorbench.reports.build import ANALYSIS_STEPS, RunFolder, analyse
 from colorbench.reports.leaderboard import direction_mark, leaderboard
+from colorbench.reports.verdicts import anchor, summarize
 from colorbench.study.perturbations import SWEEPS
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -105,10 +107,19 @@ def _gallery(folder: RunFolder, limit: int) -> list[list[Tile]]:
     return rows
 
 
-def build_report(out: Path, *, crop_run: Path | None = None) -> Path:
-    """Analyse the run folder ``out`` and write ``out/index.html``; returns its path."""
+def build_report(out: Path, *, crop_run: Path | None = None, progress: bool | None = None) -> Path:
+    """Analyse the run folder ``out`` and write ``out/index.html``; returns its path. ``progress``: a progress line
+    on stderr naming each step of the report stage (None: only when stderr is a terminal)."""
+    bar = tqdm(total=len(ANALYSIS_STEPS) + 1, desc="report", unit="step", disable=None if progress is None else
+               not progress, leave=False)
+
+    def step(name: str) -> None:
+        bar.set_postfix_str(name, refresh=False)
+        bar.update()
+
     folder = RunFolder.load(out)
-    report = analyse(folder, crop_run)
+    report = analyse(folder, crop_run, step)
+    bar.set_postfix_str("page")
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["number"] = _number
@@ -122,6 +133,8 @@ def build_report(out: Path, *, crop_run: Path | None = None) -> Path:
         references=folder.references,
         report=report,
         claims=current(report.claims),
+        summary=summarize(current(report.claims)),
+        summary_anchor=anchor,
         rule_version=CURRENT_VERSION,
         rule_versions=VERSIONS,
         registration=registration(version(CURRENT_VERSION), str(folder.run.get("created", ""))),
@@ -134,4 +147,6 @@ def build_report(out: Path, *, crop_run: Path | None = None) -> Path:
         config=json.dumps(folder.run["config"], indent=2),
     )
     atomic_write_bytes(folder.layout.index_html, html.encode())
+    bar.update()
+    bar.close()
     return folder.layout.index_html

@@ -22,6 +22,19 @@ from colorbench.core.files import atomic_write_bytes
 from colorbench.core.values import integer, number, section
 from colorbench.metrics.registry import METRICS
 
+#: Markers given to models in turn beside their colours, so that beyond ten models (matplotlib's default colour
+#: cycle) every model still differs from every other in colour and in marker.
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">", "p", "h", "d", "8", "H")
+
+
+def model_styles(models: Sequence[str]) -> dict[str, tuple[tuple[float, float, float], str]]:
+    """A (colour, marker) per model, in order: tab20's ten strong colours first, then its ten light ones; colours
+    are distinct for up to 20 models and markers for up to 15, after which they repeat (pairs stay distinct up to
+    60 models)."""
+    palette = plt.get_cmap("tab20").colors  # type: ignore[attr-defined]  # a ListedColormap
+    colours = [*palette[0::2], *palette[1::2]]
+    return {model: (colours[k % len(colours)], MARKERS[k % len(MARKERS)]) for k, model in enumerate(models)}
+
 
 def save_figure(figure: plt.Figure, path: Path) -> Path:
     """Save a figure as PNG atomically and close it. A figure laid out by its layout engine (constrained) is saved
@@ -143,13 +156,14 @@ def correlation_heatmaps(correlations: Sequence[Mapping[str, object]], path: Pat
 
 def metric_scatter(per_image: Sequence[Mapping[str, str]], x_metric: str, y_metric: str, path: Path, *,
                    skip: set[str]) -> Path:
-    """One point per (model, image), coloured by model, with the paper's PSNR/SSIM thresholds."""
+    """One point per (model, image), each model with its own colour and marker (:func:`model_styles`), with the
+    paper's PSNR/SSIM thresholds."""
     figure, axis = plt.subplots(figsize=(5.6, 4.0))
-    for model in dict.fromkeys(r["model"] for r in per_image):
-        if model in skip:
-            continue
+    models = [m for m in dict.fromkeys(r["model"] for r in per_image) if m not in skip]
+    for model, (colour, marker) in model_styles(models).items():
         rows = [r for r in per_image if r["model"] == model]
-        axis.scatter(column(rows, x_metric), column(rows, y_metric), s=10, alpha=0.6, label=model)
+        axis.scatter(column(rows, x_metric), column(rows, y_metric), s=14, alpha=0.7, color=colour, marker=marker,
+                     label=model)
     threshold = {"psnr": PSNR_THRESHOLD, "ssim": SSIM_THRESHOLD}.get(y_metric)
     if threshold is not None:
         axis.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"{y_metric} {threshold:g}")

@@ -126,7 +126,8 @@ def config(out: Path) -> RunConfig:
     """Every kind of cache: ground truth, grey inputs and segment maps, predictions, records, a fitted model, a
     trained model (final and epoch checkpoints, optimizer state), set-level values and the study."""
     return RunConfig(models=["gray", "baseline0", "chromagan-noclass"], metrics=["psnr", "ssim", "fd_effnet_lite0"],
-                     preprocess=Preprocess(32, "resize"), out=out, epochs=2, progress=False, batch_size=8)
+                     preprocess=Preprocess(32, "resize"), out=out, epochs=2, progress=False, batch_size=8,
+                     keep_checkpoints=None)
 
 
 @pytest.fixture(scope="module")

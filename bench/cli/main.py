@@ -97,8 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "images (same file sha256), for a deliberate overfitting check; recorded in run.json")
     run.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                      help="continue training from the last epoch checkpoint and reuse finished trainings (default)")
-    run.add_argument("--keep-checkpoints", type=keep_option, default=1, metavar="N|all",
-                     help="epoch checkpoints kept besides the best by validation MSE: the last N (default 1), or all")
+    run.add_argument("--keep-checkpoints", type=keep_option, default=0, metavar="N|all",
+                     help="epochs whose weights are kept once a training finishes (default 0; optimizer state is "
+                     "dropped), or all: every epoch checkpoint in full, so that a longer --epochs run continues it")
     run.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                      help="bf16 autocast for training and prediction on CUDA/XLA (default; the CPU runs fp32)")
     _common(run)

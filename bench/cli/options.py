@@ -43,11 +43,12 @@ def weights_option(values: Sequence[str], models: Sequence[str]) -> dict[str, Pa
 
 
 def keep_option(value: str) -> int | None:
-    """``--keep-checkpoints N|all``: the number of latest epoch checkpoints kept besides the best (None: all)."""
+    """``--keep-checkpoints N|all``: how many of the last epochs keep their weights once a training has finished
+    (0 allowed; None: every epoch checkpoint in full, optimizer state included)."""
     if value == "all":
         return None
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"takes a number of epochs (at least 1) or 'all', not {value!r}")
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"takes a number of epochs (0 or more) or 'all', not {value!r}")
     return int(value)
 
 

@@ -67,7 +67,7 @@ class RunConfig:
     text_encoder: str = "bilstm"
     epochs: int | None = None
     resume: bool = True
-    keep_checkpoints: int | None = 1  # epoch checkpoints kept besides the best: the last N (None: all)
+    keep_checkpoints: int | None = 0  # epochs whose weights stay once a training finishes (None: all, in full)
 
     @property
     def command(self) -> str:

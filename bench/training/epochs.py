@@ -17,7 +17,6 @@ from colorbench.core.files import append_bytes, atomic_write_bytes
 from colorbench.core.values import integer
 from colorbench.io import integrity
 from colorbench.io.checkpoints import load_state, read_metadata, save_state
-from colorbench.training.summary import best_epoch
 
 
 @dataclass
@@ -99,10 +98,12 @@ class Checkpoints:
     """Epoch checkpoints of one training folder: ``epoch-NNN.safetensors`` (weights, written last, so its presence
     marks a complete checkpoint) + ``epoch-NNN.optim.safetensors`` + ``epoch-NNN.optim.json`` (with a checksum).
 
-    ``key``: the resume key (colorbench.core.cachekey) a checkpoint must carry to be resumed from. ``keep_last``: how
-    many of
-    the latest epoch checkpoints are kept besides the best one by validation MSE (None: every epoch's); the
-    others are deleted as training goes (a ``paper`` ChromaGAN epoch is 2 GB)."""
+    ``key``: the resume key (colorbench.core.cachekey) a checkpoint must carry to be resumed from. ``keep_last``
+    (``--keep-checkpoints``): how many of the last epochs keep their weights once the training has finished. While
+    it runs, the last ``max(keep_last, 1)`` complete checkpoints stay (the latest is what a resume needs); once the
+    final weights are written, :meth:`finish` deletes every optimizer state and all but the last ``keep_last``
+    epochs' weights (a ``paper`` ChromaGAN epoch is 2 GB, its optimizer state twice its weights). None keeps every
+    epoch's checkpoint in full, so that a longer ``--epochs`` run can continue a finished one."""
 
     folder: Path
     key: str = ""
@@ -163,16 +164,24 @@ class Checkpoints:
             path.unlink(missing_ok=True)
 
     def prune(self, history: Sequence[dict[str, object]]) -> None:
-        """Delete the epoch checkpoints that ``keep_last`` does not keep: all but the latest N and the best."""
+        """During training: delete the checkpoints older than the last ``max(keep_last, 1)`` epochs of ``history``."""
         if self.keep_last is None:
             return
         finished = [integer(r["epoch"]) for r in history]
-        keep = set(finished[len(finished) - self.keep_last:] if self.keep_last else finished[-1:])
-        best = best_epoch(history)
-        if best is not None:
-            keep.add(best)
-        for epoch in set(finished) - keep:
+        for epoch in finished[:-max(self.keep_last, 1)]:
             self.remove(epoch)
+
+    def finish(self) -> None:
+        """Once the final weights are written: delete every optimizer state, and the weights of all but the last
+        ``keep_last`` epochs (nothing when ``keep_last`` is None). Also run when a finished training is reused, so
+        that a folder written with a larger ``keep_last`` shrinks to this one."""
+        if self.keep_last is None:
+            return
+        weights = sorted(self.folder.glob("epoch-[0-9][0-9][0-9].safetensors"))
+        for path in weights[:len(weights) - self.keep_last]:
+            path.unlink()
+        for path in self.folder.glob("epoch-[0-9][0-9][0-9].optim.*"):
+            path.unlink()
 
     def clear(self) -> None:
         for path in self.folder.glob("epoch-*"):

@@ -8,7 +8,8 @@ declares), validation with the model's declared inputs, an epoch checkpoint of e
 optimiser. Then the summary (best/worst epoch, divergence flag of adversarial models) and the final weights.
 
 Training writes, under ``<run>/train/<model>/``: ``steps.csv`` (losses every ``log_every`` steps), ``epochs.csv``
-(mean losses and validation metrics per epoch), ``checkpoints/epoch-NNN.*`` (bench/training/epochs.py) and
+(mean losses and validation metrics per epoch), ``checkpoints/epoch-NNN.*`` (bench/training/epochs.py; once the
+training has finished only the last ``--keep-checkpoints`` epochs' weights remain, no optimizer state) and
 ``summary.json``. The final model state goes to ``<run>/checkpoints/<model>.safetensors``; a later run with the
 same model version, options, training manifest and resize mode reuses it and trains nothing.
 
@@ -82,8 +83,10 @@ def prepare_state(model: TrainableModel, device: torch.device, dist: DistInfo = 
 def disk_note(name: str, checkpoints: Checkpoints, state: TrainState, epochs: int) -> str:
     """The line logged before a training: what its epoch checkpoints will take on disk."""
     each = state.size_bytes()
-    kept = epochs if checkpoints.keep_last is None else min(epochs, checkpoints.keep_last + 1)
-    policy = "every epoch" if checkpoints.keep_last is None else f"the last {checkpoints.keep_last} and the best"
+    keep = checkpoints.keep_last
+    kept = epochs if keep is None else min(epochs, max(keep, 1))
+    policy = ("every epoch's" if keep is None else
+              f"the last {max(keep, 1)} while training, then the weights of the last {keep} once finished")
     return (f"training {name} for {epochs} epochs: each epoch checkpoint takes {each / 2**20:.1f} MiB; keeping "
             f"{policy} (--keep-checkpoints) needs up to {kept * each / 2**20:.1f} MiB in {checkpoints.folder}")
 
@@ -116,6 +119,8 @@ def train(model: Colorizer, name: str, inputs: tuple[str, ...], manifest: Manife
     cached = cached_state(final, "trained weights") if resume else None
     if cached is not None and cached[1].get("key") == key:
         model.load_state_dict(cached[0])
+        if dist.is_main:
+            Checkpoints(layout.train_file(name, EPOCH_CHECKPOINTS), keep_last=keep_checkpoints).finish()
         return {"weights_from": "cached training", "checkpoint": str(final), "training": cached[1].get("summary")}
 
     if options.get("epochs") != loop.epochs:
@@ -170,6 +175,7 @@ def train(model: Colorizer, name: str, inputs: tuple[str, ...], manifest: Manife
     if dist.is_main:
         atomic_write_bytes(layout.train_file(name, SUMMARY_FILE), json.dumps(summary, indent=2).encode())
         save_state(final, model.state_dict(), {"key": key, "summary": summary})
+        checkpoints.finish()
     barrier(dist)
     if not dist.is_main:  # DDP syncs parameters, not BatchNorm statistics: every rank takes rank 0's weights
         model.load_state_dict(load_state(final))
