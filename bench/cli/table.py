@@ -18,7 +18,7 @@ from colorbench.analysis.paper_table import FORMATS, INTERVALS, Estimate, TableR
 from colorbench.cli.options import bounded, split_names
 from colorbench.core.errors import BenchError
 from colorbench.io.layout import RunLayout
-from colorbench.metrics.registry import get_metric
+from colorbench.metrics.registry import DISTRIBUTION_METRICS, METRICS, get_metric
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,13 +50,13 @@ def _leaderboard(run: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def _metric_columns(header: Sequence[str]) -> list[str]:
-    """The metrics of a leaderboard header: the columns M that have M_lo and M_hi beside them."""
-    return [name for name in header if f"{name}_lo" in header and f"{name}_hi" in header]
+    """The registered metrics of a leaderboard header (caption-sensitivity and other extra columns left out)."""
+    return [name for name in header if name in METRICS or name in DISTRIBUTION_METRICS]
 
 
-def _requested_metrics(value: str | None, first_header: Sequence[str]) -> list[str]:
-    names = split_names(value) or _metric_columns(first_header)
-    checked = [get_metric(name).name for name in names]
+def _requested_metrics(names: Sequence[str] | None, first_header: Sequence[str]) -> list[str]:
+    """The metrics asked for (default: the first run's), checked against the registry, each named once."""
+    checked = [get_metric(name).name for name in names or _metric_columns(first_header)]
     repeated = sorted({name for name in checked if checked.count(name) > 1})
     if repeated:
         raise BenchError(f"--metrics names {', '.join(repeated)} more than once; name each metric once")
@@ -71,7 +71,7 @@ def _run_labels(runs: Sequence[Path]) -> list[str]:
 def table_rows(runs: Sequence[Path], metrics: Sequence[str] | None) -> tuple[list[TableRow], list[str]]:
     """The table's rows and metric columns from run folders (``metrics`` None: the first run's)."""
     headers, boards = zip(*(_leaderboard(run) for run in runs), strict=True)
-    names = _requested_metrics(",".join(metrics) if metrics else None, headers[0])
+    names = _requested_metrics(metrics, headers[0])
     for run, header in zip(runs, headers, strict=True):
         missing = [name for name in names if name not in header]
         if missing:
