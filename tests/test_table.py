@@ -154,3 +154,9 @@ def test_missing_metric_is_exit_2_naming_folder_and_metric(runs, capsys):
 def test_a_folder_without_run_json_is_refused(tmp_path, capsys):
     assert main(["table", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_default_columns_are_the_first_runs_metrics(runs, capsys):
+    first, _, _ = runs
+    header = _table(capsys, str(first)).splitlines()[0]
+    assert header == "| model | psnr \u2191 | deltae2000 \u2193 | delta_colorfulness \u21920 |"
