@@ -24,6 +24,7 @@ from colorbench.metrics.registry import (
     DISTRIBUTION_METRICS,
     METRICS,
     DistributionMetric,
+    Metric,
     compute,
     needs_segments,
     select_metrics,
@@ -53,7 +54,8 @@ def list_metrics() -> list[dict[str, object]]:
         {'data_range': 1.0, 'max_db': 100.0}
     """
     rows: list[dict[str, object]] = []
-    for metric in [*METRICS.values(), *DISTRIBUTION_METRICS.values()]:
+    registered: list[Metric | DistributionMetric] = [*METRICS.values(), *DISTRIBUTION_METRICS.values()]
+    for metric in registered:
         per_image = not isinstance(metric, DistributionMetric)
         rows.append({
             "name": metric.name, "kind": "per-image" if per_image else "set-level", "direction": metric.direction,
