@@ -56,6 +56,7 @@ from colorbench.metrics.distribution import (
     fid_inception_unavailable,
     frechet_distance,
 )
+from colorbench.metrics.kid import kid_interval, kid_unbiased
 from colorbench.metrics.perceptual import backbone_file, lpips_distance, lpips_unavailable
 from colorbench.metrics.pixel import mse, mse255, psnr
 from colorbench.metrics.segments import segment_chroma_ratio, vivid_precision, vivid_recall
@@ -152,7 +153,10 @@ class Metric(_Keyed):
 class DistributionMetric(_Keyed):
     """A set-level metric: ``extractor()`` builds a frozen feature network mapping RGB (B, 3, H, W) in [0, 1]
     to features (B, D); ``fn(pred_features, target_features, **params)`` turns the two feature sets of one
-    model into one number."""
+    model into one number. ``interval(pred_features, target_features)``, where given, is its 95% interval (the
+    leaderboard's ``_lo``/``_hi``). Below ``min_images`` images per set the value is not trusted: the set-level
+    note of run.json and stderr says so (for a Frechet distance, D + 1: fewer images than feature dimensions give
+    rank-deficient covariances and a strong upward bias)."""
 
     name: str
     extractor: Callable[[], torch.nn.Module]
@@ -165,8 +169,13 @@ class DistributionMetric(_Keyed):
     version: int = 1
     group: str = field(kw_only=True)
     column: int = field(kw_only=True)
+    min_images: int = field(default=2, kw_only=True)
+    min_images_reason: str = field(default="a set statistic needs two images", kw_only=True)
+    interval: Callable[[torch.Tensor, torch.Tensor], tuple[float, float]] | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
+        if self.min_images < 2:
+            raise ValueError(f"metric {self.name}: min_images {self.min_images} is below 2 (no set statistic)")
         _check_direction(self.name, self.direction, None, "difference")
         _check_group(self.name, self.group, self.column)
 
@@ -175,10 +184,15 @@ class DistributionMetric(_Keyed):
             "name": self.name, "direction": self.direction, "direction_text": direction_text(self.direction),
             "range": list(self.range), "definition": self.definition, "params": dict(self.params), "set_level": True,
             "function": f"{self.fn.__module__}.{self.fn.__name__}", "version": self.version,
+            "min_images": self.min_images, "min_images_reason": self.min_images_reason,
+            "interval": None if self.interval is None else f"{self.interval.__module__}.{self.interval.__name__}",
         }
 
 
 INF = float("inf")
+#: Why a Frechet distance is flagged below D + 1 images (colorbench.metrics.distribution.frechet_distance).
+_FRECHET_BELOW_D = ("with fewer images than its {d} feature dimensions + 1 the covariances are rank-deficient and "
+                    "the distance is strongly biased upwards; compare only at equal N, or use kid_effnet_lite0")
 _TABLE = (
     Metric("mse", mse, "lower", (0.0, 1.0), "mean squared error over RGB pixels, 0-1 scale (paper Table 4)",
            {"data_range": 1.0}, group="fidelity", column=4),
@@ -261,12 +275,23 @@ _DISTRIBUTION_TABLE: tuple[DistributionMetric, ...] = (
                        "predictions and all ground truths of a model, inputs resized to 224; float64, unbiased "
                        "covariances, trace term as a nuclear norm (no sqrtm); not FID, not comparable with published "
                        "FIDs; biased upwards for few images, compare at equal N",
-                       unavailable=effnet_lite0_unavailable, group="semantic", column=3),
+                       unavailable=effnet_lite0_unavailable, group="semantic", column=3,
+                       min_images=1281, min_images_reason=_FRECHET_BELOW_D.format(d=1280)),
     DistributionMetric("fid_inception", InceptionFIDFeatures, frechet_distance, "lower", (0.0, INF),
                        "FID (Heusel et al. 2017): Frechet distance of pool3 features (2048-d) of pytorch-fid's "
                        "Inception-v3 with the TF FID weights pt_inception-2015-12-05-6726825d.pth, inputs resized "
                        "to 299; biased upwards for few images (usually reported on 10k-50k)",
-                       unavailable=fid_inception_unavailable, group="semantic", column=4),
+                       unavailable=fid_inception_unavailable, group="semantic", column=4,
+                       min_images=2049, min_images_reason=_FRECHET_BELOW_D.format(d=2048)),
+    DistributionMetric("kid_effnet_lite0", EffNetLite0Features, kid_unbiased, "lower", (-INF, INF),
+                       "KID (Binkowski et al. 2018): unbiased MMD^2 estimate with the cubic kernel "
+                       "(x.y / d + 1)^3 on fd_effnet_lite0's 1280-d EfficientNet-lite0 features, all images of the "
+                       "set; interval: 2.5-97.5 percentiles over 100 seeded subsets of min(1000, N/2) images; "
+                       "unbiased at any N (can be slightly negative), so comparable across N where the Frechet "
+                       "distance is not; not comparable with published Inception KIDs",
+                       unavailable=effnet_lite0_unavailable, group="semantic", column=5, min_images=4,
+                       min_images_reason="its subset interval needs two subsets of at least 2 images",
+                       interval=kid_interval),
 )
 
 DISTRIBUTION_METRICS: Mapping[str, DistributionMetric] = MappingProxyType({m.name: m for m in _DISTRIBUTION_TABLE})

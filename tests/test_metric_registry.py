@@ -35,6 +35,8 @@ CALIBRATED_ELSEWHERE = {
                         "set-level: the Frechet distance against SciPy's sqrtm, the features on real photos"),
     "fid_inception": ("tests.test_distribution", "test_matches_scipy_transcription",
                       "set-level, and the TF FID Inception weights are not here: distance and plumbing only"),
+    "kid_effnet_lite0": ("tests.test_kid", "test_matches_an_independent_numpy_double_loop",
+                         "set-level: the unbiased MMD^2 against a numpy double loop written in the test"),
 }
 
 

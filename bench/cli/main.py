@@ -1,5 +1,5 @@
-"""The ``python -m bench`` command line: ``run``, ``study``, ``score``, ``report``, ``bapps``, ``throughput``,
-``data prepare``, ``list``.
+"""The ``python -m bench`` command line: ``run``, ``study``, ``score``, ``report``, ``table``, ``bapps``,
+``throughput``, ``data prepare``, ``list``.
 
 Exit status: 0 when everything asked for was done (images skipped with a stated reason count as done); 2 with
 one line on stderr (``error: ...``) for input the command cannot use (unknown or repeated names, a numeric option
@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from colorbench.cli import table as paper_table
 from colorbench.cli.options import (
     BATCH,
     COUNT,
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(throughput)
 
+    paper_table.add_arguments(commands.add_parser("table", help="a paper's table (Markdown, LaTeX, CSV) of runs"))
     commands.add_parser("list", help="list registered models and metrics")
     for leaf in [*(p for name, p in commands.choices.items() if name != "data"), prepare]:
         leaf.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr (no notes)")
@@ -316,7 +318,7 @@ def _list(_: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": _run, "study": _run, "score": _score, "report": _report, "bapps": _bapps, "data": _data,
-            "throughput": _throughput, "list": _list}
+            "throughput": _throughput, "table": paper_table.run, "list": _list}
 
 
 class TerminatedError(Exception):

@@ -72,6 +72,7 @@ TOLERANCES: dict[str, Tolerance] = {
     "semantic_top1": Tolerance(0.25, 0.5, per_image=False),  # one (two) of four images changing its top-1 class
     "fd_effnet_lite0": Tolerance(0.05, 0.25, relative=True),
     "fid_inception": Tolerance(0.05, 0.25, relative=True),
+    "kid_effnet_lite0": Tolerance(0.05, 0.25, relative=True),  # same features as fd_effnet_lite0
 }
 #: Columns compared exactly, besides the row keys.
 EXACT_COLUMNS = ("file", "n_images", f"{PREFIX}_n")

@@ -129,6 +129,8 @@ RUN_FIELDS = {
               "cut afterwards, even at a line boundary, is refused by `report` and `table`",
     "integrity": "cache entries of this command that failed their checksum (corrupt_entries, and each entry's kind, "
                  "path and reason); each was recomputed, none used (colorbench.io.integrity)",
+    "set_level": "per set-level metric: min_images (the fewest images its value is trusted on), reason, and below "
+                 "(model -> images scored, for the models under it; colorbench.metrics.small_sets)",
     "timings": "wall seconds per stage (data, fit/train/load, predict, score, study, tables, report), per model "
                "and in total, of the process that wrote the run (colorbench.io.timings); absent for score",
 }

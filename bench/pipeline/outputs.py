@@ -5,6 +5,7 @@ and ``integrity``)."""
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,9 @@ from colorbench.io.layout import RunLayout
 from colorbench.io.schema import SCHEMA_VERSION, leaderboard_columns, per_image_columns, write_csv, write_json
 from colorbench.io.weights import recording_weights, used_weights
 from colorbench.metrics.registry import MetricSelection
+from colorbench.metrics.small_sets import set_level_section, small_set_notes
+
+logger = logging.getLogger(__name__)
 
 #: Builds the report of a finished run folder; the CLI passes colorbench.reports.html.build_report to run, study and
 #: score
@@ -68,8 +72,10 @@ def write_results(
     """per_image.csv, leaderboard.csv and run.json (see colorbench.io.schema for every column and field).
 
     Set-level metrics have one value per model: their leaderboard column holds it, their ``_lo``/``_hi``
-    columns stay empty. ``extra_columns`` are appended to the leaderboard, filled per model from ``extra``
-    (the caption models' ``caption_sensitivity_*``; empty for other models).
+    columns stay empty. Set-level metrics computed on fewer images than their registry row trusts are named in one
+    note line each on stderr and in run.json's ``set_level`` section. ``extra_columns`` are appended to the
+    leaderboard, filled per model from ``extra`` (the caption models' ``caption_sensitivity_*``; empty for other
+    models).
     """
     rows = [{"model": model, **record} for model, records in by_model.items() for record in records]
     write_csv(layout.per_image, per_image_columns(metrics.per_image), rows)
@@ -78,6 +84,9 @@ def write_results(
         row.update(set_level.get(str(row["model"]), {}))
         row.update((extra or {}).get(str(row["model"]), {}))
     write_csv(layout.leaderboard, [*leaderboard_columns(metrics.names), *extra_columns], table)
+    small_sets = set_level_section(metrics.set_level, {model: len(records) for model, records in by_model.items()})
+    for note in small_set_notes(small_sets):
+        logger.info("%s", note)
     write_json(layout.run_json, {
         "schema_version": SCHEMA_VERSION,
         "command": sys.argv,
@@ -98,4 +107,5 @@ def write_results(
         "tables": {path.name: {"sha256": file_sha256(path), "bytes": path.stat().st_size}
                    for path in (layout.per_image, layout.leaderboard)},
         "integrity": integrity.summary(),
+        "set_level": small_sets,
     })
