@@ -160,3 +160,15 @@ def test_default_columns_are_the_first_runs_metrics(runs, capsys):
     first, _, _ = runs
     header = _table(capsys, str(first)).splitlines()[0]
     assert header == "| model | psnr \u2191 | deltae2000 \u2193 | delta_colorfulness \u21920 |"
+
+
+def test_an_edited_leaderboard_is_refused(runs, tmp_path, capsys):
+    """A leaderboard changed after the run wrote it (here: one value) no longer matches run.json's sha256; a
+    paper table is never made from it."""
+    edited = tmp_path / "edited"
+    shutil.copytree(runs[0], edited)
+    board = edited / "leaderboard.csv"
+    board.write_bytes(board.read_bytes()[:-1] + b"1\n")
+    assert main(["table", str(edited)]) == 2
+    err = capsys.readouterr().err
+    assert str(edited) in err and "not the table the run wrote" in err

@@ -17,6 +17,8 @@ from pathlib import Path
 from colorbench.analysis.paper_table import FORMATS, INTERVALS, Estimate, TableRow, render_table
 from colorbench.cli.options import bounded, split_names
 from colorbench.core.errors import BenchError
+from colorbench.core.strictjson import loads_unique
+from colorbench.io import integrity
 from colorbench.io.layout import RunLayout
 from colorbench.metrics.registry import DISTRIBUTION_METRICS, METRICS, get_metric
 
@@ -43,6 +45,11 @@ def _leaderboard(run: Path) -> tuple[list[str], list[dict[str, str]]]:
         raise BenchError(f"{run} is not a run folder (no run.json)")
     if not layout.leaderboard.is_file():
         raise BenchError(f"{run} has no leaderboard.csv; rerun the command that made it to finish it")
+    try:
+        record = loads_unique(layout.run_json.read_bytes())
+        integrity.check_tables(record if isinstance(record, dict) else {}, run)
+    except ValueError as exc:
+        raise BenchError(f"{run}: {exc}; rerun the command that made it (it resumes and rewrites the tables)") from exc
     with layout.leaderboard.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
