@@ -5,6 +5,7 @@ metric policies are said on stderr."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +224,30 @@ def test_a_model_named_twice_is_refused(folders, tmp_path, capsys):
     gt, root = folders
     assert _score(gt, tmp_path / "out", "--pred", f"alpha={root / 'beta'}", "--pred-root", str(root)) == 2
     one_line(capsys.readouterr().err, "alpha", "more than once")
+
+
+@pytest.mark.coco
+def test_score_of_a_runs_gray_folders_gives_its_rows_and_sets_its_grey_originals_aside(coco_mini, tmp_path):
+    """``score`` on coco-mini val2017 with ``gray`` gives the per-image rows of ``run --models gray`` on that split.
+    The run's ground truth holds no grey original (its manifest set them aside), so they are put back, at the
+    run's size, beside their own grey "prediction": ``score`` must set them aside as the run did."""
+    run, metrics = tmp_path / "run", "psnr,ssim,colorfulness"
+    assert main(["run", "--models", "gray", "--eval", f"coco:{coco_mini}:val2017", "--size", "64", "--no-study",
+                 "--metrics", metrics, "--out", str(run), "--no-progress"]) == 0
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    shutil.copytree(run / "ground_truth", gt)
+    shutil.copytree(run / "predictions" / "gray", pred)
+    grey = [row for row in read_rows(run / "manifest.csv") if row["status"] == "grayscale"]
+    assert grey, "coco-mini val2017 holds grey originals"
+    for row in grey:
+        original = Image.open(coco_mini / "val2017" / row["file"]).convert("RGB").resize((64, 64))
+        original.save(gt / f"{row['image_id']}.png")
+        original.save(pred / f"{row['image_id']}.png")
+    out = tmp_path / "scored"
+    assert _score(gt, out, "--pred", f"gray={pred}", metrics=metrics) == 0
+    names = ["image_id", "model", *metrics.split(",")]
+    from_run = [{k: r[k] for k in names} for r in read_rows(run / "per_image.csv")]
+    assert [{k: r[k] for k in names} for r in read_rows(out / "per_image.csv")] == from_run
+    skipped = json.loads((out / "run.json").read_text())["skipped"]
+    assert sorted(s["image_id"] for s in skipped) == sorted(row["image_id"] for row in grey)
+    assert all(s["reason"].startswith("grayscale: ") for s in skipped)
