@@ -234,9 +234,10 @@ def score_folders(
             report(out)
     empty = sorted(m for m, s in fresh.items() if not s.records)
     if empty:
-        raise IncompleteError(f"no image was scored for {', '.join(empty)}: "
-                              + "; ".join(f"{m}: {fresh[m].n_pairs} matched pairs, {len(fresh[m].skipped)} skipped"
-                                          for m in empty)
+        many = len(fresh) > 1
+        raise IncompleteError(f"no image was scored{' for ' + ', '.join(empty) if many else ''}: "
+                              + "; ".join(f"{m + ': ' if many else ''}{fresh[m].n_pairs} matched pairs, "
+                                          f"{len(fresh[m].skipped)} skipped" for m in empty)
                               + f" (reasons in {RunLayout(out).run_json} and the report)")
     return out
 
