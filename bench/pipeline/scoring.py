@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Required, TypedDict, TypeVar, Unpack
 
 import torch
 from tqdm import tqdm
@@ -216,20 +216,21 @@ def score_models(
                 yield Scored(model, records, skips, [i.pair.image_id for i in items if i.resized])
 
 
-def score_pairs(
-    pairs: Sequence[Pair],
-    metric_names: Sequence[str],
-    *,
-    device: torch.device,
-    batch_size: int = 32,
-    progress: bool = True,
-    desc: str = "score",
-    extras_for: ExtrasFn | None = None,
-) -> Iterator[tuple[list[dict[str, object]], list[Skip]]]:
+class ScoringOptions(TypedDict, total=False):
+    """The keyword options of :func:`score_models` that :func:`score_pairs` passes on."""
+
+    device: Required[torch.device]
+    batch_size: int
+    progress: bool
+    desc: str
+    extras_for: ExtrasFn | None
+
+
+def score_pairs(pairs: Sequence[Pair], metric_names: Sequence[str],
+                **options: Unpack[ScoringOptions]) -> Iterator[tuple[list[dict[str, object]], list[Skip]]]:
     """Yield (records, skips) batch by batch for one set of pairs; a record is ``{image_id, file, <metric>:
     float}``. A size mismatch is skipped with both sizes as its reason; see :func:`score_models`."""
-    for scored in score_models({desc: pairs}, metric_names, device=device, batch_size=batch_size,
-                               progress=progress, desc=desc, extras_for=extras_for):
+    for scored in score_models({"": pairs}, metric_names, **options):
         yield scored.records, scored.skips
 
 
