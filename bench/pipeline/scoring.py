@@ -189,8 +189,8 @@ def score_models(
             firsts = [next(m[t][0] for m in by_target.values() if t in m) for t in chunk]
             truths = dict(zip(chunk, pool.map(_load_truth, firsts, [extras_for] * len(firsts)), strict=True))
             stacked: dict[tuple[Path, ...], tuple[torch.Tensor, dict[str, torch.Tensor]]] = {}
-            for model, pairs in by_target.items():
-                mine = [pair for t in chunk for pair in pairs.get(t, [])]
+            for model, of_target in by_target.items():
+                mine = [pair for t in chunk for pair in of_target.get(t, [])]
                 loaded = list(pool.map(_load_pred, mine, [truths[p.target] for p in mine], [resize_pred] * len(mine)))
                 skips = [skip for _, notes in loaded for skip in notes]
                 items = [item for item, _ in loaded if item is not None]
