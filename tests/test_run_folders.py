@@ -132,7 +132,7 @@ def test_score_with_nothing_scored_exits_non_zero(tmp_path, capsys):
     pred, gt = tmp_path / "pred", tmp_path / "gt"
     for folder, size in ((pred, 32), (gt, 24)):
         folder.mkdir()
-        Image.fromarray(np.full((size, size, 3), 100, dtype=np.uint8)).save(folder / "a.png")
+        Image.fromarray(np.full((size, size, 3), (100, 150, 200), dtype=np.uint8)).save(folder / "a.png")
     out = tmp_path / "out"
     assert main(["score", "--pred", str(pred), "--gt", str(gt), "--out", str(out), "--no-progress",
                  "--metrics", "psnr"]) == 1

@@ -41,6 +41,7 @@ from colorbench.cli.options import (
     split_names,
     weights_option,
 )
+from colorbench.cli.score import add_score_parser, run_score
 from colorbench.core import console
 from colorbench.core import device as devices
 from colorbench.core.device import DEVICE_CHOICES
@@ -109,13 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_options(study)
     _common(study)
 
-    score = commands.add_parser("score", help="score another tool's colorizations against ground truth")
-    score.add_argument("--pred", type=Path, required=True, help="folder of predicted images")
-    score.add_argument("--gt", type=Path, required=True, help="folder of ground-truth images (matched by name stem)")
-    score.add_argument("--name", help="model name in the tables (default: the prediction folder's name)")
-    score.add_argument("--segments", type=Path, help="folder of segment label maps named like the images (a run's "
-                       "segments/); default: SLIC superpixels of each ground truth")
-    _common(score)
+    add_score_parser(commands, _common)
 
     report = commands.add_parser("report", help="rebuild analyses, claims and index.html from a run folder")
     report.add_argument("results", type=Path, help="a run folder written by run, study or score")
@@ -234,17 +229,6 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _score(args: argparse.Namespace) -> int:
-    from colorbench.pipeline.score_folders import score_folders
-    from colorbench.reports.html import build_report
-
-    out = score_folders(args.pred, args.gt, name=args.name, out=args.out, metric_names=metric_names(args.metrics),
-                        device_name=args.device, segments_dir=args.segments,
-                        batch_size=args.batch_size, progress=not args.no_progress, report=build_report)
-    print(f"results in {out} (open {RunLayout(out).index_html})")
-    return 0
-
-
 def _report(args: argparse.Namespace) -> int:
     from colorbench.io.runfolder import lock
     from colorbench.reports.html import build_report
@@ -317,7 +301,7 @@ def _list(_: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "study": _run, "score": _score, "report": _report, "bapps": _bapps, "data": _data,
+COMMANDS = {"run": _run, "study": _run, "score": run_score, "report": _report, "bapps": _bapps, "data": _data,
             "throughput": _throughput, "table": paper_table.run, "list": _list}
 
 

@@ -89,7 +89,13 @@ def claim(folder: Path, identity: Mapping[str, object], *, writer: bool = True) 
 
 def _mismatch(folder: Path, stored: Mapping[str, object], wanted: Mapping[str, object]) -> BenchError:
     """The refusal of a folder whose recorded identity is not this command's: another command, or the same one
-    with other settings (each named, with its value there and here)."""
+    with other settings (each named, with its value there and here). A ``score`` folder is defined by its ground
+    truth and metric set alone (it gains models, colorbench.pipeline.score_folders), so another ground truth is
+    named as such."""
+    if stored.get("command") == wanted.get("command") == "score" and stored.get("data") != wanted.get("data"):
+        return BenchError(f"--out {folder} holds scores against another {stored.get('data')}, not this "
+                          f"{wanted.get('data')}; pass --out with a new folder (a score folder gains models only "
+                          "for the same ground-truth files and metric set)")
     if {k: v for k, v in stored.items() if k != "settings"} != {k: v for k, v in wanted.items() if k != "settings"}:
         return BenchError(f"{folder} holds the results of another command ({describe(stored)}), not of this "
                           f"{describe(wanted)}; pass --out with a new folder, or repeat that command to resume it")
