@@ -17,6 +17,7 @@ import torch
 
 from colorbench.core.device import resolve_device
 from colorbench.core.errors import BenchError
+from colorbench.core.paths import printable
 from colorbench.data.segments import slic_segments
 from colorbench.io.layout import RunLayout
 from colorbench.io.schema import read_csv
@@ -102,8 +103,8 @@ def _score_folders(pred: Path, gt: Path, names: Sequence[str], segments: Path | 
     if out is None:
         with tempfile.TemporaryDirectory(prefix="colorbench-score-") as scratch:
             return _score_folders(pred, gt, names, segments, device, Path(scratch) / "run")
-    score_folders(pred, gt, name=None, out=out, metric_names=list(names), device_name=device, segments_dir=segments,
-                  progress=False)
+    score_folders({printable(pred.resolve().name): pred}, gt, out=out, metric_names=list(names), device_name=device,
+                  segments_dir=segments, progress=False)
     rows = read_csv(RunLayout(out).per_image)
     per_image = [name for name in names if name in METRICS]
     return [{"image_id": row["image_id"], "file": row["file"],

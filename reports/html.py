@@ -11,6 +11,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -79,6 +80,18 @@ def _working_size(run: dict) -> str:
     return f"{verb} to {size}x{size}" if size else verb
 
 
+def _given_folders(config: dict[str, Any]) -> list[tuple[str, str | None, dict[str, Path]]]:
+    """A ``bench score`` folder's inputs as (tile label, model or None, files by image id): the ground truth, then
+    each model's prediction folder (``config["predictions"]``; older folders name one, ``pred``). A folder that
+    is gone gives no tiles; a run folder gives none at all."""
+    if not (config.get("gt") and config.get("pred")):
+        return []
+    models = config.get("predictions") or {config.get("name"): config["pred"]}
+    folders = [("ground truth (as given)", None, config["gt"]), *((str(m), str(m), p) for m, p in models.items())]
+    return [(label, model, images_by_id(Path(path), label)[0] if Path(path).is_dir() else {})
+            for label, model, path in folders]
+
+
 def _gallery(folder: RunFolder, limit: int) -> list[list[Tile]]:
     """Rows of ground truth / model input / one tile per model (paper Figs. 4-6 layout), for the first ``limit``
     images; every tile says what it is (the truth and the input are at the working size, not the original)."""
@@ -89,8 +102,7 @@ def _gallery(folder: RunFolder, limit: int) -> list[list[Tile]]:
     verb = working.split(" ")[0]
     rows, layout = [], folder.layout
     config = folder.run["config"]
-    score_folders = {role: images_by_id(Path(config[role]), role)[0] if Path(config[role]).is_dir() else {}
-                     for role in ("gt", "pred") if config.get(role)}  # a `bench score` folder: files by image id
+    given = _given_folders(config)
     for image_id, models in list(by_image.items())[:limit]:
         if layout.ground_truth_dir.is_dir():
             src = layout.relative
@@ -99,10 +111,8 @@ def _gallery(folder: RunFolder, limit: int) -> list[list[Tile]]:
             tiles += [Tile(model, src(layout.prediction(model, image_id)), _notes(row))
                       for model, row in models.items()]
         else:
-            model, row = next(iter(models.items()))
-            tiles = [Tile(label, _relative(path, folder.out), _notes(row) if role == "pred" else ())
-                     for role, label in (("gt", "ground truth (as given)"), ("pred", model))
-                     if (path := score_folders.get(role, {}).get(image_id))]
+            tiles = [Tile(label, _relative(path, folder.out), _notes(models[model]) if model in models else ())
+                     for label, model, files in given if (path := files.get(image_id))]
         rows.append(tiles)
     return rows
 

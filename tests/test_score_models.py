@@ -15,6 +15,8 @@ from PIL import Image
 from colorbench.cli.main import main
 from colorbench.metrics.distribution import EffNetLite0Features
 from colorbench.pipeline import score_folders, scoring
+from colorbench.reports import html
+from colorbench.reports.build import RunFolder
 from tests.hostile_files import one_line
 from tests.test_runner import read_rows
 
@@ -251,3 +253,37 @@ def test_score_of_a_runs_gray_folders_gives_its_rows_and_sets_its_grey_originals
     skipped = json.loads((out / "run.json").read_text())["skipped"]
     assert sorted(s["image_id"] for s in skipped) == sorted(row["image_id"] for row in grey)
     assert all(s["reason"].startswith("grayscale: ") for s in skipped)
+
+
+def test_the_report_gallery_shows_every_models_prediction(folders, tmp_path):
+    """The report of a several-model score folder shows, per image, the ground truth as given and each model's
+    own file (not only the first model's)."""
+    gt, root = folders
+    out = tmp_path / "out"
+    assert _score(gt, out, "--pred-root", str(root)) == 0
+    rows = html._gallery(RunFolder.load(out), limit=1)
+    assert [tile.label for tile in rows[0]] == ["ground truth (as given)", *MODELS]
+    image_id = COLOUR_IDS[0]
+    assert [Path(tile.src).parent.name for tile in rows[0]] == [gt.name, *MODELS]
+    assert all(Path(tile.src).stem == image_id for tile in rows[0])
+
+
+def test_frechet_and_kid_share_one_feature_pass_and_kid_has_its_interval(folders, tmp_path, monkeypatch):
+    """fd_effnet_lite0 and kid_effnet_lite0 name one extractor: each image set goes through it once (ground truth
+    once, each model's predictions once), and KID's subset interval fills its leaderboard _lo/_hi."""
+    gt, root = folders
+    passes: list[str] = []
+    features = scoring.SetLevelScorer.features
+
+    def counted(self, build, paths, desc):  # type: ignore[no-untyped-def]
+        passes.append(desc)
+        return features(self, build, paths, desc)
+
+    monkeypatch.setattr(scoring.SetLevelScorer, "features", counted)
+    out = tmp_path / "out"
+    assert _score(gt, out, "--pred", f"alpha={root / 'alpha'}", "--pred", f"beta={root / 'beta'}",
+                  metrics="psnr,fd_effnet_lite0,kid_effnet_lite0") == 0
+    assert len(passes) == 3, passes  # ground truth, alpha, beta
+    for row in read_rows(out / "leaderboard.csv"):
+        low, value, high = (float(row[f"kid_effnet_lite0{s}"]) for s in ("_lo", "", "_hi"))
+        assert np.isfinite([low, value, high]).all() and low < high and row["fd_effnet_lite0_lo"] == ""

@@ -14,6 +14,7 @@ stdout holds only the command's own output.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -223,7 +224,7 @@ def _run(args: argparse.Namespace) -> int:
         study=study_only or not args.no_study, study_images=parse_study_images(args.study_images),
         bf16=getattr(args, "bf16", True), **training,
     )
-    out = execute(cfg, report=build_report)
+    out = execute(cfg, report=functools.partial(build_report, progress=False if args.no_progress else None))
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"results in {out} (open {RunLayout(out).index_html})")
     return 0

@@ -7,6 +7,7 @@ it; the single-model form ``--pred DIR [--name N]`` names the model after its fo
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -74,6 +75,7 @@ def run_score(args: argparse.Namespace) -> int:
     predictions = prediction_folders(args.pred, args.pred_root, args.name)
     out = score_folders(predictions, args.gt, out=args.out, metric_names=metric_names(args.metrics),
                         resize_pred=args.resize_pred, device_name=args.device, segments_dir=args.segments,
-                        batch_size=args.batch_size, progress=not args.no_progress, report=build_report)
+                        batch_size=args.batch_size, progress=not args.no_progress,
+                        report=functools.partial(build_report, progress=False if args.no_progress else None))
     print(f"results in {out} (open {RunLayout(out).index_html})")
     return 0

@@ -77,7 +77,8 @@ LEADERBOARD_KEYS = {
 }
 LEADERBOARD_METRIC_COLUMNS = {
     "{metric}": "mean over images of the per-image values (NaN values left out)",
-    "{metric}_lo": "lower bound of the 95% percentile bootstrap interval of the mean (1000 resamples of images)",
+    "{metric}_lo": "lower bound of the 95% percentile bootstrap interval of the mean (1000 resamples of images); "
+                   "set-level metrics: the metric's own interval (KID: over subsets), else empty",
     "{metric}_hi": "upper bound of that interval",
 }
 #: leaderboard.csv columns present when a caption-reading model ran (empty for the other models):

@@ -71,9 +71,10 @@ def write_results(
 ) -> None:
     """per_image.csv, leaderboard.csv and run.json (see colorbench.io.schema for every column and field).
 
-    Set-level metrics have one value per model: their leaderboard column holds it, their ``_lo``/``_hi``
-    columns stay empty. Set-level metrics computed on fewer images than their registry row trusts are named in one
-    note line each on stderr and in run.json's ``set_level`` section. ``extra_columns`` are appended to the
+    Set-level metrics have one value per model: their leaderboard column holds it; their ``_lo``/``_hi``
+    columns hold the metric's own interval where it has one (KID's subset interval) and stay empty otherwise.
+    Set-level metrics computed on fewer images than their registry row trusts are named in one note line each on
+    stderr and in run.json's ``set_level`` section. ``extra_columns`` are appended to the
     leaderboard, filled per model from ``extra`` (the caption models' ``caption_sensitivity_*``; empty for other
     models).
     """

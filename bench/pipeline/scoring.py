@@ -291,26 +291,28 @@ def match_folders(pred_dir: Path, gt_dir: Path) -> tuple[list[Pair], list[Skip]]
 
 
 class SetLevelScorer:
-    """Set-level metrics (a Frechet distance, say) of prediction sets against ground truth.
+    """Set-level metrics (a Frechet distance, KID) of prediction sets against ground truth.
 
-    Feature networks are built once; ground-truth features are computed once per image set and reused for
-    every model of a run.
+    Metrics share a feature network when they name the same extractor (``fd_effnet_lite0`` and
+    ``kid_effnet_lite0``): it is built once and each image set goes through it once; ground-truth features are
+    computed once per image set and reused for every model of a run.
     """
 
     def __init__(self, names: Sequence[str], *, device: torch.device, batch_size: int = 32, progress: bool = True):
         self.names, self.device, self.batch_size, self.progress = list(names), device, batch_size, progress
-        self._extractors: dict[str, torch.nn.Module] = {}
-        self._target_features: dict[tuple[str, tuple[Path, ...]], torch.Tensor] = {}
+        self._extractors: dict[Callable[[], torch.nn.Module], torch.nn.Module] = {}
+        self._target_features: dict[tuple[Callable[[], torch.nn.Module], tuple[Path, ...]], torch.Tensor] = {}
 
-    def _extractor(self, name: str) -> torch.nn.Module:
-        if name not in self._extractors:
-            self._extractors[name] = DISTRIBUTION_METRICS[name].extractor().to(self.device).eval()
-        return self._extractors[name]
+    def _extractor(self, build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+        if build not in self._extractors:
+            self._extractors[build] = build().to(self.device).eval()
+        return self._extractors[build]
 
-    def features(self, name: str, paths: Sequence[Path], desc: str) -> torch.Tensor:
-        """Features (N, D) float64 of image files, batched by equal size (rows grouped by size, so their order
-        is not the order of ``paths``: only statistics of the set are meant to be taken)."""
-        extractor, chunks = self._extractor(name), []
+    def features(self, build: Callable[[], torch.nn.Module], paths: Sequence[Path], desc: str) -> torch.Tensor:
+        """Features (N, D) float64 of image files through the network ``build`` makes, batched by equal size (rows
+        grouped by size, so their order is not the order of ``paths``: only statistics of the set are meant to be
+        taken)."""
+        extractor, chunks = self._extractor(build), []
         with ThreadPoolExecutor(max_workers=4) as pool, torch.no_grad(), workload(len(paths)):
             for start in tqdm(range(0, len(paths), self.batch_size), desc=desc, unit="batch",
                               disable=not self.progress):
@@ -321,12 +323,19 @@ class SetLevelScorer:
         return torch.cat(chunks)
 
     def __call__(self, pairs: Sequence[Pair], model: str) -> dict[str, float]:
-        values = {}
+        """Each metric's value for one model's pairs, and ``NAME_lo``/``NAME_hi`` for metrics with an interval."""
+        values: dict[str, float] = {}
+        targets = tuple(p.target for p in pairs)
+        predicted: dict[Callable[[], torch.nn.Module], torch.Tensor] = {}
         for name in self.names:
-            targets = tuple(p.target for p in pairs)
-            if (name, targets) not in self._target_features:
-                self._target_features[(name, targets)] = self.features(name, targets, f"{name} ground truth")
-            predicted = self.features(name, [p.pred for p in pairs], f"{name} {model}")
             metric = DISTRIBUTION_METRICS[name]
-            values[name] = float(metric.fn(predicted, self._target_features[(name, targets)], **metric.params))
+            build = metric.extractor
+            if (build, targets) not in self._target_features:
+                self._target_features[(build, targets)] = self.features(build, targets, f"{name} ground truth")
+            if build not in predicted:
+                predicted[build] = self.features(build, [p.pred for p in pairs], f"{name} {model}")
+            target = self._target_features[(build, targets)]
+            values[name] = float(metric.fn(predicted[build], target, **metric.params))
+            if metric.interval is not None:
+                values[f"{name}_lo"], values[f"{name}_hi"] = metric.interval(predicted[build], target)
         return values
