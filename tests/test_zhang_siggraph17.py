@@ -8,18 +8,23 @@ another order or swapped shortcut weights must make them disagree."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from colorbench.cli.main import main
 from colorbench.core.errors import BenchError
+from colorbench.core.files import file_sha256
 from colorbench.models import zhang_siggraph17
 from colorbench.models.releases import check_weights_file, release_for
-from colorbench.models.zhang_siggraph17 import RELEASE_FILE, automatic_ab
+from colorbench.models.zhang_siggraph17 import RELEASE_FILE, automatic_ab, build
+from tests.training_helpers import losses_over, sample_training
 
 TOLERANCE = 1e-4
+FAST = ["--limit", "1", "--size", "32", "--no-progress", "--no-study", "--metrics", "psnr", "--quiet"]
 
 
 def _convs(specs: list[tuple[int, int, int]], closing: nn.Module) -> nn.Sequential:
@@ -146,3 +151,32 @@ def test_a_release_of_another_shape_or_naming_is_refused_naming_its_key(release,
     torch.save({**state, "model11.0.weight": torch.zeros(1)}, tmp_path / "renamed.pth")
     with pytest.raises(BenchError, match=r"model11\.0\.weight is not one of its layers"):
         check_weights_file("zhang-siggraph17", tmp_path / "renamed.pth")
+
+
+def test_the_huber_loss_decreases_from_scratch(tmp_path):
+    data, batch = sample_training(tmp_path, size=32)
+    model = build("smoke")
+    model.prepare_training(data)
+    losses = losses_over(model, batch, 15)
+    assert losses[-1]["huber"] < 0.9 * losses[0]["huber"]
+
+
+def test_run_with_the_release_file_in_the_weights_folder_end_to_end(release, tmp_path):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / RELEASE_FILE).write_bytes(release[0].read_bytes())
+    out = tmp_path / "run"
+    assert main(["run", "--models", "zhang-siggraph17", "--weights-dir", str(folder), "--out", str(out), *FAST]) == 0
+    entry = json.loads((out / "run.json").read_text())["models"]["zhang-siggraph17"]
+    assert entry["pretrained"] == "authors' release" and entry["weights_file_sha256"] == file_sha256(release[0])
+    assert entry["error"] is None and entry["options"]["image_size"] == 224
+
+
+def test_a_wrong_release_file_ends_the_run_with_one_line_and_exit_2(release, tmp_path, capsys):
+    state = torch.load(release[0], weights_only=True)
+    torch.save({("decoder8.1.weight" if k == "model8.1.weight" else k): v for k, v in state.items()},
+               tmp_path / "wrong.pth")
+    code = main(["run", "--models", "zhang-siggraph17", "--weights", f"zhang-siggraph17={tmp_path / 'wrong.pth'}",
+                 "--out", str(tmp_path / "r"), *FAST])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "decoder8.1.weight is not one of its layers" in lines[0]
