@@ -31,6 +31,7 @@ FAMILY_MODULES = (
     "colorbench.models.caption_gan",
     "colorbench.models.unet",
     "colorbench.models.zhang",
+    "colorbench.models.zhang_siggraph17",
     "colorbench.models.oracle",
 )
 

@@ -4,7 +4,9 @@ their run.json provenance records the file's sha256 and ``pretrained: authors' r
 
 - ``chromagan``: ``my_model_colorization.h5``, the authors' Keras model (models/chromagan_keras.py);
 - ``zhang-eccv16``: ``colorization_release_v2-9b330a0b.pth``, a PyTorch state dict read with
-  ``torch.load(weights_only=True)`` only (models/zhang_release.py).
+  ``torch.load(weights_only=True)`` only (models/zhang_release.py);
+- ``zhang-siggraph17``: ``siggraph17-df00044c.pth``, the same way, evaluated with no hints (its automatic mode,
+  models/zhang_siggraph17.py).
 
 Any other file given with ``--weights`` is one of colorbench's safetensors checkpoints.
 """
@@ -19,7 +21,7 @@ from colorbench.core.errors import BenchError
 from colorbench.io.checkpoints import check_readable, is_safetensors
 from colorbench.io.keras_h5 import is_hdf5
 from colorbench.io.weights import find_weights
-from colorbench.models import chromagan_keras, zhang, zhang_release
+from colorbench.models import chromagan_keras, zhang, zhang_release, zhang_siggraph17
 from colorbench.models.base import Colorizer
 
 
@@ -46,6 +48,8 @@ RELEASES = {release.model: release for release in (
             chromagan_keras.check_release, chromagan_keras.chromagan_from_release),
     Release("zhang-eccv16", zhang.RELEASE_FILE, (zhang_release.ECCV16_URL,), _torch_file,
             zhang_release.check_eccv16, zhang_release.eccv16_from_release),
+    Release("zhang-siggraph17", zhang_siggraph17.RELEASE_FILE, (zhang_siggraph17.RELEASE_URL,), _torch_file,
+            zhang_siggraph17.check_release, zhang_siggraph17.siggraph17_from_release),
 )}
 
 
