@@ -85,6 +85,18 @@ def test_reproduction_rows_compare_each_figure_with_ours():
     assert all(f.table in ("Table 1", "Table 2", "Table 4") for f in PAPER_FIGURES)
 
 
+def test_table_2_from_the_authors_weights_is_the_papers_network_not_plumbing():
+    """A chromagan loaded from the authors' release reproduces Table 2 itself: no "trained on this run's split"
+    caveat and no smoke label, whatever its profile option says; a trained chromagan keeps both."""
+    board = [{"model": "chromagan", "n_images": "77", "psnr": "23.1", "psnr_lo": "22.5", "psnr_hi": "23.6"}]
+    run = {"config": {"eval_source": "coco:/data:val2017"}}
+    released = {**info(profile="smoke"), "weights_from": "file", "pretrained": "authors' release"}
+    note = reproduction_rows(board, {**run, "models": {"chromagan": released}})[0]["note"]
+    assert "released weights" in note and "plumbing" not in note and "trained on this run" not in note
+    trained = reproduction_rows(board, {**run, "models": {"chromagan": info(profile="smoke")}})[0]["note"]
+    assert trained.startswith("plumbing only: smoke-profile training") and "trained on this run" in trained
+
+
 def claim(version_id: str, name: str, verdict: str) -> Claim:
     return Claim(name, "", "", "", verdict, rule_version=version_id, verdict=verdict)
 

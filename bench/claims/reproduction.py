@@ -7,8 +7,10 @@ Which of our models stands for which of the paper's experiments (paper Sec. 6.1-
 
 - Table 1 (exp0-exp2): ``baseline0``, the mean colour per grey level (Sec. 4.1); MSE on the 0-255 scale
   (``mse255``), as the table reports it.
-- Table 2: the reference ChromaGAN pretrained on ImageNet, run on COCO; ours is ``chromagan`` trained on this
-  run's training split, so the row compares a COCO-trained network with an ImageNet-trained one (said in the note).
+- Table 2: the reference ChromaGAN pretrained on ImageNet, run on COCO; ours is ``chromagan``: trained on this
+  run's training split, so the row compares a COCO-trained network with an ImageNet-trained one (said in the note),
+  unless it was loaded from the authors' released weights (``--weights chromagan=my_model_colorization.h5``):
+  then it is the paper's own network and the row reproduces Table 2 as it stands.
 - Table 4 (0-1 MSE, ``mse``): exp4 = Model A, 5 epochs (``model-a``); exp5 = Model A.2 (``model-a2``); exp6 =
   Model B (``model-b``). exp3 (Model A after one epoch) and exp5.d (exp6's worst epoch) have no counterpart: we
   score one set of weights per model, the last epoch's.
@@ -73,11 +75,14 @@ def _number(row: Mapping[str, str], key: str) -> float | None:
         return None
 
 
+_RELEASED = "the authors' released weights (model_stage: pretrained), the paper's own network"
+
+
 def _plumbing(run: Mapping[str, object], info: Mapping[str, object]) -> str:
     """Why a model's numbers cannot reproduce the paper's (the built-in sample, a smoke training), or ""."""
     if str(part(run, "config").get("eval_source", "")).startswith("sample:"):
         return "plumbing only: the built-in sample"
-    if part(info, "options").get("profile") == "smoke":
+    if not info.get("pretrained") and part(info, "options").get("profile") == "smoke":
         return "plumbing only: smoke-profile training"
     return ""
 
@@ -91,7 +96,7 @@ def reproduction_rows(leaderboard: Sequence[Mapping[str, str]],
     out: list[dict[str, object]] = []
     for figure in PAPER_FIGURES:
         for entry in _entries(models, figure.model):
-            row = boards.get(entry, {})
+            row, info = boards.get(entry, {}), part(models, entry)
             ours, lo, hi = (_number(row, k) for k in (figure.metric, f"{figure.metric}_lo", f"{figure.metric}_hi"))
             if ours is None:
                 continue
@@ -100,5 +105,6 @@ def reproduction_rows(leaderboard: Sequence[Mapping[str, str]],
                         "model": entry, "metric": figure.metric, "ours": ours, "ours_lo": lo, "ours_hi": hi,
                         "n_images": row.get("n_images", ""), "paper": figure.value, "gap": ours - figure.value,
                         "interval_excludes_paper": excludes,
-                        "note": "; ".join(n for n in (_plumbing(run, part(models, entry)), figure.note) if n)})
+                        "note": "; ".join(n for n in (_plumbing(run, info), _RELEASED if info.get("pretrained")
+                                                      else figure.note) if n)})
     return out
