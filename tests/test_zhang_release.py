@@ -18,6 +18,7 @@ from colorbench.models import zhang_release
 from colorbench.models.lab_networks import normalized_l
 from colorbench.models.releases import check_weights_file, release_for
 from colorbench.models.zhang import RELEASE_FILE, ab_bins, annealed_mean
+from tests.training_helpers import randomize_release_weights
 
 TOLERANCE = 1e-4
 #: (block, [(in, out, stride, dilation) of each convolution], closing BatchNorm) of the release's layout.
@@ -63,16 +64,8 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ReleaseLayo
     torch.manual_seed(0)
     order = torch.randperm(313)
     reference = ReleaseLayout(ab_bins()[order].float()).eval()
+    randomize_release_weights(reference, keep=(reference.model_out,))
     with torch.no_grad():
-        for module in reference.modules():
-            if isinstance(module, nn.Conv2d | nn.ConvTranspose2d) and module is not reference.model_out:
-                nn.init.kaiming_normal_(module.weight)
-                module.bias.normal_(0, 0.05)
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.normal_(0, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0, 0.1)
         reference.model8[6].weight.mul_(3)  # peaked bin distributions, so that the decoding varies over the image
     path = tmp_path_factory.mktemp("zhang") / RELEASE_FILE
     torch.save(reference.state_dict(), path)

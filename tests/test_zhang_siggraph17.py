@@ -21,7 +21,7 @@ from colorbench.core.files import file_sha256
 from colorbench.models import zhang_siggraph17
 from colorbench.models.releases import check_weights_file, release_for
 from colorbench.models.zhang_siggraph17 import RELEASE_FILE, automatic_ab, build
-from tests.training_helpers import losses_over, sample_training
+from tests.training_helpers import losses_over, randomize_release_weights, sample_training
 
 TOLERANCE = 1e-4
 FAST = ["--limit", "1", "--size", "32", "--no-progress", "--no-study", "--metrics", "psnr", "--quiet"]
@@ -79,16 +79,8 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ReleaseLayo
     first-layer weights on the hint and mask channels differ from those on L), and an L input."""
     torch.manual_seed(0)
     reference = ReleaseLayout().eval()
+    randomize_release_weights(reference)
     with torch.no_grad():
-        for module in reference.modules():
-            if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
-                nn.init.kaiming_normal_(module.weight)
-                module.bias.normal_(0, 0.05)
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.normal_(0, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0, 0.1)
         reference.model_out[0].weight.mul_(0.05)  # ab away from tanh's saturation, so that it varies
     path = tmp_path_factory.mktemp("siggraph17") / RELEASE_FILE
     torch.save(reference.state_dict(), path)

@@ -42,3 +42,20 @@ def losses_over(model: TrainableModel, batch: Batch, steps: int) -> list[dict[st
     model.train()  # type: ignore[attr-defined]
     step = hand_step(model)
     return [{k: float(v) for k, v in model.training_step(batch, step).items()} for _ in range(steps)]
+
+
+def randomize_release_weights(network: torch.nn.Module, *, keep: tuple[torch.nn.Module, ...] = ()) -> None:
+    """Random weights a release file might hold, so that a wrong mapping shows: He-normal convolutions with small
+    biases, BatchNorm with random statistics and affine terms (``keep``: modules left as initialised)."""
+    with torch.no_grad():
+        for module in network.modules():
+            if any(module is kept for kept in keep):
+                continue
+            if isinstance(module, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
+                torch.nn.init.kaiming_normal_(module.weight)
+                module.bias.normal_(0, 0.05)
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.normal_(0, 0.1)
