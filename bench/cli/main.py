@@ -43,7 +43,7 @@ from colorbench.cli.options import (
     weights_option,
 )
 from colorbench.cli.score import add_score_parser, run_score
-from colorbench.core import console
+from colorbench.core import console, provenance
 from colorbench.core import device as devices
 from colorbench.core.device import DEVICE_CHOICES
 from colorbench.core.errors import BenchError
@@ -317,13 +317,14 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    if threading.current_thread() is not threading.main_thread():  # torch-xla runs a launched worker in a thread
-        return _main(args, argv)
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        return _main(args, argv)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with provenance.command():
+        if threading.current_thread() is not threading.main_thread():  # torch-xla runs a launched worker in a thread
+            return _main(args, argv)
+        previous = signal.signal(signal.SIGTERM, _terminate)
+        try:
+            return _main(args, argv)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _main(args: argparse.Namespace, argv: Sequence[str]) -> int:

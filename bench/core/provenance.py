@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -43,10 +45,32 @@ def versions() -> dict[str, str | None]:
     return found
 
 
+#: The git state when the command in progress began (:func:`command`): the code a run executes is the code it
+#: started with, so a commit or edit made while it runs must not be recorded as its source.
+_started: dict[str, object] | None = None
+
+
+@contextlib.contextmanager
+def command() -> Iterator[None]:
+    """Note the git state as a command begins (the CLI wraps every command in this); inside, :func:`provenance`
+    reports that state. The enclosing command's state is restored on exit."""
+    global _started
+    enclosing, _started = _started, git_state()
+    try:
+        yield
+    finally:
+        _started = enclosing
+
+
 def provenance() -> dict[str, object]:
+    """Versions, platform and git state of this command. ``git`` is the state when the command began (inside
+    :func:`command`; else now); when the checkout changed since, ``git_at_write`` holds the state now."""
+    now = git_state()
+    started = _started if _started is not None else now
     return {
         "versions": versions(),
-        "git": git_state(),
+        "git": started,
+        **({"git_at_write": now} if now != started else {}),
         "platform": platform.platform(),
         "machine": platform.machine(),
         "executable": sys.executable,

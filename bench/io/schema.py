@@ -97,7 +97,8 @@ RUN_FIELDS = {
     "schema_version": "version of this schema",
     "command": "the command line that made the run",
     "created": "UTC time the run.json was written (ISO 8601)",
-    "provenance": "versions of Python and libraries, platform, colorbench version, git commit and dirty flag",
+    "provenance": "versions of Python and libraries, platform, colorbench version, git commit and dirty flag when "
+                  "the command began (git_at_write: the state when run.json was written, only if it differs)",
     "device": "device the run used",
     "seed": "global seed (model init, shuffles, bootstrap)",
     "config": "the full run configuration (sources, splits, preprocessing, models, metrics)",
