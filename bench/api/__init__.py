@@ -10,14 +10,14 @@ networks and distance functions, and the folder form runs ``bench score``'s own
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
 from colorbench.core.device import resolve_device
 from colorbench.core.errors import BenchError
-from colorbench.core.paths import printable
+from colorbench.core.paths import printable_name
 from colorbench.data.segments import slic_segments
 from colorbench.io.layout import RunLayout
 from colorbench.io.schema import read_csv
@@ -88,13 +88,15 @@ def _score_tensors(pred: torch.Tensor, gt: torch.Tensor, names: Sequence[str], s
         extras["segments"] = segments.to(device)
     pred, gt = pred.to(device), gt.to(device)
     values = {name: value.cpu() for name, value in compute(per_image, pred, gt, **extras).items()}
+    features: dict[Callable[[], torch.nn.Module], tuple[torch.Tensor, torch.Tensor]] = {}
     for name in names:
         if name in DISTRIBUTION_METRICS:
             metric = DISTRIBUTION_METRICS[name]
-            with torch.no_grad():
-                extractor = metric.extractor().to(device).eval()
-                pred_features, gt_features = extractor(pred).double(), extractor(gt).double()
-            values[name] = torch.tensor(metric.fn(pred_features, gt_features, **metric.params), dtype=torch.float64)
+            if metric.extractor not in features:  # fd and kid_effnet_lite0 share one network and one pass
+                with torch.no_grad():
+                    extractor = metric.extractor().to(device).eval()
+                    features[metric.extractor] = extractor(pred).double(), extractor(gt).double()
+            values[name] = torch.tensor(metric.fn(*features[metric.extractor], **metric.params), dtype=torch.float64)
     return {name: values[name] for name in names}
 
 
@@ -103,7 +105,7 @@ def _score_folders(pred: Path, gt: Path, names: Sequence[str], segments: Path | 
     if out is None:
         with tempfile.TemporaryDirectory(prefix="colorbench-score-") as scratch:
             return _score_folders(pred, gt, names, segments, device, Path(scratch) / "run")
-    score_folders({printable(pred.resolve().name): pred}, gt, out=out, metric_names=list(names), device_name=device,
+    score_folders({printable_name(pred): pred}, gt, out=out, metric_names=list(names), device_name=device,
                   segments_dir=segments, progress=False)
     rows = read_csv(RunLayout(out).per_image)
     per_image = [name for name in names if name in METRICS]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from colorbench.cli.options import metric_names
 from colorbench.core.errors import BenchError
-from colorbench.core.paths import printable
+from colorbench.core.paths import printable, printable_name
 from colorbench.io.layout import RunLayout
 
 #: ``--resize-pred`` choices (colorbench.pipeline.scoring.RESIZE_PRED, spelled here so parsing imports no torch).
@@ -46,7 +46,7 @@ def prediction_folders(values: list[str], root: Path | None, name: str | None) -
         raise BenchError("--name names the model of a single bare --pred DIR; give each model as --pred NAME=DIR")
     for value in values:
         if value in bare:
-            pairs.append((name or printable(Path(value).resolve().name), Path(value)))
+            pairs.append((name or printable_name(Path(value)), Path(value)))
             continue
         model, _, folder = value.partition("=")
         if not model or not folder:

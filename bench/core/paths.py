@@ -55,6 +55,12 @@ def printable(text: str) -> str:
     return "".join(ch if unicodedata.category(ch) != "Cc" else ascii(ch)[1:-1] for ch in decoded)
 
 
+def printable_name(folder: Path) -> str:
+    """The printable name (:func:`printable`) of a folder as it resolves: what names a model or a results folder
+    after the folder it was read from (``bench score``'s default model names)."""
+    return printable(folder.resolve().name)
+
+
 def inside(root: Path, path: Path) -> bool:
     """Whether ``path``, with symlinks and ``..`` resolved, lies under ``root`` (also resolved)."""
     try:

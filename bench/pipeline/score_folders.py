@@ -23,7 +23,7 @@ from colorbench.core.cachekey import cache_key
 from colorbench.core.device import resolve_device
 from colorbench.core.errors import BenchError, IncompleteError
 from colorbench.core.files import atomic_write_bytes, file_sha256
-from colorbench.core.paths import child, printable
+from colorbench.core.paths import child, printable, printable_name
 from colorbench.core.strictjson import loads_unique
 from colorbench.data.segments import SegmentSource, segments_from, slic_segments, slic_source
 from colorbench.io.images import UnreadableImageError, check_original
@@ -191,7 +191,7 @@ def score_folders(
                 "data": f"ground truth {gt_dir.resolve()} ({len(truth.files)} files, sha256 "
                         f"{files_digest(truth.files)[:16]})"}
     if out is None:
-        out = child(Path("results"), f"score-{printable(gt_dir.resolve().name)}-{cache_key(identity, 10)}")
+        out = child(Path("results"), f"score-{printable_name(gt_dir)}-{cache_key(identity, 10)}")
     _say_left_out(metrics, metric_names)
     with claim(out, identity):
         digests = {model: files_digest({p.image_id: p.pred for p in pairs}) for model, (pairs, _) in matched.items()}
